@@ -1,0 +1,1 @@
+"""Analysis over plain records (dicts): aggregation over seeds, statistics, error analysis, exports."""

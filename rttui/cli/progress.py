@@ -1,0 +1,112 @@
+"""Live progress for `rttui run`: rich bars on stderr, fed by the runner's events."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from rttui.runner import events as ev
+
+
+class RichListener:
+    """Overall bar (units done / to do), a bar for the unit at work, and one line per finished evaluation."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+            disable=quiet,
+        )
+        self.overall: Any = None
+        self.current: Any = None
+        self.labels: dict[str, str] = {}
+
+    def __enter__(self) -> RichListener:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            self.progress.console.print(msg, highlight=False)
+
+    def __call__(self, e: ev.Event) -> None:
+        p = self.progress
+        match e:
+            case ev.StudyStarted():
+                total = e.todo_sources + e.todo_runs
+                self.log(
+                    f"[bold]{e.study}[/]: {e.n_runs} runs ({e.n_sources} sources, {e.n_evals} evaluations); "
+                    f"to do: {e.todo_sources} sources, {e.todo_runs} runs, {e.todo_evals} evaluations"
+                )
+                self.overall = p.add_task("[bold]study", total=max(total, 1), completed=0 if total else 1)
+            case ev.UnitStarted(kind=kind, unit_id=uid, label=label, phase=phase):
+                self.labels[uid] = label
+                if self.current is not None:
+                    p.remove_task(self.current)
+                self.current = p.add_task(f"{label} · {phase}", total=None)
+            case ev.Progress(unit_id=uid, phase=phase, done=done, total=total):
+                if self.current is not None:
+                    p.update(
+                        self.current,
+                        description=f"{self.labels.get(uid, uid)} · {phase}",
+                        total=total,
+                        completed=done,
+                    )
+            case ev.UnitTrained(kind=kind, unit_id=uid, clean_acc=acc, seconds=s):
+                self.log(f"  trained {kind} {self.labels.get(uid, uid)}: clean acc {acc:.3f} ({s:.1f}s)")
+                if kind == "source":
+                    self._advance()
+            case ev.EvalDone():
+                accs = " ".join(f"{m['eps']:g}:{m['adv_acc']:.2f}" for m in e.metrics)
+                warn = [c for c in e.checks if c["level"] == "warning"]
+                flag = f" [yellow]⚠ {warn[0]['message']}[/]" if warn else ""
+                self.log(f"    {e.attack:<6} adv acc by eps  {accs}  ({e.seconds:.1f}s){flag}")
+            case ev.UnitFinished(kind="run"):
+                self._advance()
+            case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
+                self.log(f"  [bold red]failed[/] {kind} {self.labels.get(uid, uid)}: {err}")
+                self._advance()
+            case ev.StudyFinished():
+                if self.current is not None:
+                    p.remove_task(self.current)
+                    self.current = None
+                state = "cancelled" if e.cancelled else "finished"
+                self.log(f"[bold]{e.study}[/] {state} in {e.seconds:.1f}s: {e.done} done, {e.failed} failed")
+            case _:
+                pass
+
+    def _advance(self) -> None:
+        if self.overall is not None:
+            self.progress.advance(self.overall)
+
+
+class JsonListener:
+    """`--json-events`: one JSON object per event on stdout (bulky per-sample payloads left out)."""
+
+    def __call__(self, e: ev.Event) -> None:
+        d = asdict(e)
+        d.pop("samples", None)
+        d.pop("confusion", None)
+        print(json.dumps({"event": type(e).__name__, **d}, default=str), file=sys.stdout, flush=True)

@@ -1,0 +1,66 @@
+"""Rich renderings of plain results: the per-attack accuracy tables and the sanity checks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rich.table import Table
+
+CONFIG = ("dataset", "model", "strategy", "technique")
+
+
+def accuracy_tables(summary: list[dict[str, Any]], report_eps: float | None = None, title: str = "") -> list[Table]:
+    """One table per attack: rows are configurations, columns clean accuracy, adv accuracy per eps and drop."""
+    by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in summary:
+        by_attack[r["attack"]].append(r)
+    tables = []
+    for attack, rows in by_attack.items():
+        epsilons = sorted({r["eps"] for r in rows})
+        ref = report_eps if report_eps in epsilons else (0.03 if 0.03 in epsilons else epsilons[0])
+        seeds = sorted({s for r in rows for s in r["seeds"]})
+        t = Table(
+            title=f"{title}{attack.upper()} accuracy (%), mean±std over {len(seeds)} seed(s) [{rows[0]['params']}]",
+            title_justify="left",
+        )
+        varying = [k for k in CONFIG if len({r[k] for r in rows}) > 1] or ["model"]
+        for k in varying:
+            t.add_column(k)
+        t.add_column("clean", justify="right")
+        for e in epsilons:
+            t.add_column(f"ε={e:g}", justify="right")
+        t.add_column(f"drop@{ref:g}", justify="right")
+        cells: dict[tuple[Any, ...], dict[float, dict[str, Any]]] = defaultdict(dict)
+        for r in rows:
+            cells[tuple(r[k] for k in CONFIG)][r["eps"]] = r
+        for per_eps in cells.values():
+            first = next(iter(per_eps.values()))
+            line = [str(first[k]) for k in varying]
+            line.append(first["clean"].fmt())
+            line += [per_eps[e]["adv"].fmt() if e in per_eps else "-" for e in epsilons]
+            line.append(per_eps[ref]["drop"].fmt() if ref in per_eps else "-")
+            t.add_row(*line)
+        tables.append(t)
+    return tables
+
+
+LEVEL_STYLE = {"ok": "green", "info": "cyan", "warning": "bold yellow", "error": "bold red"}
+
+
+def checks_table(checks: list[dict[str, Any]], labels: dict[str, str]) -> Table | None:
+    """Only the checks that did not pass; None when every check passed."""
+    bad = [c for c in checks if c["level"] != "ok"]
+    if not bad:
+        return None
+    t = Table(title="Sanity checks that did not pass", title_justify="left")
+    t.add_column("level")
+    t.add_column("run")
+    t.add_column("message")
+    for c in bad:
+        t.add_row(
+            f"[{LEVEL_STYLE.get(c['level'], '')}]{c['level']}[/]",
+            labels.get(c["run_id"], c["run_id"]),
+            c["message"],
+        )
+    return t

@@ -1,0 +1,79 @@
+"""Sanity checks that ride along with every evaluation. A violation is stored and shown, never hidden.
+
+Each check returns {check, level, message}; level is "ok", "info" (honest but notable, e.g. FGSM rising with
+epsilon because a single step overshoots) or "warning" (points to a weak or broken attack).
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+ITERATIVE = {"pgd", "autoattack", "deepfool"}
+
+
+def _tolerance(n: int) -> int:
+    """Random-start noise allowance: a sample or two, or 1% of the test set, whichever is larger."""
+    return max(2, n // 100)
+
+
+def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Checks within one attack's grid: adv <= clean, and non-increasing in epsilon."""
+    out = []
+    rows = sorted(rows, key=lambda r: r["eps"])
+    above = [r for r in rows if r["n_adv_correct"] > r["n_clean_correct"]]
+    out.append(
+        {
+            "check": "adv_le_clean",
+            "level": "warning" if above else "ok",
+            "message": (
+                f"{attack}: adversarial accuracy above clean at eps {above[0]['eps']}"
+                if above
+                else f"{attack}: adversarial accuracy <= clean accuracy at every eps"
+            ),
+        }
+    )
+    rises = [(a, b) for a, b in pairwise(rows) if b["n_adv_correct"] > a["n_adv_correct"]]
+    if not rises:
+        out.append({"check": "monotone_eps", "level": "ok", "message": f"{attack}: accuracy non-increasing in eps"})
+    else:
+        a, b = max(rises, key=lambda ab: ab[1]["n_adv_correct"] - ab[0]["n_adv_correct"])
+        d = b["n_adv_correct"] - a["n_adv_correct"]
+        level = "info" if attack not in ITERATIVE or d <= _tolerance(a["n"]) else "warning"
+        why = "a single step can overshoot" if attack == "fgsm" else "points to a weak attack"
+        out.append(
+            {
+                "check": "monotone_eps",
+                "level": level,
+                "message": f"{attack}: accuracy rises by {d} samples from eps {a['eps']} to {b['eps']} ({why})",
+            }
+        )
+    return out
+
+
+def check_pair(
+    strong: str, strong_rows: list[dict[str, Any]], weak: str, weak_rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An iterative attack must not be weaker than a single-step one at the same epsilon (same test set)."""
+    weak_by_eps = {r["eps"]: r for r in weak_rows if r["norm"] == "linf"}
+    worst = None
+    for r in strong_rows:
+        w = weak_by_eps.get(r["eps"])
+        if w is None or r["norm"] != "linf":
+            continue
+        d = r["n_adv_correct"] - w["n_adv_correct"]
+        if d > 0 and (worst is None or d > worst[0]):
+            worst = (d, r["eps"], r["n"])
+    if worst is None:
+        return {
+            "check": f"{strong}_le_{weak}",
+            "level": "ok",
+            "message": f"{strong} accuracy <= {weak} accuracy at every shared eps",
+        }
+    d, eps, n = worst
+    level = "warning" if d > _tolerance(n) else "info"
+    return {
+        "check": f"{strong}_le_{weak}",
+        "level": level,
+        "message": f"{strong} leaves {d} more samples correct than {weak} at eps {eps} (weak attack?)",
+    }

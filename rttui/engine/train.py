@@ -1,0 +1,109 @@
+"""Training loops. Seeds fix initialization and data order; the same seed on CPU gives the same numbers."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rttui.engine.data import Split
+from rttui.engine.strategies import StrategyState
+
+EpochCallback = Callable[[dict[str, Any]], None]
+ProgressCallback = Callable[[int, int], None]
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged (NaN or inf loss); the run fails with this reason."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    name, lr, wd = cfg.get("optimizer", "adam"), float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def fit(
+    model: nn.Module,
+    data: Split,
+    cfg: dict[str, Any],
+    seed: int,
+    state: StrategyState | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    batch_transform: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> list[dict[str, Any]]:
+    """Train the model's trainable parameters with cross-entropy; returns one record per epoch.
+
+    `batch_transform(model, x, y)` may replace inputs (adversarial augmentation); it is called in the
+    strategy's train mode and must leave the model in it.
+    """
+    dev = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    history: list[dict[str, Any]] = []
+    epochs = int(cfg["epochs"])
+    if not params or epochs == 0:
+        return history
+    opt = make_optimizer(params, cfg)
+    gen = torch.Generator().manual_seed(seed)
+    bs = int(cfg["batch_size"])
+    n = len(data)
+    steps_per_epoch = math.ceil(n / bs)
+    x_all, y_all = data.x.to(dev), data.y.to(dev)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        (state.train_mode(model) if state else model.train())
+        perm = torch.randperm(n, generator=gen).to(dev)
+        tot_loss, correct = 0.0, 0
+        for s in range(steps_per_epoch):
+            idx = perm[s * bs : (s + 1) * bs]
+            xb, yb = x_all[idx], y_all[idx]
+            if batch_transform is not None:
+                xb = batch_transform(model, xb, yb)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch}, step {s + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            if on_progress:
+                on_progress((epoch - 1) * steps_per_epoch + s + 1, epochs * steps_per_epoch)
+        rec = {
+            "epoch": epoch,
+            "loss": tot_loss / n,
+            "train_acc": correct / n,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(rec)
+        if on_epoch:
+            on_epoch(rec)
+    opt.zero_grad(set_to_none=True)  # no stale gradients left on the weights
+    model.eval()
+    return history

@@ -1,0 +1,29 @@
+"""User-facing errors: one line that names the thing, the problem and the fix.
+
+Every layer raises `RttuiError` (or a subclass) for mistakes a user can fix; the faces print its message
+without a traceback and exit non-zero. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class RttuiError(Exception):
+    """A mistake the user can fix; `str(err)` is the whole message (possibly several one-line problems)."""
+
+    exit_code = 2
+
+
+class StudyError(RttuiError):
+    """A study file is malformed or names something unknown."""
+
+
+class DataError(RttuiError):
+    """A dataset folder or file is missing or malformed."""
+
+
+class StoreError(RttuiError):
+    """The database is missing, corrupt, locked or from another schema version."""
+
+
+class CheckpointError(RttuiError):
+    """A checkpoint is missing, untrusted, tampered with or does not fit the model."""

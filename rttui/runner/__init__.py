@@ -1,0 +1,1 @@
+"""Execution: events, the coordinator (single writer), the units of work and the executors."""

@@ -1,0 +1,177 @@
+"""The coordinator: the only writer of a study's database while it runs.
+
+It turns worker events into rows (each evaluation stored atomically as it finishes) and forwards every event
+to the face's listener. It also decides what is left to do, so a re-run skips finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rttui.runner import events as ev
+from rttui.store import Store
+from rttui.study.plan import EvalPlan, Plan, RunPlan
+
+Listener = Callable[[ev.Event], None]
+
+
+@dataclass
+class Todo:
+    """What a study still needs: sources to train, runs to train, and evaluations per run."""
+
+    sources: list[str] = field(default_factory=list)
+    train: list[RunPlan] = field(default_factory=list)
+    evaluate: dict[str, list[EvalPlan]] = field(default_factory=dict)
+
+    def runs(self, plan: Plan) -> list[RunPlan]:
+        return [r for r in plan.runs if r.id in self.evaluate or r in self.train]
+
+
+class Coordinator:
+    def __init__(self, store: Store, plan: Plan, listener: Listener | None = None) -> None:
+        self.store = store
+        self.plan = plan
+        self.listener = listener
+        self.failed: set[str] = set()
+        self.done: set[str] = set()
+
+    def register(self) -> Todo:
+        """Record the study and its units; return what is left to do."""
+        study = self.plan.study
+        for sp in self.plan.sources.values():
+            self.store.ensure_source(sp.id, sp.config)
+        for rp in self.plan.runs:
+            self.store.ensure_run(rp.id, rp.config)
+        self.store.register_study(
+            study.name, str(study.path) if study.path else None, study.raw, [r.id for r in self.plan.runs]
+        )
+        return self.todo()
+
+    def todo(self) -> Todo:
+        t = Todo()
+        need_sources: set[str] = set()
+        for rp in self.plan.runs:
+            row = self.store.unit("run", rp.id) or {}
+            trained = row.get("state") in ("trained", "done") and row.get("checkpoint")
+            missing = [e for e in rp.evals if e.id not in self.store.done_evals(rp.id)]
+            if trained and not missing:
+                continue
+            if not trained:
+                t.train.append(rp)
+                need_sources.add(rp.source_id)
+            t.evaluate[rp.id] = missing
+        for sid in sorted(need_sources):
+            row = self.store.unit("source", sid) or {}
+            if row.get("state") != "done" or not row.get("checkpoint"):
+                t.sources.append(sid)
+        return t
+
+    def source_info(self, sid: str) -> dict[str, Any] | None:
+        row = self.store.unit("source", sid)
+        if not row or row["state"] != "done":
+            return None
+        return {**row, "checkpoint": str(self.store.abs(row["checkpoint"]))}
+
+    def trained_info(self, rid: str) -> dict[str, Any] | None:
+        row = self.store.unit("run", rid)
+        if not row or row["state"] not in ("trained", "done") or not row["checkpoint"]:
+            return None
+        return {**row, "checkpoint": str(self.store.abs(row["checkpoint"]))}
+
+    def emit(self, e: ev.Event) -> None:
+        """Apply one event to the store, then hand it to the listener."""
+        s = self.store
+        match e:
+            case ev.UnitStarted(kind=kind, unit_id=uid, phase=phase):
+                fields: dict[str, Any] = {"state": "running", "error": None}
+                if phase == "train":
+                    fields["started"] = time.time()
+                    s.reset_epochs(uid)
+                s.update_unit(kind, uid, **fields)
+            case ev.EpochDone(kind=kind, unit_id=uid, record=rec):
+                s.add_epoch(uid, kind, rec)
+            case ev.UnitTrained():
+                s.update_unit(
+                    e.kind,
+                    e.unit_id,
+                    state="done" if e.kind == "source" else "trained",
+                    checkpoint=s.rel(e.checkpoint),
+                    sha256=e.sha256,
+                    num_classes=e.num_classes,
+                    clean_acc=e.clean_acc,
+                    n_test=e.n_test,
+                    seconds=e.seconds,
+                    info=e.info,
+                    finished=time.time() if e.kind == "source" else None,
+                )
+            case ev.EvalDone():
+                s.add_evaluation(
+                    {
+                        "id": e.eval_id,
+                        "run_id": e.run_id,
+                        "attack": e.attack,
+                        "params": e.params,
+                        "epsilons": e.epsilons,
+                        "mode": e.mode,
+                        "n": e.n,
+                        "seconds": e.seconds,
+                    },
+                    e.metrics,
+                    e.samples,
+                    e.confusion,
+                    e.checks,
+                )
+            case ev.RunChecks():
+                s.add_checks(e.run_id, e.checks)
+            case ev.UnitFinished(kind=kind, unit_id=uid):
+                row = s.unit(kind, uid) or {}
+                s.update_unit(
+                    kind,
+                    uid,
+                    state="done",
+                    finished=time.time(),
+                    seconds=(time.time() - row["started"]) if row.get("started") else e.seconds,
+                )
+                self.done.add(uid)
+            case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
+                self.failed.add(uid)
+                row = s.unit(kind, uid) or {}
+                s.update_unit(
+                    kind,
+                    uid,
+                    state="failed",
+                    error=err,
+                    finished=time.time(),
+                    info=json.dumps({**json.loads(row.get("info") or "{}"), "traceback": e.detail[-4000:]}),
+                )
+            case _:
+                pass
+        if self.listener is not None:
+            self.listener(e)
+
+    def fail(self, kind: str, uid: str, exc: BaseException) -> None:
+        from rttui.errors import RttuiError
+
+        msg = str(exc) if isinstance(exc, RttuiError) else f"{type(exc).__name__}: {exc}"
+        self.emit(
+            ev.UnitFailed(
+                kind,
+                uid,
+                msg.splitlines()[0] if msg else type(exc).__name__,
+                "".join(traceback.format_exception(exc)),
+            )
+        )
+
+    def cancel_running(self) -> None:
+        """After Ctrl-C: units left 'running' go back to 'pending' (their partial work is not trusted)."""
+        with self.store.transaction():
+            self.store.conn.execute("update sources set state = 'pending' where state = 'running'")
+            self.store.conn.execute(
+                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end "
+                "where state = 'running'"
+            )

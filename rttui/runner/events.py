@@ -1,0 +1,126 @@
+"""Events workers send to the coordinator: plain, picklable dataclasses (no tensors).
+
+The coordinator is the single writer; faces (CLI progress, TUI) listen to the same events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class UnitStarted:
+    kind: str  # "source" | "run"
+    unit_id: str
+    label: str
+    phase: str = "train"  # "train" | "eval" (a trained run that only needs evaluations)
+
+
+@dataclass
+class Progress:
+    kind: str
+    unit_id: str
+    phase: str  # "train" | "eval:<attack>"
+    done: int
+    total: int
+
+
+@dataclass
+class EpochDone:
+    kind: str
+    unit_id: str
+    record: dict[str, Any]
+
+
+@dataclass
+class UnitTrained:
+    kind: str
+    unit_id: str
+    checkpoint: str
+    sha256: str
+    num_classes: int
+    clean_acc: float
+    n_test: int
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalDone:
+    run_id: str
+    eval_id: str
+    attack: str
+    params: dict[str, Any]
+    epsilons: list[float]
+    mode: str
+    n: int
+    seconds: float
+    metrics: list[dict[str, Any]]
+    samples: list[dict[str, Any]]
+    confusion: list[dict[str, Any]]
+    checks: list[dict[str, Any]]
+
+
+@dataclass
+class RunChecks:
+    run_id: str
+    checks: list[dict[str, Any]]
+
+
+@dataclass
+class UnitFinished:
+    kind: str
+    unit_id: str
+    seconds: float
+
+
+@dataclass
+class UnitFailed:
+    kind: str
+    unit_id: str
+    error: str
+    detail: str = ""
+
+
+@dataclass
+class UnitSkipped:
+    kind: str
+    unit_id: str
+    label: str
+    reason: str
+
+
+@dataclass
+class StudyStarted:
+    study: str
+    n_sources: int
+    n_runs: int
+    n_evals: int
+    todo_sources: int
+    todo_runs: int
+    todo_evals: int
+
+
+@dataclass
+class StudyFinished:
+    study: str
+    seconds: float
+    done: int
+    failed: int
+    cancelled: bool = False
+
+
+Event = (
+    UnitStarted
+    | Progress
+    | EpochDone
+    | UnitTrained
+    | EvalDone
+    | RunChecks
+    | UnitFinished
+    | UnitFailed
+    | UnitSkipped
+    | StudyStarted
+    | StudyFinished
+)

@@ -1,0 +1,185 @@
+"""Units of work as a worker runs them: train a source, fine-tune and evaluate a run.
+
+They talk to the world only through `emit(event)` and the checkpoint files they write, so the same functions
+run in-process, in a worker process or as a Ray task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rttui.runner import events as ev
+from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
+
+Emit = Callable[[ev.Event], None]
+
+
+def _progress(emit: Emit, kind: str, uid: str, phase: str, every: float = 0.25) -> Callable[[int, int], None]:
+    """A progress callback that emits at most every `every` seconds (and always at the end)."""
+    last = [0.0]
+
+    def cb(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every or done >= total:
+            last[0] = now
+            emit(ev.Progress(kind, uid, phase, done, total))
+
+    return cb
+
+
+def _clean_acc(model: Any, split: Any, batch: int = 500) -> tuple[float, Any]:
+    from rttui.engine.evaluate import predict
+
+    pred = predict(model, split.x, batch)
+    y = split.y.numpy()
+    return (float((pred == y).mean()) if len(y) else 0.0), pred
+
+
+def train_source(sp: SourcePlan, artifacts: Path, emit: Emit, device: str | None = None) -> None:
+    """Pretrain (or just load) the source model once; its checkpoint is what every target run starts from."""
+    import torch
+
+    from rttui.engine import data, models, train
+
+    t0 = time.perf_counter()
+    cfg = sp.config
+    seed = cfg["seed"] or 0
+    dev = train.pick_device(device)
+    train.seed_everything(seed)
+    task = data.load_task(cfg["data"], cfg["image_size"])
+    model = models.create_model(cfg["model"], task.num_classes, cfg["image_size"], cfg["pretrained"]).to(dev)
+    if cfg.get("adversarial"):
+        raise NotImplementedError("adversarial pretraining is not available in this version")
+    train.fit(
+        model,
+        task.train,
+        cfg["train"],
+        seed,
+        on_epoch=lambda rec: emit(ev.EpochDone("source", sp.id, rec)),
+        on_progress=_progress(emit, "source", sp.id, "train"),
+    )
+    acc, _ = _clean_acc(model, task.test)
+    path = artifacts / "sources" / sp.id / "model.safetensors"
+    sha = models.save_checkpoint(model, path, {"kind": "source", "id": sp.id, "config": cfg})
+    del model
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    emit(
+        ev.UnitTrained(
+            "source",
+            sp.id,
+            str(path),
+            sha,
+            task.num_classes,
+            acc,
+            len(task.test),
+            time.perf_counter() - t0,
+            {"classes": task.classes},
+        )
+    )
+
+
+def build_target_model(config: dict[str, Any], source: dict[str, Any], num_classes: int, device: Any) -> Any:
+    """The source model with a fresh head for the target classes (seeded), on `device`."""
+    import torch
+
+    from rttui.engine import models, strategies
+
+    image_size = config["target"]["image_size"]
+    model = models.create_model(config["model"], source["num_classes"], image_size, pretrained=False)
+    models.load_checkpoint(model, Path(source["checkpoint"]), source["sha256"])
+    torch.manual_seed(config["seed"])
+    strategies.inner(model).reset_classifier(num_classes)
+    return model.to(device)
+
+
+def run_target(
+    rp: RunPlan,
+    source: dict[str, Any],
+    evals: list[EvalPlan],
+    trained: dict[str, Any] | None,
+    artifacts: Path,
+    emit: Emit,
+    device: str | None = None,
+) -> None:
+    """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations."""
+    from rttui.engine import data, models, sanity, strategies, train
+    from rttui.engine.evaluate import evaluate_attack
+
+    t0 = time.perf_counter()
+    cfg = rp.config
+    seed = cfg["seed"]
+    dev = train.pick_device(device)
+    train.seed_everything(seed)
+    task = data.load_task(cfg["target"], cfg["target"]["image_size"])
+    model = build_target_model(cfg, source, task.num_classes, dev)
+    if trained is None:
+        state = strategies.apply_strategy(model, cfg["strategy"])
+        train.fit(
+            model,
+            task.train,
+            cfg["train"],
+            seed,
+            state,
+            on_epoch=lambda rec: emit(ev.EpochDone("run", rp.id, rec)),
+            on_progress=_progress(emit, "run", rp.id, "train"),
+        )
+        acc, clean_pred = _clean_acc(model, task.test)
+        path = artifacts / "runs" / rp.id / "model.safetensors"
+        sha = models.save_checkpoint(model, path, {"kind": "run", "id": rp.id, "config": cfg})
+        emit(
+            ev.UnitTrained(
+                "run",
+                rp.id,
+                str(path),
+                sha,
+                task.num_classes,
+                acc,
+                len(task.test),
+                time.perf_counter() - t0,
+                {**state.info(), "classes": task.classes},
+            )
+        )
+    else:
+        models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
+        acc, clean_pred = _clean_acc(model, task.test)
+    model.eval()
+    results = {}
+    for e in evals:
+        res = evaluate_attack(
+            model,
+            task.test.x,
+            task.test.y,
+            e.attack,
+            e.params,
+            list(e.epsilons),
+            e.config["mode"],
+            e.config["batch_size"],
+            seed,
+            clean_pred,
+            _progress(emit, "run", rp.id, f"eval:{e.attack}"),
+        )
+        rows = res.metrics()
+        results[e.attack] = rows
+        emit(
+            ev.EvalDone(
+                rp.id,
+                e.id,
+                e.attack,
+                e.params,
+                list(res.epsilons),
+                res.mode,
+                len(res.labels),
+                res.seconds,
+                rows,
+                res.samples(),
+                res.confusion(),
+                sanity.check_eval(e.attack, rows),
+            )
+        )
+    if "pgd" in results and "fgsm" in results:
+        emit(ev.RunChecks(rp.id, [sanity.check_pair("pgd", results["pgd"], "fgsm", results["fgsm"])]))
+    emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0))

@@ -1,0 +1,459 @@
+"""The SQLite store (sqlite-utils, WAL): one writer (the process running a study), any number of readers.
+
+Read-only opens never create a file. A file that is not a database, or comes from a newer schema, is refused
+with a one-line error and left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rttui.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+# Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
+TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
+    "meta": ({"key": str, "value": str}, "key"),
+    "studies": ({"name": str, "path": str, "spec": str, "created": float, "updated": float}, "name"),
+    "sources": (
+        {
+            "id": str,
+            "config": str,
+            "model": str,
+            "dataset": str,
+            "seed": int,
+            "state": str,
+            "checkpoint": str,
+            "sha256": str,
+            "num_classes": int,
+            "clean_acc": float,
+            "n_test": int,
+            "started": float,
+            "finished": float,
+            "seconds": float,
+            "error": str,
+            "info": str,
+        },
+        "id",
+    ),
+    "runs": (
+        {
+            "id": str,
+            "source_id": str,
+            "config": str,
+            "dataset": str,
+            "model": str,
+            "strategy": str,
+            "technique": str,
+            "seed": int,
+            "state": str,
+            "checkpoint": str,
+            "sha256": str,
+            "num_classes": int,
+            "clean_acc": float,
+            "n_test": int,
+            "started": float,
+            "finished": float,
+            "seconds": float,
+            "error": str,
+            "info": str,
+        },
+        "id",
+    ),
+    "study_runs": ({"study": str, "run_id": str}, ("study", "run_id")),
+    "epochs": (
+        {"unit_id": str, "kind": str, "epoch": int, "loss": float, "train_acc": float, "seconds": float},
+        ("unit_id", "epoch"),
+    ),
+    "evaluations": (
+        {
+            "id": str,
+            "run_id": str,
+            "attack": str,
+            "params": str,
+            "epsilons": str,
+            "mode": str,
+            "state": str,
+            "n": int,
+            "seconds": float,
+            "created": float,
+        },
+        "id",
+    ),
+    "metrics": (
+        {
+            "eval_id": str,
+            "eps": float,
+            "run_id": str,
+            "attack": str,
+            "norm": str,
+            "steps": int,
+            "step_size": float,
+            "restarts": int,
+            "random_start": int,
+            "n": int,
+            "n_clean_correct": int,
+            "n_adv_correct": int,
+            "clean_acc": float,
+            "adv_acc": float,
+            "mode": str,
+            "precision": str,
+            "max_perturbation": float,
+        },
+        ("eval_id", "eps"),
+    ),
+    "samples": (
+        {
+            "eval_id": str,
+            "idx": int,
+            "run_id": str,
+            "label": int,
+            "clean_pred": int,
+            "clean_correct": int,
+            "fooled_mask": int,
+            "first_fooled_eps": float,
+            "min_norm": float,
+        },
+        ("eval_id", "idx"),
+    ),
+    "confusion": (
+        {"eval_id": str, "eps": float, "label": int, "pred": int, "count": int},
+        ("eval_id", "eps", "label", "pred"),
+    ),
+    "checks": (
+        {"run_id": str, "eval_id": str, "check": str, "level": str, "message": str},
+        ("run_id", "eval_id", "check"),
+    ),
+    "requests": (
+        {"id": int, "kind": str, "target": str, "created": float, "applied": float},
+        "id",
+    ),
+    "locks": ({"name": str, "pid": int, "host": str, "started": float, "study": str}, "name"),
+}
+INDEXES = [
+    ("runs", ["state"]),
+    ("metrics", ["run_id"]),
+    ("evaluations", ["run_id"]),
+    ("samples", ["run_id"]),
+    ("study_runs", ["run_id"]),
+]
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("RTTUI_DB") or "rttui.db")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """A study database. Use `Store.open(path, write=...)`; writes go through the runner's coordinator."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, write: bool) -> None:
+        import sqlite_utils
+
+        self.path = path
+        self.write = write
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    # ---- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path | None = None, write: bool = False) -> Store:
+        p = Path(path) if path is not None else default_db_path()
+        if not write and not p.exists():
+            raise StoreError(f"{p}: no such database; run a study first (rttui run STUDY --db {p}) or pass --db")
+        if write and p.exists() and not os.access(p, os.W_OK):
+            raise StoreError(f"{p}: database is read-only; fix its permissions or pass another --db")
+        if write and not p.exists() and not os.access(p.parent if str(p.parent) else Path("."), os.W_OK):
+            raise StoreError(f"{p.parent}: directory is not writable; pass a --db in a writable directory")
+        try:
+            if write:
+                conn = sqlite3.connect(p, timeout=30, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+            store = cls(conn, p, write)
+            store._check_or_init()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{p}: not a usable rttui database ({exc}); pass the right --db or move the file away"
+            ) from None
+        return store
+
+    def _check_or_init(self) -> None:
+        tables = set(self.db.table_names())
+        if "meta" in tables:
+            row = self.conn.execute("select value from meta where key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else None
+            if version is None:
+                raise StoreError(f"{self.path}: database has no schema version; it was not written by rttui")
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: database schema v{version} is newer than this rttui (v{SCHEMA_VERSION}); "
+                    "upgrade rttui (pip install -U rttui)"
+                )
+        elif tables:
+            raise StoreError(f"{self.path}: SQLite file holds other tables, not an rttui database; pass another --db")
+        elif not self.write:
+            raise StoreError(f"{self.path}: empty database; run a study into it first")
+        if self.write:
+            self.db.enable_wal()
+            self.conn.execute("pragma synchronous = normal")
+            with self.conn:
+                for name, (cols, pk) in TABLES.items():
+                    if name not in tables:
+                        self.db[name].create(cols, pk=pk, not_null=None)
+                for table, cols in INDEXES:
+                    self.db[table].create_index(cols, if_not_exists=True)
+                self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def artifacts(self) -> Path:
+        """Checkpoints live next to the database: <stem>.artifacts/."""
+        return (self.path.parent / f"{self.path.stem}.artifacts").resolve()
+
+    def rel(self, path: str | Path) -> str:
+        """A checkpoint path as stored: relative to the database's folder, so the pair can move together."""
+        p = Path(path).resolve()
+        try:
+            return str(p.relative_to(self.path.parent.resolve()))
+        except ValueError:
+            return str(p)
+
+    def abs(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.path.parent.resolve() / p
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn:
+            yield
+
+    # ---- lock: one runner per database -----------------------------------------------------------
+    def acquire_lock(self, study: str) -> None:
+        """Refuse a second runner at once; a lock left by a dead process is taken over."""
+        host = socket.gethostname()
+        with self.conn:
+            # BEGIN IMMEDIATE takes the write lock before the read, so two runners cannot both see "free".
+            self.conn.execute("begin immediate")
+            row = self.conn.execute("select pid, host, study from locks where name = 'runner'").fetchone()
+            if row:
+                pid, lhost, lstudy = row
+                ours = lhost == host and pid == os.getpid()
+                if not ours and (lhost != host or _pid_alive(pid)):
+                    raise StoreError(
+                        f"{self.path}: study {lstudy!r} is already running in process {pid} on {lhost}; "
+                        "wait for it to finish, or stop that process"
+                    )
+            self.db["locks"].upsert(
+                {"name": "runner", "pid": os.getpid(), "host": host, "started": time.time(), "study": study},
+                pk="name",
+            )
+
+    def release_lock(self) -> None:
+        with self.conn:
+            self.conn.execute("delete from locks where name = 'runner' and pid = ?", (os.getpid(),))
+
+    def runner_lock(self) -> dict[str, Any] | None:
+        """The live runner's lock row, or None when no live runner holds the database."""
+        row = self.conn.execute("select pid, host, started, study from locks where name = 'runner'").fetchone()
+        if not row:
+            return None
+        pid, host, started, study = row
+        if host == socket.gethostname() and not _pid_alive(pid):
+            return None
+        return {"pid": pid, "host": host, "started": started, "study": study}
+
+    # ---- writes (the coordinator's) --------------------------------------------------------------
+    def register_study(self, name: str, path: str | None, spec: dict[str, Any], run_ids: Iterable[str]) -> None:
+        now = time.time()
+        with self.conn:
+            old = self.conn.execute("select created from studies where name = ?", (name,)).fetchone()
+            self.db["studies"].upsert(
+                {
+                    "name": name,
+                    "path": path or "",
+                    "spec": json.dumps(spec, default=str),
+                    "created": old[0] if old else now,
+                    "updated": now,
+                },
+                pk="name",
+            )
+            self.db["study_runs"].upsert_all([{"study": name, "run_id": r} for r in run_ids], pk=("study", "run_id"))
+
+    def ensure_source(self, sid: str, config: dict[str, Any]) -> None:
+        with self.conn:
+            if not self.conn.execute("select 1 from sources where id = ?", (sid,)).fetchone():
+                self.db["sources"].insert(
+                    {
+                        "id": sid,
+                        "config": json.dumps(config, sort_keys=True),
+                        "model": config["model"]["name"],
+                        "dataset": config["data"]["dataset"],
+                        "seed": config.get("seed"),
+                        "state": "pending",
+                    }
+                )
+
+    def ensure_run(self, rid: str, config: dict[str, Any]) -> None:
+        with self.conn:
+            if not self.conn.execute("select 1 from runs where id = ?", (rid,)).fetchone():
+                self.db["runs"].insert(
+                    {
+                        "id": rid,
+                        "source_id": config["source_id"],
+                        "config": json.dumps(config, sort_keys=True),
+                        "dataset": config["target"]["dataset"],
+                        "model": config["model"]["name"],
+                        "strategy": config["strategy"]["name"],
+                        "technique": config["technique"]["name"],
+                        "seed": config["seed"],
+                        "state": "pending",
+                    }
+                )
+
+    def update_unit(self, kind: str, uid: str, **fields: Any) -> None:
+        table = {"source": "sources", "run": "runs"}[kind]
+        if "info" in fields and not isinstance(fields["info"], str):
+            fields["info"] = json.dumps(fields["info"], default=str)
+        with self.conn:
+            self.db[table].update(uid, fields)
+
+    def reset_epochs(self, uid: str) -> None:
+        with self.conn:
+            self.conn.execute("delete from epochs where unit_id = ?", (uid,))
+
+    def add_epoch(self, uid: str, kind: str, rec: dict[str, Any]) -> None:
+        with self.conn:
+            self.db["epochs"].upsert({"unit_id": uid, "kind": kind, **rec}, pk=("unit_id", "epoch"))
+
+    def add_evaluation(
+        self,
+        eval_row: dict[str, Any],
+        metrics: list[dict[str, Any]],
+        samples: list[dict[str, Any]],
+        confusion: list[dict[str, Any]],
+        checks: list[dict[str, Any]],
+    ) -> None:
+        """Store one evaluation atomically: it is either all there or not at all."""
+        eid, rid = eval_row["id"], eval_row["run_id"]
+        with self.conn:
+            for t in ("metrics", "samples", "confusion"):
+                self.conn.execute(f"delete from {t} where eval_id = ?", (eid,))
+            self.conn.execute("delete from checks where eval_id = ?", (eid,))
+            self.db["evaluations"].upsert(
+                {
+                    **eval_row,
+                    "params": json.dumps(eval_row["params"], sort_keys=True),
+                    "epsilons": json.dumps(eval_row["epsilons"]),
+                    "state": "done",
+                    "created": time.time(),
+                },
+                pk="id",
+            )
+            self.db["metrics"].insert_all(
+                [{**m, "eval_id": eid, "run_id": rid, "random_start": int(m["random_start"])} for m in metrics]
+            )
+            self.db["samples"].insert_all([{**s, "eval_id": eid, "run_id": rid} for s in samples], batch_size=1000)
+            self.db["confusion"].insert_all([{**c, "eval_id": eid} for c in confusion], batch_size=1000)
+            self.db["checks"].insert_all([{**c, "eval_id": eid, "run_id": rid} for c in checks])
+
+    def add_checks(self, run_id: str, checks: list[dict[str, Any]]) -> None:
+        """Cross-attack checks of a run (eval_id empty)."""
+        with self.conn:
+            self.conn.execute("delete from checks where run_id = ? and eval_id = ''", (run_id,))
+            self.db["checks"].insert_all([{**c, "eval_id": "", "run_id": run_id} for c in checks])
+
+    # ---- reads ---------------------------------------------------------------------------------------
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, tuple(params))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def unit(self, kind: str, uid: str) -> dict[str, Any] | None:
+        table = {"source": "sources", "run": "runs"}[kind]
+        rows = self.rows(f"select * from {table} where id = ?", (uid,))
+        return rows[0] if rows else None
+
+    def done_evals(self, run_id: str) -> set[str]:
+        return {r["id"] for r in self.rows("select id from evaluations where run_id = ? and state = 'done'", (run_id,))}
+
+    def studies(self) -> list[dict[str, Any]]:
+        return self.rows(
+            "select s.name, s.path, s.created, s.updated, count(r.id) as runs, "
+            "sum(r.state = 'done') as done, sum(r.state = 'failed') as failed, sum(r.state = 'running') as running "
+            "from studies s left join study_runs sr on sr.study = s.name left join runs r on r.id = sr.run_id "
+            "group by s.name order by s.updated desc"
+        )
+
+    def study_spec(self, name: str) -> dict[str, Any] | None:
+        rows = self.rows("select spec from studies where name = ?", (name,))
+        return json.loads(rows[0]["spec"]) if rows else None
+
+    def runs(self, study: str | None = None) -> list[dict[str, Any]]:
+        where, params = (
+            ("where r.id in (select run_id from study_runs where study = ?)", [study]) if study else ("", [])
+        )
+        return self.rows(
+            "select r.id, r.dataset, r.model, r.strategy, r.technique, r.seed, r.state, r.clean_acc, r.n_test, "
+            "r.seconds, r.error, r.started, r.finished, r.info, "
+            "(select max(epoch) from epochs e where e.unit_id = r.id) as epoch, "
+            "(select group_concat(study) from study_runs sr where sr.run_id = r.id) as studies "
+            f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",
+            params,
+        )
+
+    def records(self, study: str | None = None) -> list[dict[str, Any]]:
+        """One flat record per (study, run, attack, eps): what exports and analysis read."""
+        where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        rows = self.rows(
+            "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
+            "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
+            "m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, m.max_perturbation, m.eval_id, r.config, "
+            "e.params as attack_params "
+            "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
+            f"join evaluations e on e.id = m.eval_id {where} "
+            "order by sr.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eps, r.seed",
+            params,
+        )
+        for r in rows:
+            cfg = json.loads(r.pop("config"))
+            r["strategy_params"] = cfg["strategy"]["params"]
+            r["technique_params"] = cfg["technique"]["params"]
+            r["attack_params"] = json.loads(r["attack_params"])
+            r["random_start"] = bool(r["random_start"])
+            r["source"] = cfg.get("source_id")
+        return rows
+
+    def checks(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        if run_id:
+            return self.rows('select * from checks where run_id = ? order by eval_id, "check"', (run_id,))
+        return self.rows('select * from checks order by run_id, eval_id, "check"')
+
+    def epochs(self, unit_id: str) -> list[dict[str, Any]]:
+        return self.rows("select * from epochs where unit_id = ? order by epoch", (unit_id,))

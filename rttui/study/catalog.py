@@ -1,0 +1,159 @@
+"""The names users type and the parameters each one takes, with their defaults.
+
+This is the one place that fixes the vocabulary of a study (strategies, techniques, attacks, datasets and the
+keys of each section). It imports nothing heavy, so validation and `--help` stay fast; the engine implements
+each name and a test checks that both sides agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its default, the accepted types, an optional range or choice set and a help line."""
+
+    default: Any
+    types: tuple[type, ...]
+    help: str
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named thing a study can put on an axis (a strategy, technique or attack)."""
+
+    name: str
+    help: str
+    params: dict[str, Param] = field(default_factory=dict)
+    implemented: bool = True
+
+
+NUM = (int, float)
+
+STRATEGIES: dict[str, Entry] = {
+    e.name: e
+    for e in [
+        Entry("full", "full fine-tuning: every parameter trains"),
+        Entry("feature_extraction", "train only the new head; the backbone stays frozen in eval mode"),
+        Entry(
+            "layer_freezing",
+            "freeze the first depth groups (timm's group_matcher), train the deeper ones and the head",
+            {
+                "freeze": Param(
+                    "half",
+                    (int, float, str),
+                    "groups frozen from the input side: an int, a fraction in (0, 1), or 'half'",
+                    low=0,
+                ),
+            },
+        ),
+        Entry("gradual_unfreezing", "unfreeze depth groups one by one on a schedule", implemented=False),
+        Entry("adapter", "train small adapter modules in a frozen backbone", implemented=False),
+        Entry("freeze_adapter", "layer freezing plus adapters in the frozen part", implemented=False),
+    ]
+}
+
+TECHNIQUES: dict[str, Entry] = {
+    e.name: e
+    for e in [
+        Entry("none", "no robustness technique"),
+        Entry("adv_pretraining", "adversarially pretrain the source model", implemented=False),
+        Entry("bn_freeze", "freeze batch-norm statistics and affine parameters", implemented=False),
+        Entry("adv_augmentation", "replace part of each batch by adversarial examples", implemented=False),
+    ]
+}
+
+ATTACKS: dict[str, Entry] = {
+    e.name: e
+    for e in [
+        Entry(
+            "fgsm",
+            "fast gradient sign method (one step of size eps)",
+            {"norm": Param("linf", (str,), "threat model", choices=("linf",))},
+        ),
+        Entry(
+            "pgd",
+            "projected gradient descent with random start",
+            {
+                "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+                "steps": Param(10, (int,), "iterations", low=1, high=10_000),
+                "step_size": Param(None, NUM, "absolute step size; default rel_step_size * eps", low=0, nullable=True),
+                "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
+                "random_start": Param(True, (bool,), "start from a random point in the ball"),
+                "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1),
+            },
+        ),
+        Entry("deepfool", "minimal-perturbation attack, projected to each eps", implemented=False),
+        Entry("autoattack", "AutoAttack (standard version)", implemented=False),
+    ]
+}
+
+DATASETS: dict[str, str] = {
+    "digits": "scikit-learn's bundled 8x8 handwritten digits (offline; resized, 3 channels)",
+}
+
+# Keys of each section; a value of None means the key is required only where the engine needs it.
+DATA_KEYS: dict[str, Param] = {
+    "dataset": Param("digits", (str,), "dataset name (see `rttui datasets`)"),
+    "classes": Param(None, (list,), "class subset (indices), relabelled 0..k-1", nullable=True),
+    "train_size": Param(None, (int,), "cap on training images", low=1, nullable=True),
+    "test_size": Param(300, (int,), "cap on test images", low=1),
+    "root": Param(None, (str,), "folder holding the dataset's files", nullable=True),
+    "download": Param(False, (bool,), "allow torchvision to download the dataset"),
+    "split_seed": Param(0, (int,), "seed of the fixed train/test split (not the run seed)"),
+}
+
+TARGET_KEYS: dict[str, Param] = {
+    **DATA_KEYS,
+    "image_size": Param(32, (int,), "side of the square images the model sees", low=8, high=1024),
+}
+
+SOURCE_KEYS: dict[str, Param] = {
+    **DATA_KEYS,
+    "pretrained": Param(False, (bool,), "start from timm's pretrained weights"),
+    "epochs": Param(8, (int,), "source pretraining epochs (0: use the weights as they are)", low=0),
+    "lr": Param(1e-3, NUM, "source learning rate", low=0),
+    "batch_size": Param(32, (int,), "source batch size", low=1),
+    "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
+    "weight_decay": Param(0.0, NUM, "weight decay", low=0),
+}
+
+TRAIN_KEYS: dict[str, Param] = {
+    "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
+    "lr": Param(1e-4, NUM, "learning rate (paper: 1e-4)", low=0),
+    "batch_size": Param(32, (int,), "batch size (paper: 32)", low=1),
+    "epochs": Param(5, (int,), "fine-tuning epochs", low=0),
+    "weight_decay": Param(0.0, NUM, "weight decay", low=0),
+}
+
+EVAL_KEYS: dict[str, Param] = {
+    "epsilons": Param(
+        [0.01, 0.03, 0.05, 0.07, 0.09], (list,), "epsilon grid in [0, 1] pixel units (paper: 0.01..0.09)"
+    ),
+    "batch_size": Param(250, (int,), "evaluation batch size", low=1),
+    "mode": Param(
+        "sweep",
+        (str,),
+        "'sweep' attacks only still-robust samples; 'independent' each eps anew",
+        choices=("sweep", "independent"),
+    ),
+    "report_eps": Param(
+        None,
+        NUM,
+        "epsilon of the robustness-drop column (default: 0.03 or the first)",
+        low=0,
+        high=1,
+        nullable=True,
+    ),
+}
+
+MODEL_KEYS: dict[str, Param] = {
+    "pretrained": Param(None, (bool,), "override [source] pretrained for this model", nullable=True),
+    "kwargs": Param({}, (dict,), "extra keyword arguments for timm.create_model"),
+}

@@ -1,0 +1,148 @@
+"""Expand a study into units of work with stable ids.
+
+- A *source* is the pretrained model a target run starts from: one per (model, source config, source
+  technique, seed). It is trained once and shared by every run that needs it.
+- A *run* is one cell (source, target, model, strategy, technique, seed) plus the training config.
+- An *evaluation* is one attack (with its parameters) over the epsilon grid on a run's model.
+
+Ids are hashes of the resolved config (never of the study name or file path), so re-running a study skips
+finished work, an edited study adds only the changed cells, and adding an attack attacks stored models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rttui.study.spec import Study
+
+# Bump when the meaning of a config changes in a way that makes old results incomparable.
+CONFIG_VERSION = 1
+
+
+def config_hash(config: dict[str, Any], length: int = 12) -> str:
+    """A stable short hash of a JSON-able config (key order and float spelling do not matter)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    id: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    id: str
+    run_id: str
+    attack: str
+    params: dict[str, Any]
+    epsilons: tuple[float, ...]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    id: str
+    source_id: str
+    config: dict[str, Any]
+    evals: tuple[EvalPlan, ...]
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        return (
+            f"{c['target']['dataset']}/{c['model']['name']}/{c['strategy']['name']}/"
+            f"{c['technique']['name']}/s{c['seed']}"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    study: Study
+    sources: dict[str, SourcePlan]
+    runs: tuple[RunPlan, ...]
+
+    @property
+    def evals(self) -> list[EvalPlan]:
+        return [e for r in self.runs for e in r.evals]
+
+
+def _source_config(
+    block_source: dict[str, Any], model: dict[str, Any], technique: dict[str, Any], image_size: int, seed: int
+) -> dict[str, Any]:
+    src = dict(block_source)
+    pretrained = model["params"].get("pretrained")
+    if pretrained is not None:
+        src["pretrained"] = pretrained
+    adversarial = technique["params"] if technique["name"] == "adv_pretraining" else None
+    return {
+        "version": CONFIG_VERSION,
+        "data": {
+            k: v
+            for k, v in src.items()
+            if k not in {"pretrained", "epochs", "lr", "batch_size", "optimizer", "weight_decay"}
+        },
+        "pretrained": src["pretrained"],
+        "train": {k: src[k] for k in ("epochs", "lr", "batch_size", "optimizer", "weight_decay")},
+        "model": {"name": model["name"], "kwargs": model["params"].get("kwargs", {})},
+        "image_size": image_size,
+        "adversarial": adversarial,
+        "seed": seed,
+    }
+
+
+def make_plan(study: Study) -> Plan:
+    """Expand every block into sources, runs and evaluations; duplicates across blocks collapse."""
+    sources: dict[str, SourcePlan] = {}
+    runs: dict[str, RunPlan] = {}
+    for block in study.blocks:
+        for model in block.models:
+            m = model.as_dict()
+            for strategy in block.strategies:
+                for technique in block.techniques:
+                    t = technique.as_dict()
+                    for seed in study.seeds:
+                        scfg = _source_config(block.source, m, t, block.target["image_size"], seed)
+                        sid = config_hash(scfg)
+                        sources.setdefault(sid, SourcePlan(sid, scfg))
+                        rcfg = {
+                            "version": CONFIG_VERSION,
+                            "source_id": sid,
+                            "target": dict(block.target),
+                            "model": scfg["model"],
+                            "strategy": strategy.as_dict(),
+                            "technique": t,
+                            "train": dict(block.train),
+                            "seed": seed,
+                        }
+                        rid = config_hash(rcfg)
+                        evals = []
+                        for attack in block.attacks:
+                            ecfg = {
+                                "run_id": rid,
+                                "attack": attack.name,
+                                "params": dict(attack.params),
+                                "epsilons": list(block.eval["epsilons"]),
+                                "mode": block.eval["mode"],
+                                "batch_size": block.eval["batch_size"],
+                            }
+                            evals.append(
+                                EvalPlan(
+                                    config_hash(ecfg),
+                                    rid,
+                                    attack.name,
+                                    dict(attack.params),
+                                    tuple(block.eval["epsilons"]),
+                                    ecfg,
+                                )
+                            )
+                        if rid in runs:
+                            # Same cell in two blocks: union of their evaluations.
+                            have = {e.id for e in runs[rid].evals}
+                            evals = list(runs[rid].evals) + [e for e in evals if e.id not in have]
+                        runs[rid] = RunPlan(rid, sid, rcfg, tuple(evals))
+    return Plan(study, sources, tuple(runs.values()))
