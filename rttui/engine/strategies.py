@@ -94,12 +94,24 @@ def feature_extraction(model: nn.Module, params: dict[str, Any]) -> StrategyStat
 
 
 def resolve_freeze(freeze: Any, n_groups: int) -> int:
-    """Turn the `freeze` parameter into a number of groups (input side first)."""
+    """Turn the `freeze` parameter into a number of groups (input side first).
+
+    "auto" is not resolved here: it needs the layer analysis of the model on target data, which the runner
+    computes before fine-tuning (`rttui.engine.layers.resolve_auto`) and passes on as a number.
+    """
     if freeze == "half":
         return n_groups // 2
+    if freeze == "all":
+        return n_groups
+    if freeze == "auto":
+        raise StudyError(
+            "strategies.layer_freezing.freeze: 'auto' needs the layer analysis on target data; "
+            "resolve it with rttui.engine.layers.resolve_auto (rttui run does) or give a number"
+        )
     if isinstance(freeze, bool) or not isinstance(freeze, int | float):
         raise StudyError(
-            f"strategies.layer_freezing.freeze: unknown value {freeze!r}; use an int, a fraction or 'half'"
+            f"strategies.layer_freezing.freeze: unknown value {freeze!r}; use an int, a fraction, 'half', 'all' "
+            "or 'auto'"
         )
     if isinstance(freeze, float) and not isinstance(freeze, bool) and 0 < freeze < 1:
         return round(freeze * n_groups)

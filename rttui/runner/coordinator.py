@@ -128,6 +128,8 @@ class Coordinator:
                 )
             case ev.RunChecks():
                 s.add_checks(e.run_id, e.checks)
+            case ev.LayersDone():
+                s.set_layers(e.run_id, e.records)
             case ev.UnitFinished(kind=kind, unit_id=uid):
                 row = s.unit(kind, uid) or {}
                 s.update_unit(

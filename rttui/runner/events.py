@@ -69,6 +69,14 @@ class RunChecks:
 
 
 @dataclass
+class LayersDone:
+    """A run's layer analysis: one plain record per depth group (gradient flow, CKA before/after, frozen)."""
+
+    run_id: str
+    records: list[dict[str, Any]]
+
+
+@dataclass
 class UnitFinished:
     kind: str
     unit_id: str
@@ -118,6 +126,7 @@ Event = (
     | UnitTrained
     | EvalDone
     | RunChecks
+    | LayersDone
     | UnitFinished
     | UnitFailed
     | UnitSkipped

@@ -96,6 +96,15 @@ def build_target_model(config: dict[str, Any], source: dict[str, Any], num_class
     return model.to(device)
 
 
+def _start_layer_analysis(model: Any, strategy: dict[str, Any], train_split: Any) -> Any:
+    """Layer-freezing runs (freeze-depth sweeps included) carry a layer analysis; it also resolves "auto"."""
+    if strategy["name"] != "layer_freezing":
+        return None
+    from rttui.engine.layers import RunAnalysis
+
+    return RunAnalysis(model, strategy, train_split.x, train_split.y)
+
+
 def run_target(
     rp: RunPlan,
     source: dict[str, Any],
@@ -117,7 +126,9 @@ def run_target(
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
     if trained is None:
-        state = strategies.apply_strategy(model, cfg["strategy"])
+        analysis = _start_layer_analysis(model, cfg["strategy"], task.train)
+        strategy = analysis.strategy if analysis is not None else cfg["strategy"]
+        state = strategies.apply_strategy(model, strategy)
         train.fit(
             model,
             task.train,
@@ -140,9 +151,11 @@ def run_target(
                 acc,
                 len(task.test),
                 time.perf_counter() - t0,
-                {**state.info(), "classes": task.classes},
+                {**state.info(), **(analysis.info if analysis is not None else {}), "classes": task.classes},
             )
         )
+        if analysis is not None:
+            emit(ev.LayersDone(rp.id, analysis.finish(model, state.frozen_groups).rows()))
     else:
         models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
         acc, clean_pred = _clean_acc(model, task.test)

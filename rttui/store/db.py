@@ -137,6 +137,24 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         {"id": int, "kind": str, "target": str, "created": float, "applied": float},
         "id",
     ),
+    "layers": (
+        {
+            "run_id": str,
+            "group_idx": int,
+            "group_name": str,
+            "module": str,
+            "n_params": int,
+            "grad_norm": float,
+            "grad_share": float,
+            "grad_norm_after": float,
+            "cka": float,
+            "frozen": int,
+            "n_images": int,
+            "batch": str,
+            "created": float,
+        },
+        ("run_id", "group_idx"),
+    ),
     "locks": ({"name": str, "pid": int, "host": str, "started": float, "study": str}, "name"),
 }
 INDEXES = [
@@ -389,6 +407,31 @@ class Store:
             self.conn.execute("delete from checks where run_id = ? and eval_id = ''", (run_id,))
             self.db["checks"].insert_all([{**c, "eval_id": "", "run_id": run_id} for c in checks])
 
+    def set_layers(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Replace a run's layer analysis atomically (one row per depth group)."""
+        now = time.time()
+        rows = [
+            {
+                "run_id": run_id,
+                "group_idx": r["group_idx"],
+                "group_name": r["group"],
+                "module": r.get("module", ""),
+                "n_params": r["n_params"],
+                "grad_norm": r["grad_norm"],
+                "grad_share": r.get("grad_share"),
+                "grad_norm_after": r.get("grad_norm_after"),
+                "cka": r.get("cka"),
+                "frozen": int(bool(r["frozen"])),
+                "n_images": r["n_images"],
+                "batch": r["batch"],
+                "created": now,
+            }
+            for r in records
+        ]
+        with self.conn:
+            self.conn.execute("delete from layers where run_id = ?", (run_id,))
+            self.db["layers"].insert_all(rows)
+
     # ---- reads ---------------------------------------------------------------------------------------
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, tuple(params))
@@ -454,6 +497,16 @@ class Store:
         if run_id:
             return self.rows('select * from checks where run_id = ? order by eval_id, "check"', (run_id,))
         return self.rows('select * from checks order by run_id, eval_id, "check"')
+
+    def layers(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's stored layer analysis, input side first ([] when none is stored)."""
+        if "layers" not in self.db.table_names():
+            return []
+        rows = self.rows("select * from layers where run_id = ? order by group_idx", (run_id,))
+        for r in rows:
+            r["group"] = r.pop("group_name")
+            r["frozen"] = bool(r["frozen"])
+        return rows
 
     def epochs(self, unit_id: str) -> list[dict[str, Any]]:
         return self.rows("select * from epochs where unit_id = ? order by epoch", (unit_id,))

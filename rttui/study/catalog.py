@@ -22,6 +22,9 @@ class Param:
     low: float | None = None
     high: float | None = None
     nullable: bool = False
+    # A parameter added after studies were run: left out of the resolved config while it has its default, so
+    # the run ids of existing studies (hashes of their configs) do not change.
+    omit_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,18 @@ STRATEGIES: dict[str, Entry] = {
                 "freeze": Param(
                     "half",
                     (int, float, str),
-                    "groups frozen from the input side: an int, a fraction in (0, 1), or 'half'",
+                    "groups frozen from the input side: an int, a fraction in (0, 1), 'half', 'all' or 'auto' "
+                    "(picked from the gradient flow on target data; see auto_share)",
                     low=0,
+                ),
+                "auto_share": Param(
+                    0.1,
+                    NUM,
+                    "freeze = 'auto' freezes the longest input-side prefix of groups whose cumulative share of "
+                    "the squared gradient norm is at most this",
+                    low=0,
+                    high=1,
+                    omit_default=True,
                 ),
             },
         ),

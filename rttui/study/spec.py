@@ -161,6 +161,7 @@ def _resolve_choice(
         probs.add(key, f"{name!r} is not implemented in this version of rttui", "remove it from the study")
         return None
     params = _resolve_section(probs, f"{key}[{name}]", entry.params, defaults.get(name), inline)
+    params = {k: v for k, v in params.items() if not (entry.params[k].omit_default and v == entry.params[k].default)}
     return Choice(name, params)
 
 
