@@ -7,28 +7,41 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rttui.errors import StoreError
+from rttui.errors import RttuiError, StoreError
 from rttui.store import Store, default_db_path
 from rttui.study import Plan, Study, check_models, load_study, make_plan, parse_study
+
+if TYPE_CHECKING:
+    from rttui.analysis.compare import Comparison
 
 __all__ = [
     "PlanRow",
     "Study",
     "check_data",
+    "compare",
+    "confusions",
     "export_records",
+    "export_table",
+    "figure_kinds",
     "load_run_model",
     "load_study",
     "make_plan",
     "open_store",
     "parse_study",
     "plan_status",
+    "plot",
+    "report",
     "run_study",
+    "stability",
     "status",
     "summary",
+    "tests_grid",
+    "ttest",
     "validate_study",
 ]
 
@@ -169,3 +182,272 @@ def load_run_model(db: str | Path | None, run_id: str) -> Any:
     model = models.create_model(cfg["model"], row["num_classes"], cfg["target"]["image_size"])
     models.load_checkpoint(model, path, row["sha256"])
     return model.eval()
+
+
+# ---- results: compare, tests, error analysis, figures, exports (issue 6) ---------------------------------
+def _results(db: str | Path | None, study: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Store]:
+    s = open_store(db)
+    if study and study not in {r["name"] for r in s.studies()}:
+        names = ", ".join(r["name"] for r in s.studies()) or "none"
+        s.close()
+        raise StoreError(f"study {study!r} is not in {s.path} (studies: {names}); pass one of them")
+    return s.records(study), s.runs(study), s
+
+
+def compare(
+    db: str | Path | None = None,
+    study: str | None = None,
+    attack: str | None = "pgd",
+    eps: float | None = None,
+    rows: Sequence[str] | str | None = None,
+    cols: Sequence[str] | str | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+    metrics: Sequence[str] | None = None,
+    stability: bool = False,
+    baseline: tuple[str, str] | bool | None = True,
+) -> Comparison:
+    """Pivot tables of standard / adversarial accuracy and drop, mean +- std over seeds (see
+    `rttui.analysis.compare.compare`). `where` takes "axis=value" strings (repeats OR together) or a dict;
+    `stability=True` shows the spread over seeds instead of the drop. Partial results are marked."""
+    from rttui.analysis import compare as cmp
+
+    recs, runs, s = _results(db, study)
+    try:
+        checks_ = s.checks()
+    finally:
+        s.close()
+    ms = tuple(metrics) if metrics else (cmp.STABILITY_METRICS if stability else cmp.DEFAULT_METRICS)
+    return cmp.compare(recs, runs, checks_, attack, eps, rows, cols, where, ms, baseline, study)
+
+
+def ttest(
+    db: str | Path | None,
+    axis: str,
+    a: str,
+    b: str,
+    metric: str = "adv_acc",
+    attack: str | None = None,
+    eps: float | None = None,
+    study: str | None = None,
+    test: str = "t",
+    mcnemar: bool = False,
+    variance: bool = False,
+    where: Sequence[str] | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Paired tests (over seeds) of axis=a against axis=b, one per combination of the other axes, attack
+    and eps; each dict has mean_diff (a - b), ci_low, ci_high, t, p, p_holm, dz, n, warning and the fixed
+    axes. p is None where the test is undefined. `mcnemar` adds an exact per-sample McNemar test,
+    `variance` a Brown-Forsythe (Levene, median) equal-variance test of the metric across seeds."""
+    from rttui.analysis import stats
+
+    recs, _runs, s = _results(db, study)
+    try:
+        rows = stats.comparisons(recs, axis, a, b, metric, attack, eps, where, test, variance)
+        if mcnemar and rows:
+            grids = s.eval_grids({p[k] for r in rows for p in r["pairs"] for k in ("eval_a", "eval_b")})
+            stats.add_mcnemar(rows, s.samples, grids)
+    finally:
+        s.close()
+    return rows
+
+
+def stability(
+    db: str | Path | None = None,
+    study: str | None = None,
+    attack: str | None = "pgd",
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Per configuration, attack and eps: mean, sd and range of standard and adversarial accuracy over seeds."""
+    from rttui.analysis import stats
+
+    recs, _runs, s = _results(db, study)
+    s.close()
+    return stats.stability(recs, attack, eps, where)
+
+
+def confusions(
+    db: str | Path | None = None,
+    study: str | None = None,
+    attack: str | None = "pgd",
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+    top: int = 5,
+) -> list[dict[str, Any]]:
+    """The class pairs most confused under attack, per (dataset, model, strategy, technique, attack, eps),
+    summed over seeds, with class names and the full confusion matrix. eps=None: the default eps (0.03
+    if evaluated, else the grid's middle)."""
+    from rttui.analysis import compare as cmp
+    from rttui.analysis import errors
+
+    recs, _runs, s = _results(db, study)
+    try:
+        sel = cmp.select(recs, attack, eps if eps is not None else None, where)
+        if eps is None:
+            e = cmp.default_eps(sel)
+            sel = [r for r in sel if abs(float(r["eps"]) - e) < cmp.EPS_TOL]
+        conf = s.confusion({r["eval_id"] for r in sel})
+        classes = s.run_classes({r["run_id"] for r in sel})
+    finally:
+        s.close()
+    return errors.confusions(sel, conf, classes, top)
+
+
+def figure_kinds() -> dict[str, str]:
+    """The figure kinds `plot` can draw, with what each shows (a registry other analyses extend)."""
+    from rttui.analysis import figures
+
+    return {k: f.description for k, f in figures.FIGURES.items()}
+
+
+def plot(
+    db: str | Path | None,
+    kind: str,
+    out: str | Path,
+    study: str | None = None,
+    attack: str | None = "pgd",
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+    formats: Sequence[str] = ("png", "svg"),
+) -> list[Path]:
+    """Draw one figure kind (see `rttui.analysis.figures.FIGURES`) into `out` (a folder, or a file stem);
+    returns the files written. Matplotlib (Agg) is imported only here."""
+    from rttui.analysis import figures
+
+    fig = figures.get(kind)
+    recs, runs, s = _results(db, study)
+    try:
+        data: dict[str, Any] = {"records": recs, "runs": runs, "study": study, "attack": attack, "eps": eps}
+        data["where"] = where
+        if "confusions" in fig.needs:
+            s.close()
+            data["confusions"] = confusions(db, study, attack, eps, where)
+    finally:
+        s.close()
+    return figures.draw(kind, data, Path(out), tuple(formats))
+
+
+def export_table(
+    comparison: Comparison | list[dict[str, Any]],
+    fmt: str,
+) -> str:
+    """A compare result (or ttest rows) as text: csv, md, latex or json."""
+    from rttui.analysis import export
+
+    return export.render(comparison, fmt)
+
+
+def tests_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """ttest rows as display strings: title, header, rows (lists of cells), caption, n_axes (leading
+    label columns). Differences in points; p 'n/a' where undefined."""
+    from rttui.analysis import export
+
+    axes = export._test_axes(rows)
+    title = f"{rows[0]['axis']}: {rows[0]['a']} vs {rows[0]['b']} ({rows[0]['metric']})" if rows else "no comparisons"
+    return {
+        "title": title,
+        "header": export.test_header(rows, axes),
+        "rows": [export.test_cells(r, axes) for r in rows],
+        "caption": export.tests_caption(rows),
+        "n_axes": len(axes),
+    }
+
+
+def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]:
+    """Every table and figure of a study into one folder, with an index.md that links them; returns
+    {"index": path, "files": [...], "partial": bool}. Works on a study that is still running."""
+    from rttui.analysis import compare as cmp
+    from rttui.analysis import export, figures
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    recs, runs, s = _results(db, study)
+    s.close()
+    if not recs:
+        raise StoreError(f"study {study!r} has no results yet; run it first (rttui run STUDY --db DB)")
+    files: list[Path] = []
+    attacks = list(dict.fromkeys(r["attack"] for r in recs))
+    eps0 = cmp.default_eps(recs)
+    todo = [r for r in runs if r["state"] != "done"]
+    index = [f"# Study {study}", ""]
+    if todo:
+        index += [f"**PARTIAL**: {len(todo)} of {len(runs)} runs are not done yet; numbers will change.", ""]
+    index += [f"{len(runs)} runs, attacks: {', '.join(attacks)}; single-epsilon views use ε = {eps0:g}.", ""]
+
+    def write(name: str, text: str) -> Path:
+        p = out / name
+        p.write_text(text)
+        files.append(p)
+        return p
+
+    index += ["## Tables", ""]
+    for attack in attacks:
+        ms = ("clean", "adv", "drop", "rel_drop", "auc")
+        comp = compare(db, study, attack, eps0, metrics=ms)
+        stem = f"compare_{attack}_eps{eps0:g}"
+        for fmt, ext in (("md", "md"), ("latex", "tex"), ("csv", "csv"), ("json", "json")):
+            write(f"{stem}.{ext}", export.render(comp, fmt))
+        index += [
+            export.comparison_markdown(comp, level=3),
+            f"Files: [{stem}.tex]({stem}.tex), [{stem}.csv]({stem}.csv), [{stem}.json]({stem}.json)",
+            "",
+        ]
+        curve = compare(db, study, attack, None, cols=("eps",), metrics=("adv",))
+        stem = f"compare_{attack}_all_eps"
+        for fmt, ext in (("md", "md"), ("latex", "tex"), ("csv", "csv")):
+            write(f"{stem}.{ext}", export.render(curve, fmt))
+        index += [export.comparison_markdown(curve, level=3)]
+        stab = compare(db, study, attack, eps0, stability=True, baseline=None)
+        write(f"stability_{attack}.md", export.render(stab, "md"))
+        index += ["Stability across seeds:", "", export.comparison_markdown(stab, level=4)]
+
+    index += ["## Paired tests", ""]
+    for axis, ref in (("strategy", "full"), ("technique", "none")):
+        values = list(dict.fromkeys(str(r[axis]) for r in recs))
+        if ref not in values or len(values) < 2:
+            continue
+        for v in values:
+            if v == ref:
+                continue
+            rows = ttest(db, axis, v, ref, "adv_acc", None, eps0, study, mcnemar=True, variance=True)
+            if not rows:
+                continue
+            stem = f"ttest_{axis}_{v}_vs_{ref}"
+            write(f"{stem}.md", export.render(rows, "md"))
+            write(f"{stem}.tex", export.render(rows, "latex"))
+            write(f"{stem}.json", export.render(rows, "json"))
+            index += [f"### {axis}: {v} vs {ref} (adversarial accuracy, ε = {eps0:g})", "", export.render(rows, "md")]
+
+    index += ["## Most confused class pairs under attack", ""]
+    lines = []
+    for attack in attacks:
+        for g in confusions(db, study, attack, eps0, top=3):
+            cfg = "/".join(str(g[a]) for a in cmp.CONFIG_AXES)
+            pairs = ", ".join(f"{p['true_name']}→{p['pred_name']} ({p['count']}, {p['share']:.0%})" for p in g["pairs"])
+            lines.append(f"| {cfg} | {attack} | {g['eps']:g} | {len(g['seeds'])} | {pairs or 'none'} |")
+    if lines:
+        text = "\n".join(
+            [
+                "| configuration | attack | ε | seeds | top pairs (count, share of true class) |",
+                "| --- | --- | --- | --- | --- |",
+                *lines,
+                "",
+            ]
+        )
+        write("confusions.md", text)
+        index += [text]
+
+    index += ["## Figures", ""]
+    for kind, fk in figures.FIGURES.items():
+        try:
+            paths = plot(
+                db, kind, out, study, None if kind == "curves" else attacks[0] if "pgd" not in attacks else "pgd"
+            )
+        except RttuiError as exc:
+            index += [f"- {kind}: not drawn ({exc})"]
+            continue
+        files += paths
+        png = next((p for p in paths if p.suffix == ".png"), paths[0])
+        index += [f"### {fk.description}", "", f"![{kind}]({png.name})", ""]
+    idx = write("index.md", "\n".join(index) + "\n")
+    return {"index": idx, "files": files, "partial": bool(todo)}

@@ -64,3 +64,44 @@ def checks_table(checks: list[dict[str, Any]], labels: dict[str, str]) -> Table 
             c["message"],
         )
     return t
+
+
+def compare_table(t: Any) -> Table:
+    """A `CompareTable` (from `api.compare`) as a rich table: best per column bold, caption below."""
+    table = Table(title=t.title, title_justify="left", caption=t.caption, caption_justify="left")
+    header = t.header()
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < len(t.row_axes) else "right")
+    best = t.best()
+    for rk, row in zip(t.row_keys, t.body(), strict=True):
+        cells = list(row)
+        for (ci, m), winners in best.items():
+            if rk in winners:
+                j = len(t.row_axes) + ci * len(t.metrics) + t.metrics.index(m)
+                cells[j] = f"[bold]{cells[j]}[/]"
+        table.add_row(*cells)
+    return table
+
+
+def compare_notes(t: Any) -> list[str]:
+    """The lines printed under a compare table: sanity warnings and what is still missing."""
+    lines = [f"[bold yellow]warning[/] {w}" for w in t.warnings]
+    if t.partial:
+        more = f" (+{len(t.missing) - 5} more)" if len(t.missing) > 5 else ""
+        lines.append(f"[cyan]partial[/] not evaluated yet: {'; '.join(t.missing[:5])}{more}")
+    return lines
+
+
+def tests_table(rows: list[dict[str, Any]]) -> Table:
+    """ttest comparisons (from `api.ttest`) as a rich table, with the caption naming the test and n."""
+    from rttui import api
+
+    g = api.tests_grid(rows)
+    t = Table(title=g["title"], title_justify="left", caption=g["caption"], caption_justify="left")
+    for i, h in enumerate(g["header"]):
+        t.add_column(h, justify="left" if i < g["n_axes"] else "right")
+    for r, cells in zip(rows, g["rows"], strict=True):
+        if r.get("p_holm") is not None and r["p_holm"] < 0.05:
+            cells = [f"[bold]{c}[/]" for c in cells]
+        t.add_row(*cells)
+    return t

@@ -510,3 +510,53 @@ class Store:
 
     def epochs(self, unit_id: str) -> list[dict[str, Any]]:
         return self.rows("select * from epochs where unit_id = ? order by epoch", (unit_id,))
+
+    # ---- per-sample outcomes and confusions (analysis reads; SQL stays here) ----------------------------
+    def eval_grids(self, eval_ids: Iterable[str]) -> dict[str, list[float]]:
+        """The sorted epsilon grid of each evaluation: bit i of a sample's fooled_mask is grid[i]."""
+        ids = list(dict.fromkeys(eval_ids))
+        out: dict[str, list[float]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for r in self.rows(f"select id, epsilons from evaluations where id in ({marks})", chunk):
+                out[r["id"]] = [float(e) for e in json.loads(r["epsilons"])]
+        return out
+
+    def samples(self, eval_id: str) -> list[dict[str, Any]]:
+        """Per-sample outcomes of one evaluation, in test-set order."""
+        return self.rows(
+            "select idx, label, clean_pred, clean_correct, fooled_mask, first_fooled_eps, min_norm "
+            "from samples where eval_id = ? order by idx",
+            (eval_id,),
+        )
+
+    def confusion(self, eval_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """(true, predicted-under-attack) counts of the given evaluations, every epsilon."""
+        ids = list(dict.fromkeys(eval_ids))
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            rows += self.rows(
+                f"select eval_id, eps, label, pred, count from confusion where eval_id in ({marks}) "
+                "order by eval_id, eps, label, pred",
+                chunk,
+            )
+        return rows
+
+    def run_classes(self, run_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Class names of each run's target task (stored in runs.info when it was trained)."""
+        ids = list(dict.fromkeys(run_ids))
+        out: dict[str, list[str]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for r in self.rows(f"select id, info from runs where id in ({marks})", chunk):
+                info = json.loads(r["info"]) if r["info"] else {}
+                if isinstance(info, dict) and info.get("classes"):
+                    out[r["id"]] = [str(c) for c in info["classes"]]
+        return out
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    """SQLite caps bound parameters per statement; query long id lists in slices."""
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]

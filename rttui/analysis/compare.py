@@ -1,0 +1,629 @@
+"""The compare pivot: accuracy, adversarial accuracy and robustness drop as mean +- std over seeds.
+
+Pure functions over the flat records `Store.records()` returns (one per run, attack, eps), the study's run
+list (to mark partial results) and the stored sanity checks. No SQL, no I/O, no UI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rttui.analysis.aggregate import Stat
+from rttui.errors import RttuiError
+
+CONFIG_AXES = ("dataset", "model", "strategy", "technique")
+AXES = (*CONFIG_AXES, "attack", "eps")
+EPS_TOL = 1e-9
+
+
+class AnalysisError(RttuiError):
+    """A compare/test/plot request that names an axis, value or epsilon the data does not have."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    higher_is_better: bool
+    std_only: bool = False  # stability columns show the spread itself
+
+
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (
+        Metric("clean", "standard", True),
+        Metric("adv", "adversarial", True),
+        Metric("drop", "drop (pts)", False),
+        Metric("rel_drop", "rel. drop (%)", False),
+        Metric("auc", "AUC", True),
+        Metric("clean_sd", "sd standard", False, std_only=True),
+        Metric("adv_sd", "sd adversarial", False, std_only=True),
+    )
+}
+DEFAULT_METRICS = ("clean", "adv", "drop")
+STABILITY_METRICS = ("clean", "adv", "clean_sd", "adv_sd")
+
+
+# ---- normalising records ---------------------------------------------------------------------------
+def variant_labels(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the records where a strategy or technique that appears with several parameter sets is
+    labelled with its parameters (``layer_freezing[freeze=2]``), so different variants are never pooled."""
+    out = [dict(r) for r in records]
+    for axis in ("strategy", "technique"):
+        pkey = f"{axis}_params"
+        seen: dict[str, set[str]] = defaultdict(set)
+        for r in out:
+            seen[r[axis]].add(_params_str(r.get(pkey)))
+        for r in out:
+            r.setdefault(f"{axis}_name", r[axis])
+            if len(seen[r[axis]]) > 1:
+                ps = _params_str(r.get(pkey))
+                r[axis] = f"{r[axis]}[{ps}]" if ps else r[axis]
+    return out
+
+
+def _params_str(p: Any) -> str:
+    if not p:
+        return ""
+    return ",".join(f"{k}={v}" for k, v in sorted(p.items()))
+
+
+def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (run, attack, eps): a run shared by two studies is counted once."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in records:
+        seen.setdefault((r["run_id"], r["attack"], round(float(r["eps"]), 12)), r)
+    return list(seen.values())
+
+
+def parse_where(where: Sequence[str] | dict[str, Any] | None) -> dict[str, list[str]]:
+    """`["model=resnet50", "strategy=full,layer_freezing"]` -> {axis: allowed values}; repeats OR together."""
+    if not where:
+        return {}
+    if isinstance(where, dict):
+        return {k: [str(v) for v in (vs if isinstance(vs, list | tuple | set) else [vs])] for k, vs in where.items()}
+    out: dict[str, list[str]] = defaultdict(list)
+    for item in where:
+        if "=" not in item:
+            raise AnalysisError(f"--where {item!r} is not AXIS=VALUE; write for example --where model=resnet50")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if k not in (*AXES, "seed", "study"):
+            raise AnalysisError(f"--where {item!r}: unknown axis {k!r}; use one of {', '.join((*AXES, 'seed'))}")
+        out[k] += [x.strip() for x in v.split(",") if x.strip()]
+    return dict(out)
+
+
+def _match(value: Any, allowed: list[str]) -> bool:
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        try:
+            return any(abs(float(value) - float(a)) < EPS_TOL for a in allowed)
+        except ValueError:
+            return False
+    name = str(value)
+    return name in allowed or name.split("[", 1)[0] in allowed
+
+
+def apply_where(records: Iterable[dict[str, Any]], where: dict[str, list[str]]) -> list[dict[str, Any]]:
+    return [r for r in records if all(_match(r.get(k), vs) for k, vs in where.items())]
+
+
+def select(
+    records: list[dict[str, Any]],
+    attack: str | None = None,
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Normalised, de-duplicated records of one attack (None: all) and epsilon (None: all), filtered."""
+    recs = variant_labels(dedupe(records))
+    if not recs:
+        raise AnalysisError("no results stored yet; run the study first (rttui run STUDY --db DB)")
+    recs = apply_where(recs, parse_where(where))
+    if not recs:
+        raise AnalysisError(f"--where {where} matches no results; check the values with `rttui export`")
+    if attack is not None:
+        attacks = sorted({r["attack"] for r in recs})
+        if attack not in attacks:
+            raise AnalysisError(f"attack {attack!r} has no results here; use --attack with one of {', '.join(attacks)}")
+        recs = [r for r in recs if r["attack"] == attack]
+    if eps is not None:
+        grid = sorted({float(r["eps"]) for r in recs})
+        recs = [r for r in recs if abs(float(r["eps"]) - float(eps)) < EPS_TOL]
+        if not recs:
+            raise AnalysisError(
+                f"epsilon {eps:g} was not evaluated here; use --eps with one of {', '.join(f'{e:g}' for e in grid)}"
+            )
+    return recs
+
+
+def default_eps(records: Iterable[dict[str, Any]]) -> float:
+    """The epsilon a single-epsilon view shows when none is asked for: 0.03 (the paper's) if evaluated,
+    else the middle of the grid."""
+    grid = sorted({float(r["eps"]) for r in records})
+    if not grid:
+        raise AnalysisError("no results stored yet; run the study first")
+    for e in grid:
+        if abs(e - 0.03) < EPS_TOL:
+            return e
+    return grid[len(grid) // 2]
+
+
+# ---- per-seed values ---------------------------------------------------------------------------------
+def auc_by_run(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """Area under the accuracy-vs-eps curve of each (run, attack), from eps = 0 (clean accuracy) to the
+    largest evaluated eps, divided by that eps: the mean accuracy over the attack's range (trapezoid rule)."""
+    curves: dict[tuple[str, str], dict[float, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        curves[(r["run_id"], r["attack"])][float(r["eps"])] = r
+    out = {}
+    for key, pts in curves.items():
+        es = sorted(pts)
+        xs, ys = [0.0], [float(pts[es[0]]["clean_acc"])]
+        for e in es:
+            if e > 0:
+                xs.append(e)
+                ys.append(float(pts[e]["adv_acc"]))
+            else:
+                ys[0] = float(pts[e]["adv_acc"])
+        if xs[-1] <= 0:
+            out[key] = ys[0]
+            continue
+        area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
+        out[key] = area / xs[-1]
+    return out
+
+
+def cell_stats(recs: list[dict[str, Any]], aucs: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
+    """Every metric of one cell as a Stat over its seeds (one value per seed, first run wins)."""
+    by_seed: dict[Any, dict[str, Any]] = {}
+    for r in sorted(recs, key=lambda r: (r["seed"], r["run_id"])):
+        by_seed.setdefault(r["seed"], r)
+    rs = list(by_seed.values())
+    clean = [float(r["clean_acc"]) for r in rs]
+    adv = [float(r["adv_acc"]) for r in rs]
+    drop = [c - a for c, a in zip(clean, adv, strict=True)]
+    rel = [d / c for d, c in zip(drop, clean, strict=True) if c > 0]
+    out: dict[str, Any] = {
+        "clean": Stat.of(clean),
+        "adv": Stat.of(adv),
+        "drop": Stat.of(drop),
+        "rel_drop": Stat.of(rel),
+        "seeds": sorted(by_seed),
+        "run_ids": [r["run_id"] for r in rs],
+        "eval_ids": [r["eval_id"] for r in rs],
+        "values": {"clean": clean, "adv": adv, "drop": drop},
+        "duplicates": len(recs) - len(rs),
+    }
+    if aucs is not None:
+        out["auc"] = Stat.of([aucs[(r["run_id"], r["attack"])] for r in rs if (r["run_id"], r["attack"]) in aucs])
+    out["clean_sd"] = out["clean"]
+    out["adv_sd"] = out["adv"]
+    return out
+
+
+# ---- the pivot ---------------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    """One configuration in a table: its axis values and its metrics over seeds."""
+
+    key: dict[str, Any]
+    stats: dict[str, Any]
+    partial: bool = False
+    warnings: list[str] = field(default_factory=list)
+    mark: str = ""  # significance mark from the paired test against the baseline ("*", "**" or "")
+    test: dict[str, Any] | None = None
+
+    def stat(self, metric: str) -> Stat:
+        return self.stats[metric]
+
+    def fmt(self, metric: str, digits: int = 1) -> str:
+        s: Stat = self.stats[metric]
+        if metric == "auc":
+            return s.fmt(scale=100.0, digits=digits)
+        if METRICS[metric].std_only:
+            return "-" if s.std is None else f"{s.std * 100:.{digits}f}"
+        return s.fmt(scale=100.0, digits=digits)
+
+    def value(self, metric: str) -> float | None:
+        s: Stat = self.stats[metric]
+        if METRICS[metric].std_only:
+            return s.std
+        return None if s.n == 0 or math.isnan(s.mean) else s.mean
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = dict(self.key)
+        for m in METRICS:
+            if m in self.stats and not METRICS[m].std_only:
+                d[m] = {**self.stats[m].as_dict(), "values": self.stats["values"].get(m)}
+        d["seeds"] = self.stats["seeds"]
+        d["run_ids"] = self.stats["run_ids"]
+        d["partial"] = self.partial
+        d["warnings"] = self.warnings
+        d["mark"] = self.mark
+        if self.test is not None:
+            d["test"] = self.test
+        return d
+
+
+@dataclass
+class CompareTable:
+    """One pivot table: the axes that are fixed for it, its rows x columns of cells and what it shows."""
+
+    fixed: dict[str, Any]
+    row_axes: list[str]
+    col_axes: list[str]
+    metrics: list[str]
+    row_keys: list[tuple[Any, ...]]
+    col_keys: list[tuple[Any, ...]]
+    cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], Cell]
+    attack: str | None
+    eps: float | None
+    params: dict[str, Any]
+    params_label: str
+    seeds: list[Any]
+    n_seeds: tuple[int, int]
+    n_test: list[int]
+    partial: bool
+    missing: list[str]
+    warnings: list[str]
+    notes: list[str]
+    baseline: tuple[str, str] | None = None
+
+    @property
+    def title(self) -> str:
+        fixed = ", ".join(_fmt_axis(k, v) if k == "eps" else f"{k}={v}" for k, v in self.fixed.items())
+        what = "Accuracy (%)" if self.attack else "Accuracy (%) under attack"
+        return f"{what}{' - ' + fixed if fixed else ''}{' [PARTIAL: study still running]' if self.partial else ''}"
+
+    @property
+    def caption(self) -> str:
+        """What the numbers are: attack and its parameters, epsilon, seeds, test images, marks, warnings."""
+        lo, hi = self.n_seeds
+        n = f"n = {lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"n = {lo}-{hi} seeds"
+        parts = [f"mean ± std over seeds ({n}; seeds {', '.join(map(str, self.seeds))})"]
+        if self.params_label:
+            parts.append(f"attack {self.params_label}")
+        if self.eps is not None:
+            parts.append(f"ε = {self.eps:g} (L∞, [0, 1] pixels)")
+        if self.n_test:
+            parts.append(f"{'/'.join(map(str, self.n_test))} test images")
+        parts.append("drop = standard − adversarial (points)")
+        if "rel_drop" in self.metrics:
+            parts.append("rel. drop = drop / standard")
+        if "auc" in self.metrics:
+            parts.append("AUC = mean accuracy over ε ∈ [0, max ε] (trapezoid)")
+        if self.baseline:
+            parts.append(
+                f"* p < 0.05, ** p < 0.01 vs {self.baseline[0]}={self.baseline[1]} "
+                "(paired t-test over seeds on adversarial accuracy, Holm-corrected)"
+            )
+        if self.partial:
+            parts.append(f"PARTIAL: {len(self.missing)} run(s) not evaluated yet")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} sanity warning(s)")
+        return "; ".join(parts)
+
+    def header(self) -> list[str]:
+        cols = [*self.row_axes]
+        for ck in self.col_keys:
+            prefix = " ".join(_fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
+            cols += [f"{prefix} {METRICS[m].label}".strip() for m in self.metrics]
+        return cols
+
+    def body(self, marks: bool = True) -> list[list[str]]:
+        """Formatted cells, one list per row (row-axis values first); '-' where a cell has no data."""
+        out = []
+        for rk in self.row_keys:
+            line = [_fmt_axis(a, v) for a, v in zip(self.row_axes, rk, strict=True)]
+            for ck in self.col_keys:
+                cell = self.cells.get((rk, ck))
+                for m in self.metrics:
+                    if cell is None:
+                        line.append("-")
+                        continue
+                    txt = cell.fmt(m)
+                    if marks and m == "adv" and cell.mark:
+                        txt += cell.mark
+                    if cell.partial and m == self.metrics[0]:
+                        txt += " (partial)"
+                    out_txt = txt
+                    line.append(out_txt)
+            out.append(line)
+        return out
+
+    def best(self) -> dict[tuple[int, str], tuple[tuple[Any, ...], ...]]:
+        """Per (column key index, metric): the row keys holding the best mean (ties all count)."""
+        out = {}
+        for ci, ck in enumerate(self.col_keys):
+            for m in self.metrics:
+                vals = {rk: self.cells[(rk, ck)].value(m) for rk in self.row_keys if (rk, ck) in self.cells}
+                vals = {k: v for k, v in vals.items() if v is not None and not math.isnan(v)}
+                if len(vals) < 2:
+                    continue
+                target = max(vals.values()) if METRICS[m].higher_is_better else min(vals.values())
+                out[(ci, m)] = tuple(k for k, v in vals.items() if abs(v - target) < 1e-12)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "caption": self.caption,
+            "fixed": self.fixed,
+            "attack": self.attack,
+            "eps": self.eps,
+            "params": self.params,
+            "params_label": self.params_label,
+            "seeds": self.seeds,
+            "n_seeds": list(self.n_seeds),
+            "n_test": self.n_test,
+            "partial": self.partial,
+            "missing": self.missing,
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "rows": self.row_axes,
+            "cols": self.col_axes,
+            "metrics": self.metrics,
+            "baseline": list(self.baseline) if self.baseline else None,
+            "cells": [c.as_dict() for c in self.cells.values()],
+        }
+
+
+@dataclass
+class Comparison:
+    """The result of `compare`: one table per combination of the axes that are neither rows nor columns."""
+
+    tables: list[CompareTable]
+    study: str | None = None
+    partial: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "partial": self.partial, "tables": [t.as_dict() for t in self.tables]}
+
+
+def _fmt_axis(axis: str, v: Any) -> str:
+    if axis == "eps" and isinstance(v, float | int):
+        return f"ε={v:g}"
+    return str(v)
+
+
+def _split_axes(axes: Sequence[str] | str | None, name: str) -> list[str]:
+    if axes is None:
+        return []
+    items = [a.strip() for a in (axes.split(",") if isinstance(axes, str) else axes) if a.strip()]
+    for a in items:
+        if a not in AXES:
+            raise AnalysisError(f"--{name} {a!r} is not an axis; use a comma list of {', '.join(AXES)}")
+    return items
+
+
+def compare(
+    records: list[dict[str, Any]],
+    runs: Iterable[dict[str, Any]] = (),
+    checks: Iterable[dict[str, Any]] = (),
+    attack: str | None = "pgd",
+    eps: float | None = None,
+    rows: Sequence[str] | str | None = None,
+    cols: Sequence[str] | str | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    baseline: tuple[str, str] | bool | None = True,
+    study: str | None = None,
+) -> Comparison:
+    """Pivot records into tables. `eps=None` keeps every epsilon (one table each unless `eps` is a row or
+    column axis); `attack=None` keeps every attack likewise. Axes that vary but are neither rows nor
+    columns split tables, so different configurations are never pooled. `baseline=True` picks the mark
+    reference automatically (strategy=full, else technique=none), a pair names it, None/False disables it."""
+    for m in metrics:
+        if m not in METRICS:
+            raise AnalysisError(f"metric {m!r} is unknown; use some of {', '.join(METRICS)}")
+    all_recs = variant_labels(dedupe(records))
+    recs = select(records, attack, eps, where)
+    aucs = auc_by_run(apply_where(all_recs, parse_where(where)))
+    row_axes = _split_axes(rows, "rows")
+    col_axes = _split_axes(cols, "cols")
+    if set(row_axes) & set(col_axes):
+        raise AnalysisError(f"--rows and --cols share {sorted(set(row_axes) & set(col_axes))}; give each axis once")
+    varying = [a for a in AXES if len({r[a] for r in recs}) > 1]
+    if not row_axes:
+        row_axes = [a for a in CONFIG_AXES if a in varying and a not in col_axes] or ["model"]
+    split = [a for a in AXES if a not in row_axes and a not in col_axes and (a in varying or a in ("attack", "eps"))]
+    where_d = parse_where(where)
+    runs = list(runs)
+    checks_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in checks:
+        checks_by_run[c["run_id"]].append(c)
+
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        groups[tuple(r[a] for a in split)].append(r)
+    tables = []
+    for gkey in sorted(groups, key=_sort_key):
+        grecs = groups[gkey]
+        fixed = dict(zip(split, gkey, strict=True))
+        tables.append(
+            _table(grecs, fixed, row_axes, col_axes, list(metrics), aucs, runs, where_d, checks_by_run, baseline)
+        )
+    return Comparison(tables, study, any(t.partial for t in tables))
+
+
+def _sort_key(k: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((0, v, "") if isinstance(v, int | float) else (1, 0, str(v)) for v in k)
+
+
+def _table(
+    recs: list[dict[str, Any]],
+    fixed: dict[str, Any],
+    row_axes: list[str],
+    col_axes: list[str],
+    metrics: list[str],
+    aucs: dict[tuple[str, str], float],
+    runs: list[dict[str, Any]],
+    where: dict[str, list[str]],
+    checks_by_run: dict[str, list[dict[str, Any]]],
+    baseline: tuple[str, str] | bool | None,
+) -> CompareTable:
+    by_cell: dict[tuple[tuple[Any, ...], tuple[Any, ...]], list[dict[str, Any]]] = defaultdict(list)
+    row_keys: list[tuple[Any, ...]] = []
+    col_keys: list[tuple[Any, ...]] = []
+    for r in recs:
+        rk, ck = tuple(r[a] for a in row_axes), tuple(r[a] for a in col_axes)
+        if rk not in row_keys:
+            row_keys.append(rk)
+        if ck not in col_keys:
+            col_keys.append(ck)
+        by_cell[(rk, ck)].append(r)
+    col_keys.sort(key=_sort_key)
+    if "eps" in row_axes or "attack" in row_axes:
+        row_keys.sort(key=_sort_key)
+
+    # Which registered runs should appear in this table, and which of them have no numbers yet.
+    attacks_here = {r["attack"] for r in recs}
+    eps_here = {float(r["eps"]) for r in recs}
+    have = {r["run_id"] for r in recs}
+    expected = [
+        run
+        for run in runs
+        if all(_match(run.get(k), vs) for k, vs in where.items() if k in CONFIG_AXES or k == "seed")
+        and all(_match(run.get(k), [str(v).split("[", 1)[0]]) for k, v in fixed.items() if k in CONFIG_AXES)
+    ]
+    missing_runs = [run for run in expected if run["id"] not in have]
+    missing = [
+        f"{run['dataset']}/{run['model']}/{run['strategy']}/{run['technique']} seed {run['seed']} ({run['state']})"
+        for run in missing_runs
+    ]
+    missing_cfg = {tuple(run.get(a) for a in CONFIG_AXES) for run in missing_runs}
+
+    cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], Cell] = {}
+    warnings: list[str] = []
+    notes: list[str] = []
+    eval_ids = {r["eval_id"] for r in recs}
+    for (rk, ck), crecs in by_cell.items():
+        stats = cell_stats(crecs, aucs)
+        key = {**dict(zip(row_axes, rk, strict=True)), **dict(zip(col_axes, ck, strict=True))}
+        base_cfg = tuple(str(crecs[0].get(f"{a}_name", crecs[0][a])) for a in CONFIG_AXES)
+        cell = Cell(key, stats, partial=base_cfg in missing_cfg)
+        for rid in stats["run_ids"]:
+            for c in checks_by_run.get(rid, []):
+                if c["eval_id"] and c["eval_id"] not in eval_ids:
+                    continue
+                if c["level"] in ("warning", "error"):
+                    msg = f"{c['level']}: {_label(crecs[0])} seed {_seed_of(crecs, rid)}: {c['message']}"
+                    cell.warnings.append(msg)
+                    if msg not in warnings:
+                        warnings.append(msg)
+                elif c["level"] == "info":
+                    msg = f"{_label(crecs[0])} seed {_seed_of(crecs, rid)}: {c['message']}"
+                    if msg not in notes:
+                        notes.append(msg)
+        if stats["duplicates"]:
+            msg = f"{_label(crecs[0])}: {stats['duplicates']} run(s) share a seed with another run; the first is used"
+            cell.warnings.append(msg)
+            warnings.append(msg)
+        cells[(rk, ck)] = cell
+
+    first = recs[0]
+    param_sets = {_params_str(r.get("attack_params")) for r in recs}
+    if len(param_sets) > 1:
+        warnings.append(f"mixed attack parameters in one table: {' | '.join(sorted(param_sets))}")
+    steps = sorted({r.get("step_size") for r in recs if r.get("step_size") is not None})
+    label = ""
+    if len(attacks_here) == 1:
+        label = _attack_label(first, steps if len(eps_here) == 1 else None)
+    ns = [c.stats["clean"].n for c in cells.values()]
+    table = CompareTable(
+        fixed=fixed,
+        row_axes=row_axes,
+        col_axes=col_axes,
+        metrics=metrics,
+        row_keys=row_keys,
+        col_keys=col_keys,
+        cells=cells,
+        attack=first["attack"] if len(attacks_here) == 1 else None,
+        eps=float(first["eps"]) if len(eps_here) == 1 else None,
+        params=dict(first.get("attack_params") or {}) if len(attacks_here) == 1 else {},
+        params_label=label,
+        seeds=sorted({s for c in cells.values() for s in c.stats["seeds"]}, key=str),
+        n_seeds=(min(ns), max(ns)) if ns else (0, 0),
+        n_test=sorted({int(r["n"]) for r in recs}),
+        partial=bool(missing),
+        missing=missing,
+        warnings=warnings,
+        notes=notes,
+    )
+    _mark_significance(table, baseline)
+    return table
+
+
+def _seed_of(recs: list[dict[str, Any]], run_id: str) -> Any:
+    return next((r["seed"] for r in recs if r["run_id"] == run_id), "?")
+
+
+def _label(r: dict[str, Any]) -> str:
+    return "/".join(str(r[a]) for a in CONFIG_AXES)
+
+
+def _attack_label(r: dict[str, Any], step_sizes: list[float] | None) -> str:
+    """`pgd steps=10 step_size=0.0075 restarts=1 random_start=True norm=linf mode=sweep`."""
+    parts = [r["attack"]]
+    if r["attack"] != "fgsm":
+        parts.append(f"steps={r.get('steps')}")
+        if step_sizes:
+            parts.append("step_size=" + "/".join(f"{s:.3g}" for s in step_sizes))
+        p = r.get("attack_params") or {}
+        if "rel_step_size" in p and not step_sizes:
+            parts.append(f"step_size={p['rel_step_size']:g}·ε")
+        parts.append(f"restarts={r.get('restarts')}")
+        parts.append(f"random_start={bool(r.get('random_start'))}")
+    parts.append(f"norm={r.get('norm') or 'linf'}")
+    parts.append(f"mode={r.get('mode')}")
+    return " ".join(parts)
+
+
+def _mark_significance(table: CompareTable, baseline: tuple[str, str] | bool | None) -> None:
+    """Paired t-test (seeds) of each cell's adversarial accuracy against the baseline cell that differs
+    only on the baseline axis; Holm over the table; '*' p < 0.05, '**' p < 0.01."""
+    from rttui.analysis.stats import holm, paired_test
+
+    axes = [*table.row_axes, *table.col_axes]
+    if baseline is True:
+        baseline = None
+        for ax, val in (("strategy", "full"), ("technique", "none")):
+            present = {c.key.get(ax) for c in table.cells.values()}
+            if ax in axes and val in present and len(present) > 1:
+                baseline = (ax, val)
+                break
+    if not baseline or baseline[0] not in axes:
+        return
+    ax, val = baseline
+    index = {
+        tuple(sorted((k, str(v)) for k, v in c.key.items() if k != ax)): c
+        for c in table.cells.values()
+        if str(c.key.get(ax)) == val
+    }
+    tested: list[Cell] = []
+    for c in table.cells.values():
+        if str(c.key.get(ax)) == val:
+            continue
+        ref = index.get(tuple(sorted((k, str(v)) for k, v in c.key.items() if k != ax)))
+        if ref is None:
+            continue
+        a = dict(zip(c.stats["seeds"], c.stats["values"]["adv"], strict=True))
+        b = dict(zip(ref.stats["seeds"], ref.stats["values"]["adv"], strict=True))
+        seeds = sorted(set(a) & set(b), key=str)
+        c.test = paired_test([a[s] for s in seeds], [b[s] for s in seeds])
+        tested.append(c)
+    if not tested:
+        return
+    table.baseline = (ax, val)
+    adj = holm([c.test["p"] for c in tested if c.test is not None])
+    for c, p in zip(tested, adj, strict=True):
+        assert c.test is not None
+        c.test["p_holm"] = p
+        if p is not None and p < 0.01:
+            c.mark = "**"
+        elif p is not None and p < 0.05:
+            c.mark = "*"

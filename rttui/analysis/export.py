@@ -1,0 +1,306 @@
+"""Text exports of compare tables and test results: CSV, Markdown, LaTeX (booktabs) and JSON.
+
+Every format carries what the numbers are (attack, parameters, epsilon, seeds, partial, warnings).
+Pure string building over plain results; no I/O.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from typing import Any
+
+from rttui.analysis.compare import METRICS, AnalysisError, CompareTable, Comparison, _fmt_axis
+
+FORMATS = ("csv", "md", "latex", "json")
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_LATEX_UNICODE = {
+    "±": r"$\pm$",
+    "ε": r"$\varepsilon$",
+    "−": "-",
+    "∈": r"$\in$",
+    "·": r"$\cdot$",
+    "∞": r"$\infty$",
+    "–": "--",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (underscores included) and spell the few symbols we print."""
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for k, v in _LATEX_UNICODE.items():
+        out = out.replace(k, v)
+    return out
+
+
+def render(obj: Comparison | CompareTable | list[dict[str, Any]], fmt: str) -> str:
+    """A compare result or a list of ttest comparisons in `fmt` (csv, md, latex, json)."""
+    if fmt not in FORMATS:
+        raise AnalysisError(f"--format {fmt!r} is not supported here; use one of {', '.join(FORMATS)}")
+    if isinstance(obj, CompareTable):
+        obj = Comparison([obj])
+    if isinstance(obj, Comparison):
+        return {"csv": comparison_csv, "md": comparison_markdown, "latex": comparison_latex, "json": comparison_json}[
+            fmt
+        ](obj)
+    return {"csv": tests_csv, "md": tests_markdown, "latex": tests_latex, "json": tests_json}[fmt](obj)
+
+
+# ---- compare -----------------------------------------------------------------------------------------
+def comparison_json(c: Comparison) -> str:
+    return json.dumps(c.as_dict(), indent=2, default=str) + "\n"
+
+
+def comparison_csv(c: Comparison) -> str:
+    """Long format: one line per cell, each metric's mean and std in fractions of 1, plus what it shows."""
+    fixed_axes = list(dict.fromkeys(a for t in c.tables for a in t.fixed))
+    key_axes = list(dict.fromkeys(a for t in c.tables for a in (*t.row_axes, *t.col_axes)))
+    metrics = list(dict.fromkeys(m for t in c.tables for m in t.metrics if not METRICS[m].std_only))
+    for m in ("clean", "adv", "drop"):
+        if m not in metrics:
+            metrics.append(m)
+    cols = [*fixed_axes, *[a for a in key_axes if a not in fixed_axes]]
+    head = [*cols, *[f"{m}_{s}" for m in metrics for s in ("mean", "std")], "n_seeds", "seeds", "n_test"]
+    head += ["attack_params", "partial", "mark", "p_holm", "warnings"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+    for t in c.tables:
+        for cell in t.cells.values():
+            vals = {**t.fixed, **cell.key}
+            line = [vals.get(a, "") for a in cols]
+            for m in metrics:
+                s = cell.stats.get(m)
+                line += [_num(s.mean if s and s.n else None), _num(s.std if s else None)]
+            line += [
+                cell.stats["clean"].n,
+                " ".join(map(str, cell.stats["seeds"])),
+                "/".join(map(str, t.n_test)),
+                t.params_label,
+                int(cell.partial),
+                cell.mark,
+                _num(cell.test.get("p_holm")) if cell.test else "",
+                " | ".join(cell.warnings),
+            ]
+            w.writerow(line)
+    return buf.getvalue()
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+
+
+def comparison_markdown(c: Comparison, level: int = 3) -> str:
+    parts = []
+    for t in c.tables:
+        parts.append(table_markdown(t, level))
+    return "\n".join(parts)
+
+
+def table_markdown(t: CompareTable, level: int = 3) -> str:
+    header = t.header()
+    best = t.best()
+    lines = [f"{'#' * level} {t.title}", "", "| " + " | ".join(_md(h) for h in header) + " |"]
+    lines.append("| " + " | ".join("---" if i < len(t.row_axes) else "---:" for i in range(len(header))) + " |")
+    for rk, row in zip(t.row_keys, t.body(), strict=True):
+        cells = [_md(x) for x in row]
+        for (ci, m), winners in best.items():
+            if rk in winners:
+                j = len(t.row_axes) + ci * len(t.metrics) + t.metrics.index(m)
+                cells[j] = f"**{cells[j]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"*{_md(t.caption)}; best per column in bold.*"]
+    lines += [f"- ⚠ {_md(w)}" for w in t.warnings]
+    if t.partial:
+        lines += [f"- not yet evaluated: {_md(m)}" for m in t.missing[:20]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _md(x: Any) -> str:
+    return str(x).replace("|", "\\|")
+
+
+def comparison_latex(c: Comparison) -> str:
+    return "\n".join(table_latex(t, i) for i, t in enumerate(c.tables))
+
+
+def table_latex(t: CompareTable, index: int = 0) -> str:
+    """A booktabs table: best value per column in bold, significance marks, a caption naming the attack,
+    its parameters, epsilon and n seeds. Every row has as many cells as the column spec declares."""
+    nrow = len(t.row_axes)
+    nmet = len(t.metrics)
+    ncols = nrow + nmet * len(t.col_keys)
+    best = t.best()
+    spec = "l" * nrow + "".join("r" * nmet for _ in t.col_keys)
+    out = [r"\begin{table}[t]", r"\centering", r"\small"]
+    cap = t.caption + (". " + "; ".join(t.warnings) if t.warnings else "")
+    out.append(r"\caption{" + latex_escape(t.title + ". " + cap + ". Best value per column in bold.") + "}")
+    label = re.sub(r"[^a-z0-9]+", "-", "-".join(str(v) for v in t.fixed.values()).lower()).strip("-")
+    out.append(r"\label{tab:rttui-" + (label or str(index)) + "}")
+    out.append(r"\begin{tabular}{" + spec + "}")
+    out.append(r"\toprule")
+    if t.col_axes:
+        top = [""] * nrow
+        rules = []
+        for ci, ck in enumerate(t.col_keys):
+            name = " ".join(_fmt_axis(a, v) for a, v in zip(t.col_axes, ck, strict=True))
+            top.append(r"\multicolumn{" + str(nmet) + "}{c}{" + latex_escape(name) + "}")
+            start = nrow + ci * nmet + 1
+            rules.append(r"\cmidrule(lr){" + f"{start}-{start + nmet - 1}" + "}")
+        out.append(" & ".join(top) + r" \\")
+        out.append(" ".join(rules))
+        sub = [latex_escape(a) for a in t.row_axes] + [
+            latex_escape(METRICS[m].label) for _ in t.col_keys for m in t.metrics
+        ]
+        out.append(" & ".join(sub) + r" \\")
+    else:
+        out.append(" & ".join(latex_escape(h) for h in t.header()) + r" \\")
+    out.append(r"\midrule")
+    for rk in t.row_keys:
+        cells = [latex_escape(_fmt_axis(a, v)) for a, v in zip(t.row_axes, rk, strict=True)]
+        for ci, ck in enumerate(t.col_keys):
+            cell = t.cells.get((rk, ck))
+            for m in t.metrics:
+                if cell is None:
+                    cells.append("--")
+                    continue
+                txt = latex_escape(cell.fmt(m))
+                if rk in best.get((ci, m), ()):
+                    txt = r"\textbf{" + txt + "}"
+                if m == "adv" and cell.mark:
+                    txt += "$^{" + cell.mark + "}$"
+                if cell.partial and m == t.metrics[0]:
+                    txt += r"$^{\dagger}$"
+                cells.append(txt)
+        assert len(cells) == ncols
+        out.append(" & ".join(cells) + r" \\")
+    out.append(r"\bottomrule")
+    out.append(r"\end{tabular}")
+    if t.partial:
+        out.append(r"\\[2pt]{\footnotesize $^{\dagger}$ partial: the study is still running.}")
+    out.append(r"\end{table}")
+    return "\n".join(out) + "\n"
+
+
+# ---- ttest -------------------------------------------------------------------------------------------
+TEST_FIELDS = ("mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "dz", "n")
+_INTERNAL = ("pairs",)
+
+
+def tests_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2, default=str) + "\n"
+
+
+def _test_axes(rows: list[dict[str, Any]]) -> list[str]:
+    axes = ["dataset", "model", "strategy", "technique", "attack", "eps"]
+    axes = [a for a in axes if rows and a in rows[0]]
+    return [a for a in axes if len({str(r[a]) for r in rows}) > 1 or a in ("attack", "eps")]
+
+
+def tests_csv(rows: list[dict[str, Any]]) -> str:
+    axes = ["dataset", "model", "strategy", "technique", "attack", "eps"]
+    axes = [a for a in axes if rows and a in rows[0]]
+    head = [*axes, "axis", "a", "b", "metric", "test", *TEST_FIELDS, "w", "warning", "mcnemar_p", "levene_p"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+    for r in rows:
+        line = [r.get(a, "") for a in (*axes, "axis", "a", "b", "metric", "test")]
+        line += [_num(r.get(f)) if f != "n" else r.get(f) for f in TEST_FIELDS]
+        line += [_num(r.get("w")), r.get("warning") or ""]
+        line += [_num((r.get("mcnemar") or {}).get("p")), _num((r.get("variance") or {}).get("p"))]
+        w.writerow(line)
+    return buf.getvalue()
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def test_cells(r: dict[str, Any], axes: list[str]) -> list[str]:
+    """The formatted cells of one comparison (differences in points)."""
+    md = r.get("mean_diff")
+    ci = "n/a" if r.get("ci_low") is None else f"[{r['ci_low'] * 100:+.1f}, {r['ci_high'] * 100:+.1f}]"
+    cells = [_fmt_axis(a, r[a]) if a != "eps" else f"{r[a]:g}" for a in axes]
+    cells += [
+        "n/a" if md is None else f"{md * 100:+.1f}",
+        ci,
+        "n/a" if r.get("t") is None else f"{r['t']:.2f}",
+        _p(r.get("p")),
+        _p(r.get("p_holm")),
+        "n/a" if r.get("dz") is None else f"{r['dz']:.2f}",
+        str(r.get("n")),
+    ]
+    if any("mcnemar" in x for x in [r]):
+        m = r["mcnemar"]
+        cells.append(f"{m['b']}/{m['c']} p={_p(m['p'])}")
+    if "variance" in r:
+        v = r["variance"]
+        cells.append(f"{_sd(v['sd_a'])} vs {_sd(v['sd_b'])} p={_p(v['p'])}")
+    return cells
+
+
+def _sd(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.2f}"
+
+
+def test_header(rows: list[dict[str, Any]], axes: list[str]) -> list[str]:
+    head = [*axes, "diff (pts)", "95% CI", "t", "p", "p Holm", "d_z", "n"]
+    if rows and "mcnemar" in rows[0]:
+        head.append("McNemar b/c")
+    if rows and "variance" in rows[0]:
+        head.append("sd a vs b (B-F)")
+    return head
+
+
+def tests_caption(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no comparisons"
+    r = rows[0]
+    test = "paired t-test" if r["test"] == "t" else "Wilcoxon signed-rank test"
+    warns = sorted({x["warning"] for x in rows if x.get("warning")})
+    return (
+        f"{r['axis']}: {r['a']} minus {r['b']} on {r['metric']}, {test} over seeds (n = "
+        f"{'/'.join(sorted({str(x['n']) for x in rows}))}), 95% t confidence interval, Cohen's d_z, "
+        f"Holm over {len(rows)} comparison(s)" + (f". Note: {'; '.join(warns)}" if warns else "")
+    )
+
+
+def tests_markdown(rows: list[dict[str, Any]]) -> str:
+    axes = _test_axes(rows)
+    head = test_header(rows, axes)
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    lines += ["| " + " | ".join(_md(c) for c in test_cells(r, axes)) + " |" for r in rows]
+    lines += ["", f"*{_md(tests_caption(rows))}*", ""]
+    return "\n".join(lines)
+
+
+def tests_latex(rows: list[dict[str, Any]]) -> str:
+    axes = _test_axes(rows)
+    head = test_header(rows, axes)
+    out = [r"\begin{table}[t]", r"\centering", r"\small", r"\caption{" + latex_escape(tests_caption(rows)) + "}"]
+    out += [r"\begin{tabular}{" + "l" * len(axes) + "r" * (len(head) - len(axes)) + "}", r"\toprule"]
+    out.append(" & ".join(latex_escape(h) for h in head) + r" \\")
+    out.append(r"\midrule")
+    for r in rows:
+        out.append(" & ".join(latex_escape(c) for c in test_cells(r, axes)) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,286 @@
+"""Publication figures (matplotlib, Agg backend, PNG and SVG), drawn from plain data.
+
+A registry maps each figure kind to a draw function and the data it needs, so another analysis (a
+freeze-depth sweep, say) adds a kind with `@figure("name", needs=(...))` and `rttui plot` offers it.
+Matplotlib is imported only when a figure is drawn; importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rttui.analysis.compare import CONFIG_AXES, EPS_TOL, AnalysisError, cell_stats, default_eps, select
+
+FORMATS = ("png", "svg", "pdf")
+
+
+@dataclass(frozen=True)
+class FigureKind:
+    name: str
+    description: str
+    draw: Callable[[dict[str, Any]], Any]  # data -> matplotlib Figure (or a list of (suffix, Figure))
+    needs: tuple[str, ...] = ("records",)
+
+
+FIGURES: dict[str, FigureKind] = {}
+
+
+def figure(name: str, description: str, needs: tuple[str, ...] = ("records",)) -> Callable[[Any], Any]:
+    """Register a figure kind: the decorated function takes the data dict and returns a Figure."""
+
+    def deco(fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        FIGURES[name] = FigureKind(name, description, fn, needs)
+        return fn
+
+    return deco
+
+
+def get(kind: str) -> FigureKind:
+    if kind not in FIGURES:
+        raise AnalysisError(f"figure kind {kind!r} is unknown; use one of {', '.join(FIGURES)} (or all)")
+    return FIGURES[kind]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "font.size": 9,
+            "axes.titlesize": 9,
+            "axes.labelsize": 9,
+            "legend.fontsize": 8,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.hashsalt": "rttui",  # stable SVG ids: the same data gives the same file
+            "savefig.dpi": 200,
+        }
+    )
+    return plt
+
+
+def draw(kind: str, data: dict[str, Any], out: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Draw `kind` and save it in each format. `out` is a folder (files named after the kind) or a file
+    name such as fig1.png (then every format is written beside it)."""
+    for f in formats:
+        if f not in FORMATS:
+            raise AnalysisError(f"figure format {f!r} is unknown; use some of {', '.join(FORMATS)}")
+    fk = get(kind)
+    plt = _plt()
+    if out.suffix.lstrip(".") in FORMATS:  # a file name: its stem, every format beside it
+        stem = out.with_suffix("")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        stem = out / kind
+    result = fk.draw(data)
+    figs = result if isinstance(result, list) else [("", result)]
+    written = []
+    for suffix, fig in figs:
+        for f in formats:
+            p = stem.with_name(f"{stem.name}{suffix}.{f}")
+            fig.savefig(p, bbox_inches="tight", metadata={"Date": None} if f == "svg" else None)
+            written.append(p)
+        plt.close(fig)
+    return written
+
+
+def _config_label(r: dict[str, Any], axes: Sequence[str]) -> str:
+    return "/".join(str(r[a]) for a in axes)
+
+
+def _varying(recs: list[dict[str, Any]], axes: Sequence[str]) -> list[str]:
+    return [a for a in axes if len({r[a] for r in recs}) > 1]
+
+
+def _subtitle(recs: list[dict[str, Any]], eps: float | None) -> str:
+    from rttui.analysis.compare import _attack_label
+
+    seeds = sorted({r["seed"] for r in recs}, key=str)
+    label = (
+        _attack_label(recs[0], None)
+        if len({r["attack"] for r in recs}) == 1
+        else "attacks: " + ", ".join(sorted({r["attack"] for r in recs}))
+    )
+    e = f", ε={eps:g}" if eps is not None else ""
+    return f"{label}{e}, n={len(seeds)} seed(s), {recs[0]['n']} test images"
+
+
+def _one_eps(data: dict[str, Any], attack: str | None = "pgd") -> tuple[list[dict[str, Any]], float]:
+    recs = select(data["records"], data.get("attack") or attack, None, data.get("where"))
+    eps = data.get("eps")
+    if eps is None:
+        eps = default_eps(recs)
+    sel = [r for r in recs if abs(float(r["eps"]) - float(eps)) < EPS_TOL]
+    if not sel:
+        grid = ", ".join(f"{e:g}" for e in sorted({float(r["eps"]) for r in recs}))
+        raise AnalysisError(f"epsilon {eps:g} was not evaluated here; use --eps with one of {grid}")
+    return sel, float(eps)
+
+
+def _partial_note(data: dict[str, Any]) -> str:
+    runs = data.get("runs") or []
+    todo = [r for r in runs if r.get("state") != "done"]
+    return f" [PARTIAL: {len(todo)} of {len(runs)} runs not done]" if todo else ""
+
+
+@figure("strategies", "Figure 1: adversarial accuracy per fine-tuning strategy and dataset (bars, seed sd)")
+def fig_strategies(data: dict[str, Any]) -> Any:
+    plt = _plt()
+    recs, eps = _one_eps(data)
+    groups_axes = [a for a in ("dataset", "model", "technique") if a in _varying(recs, CONFIG_AXES)] or ["dataset"]
+    groups = list(dict.fromkeys(_config_label(r, groups_axes) for r in recs))
+    strategies = list(dict.fromkeys(r["strategy"] for r in recs))
+    width = 0.8 / max(1, len(strategies))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(groups) * max(1, len(strategies)) * 0.6 + 2), 3.2))
+    cmap = plt.get_cmap("tab10")
+    for si, strat in enumerate(strategies):
+        means, sds = [], []
+        for g in groups:
+            cell = [r for r in recs if r["strategy"] == strat and _config_label(r, groups_axes) == g]
+            st = cell_stats(cell)["adv"] if cell else None
+            means.append(st.mean * 100 if st and st.n else float("nan"))
+            sds.append((st.std or 0) * 100 if st and st.n else 0)
+        xs = [i + (si - (len(strategies) - 1) / 2) * width for i in range(len(groups))]
+        ax.bar(xs, means, width, yerr=sds, capsize=3, label=strat, color=cmap(si % 10), edgecolor="black", lw=0.4)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=0 if len(groups) < 5 else 30, ha="center" if len(groups) < 5 else "right")
+    ax.set_ylabel(f"{recs[0]['attack'].upper()} accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Adversarial accuracy by strategy{_partial_note(data)}\n{_subtitle(recs, eps)}", loc="left")
+    ax.legend(title="strategy", frameon=False, ncols=min(3, len(strategies)))
+    return fig
+
+
+@figure("tradeoff", "Figure 2: standard vs adversarial accuracy per technique (scatter, seed sd)")
+def fig_tradeoff(data: dict[str, Any]) -> Any:
+    plt = _plt()
+    recs, eps = _one_eps(data)
+    techniques = list(dict.fromkeys(r["technique"] for r in recs))
+    marker_axes = [a for a in ("dataset", "model", "strategy") if a in _varying(recs, CONFIG_AXES)]
+    markers = "osD^v<>pP*X"
+    mkeys = list(dict.fromkeys(_config_label(r, marker_axes) for r in recs)) if marker_axes else [""]
+    fig, ax = plt.subplots(figsize=(5.0, 4.0))
+    cmap = plt.get_cmap("tab10")
+    for ti, tech in enumerate(techniques):
+        for mi, mk in enumerate(mkeys):
+            cell = [
+                r for r in recs if r["technique"] == tech and (not marker_axes or _config_label(r, marker_axes) == mk)
+            ]
+            if not cell:
+                continue
+            st = cell_stats(cell)
+            c, a = st["clean"], st["adv"]
+            ax.errorbar(
+                c.mean * 100,
+                a.mean * 100,
+                xerr=(c.std or 0) * 100,
+                yerr=(a.std or 0) * 100,
+                fmt=markers[mi % len(markers)],
+                color=cmap(ti % 10),
+                capsize=2,
+                ms=6,
+                label=f"{tech}" + (f" · {mk}" if mk else ""),
+            )
+    ax.plot([0, 100], [0, 100], ls=":", color="grey", lw=0.8)
+    ax.set_xlabel("standard accuracy (%)")
+    ax.set_ylabel(f"{recs[0]['attack'].upper()} accuracy (%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Trade-off per technique{_partial_note(data)}\n{_subtitle(recs, eps)}", loc="left")
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    return fig
+
+
+@figure("curves", "accuracy vs epsilon per attack (lines, seed sd band; eps 0 = standard accuracy)")
+def fig_curves(data: dict[str, Any]) -> Any:
+    plt = _plt()
+    recs = select(data["records"], data.get("attack"), None, data.get("where"))
+    attacks = list(dict.fromkeys(r["attack"] for r in recs))
+    axes_v = _varying(recs, CONFIG_AXES) or ["model"]
+    fig, axs = plt.subplots(1, len(attacks), figsize=(4.2 * len(attacks), 3.4), squeeze=False, sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for ai, attack in enumerate(attacks):
+        ax = axs[0][ai]
+        arecs = [r for r in recs if r["attack"] == attack]
+        configs = list(dict.fromkeys(_config_label(r, axes_v) for r in arecs))
+        for ci, cfg in enumerate(configs):
+            crecs = [r for r in arecs if _config_label(r, axes_v) == cfg]
+            grid = sorted({float(r["eps"]) for r in crecs})
+            first = [r for r in crecs if abs(float(r["eps"]) - grid[0]) < EPS_TOL]
+            xs, ms, sds = [0.0], [cell_stats(first)["clean"].mean * 100], [(cell_stats(first)["clean"].std or 0) * 100]
+            for e in grid:
+                st = cell_stats([r for r in crecs if abs(float(r["eps"]) - e) < EPS_TOL])["adv"]
+                if e == 0:
+                    ms[0], sds[0] = st.mean * 100, (st.std or 0) * 100
+                    continue
+                xs.append(e)
+                ms.append(st.mean * 100)
+                sds.append((st.std or 0) * 100)
+            color = cmap(ci % 10)
+            ax.plot(xs, ms, marker="o", ms=3, color=color, label=cfg)
+            ax.fill_between(
+                xs,
+                [m - s for m, s in zip(ms, sds, strict=True)],
+                [m + s for m, s in zip(ms, sds, strict=True)],
+                color=color,
+                alpha=0.15,
+                lw=0,
+            )
+        ax.set_xlabel("ε (L∞, [0, 1] pixels)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{_subtitle(arecs, None)}", loc="left", fontsize=7)
+        if ai == 0:
+            ax.set_ylabel("accuracy (%)")
+    axs[0][-1].legend(frameon=False, fontsize=7, loc="upper right")
+    fig.suptitle(f"Accuracy vs ε{_partial_note(data)}", x=0.01, ha="left")
+    return fig
+
+
+@figure(
+    "confusion",
+    "confusion heat map under attack per configuration (row-normalised, summed over seeds)",
+    needs=("records", "confusions"),
+)
+def fig_confusion(data: dict[str, Any]) -> Any:
+    plt = _plt()
+    groups = data.get("confusions") or []
+    if not groups:
+        raise AnalysisError("no confusion counts stored for this selection; evaluate the study first")
+    n = len(groups)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    k = max(len(g["classes"]) for g in groups)
+    size = max(2.6, 0.28 * k + 1.2)
+    fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    axes_v = [a for a in CONFIG_AXES if len({g[a] for g in groups}) > 1] or ["model"]
+    im = None
+    for gi, g in enumerate(groups):
+        ax = axs[gi // cols][gi % cols]
+        m = g["matrix"]
+        norm = [[v / s if (s := sum(row)) else 0.0 for v in row] for row in m]
+        im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        names = g["classes"]
+        ax.set_xticks(range(len(names)))
+        ax.set_yticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=90, fontsize=6)
+        ax.set_yticklabels(names, fontsize=6)
+        ax.set_xlabel("predicted under attack", fontsize=7)
+        ax.set_ylabel("true class", fontsize=7)
+        ax.set_title(
+            f"{'/'.join(str(g[a]) for a in axes_v)}\n{g['attack']} ε={g['eps']:g}, {len(g['seeds'])} seed(s)",
+            fontsize=7,
+            loc="left",
+        )
+    for gi in range(n, rows * cols):
+        axs[gi // cols][gi % cols].axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=axs, shrink=0.6, label="share of true class")
+    fig.suptitle(f"Confusion under attack{_partial_note(data)}", x=0.01, ha="left")
+    return fig
