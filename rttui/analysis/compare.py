@@ -342,8 +342,8 @@ class CompareTable:
             for m in self.metrics:
                 vals = {rk: self.cells[(rk, ck)].value(m) for rk in self.row_keys if (rk, ck) in self.cells}
                 vals = {k: v for k, v in vals.items() if v is not None and not math.isnan(v)}
-                if len(vals) < 2:
-                    continue
+                if len(vals) < 2 or max(vals.values()) - min(vals.values()) < 1e-12:
+                    continue  # nothing to single out
                 target = max(vals.values()) if METRICS[m].higher_is_better else min(vals.values())
                 out[(ci, m)] = tuple(k for k, v in vals.items() if abs(v - target) < 1e-12)
         return out

@@ -102,7 +102,7 @@ def comparison_csv(c: Comparison) -> str:
 
 
 def _num(x: float | None) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.10g}"
 
 
 def comparison_markdown(c: Comparison, level: int = 3) -> str:

@@ -1,0 +1,153 @@
+"""The compare pivot: mean ± std with 1 and 3 seeds, axes, filters, partial results, warnings, trade-offs."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from rttui.analysis.compare import AnalysisError, auc_by_run, compare
+from tests.analysis.records import rec, study
+
+
+def _cell(comp, **key):
+    for t in comp.tables:
+        for c in t.cells.values():
+            if all(c.key.get(k) == v for k, v in key.items()):
+                return c
+    raise KeyError(key)
+
+
+def test_mean_std_one_and_three_seeds() -> None:
+    recs = study({"full": [0.50, 0.55, 0.62]}, clean={"full": [0.90, 0.94, 0.95]})
+    recs += [rec(strategy="layer_freezing", seed=0, clean=0.91, adv=0.6)]
+    comp = compare(recs, attack="pgd", eps=0.03, rows="strategy")
+    full = _cell(comp, strategy="full")
+    assert full.stats["adv"].mean == pytest.approx(statistics.fmean([0.50, 0.55, 0.62]))
+    assert full.stats["adv"].std == pytest.approx(statistics.stdev([0.50, 0.55, 0.62]))
+    assert full.stats["drop"].mean == pytest.approx(statistics.fmean([0.40, 0.39, 0.33]))
+    assert full.fmt("adv") == f"{statistics.fmean([50, 55, 62]):.1f}±{statistics.stdev([50, 55, 62]):.1f}"
+    one = _cell(comp, strategy="layer_freezing")
+    assert one.stats["adv"].n == 1 and one.stats["adv"].std is None and one.fmt("adv") == "60.0"
+    t = comp.tables[0]
+    assert t.n_seeds == (1, 3) and "n = 1-3 seeds" in t.caption and "pgd steps=10" in t.caption
+
+
+def test_rows_cols_and_where() -> None:
+    recs = [
+        rec(model=m, strategy=s, seed=i, adv=0.1 * (i + 1) + (0.2 if s == "full" else 0), eps=e)
+        for m in ("a", "b")
+        for s in ("full", "layer_freezing")
+        for i in range(3)
+        for e in (0.01, 0.03)
+    ]
+    comp = compare(recs, eps=0.03, rows="model", cols="strategy")
+    (t,) = comp.tables
+    assert t.header() == [
+        "model",
+        "full standard",
+        "full adversarial",
+        "full drop (pts)",
+        "layer_freezing standard",
+        "layer_freezing adversarial",
+        "layer_freezing drop (pts)",
+    ]
+    assert len(t.body()) == 2 and t.eps == 0.03
+    per_eps = compare(recs, eps=None, rows="model,strategy")
+    assert [tb.fixed["eps"] for tb in per_eps.tables] == [0.01, 0.03]  # one table per epsilon
+    eps_cols = compare(recs, eps=None, rows="model,strategy", cols="eps", metrics=("adv",))
+    assert len(eps_cols.tables) == 1 and eps_cols.tables[0].header()[-2:] == [
+        "ε=0.01 adversarial",
+        "ε=0.03 adversarial",
+    ]
+    only_a = compare(recs, eps=0.03, where=["model=a"])
+    assert {c.key["strategy"] for c in only_a.tables[0].cells.values()} == {"full", "layer_freezing"}
+    assert all("model" not in c.key for c in only_a.tables[0].cells.values())
+    with pytest.raises(AnalysisError, match=r"epsilon 0\.05 was not evaluated"):
+        compare(recs, eps=0.05)
+    with pytest.raises(AnalysisError, match="not an axis"):
+        compare(recs, rows="colour")
+    with pytest.raises(AnalysisError, match="attack 'deepfool' has no results"):
+        compare(recs, attack="deepfool")
+
+
+def test_varying_axes_never_pooled() -> None:
+    recs = [rec(dataset=d, strategy="full", seed=0, adv=a) for d, a in (("x", 0.1), ("y", 0.9))]
+    comp = compare(recs, rows="strategy")  # dataset varies but is not a row: one table per dataset
+    assert [t.fixed["dataset"] for t in comp.tables] == ["x", "y"]
+    variants = [
+        rec(strategy="layer_freezing", seed=0, adv=a, strategy_params={"freeze": f}) for f, a in ((1, 0.2), (2, 0.4))
+    ]
+    for v in variants:
+        v["run_id"] += str(v["strategy_params"]["freeze"])
+    comp = compare(variants, rows="strategy")
+    assert sorted(c.key["strategy"] for c in comp.tables[0].cells.values()) == [
+        "layer_freezing[freeze=1]",
+        "layer_freezing[freeze=2]",
+    ]
+
+
+def test_partial_results_and_sanity_warnings_are_named() -> None:
+    recs = study({"full": [0.5, 0.6]})
+    runs = [
+        {
+            "id": r["run_id"],
+            "dataset": "digits",
+            "model": "m",
+            "strategy": "full",
+            "technique": "none",
+            "seed": r["seed"],
+            "state": "done",
+        }
+        for r in recs
+    ] + [
+        {
+            "id": "pending-run",
+            "dataset": "digits",
+            "model": "m",
+            "strategy": "full",
+            "technique": "none",
+            "seed": 2,
+            "state": "running",
+        }
+    ]
+    checks = [
+        {
+            "run_id": recs[0]["run_id"],
+            "eval_id": recs[0]["eval_id"],
+            "check": "adv_le_clean",
+            "level": "warning",
+            "message": "adv above clean",
+        }
+    ]
+    comp = compare(recs, runs, checks, rows="strategy")
+    t = comp.tables[0]
+    assert comp.partial and t.partial and "PARTIAL" in t.title and "seed 2 (running)" in t.missing[0]
+    assert t.warnings and "adv above clean" in t.warnings[0] and "1 sanity warning" in t.caption
+    assert _cell(comp, strategy="full").partial
+    done = compare(recs, runs[:2], [], rows="strategy")
+    assert not done.partial and "PARTIAL" not in done.tables[0].title
+
+
+def test_relative_drop_and_auc() -> None:
+    recs = [rec(seed=0, clean=0.8, adv=a, eps=e) for e, a in ((0.02, 0.6), (0.04, 0.2))]
+    (auc,) = auc_by_run(recs).values()
+    assert auc == pytest.approx(((0.8 + 0.6) / 2 * 0.02 + (0.6 + 0.2) / 2 * 0.02) / 0.04)
+    comp = compare(recs, eps=0.04, metrics=("clean", "adv", "drop", "rel_drop", "auc"))
+    c = next(iter(comp.tables[0].cells.values()))
+    assert c.stats["rel_drop"].mean == pytest.approx(0.75) and c.stats["auc"].mean == pytest.approx(auc)
+
+
+def test_significance_marks_against_full() -> None:
+    recs = study(
+        {
+            "full": [0.50, 0.52, 0.49, 0.51, 0.50],
+            "layer_freezing": [0.70, 0.73, 0.69, 0.72, 0.71],
+            "feature_extraction": [0.50, 0.55, 0.45, 0.52, 0.49],
+        }
+    )
+    t = compare(recs, rows="strategy").tables[0]
+    assert t.baseline == ("strategy", "full")
+    assert _cell(compare(recs, rows="strategy"), strategy="layer_freezing").mark == "**"
+    assert _cell(compare(recs, rows="strategy"), strategy="feature_extraction").mark == ""
+    assert _cell(compare(recs, rows="strategy", baseline=None), strategy="layer_freezing").mark == ""

@@ -1,0 +1,64 @@
+"""Every figure kind writes a non-empty PNG and SVG from hand-made data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rttui.analysis import figures
+from rttui.analysis.compare import AnalysisError
+from rttui.analysis.errors import confusions
+from tests.analysis.records import rec
+
+RECS = [
+    rec(model=m, strategy=s, technique=t, seed=i, clean=0.9 - 0.01 * i, adv=a - 0.05 * e * 10 - 0.01 * i, eps=e)
+    for m in ("cnn", "vit")
+    for s, a in (("full", 0.5), ("layer_freezing", 0.6))
+    for t in ("none", "bn_freeze")
+    for i in range(3)
+    for e in (0.01, 0.03, 0.05)
+]
+
+
+def _confusions() -> list[dict]:
+    sel = [
+        r
+        for r in RECS
+        if r["eps"] == 0.03 and r["model"] == "cnn" and r["technique"] == "none" and r["strategy"] == "full"
+    ]
+    rows = [
+        {"eval_id": r["eval_id"], "eps": 0.03, "label": t, "pred": p, "count": 3 if t == p else 1}
+        for r in sel
+        for t in range(3)
+        for p in range(3)
+    ]
+    return confusions(sel, rows, {r["run_id"]: ["cat", "dog", "bird"] for r in sel})
+
+
+@pytest.mark.parametrize("kind", ["strategies", "tradeoff", "curves", "confusion"])
+def test_each_figure_kind_is_written(kind: str, tmp_path: Path) -> None:
+    data = {"records": RECS, "runs": [], "attack": "pgd", "eps": None, "confusions": _confusions()}
+    paths = figures.draw(kind, data, tmp_path, ("png", "svg"))
+    assert sorted(p.suffix for p in paths) == [".png", ".svg"]
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 1000
+    assert (
+        paths[0].read_bytes()[:4] == b"\x89PNG" if paths[0].suffix == ".png" else b"<svg" in paths[1].read_bytes()[:400]
+    )
+
+
+def test_figure_file_name_and_registry(tmp_path: Path) -> None:
+    paths = figures.draw("strategies", {"records": RECS}, tmp_path / "fig1.png", ("png",))
+    assert paths == [tmp_path / "fig1.png"]
+    with pytest.raises(AnalysisError, match="figure kind 'pie' is unknown"):
+        figures.draw("pie", {"records": RECS}, tmp_path)
+    assert {"strategies", "tradeoff", "curves", "confusion"} <= set(figures.FIGURES)
+
+
+def test_confusion_pairs_use_class_names() -> None:
+    (g,) = _confusions()
+    assert g["classes"] == ["cat", "dog", "bird"] and g["matrix"][0] == [9, 3, 3]
+    top = g["pairs"][0]
+    assert top["true_name"] == "cat" and top["pred_name"] == "dog" and top["count"] == 3
+    assert top["share"] == pytest.approx(3 / 15)
