@@ -77,7 +77,8 @@ def test_markdown_csv_json_carry_what_they_show() -> None:
 
 
 def test_test_results_export() -> None:
-    recs = [*RECS, rec(strategy="full", seed=0, adv=0.3, eps=0.1), rec(strategy="layer_freezing", seed=0, adv=0.3, eps=0.1)]
+    extra = [rec(strategy=s, seed=0, adv=0.3, eps=0.1) for s in ("full", "layer_freezing")]
+    recs = [*RECS, *extra]
     rows = stats.comparisons(recs, "strategy", "layer_freezing", "full")
     tex = export.render(rows, "latex")
     n = _ncols(tex)
