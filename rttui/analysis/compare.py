@@ -272,6 +272,7 @@ class CompareTable:
     warnings: list[str]
     notes: list[str]
     baseline: tuple[str, str] | None = None
+    params_by_attack: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -286,7 +287,7 @@ class CompareTable:
         n = f"n = {lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"n = {lo}-{hi} seeds"
         parts = [f"mean ± std over seeds ({n}; seeds {', '.join(map(str, self.seeds))})"]
         if self.params_label:
-            parts.append(f"attack {self.params_label}")
+            parts.append(f"attack{'s' if ';' in self.params_label else ''} {self.params_label}")
         if self.eps is not None:
             parts.append(f"ε = {self.eps:g} (L∞, [0, 1] pixels)")
         if self.n_test:
@@ -307,45 +308,79 @@ class CompareTable:
             parts.append(f"{len(self.warnings)} sanity warning(s)")
         return "; ".join(parts)
 
+    @property
+    def shared_clean(self) -> bool:
+        """Standard accuracy does not depend on the attack or epsilon: when the columns only split those,
+        it is shown once (the paper's Table I layout: standard, FGSM, PGD)."""
+        return "clean" in self.metrics and bool(self.col_axes) and set(self.col_axes) <= {"attack", "eps"}
+
+    def columns(self) -> list[tuple[tuple[Any, ...] | None, str]]:
+        """The value columns in order, as (column key, metric); a key of None is the shared standard column."""
+        if self.shared_clean:
+            rest = [m for m in self.metrics if m != "clean"]
+            return [(None, "clean"), *[(ck, m) for ck in self.col_keys for m in rest]]
+        return [(ck, m) for ck in self.col_keys for m in self.metrics]
+
+    def column_groups(self) -> list[tuple[str, int]]:
+        """(group label, width) spans over `columns()` for a two-level header ('' for ungrouped)."""
+        groups: list[tuple[str, int]] = []
+        for ck, _m in self.columns():
+            label = "" if ck is None else " ".join(_fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
+            if groups and groups[-1][0] == label and ck is not None:
+                groups[-1] = (label, groups[-1][1] + 1)
+            else:
+                groups.append((label, 1))
+        return groups
+
+    def cell_at(self, rk: tuple[Any, ...], ck: tuple[Any, ...] | None) -> Cell | None:
+        if ck is not None:
+            return self.cells.get((rk, ck))
+        return next((self.cells[(rk, k)] for k in self.col_keys if (rk, k) in self.cells), None)
+
     def header(self) -> list[str]:
         cols = [*self.row_axes]
-        for ck in self.col_keys:
-            prefix = " ".join(_fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
-            cols += [f"{prefix} {METRICS[m].label}".strip() for m in self.metrics]
+        for ck, m in self.columns():
+            prefix = "" if ck is None else " ".join(_fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
+            if ck is not None and self.col_axes == ["attack"] and m == "adv" and len(self.metrics) <= 2:
+                cols.append(str(ck[0]).upper())  # Table I: "FGSM", "PGD"
+            else:
+                cols.append(f"{prefix} {METRICS[m].label}".strip())
         return cols
+
+    def formatted(self, rk: tuple[Any, ...], ck: tuple[Any, ...] | None, m: str, marks: bool = True) -> str:
+        cell = self.cell_at(rk, ck)
+        if cell is None:
+            return "-"
+        txt = cell.fmt(m)
+        if marks and m == "adv" and cell.mark:
+            txt += cell.mark
+        return txt
 
     def body(self, marks: bool = True) -> list[list[str]]:
         """Formatted cells, one list per row (row-axis values first); '-' where a cell has no data."""
         out = []
         for rk in self.row_keys:
             line = [_fmt_axis(a, v) for a, v in zip(self.row_axes, rk, strict=True)]
-            for ck in self.col_keys:
-                cell = self.cells.get((rk, ck))
-                for m in self.metrics:
-                    if cell is None:
-                        line.append("-")
-                        continue
-                    txt = cell.fmt(m)
-                    if marks and m == "adv" and cell.mark:
-                        txt += cell.mark
-                    if cell.partial and m == self.metrics[0]:
-                        txt += " (partial)"
-                    out_txt = txt
-                    line.append(out_txt)
+            for j, (ck, m) in enumerate(self.columns()):
+                txt = self.formatted(rk, ck, m, marks)
+                cell = self.cell_at(rk, ck)
+                if j == 0 and cell is not None and cell.partial:
+                    txt += " (partial)"
+                line.append(txt)
             out.append(line)
         return out
 
-    def best(self) -> dict[tuple[int, str], tuple[tuple[Any, ...], ...]]:
-        """Per (column key index, metric): the row keys holding the best mean (ties all count)."""
+    def best(self) -> dict[int, tuple[tuple[Any, ...], ...]]:
+        """Per value column (index into `columns()`): the row keys holding the best mean (ties all count);
+        a column where every row is equal has no best."""
         out = {}
-        for ci, ck in enumerate(self.col_keys):
-            for m in self.metrics:
-                vals = {rk: self.cells[(rk, ck)].value(m) for rk in self.row_keys if (rk, ck) in self.cells}
-                vals = {k: v for k, v in vals.items() if v is not None and not math.isnan(v)}
-                if len(vals) < 2 or max(vals.values()) - min(vals.values()) < 1e-12:
-                    continue  # nothing to single out
-                target = max(vals.values()) if METRICS[m].higher_is_better else min(vals.values())
-                out[(ci, m)] = tuple(k for k, v in vals.items() if abs(v - target) < 1e-12)
+        for j, (ck, m) in enumerate(self.columns()):
+            vals = {rk: c.value(m) for rk in self.row_keys if (c := self.cell_at(rk, ck)) is not None}
+            vals = {k: v for k, v in vals.items() if v is not None and not math.isnan(v)}
+            if len(vals) < 2 or max(vals.values()) - min(vals.values()) < 1e-12:
+                continue
+            target = max(vals.values()) if METRICS[m].higher_is_better else min(vals.values())
+            out[j] = tuple(k for k, v in vals.items() if abs(v - target) < 1e-12)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -357,6 +392,7 @@ class CompareTable:
             "eps": self.eps,
             "params": self.params,
             "params_label": self.params_label,
+            "params_by_attack": self.params_by_attack,
             "seeds": self.seeds,
             "n_seeds": list(self.n_seeds),
             "n_test": self.n_test,
@@ -526,13 +562,17 @@ def _table(
         cells[(rk, ck)] = cell
 
     first = recs[0]
-    param_sets = {_params_str(r.get("attack_params")) for r in recs}
-    if len(param_sets) > 1:
-        warnings.append(f"mixed attack parameters in one table: {' | '.join(sorted(param_sets))}")
-    steps = sorted({r.get("step_size") for r in recs if r.get("step_size") is not None})
-    label = ""
-    if len(attacks_here) == 1:
-        label = _attack_label(first, steps if len(eps_here) == 1 else None)
+    by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        by_attack[r["attack"]].append(r)
+    labels = []
+    for att, arecs in by_attack.items():
+        param_sets = {_params_str(r.get("attack_params")) for r in arecs}
+        if len(param_sets) > 1:
+            warnings.append(f"{att}: mixed attack parameters in one table: {' | '.join(sorted(param_sets))}")
+        steps = sorted({r.get("step_size") for r in arecs if r.get("step_size") is not None})
+        labels.append(_attack_label(arecs[0], steps if len(eps_here) == 1 else None))
+    label = "; ".join(labels)
     ns = [c.stats["clean"].n for c in cells.values()]
     table = CompareTable(
         fixed=fixed,
@@ -545,6 +585,7 @@ def _table(
         attack=first["attack"] if len(attacks_here) == 1 else None,
         eps=float(first["eps"]) if len(eps_here) == 1 else None,
         params=dict(first.get("attack_params") or {}) if len(attacks_here) == 1 else {},
+        params_by_attack={a: dict(rs[0].get("attack_params") or {}) for a, rs in by_attack.items()},
         params_label=label,
         seeds=sorted({s for c in cells.values() for s in c.stats["seeds"]}, key=str),
         n_seeds=(min(ns), max(ns)) if ns else (0, 0),

@@ -119,10 +119,9 @@ def table_markdown(t: CompareTable, level: int = 3) -> str:
     lines.append("| " + " | ".join("---" if i < len(t.row_axes) else "---:" for i in range(len(header))) + " |")
     for rk, row in zip(t.row_keys, t.body(), strict=True):
         cells = [_md(x) for x in row]
-        for (ci, m), winners in best.items():
+        for j, winners in best.items():
             if rk in winners:
-                j = len(t.row_axes) + ci * len(t.metrics) + t.metrics.index(m)
-                cells[j] = f"**{cells[j]}**"
+                cells[len(t.row_axes) + j] = f"**{cells[len(t.row_axes) + j]}**"
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"*{_md(t.caption)}; best per column in bold.*"]
     lines += [f"- ⚠ {_md(w)}" for w in t.warnings]
@@ -144,10 +143,10 @@ def table_latex(t: CompareTable, index: int = 0) -> str:
     """A booktabs table: best value per column in bold, significance marks, a caption naming the attack,
     its parameters, epsilon and n seeds. Every row has as many cells as the column spec declares."""
     nrow = len(t.row_axes)
-    nmet = len(t.metrics)
-    ncols = nrow + nmet * len(t.col_keys)
+    columns = t.columns()
+    ncols = nrow + len(columns)
     best = t.best()
-    spec = "l" * nrow + "".join("r" * nmet for _ in t.col_keys)
+    spec = "l" * nrow + "r" * len(columns)
     out = [r"\begin{table}[t]", r"\centering", r"\small"]
     cap = t.caption + (". " + "; ".join(t.warnings) if t.warnings else "")
     out.append(r"\caption{" + latex_escape(t.title + ". " + cap + ". Best value per column in bold.") + "}")
@@ -155,39 +154,40 @@ def table_latex(t: CompareTable, index: int = 0) -> str:
     out.append(r"\label{tab:rttui-" + (label or str(index)) + "}")
     out.append(r"\begin{tabular}{" + spec + "}")
     out.append(r"\toprule")
-    if t.col_axes:
+    groups = t.column_groups()
+    if t.col_axes and any(w > 1 for _, w in groups):
         top = [""] * nrow
         rules = []
-        for ci, ck in enumerate(t.col_keys):
-            name = " ".join(_fmt_axis(a, v) for a, v in zip(t.col_axes, ck, strict=True))
-            top.append(r"\multicolumn{" + str(nmet) + "}{c}{" + latex_escape(name) + "}")
-            start = nrow + ci * nmet + 1
-            rules.append(r"\cmidrule(lr){" + f"{start}-{start + nmet - 1}" + "}")
+        start = nrow + 1
+        for name, width in groups:
+            if width > 1 or name:
+                top.append(r"\multicolumn{" + str(width) + "}{c}{" + latex_escape(name) + "}")
+                rules.append(r"\cmidrule(lr){" + f"{start}-{start + width - 1}" + "}")
+            else:
+                top.append("")
+            start += width
         out.append(" & ".join(top) + r" \\")
         out.append(" ".join(rules))
-        sub = [latex_escape(a) for a in t.row_axes] + [
-            latex_escape(METRICS[m].label) for _ in t.col_keys for m in t.metrics
-        ]
+        sub = [latex_escape(a) for a in t.row_axes] + [latex_escape(METRICS[m].label) for _, m in columns]
         out.append(" & ".join(sub) + r" \\")
     else:
         out.append(" & ".join(latex_escape(h) for h in t.header()) + r" \\")
     out.append(r"\midrule")
     for rk in t.row_keys:
         cells = [latex_escape(_fmt_axis(a, v)) for a, v in zip(t.row_axes, rk, strict=True)]
-        for ci, ck in enumerate(t.col_keys):
-            cell = t.cells.get((rk, ck))
-            for m in t.metrics:
-                if cell is None:
-                    cells.append("--")
-                    continue
-                txt = latex_escape(cell.fmt(m))
-                if rk in best.get((ci, m), ()):
-                    txt = r"\textbf{" + txt + "}"
-                if m == "adv" and cell.mark:
-                    txt += "$^{" + cell.mark + "}$"
-                if cell.partial and m == t.metrics[0]:
-                    txt += r"$^{\dagger}$"
-                cells.append(txt)
+        for j, (ck, m) in enumerate(columns):
+            cell = t.cell_at(rk, ck)
+            if cell is None:
+                cells.append("--")
+                continue
+            txt = latex_escape(cell.fmt(m))
+            if rk in best.get(j, ()):
+                txt = r"\textbf{" + txt + "}"
+            if m == "adv" and cell.mark:
+                txt += "$^{" + cell.mark + "}$"
+            if cell.partial and j == 0:
+                txt += r"$^{\dagger}$"
+            cells.append(txt)
         assert len(cells) == ncols
         out.append(" & ".join(cells) + r" \\")
     out.append(r"\bottomrule")

@@ -75,10 +75,9 @@ def compare_table(t: Any) -> Table:
     best = t.best()
     for rk, row in zip(t.row_keys, t.body(), strict=True):
         cells = list(row)
-        for (ci, m), winners in best.items():
+        for j, winners in best.items():
             if rk in winners:
-                j = len(t.row_axes) + ci * len(t.metrics) + t.metrics.index(m)
-                cells[j] = f"[bold]{cells[j]}[/]"
+                cells[len(t.row_axes) + j] = f"[bold]{cells[len(t.row_axes) + j]}[/]"
         table.add_row(*cells)
     return table
 

@@ -151,3 +151,20 @@ def test_significance_marks_against_full() -> None:
     assert _cell(compare(recs, rows="strategy"), strategy="layer_freezing").mark == "**"
     assert _cell(compare(recs, rows="strategy"), strategy="feature_extraction").mark == ""
     assert _cell(compare(recs, rows="strategy", baseline=None), strategy="layer_freezing").mark == ""
+
+
+def test_table_one_layout_shows_standard_once() -> None:
+    recs = [
+        rec(strategy=s, seed=i, clean=0.9, adv=a, attack=att)
+        for s in ("full", "layer_freezing")
+        for i in range(2)
+        for att, a in (("fgsm", 0.7), ("pgd", 0.6 if s == "full" else 0.65))
+    ]
+    t = compare(recs, attack=None, eps=0.03, rows="strategy", cols="attack", metrics=("clean", "adv")).tables[0]
+    assert t.header() == ["strategy", "standard", "FGSM", "PGD"]
+    assert t.body() == [
+        ["full", "90.0±0.0", "70.0±0.0", "60.0±0.0"],
+        ["layer_freezing", "90.0±0.0", "70.0±0.0", "65.0±0.0"],
+    ]
+    assert t.best() == {2: (("layer_freezing",),)}  # equal columns have no best
+    assert "fgsm norm=linf" in t.caption and "pgd steps=10" in t.caption and not t.warnings

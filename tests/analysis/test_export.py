@@ -85,3 +85,16 @@ def test_test_results_export() -> None:
     assert all(_cells(r) == n for r in _rows_of_tabular(tex)) and "n/a" in tex  # n=1 at eps 0.1: no p
     assert json.loads(export.render(rows, "json"))[1]["p"] is None
     assert "layer\\_freezing minus full" in tex
+
+
+def test_latex_table_one_layout_is_balanced() -> None:
+    recs = [
+        rec(strategy=s, seed=i, adv=a + 0.01 * i, attack=att)
+        for s in ("full", "layer_freezing")
+        for i in range(3)
+        for att, a in (("fgsm", 0.7), ("pgd", 0.6))
+    ]
+    tex = export.render(compare(recs, attack=None, eps=0.03, rows="strategy", cols="attack"), "latex")
+    n = _ncols(tex)
+    assert n == 1 + 1 + 2 * 2  # standard once, then adversarial and drop per attack
+    assert all(_cells(r) == n for r in _rows_of_tabular(tex)) and tex.count(r"\cmidrule") == 2
