@@ -10,16 +10,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rttui.analysis.compare import CompareTable, Comparison  # plain result types (no torch, no UI)
 from rttui.errors import RttuiError, StoreError
 from rttui.store import Store, default_db_path
 from rttui.study import Plan, Study, check_models, load_study, make_plan, parse_study
 
-if TYPE_CHECKING:
-    from rttui.analysis.compare import Comparison
-
 __all__ = [
+    "CompareTable",
+    "Comparison",
     "PlanRow",
     "Study",
     "check_data",
@@ -208,7 +208,12 @@ def compare(
 ) -> Comparison:
     """Pivot tables of standard / adversarial accuracy and drop, mean +- std over seeds (see
     `rttui.analysis.compare.compare`). `where` takes "axis=value" strings (repeats OR together) or a dict;
-    `stability=True` shows the spread over seeds instead of the drop. Partial results are marked."""
+    `stability=True` shows the spread over seeds instead of the drop. Partial results are marked.
+
+    For a face: each `CompareTable` in `.tables` has `title`, `caption` (attack, parameters, eps, n seeds,
+    marks), `header()` and `body()` (display strings, row-axis columns first), `best()` ({value column index:
+    row keys to bold}), `warnings` (sanity checks on its numbers), `partial` and `missing` (runs not yet
+    evaluated), and `cells` with the numbers; `.as_dict()` is the JSON form."""
     from rttui.analysis import compare as cmp
 
     recs, runs, s = _results(db, study)

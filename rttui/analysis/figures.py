@@ -7,6 +7,7 @@ Matplotlib is imported only when a figure is drawn; importing this module stays 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def _varying(recs: list[dict[str, Any]], axes: Sequence[str]) -> list[str]:
     return [a for a in axes if len({r[a] for r in recs}) > 1]
 
 
-def _subtitle(recs: list[dict[str, Any]], eps: float | None) -> str:
+def _subtitle(recs: list[dict[str, Any]], eps: float | None, width: int = 70) -> str:
     from rttui.analysis.compare import _attack_label
 
     seeds = sorted({r["seed"] for r in recs}, key=str)
@@ -109,7 +110,7 @@ def _subtitle(recs: list[dict[str, Any]], eps: float | None) -> str:
         else "attacks: " + ", ".join(sorted({r["attack"] for r in recs}))
     )
     e = f", ε={eps:g}" if eps is not None else ""
-    return f"{label}{e}, n={len(seeds)} seed(s), {recs[0]['n']} test images"
+    return textwrap.fill(f"{label}{e}, n={len(seeds)} seed(s), {recs[0]['n']} test images", width)
 
 
 def _one_eps(data: dict[str, Any], attack: str | None = "pgd") -> tuple[list[dict[str, Any]], float]:
@@ -235,7 +236,7 @@ def fig_curves(data: dict[str, Any]) -> Any:
             )
         ax.set_xlabel("ε (L∞, [0, 1] pixels)")
         ax.set_ylim(0, 100)
-        ax.set_title(f"{_subtitle(arecs, None)}", loc="left", fontsize=7)
+        ax.set_title(_subtitle(arecs, None, 60), loc="left", fontsize=7)
         if ai == 0:
             ax.set_ylabel("accuracy (%)")
     axs[0][-1].legend(frameon=False, fontsize=7, loc="upper right")
@@ -271,8 +272,10 @@ def fig_confusion(data: dict[str, Any]) -> Any:
         ax.set_yticks(range(len(names)))
         ax.set_xticklabels(names, rotation=90, fontsize=6)
         ax.set_yticklabels(names, fontsize=6)
-        ax.set_xlabel("predicted under attack", fontsize=7)
-        ax.set_ylabel("true class", fontsize=7)
+        if gi // cols == rows - 1 or gi + cols >= n:
+            ax.set_xlabel("predicted under attack", fontsize=7)
+        if gi % cols == 0:
+            ax.set_ylabel("true class", fontsize=7)
         ax.set_title(
             f"{'/'.join(str(g[a]) for a in axes_v)}\n{g['attack']} ε={g['eps']:g}, {len(g['seeds'])} seed(s)",
             fontsize=7,
