@@ -310,25 +310,26 @@ def plot(
     kind: str,
     out: str | Path,
     study: str | None = None,
-    attack: str | None = "pgd",
+    attack: str | None = None,
     eps: float | None = None,
     where: Sequence[str] | dict[str, Any] | None = None,
     formats: Sequence[str] = ("png", "svg"),
 ) -> list[Path]:
-    """Draw one figure kind (see `rttui.analysis.figures.FIGURES`) into `out` (a folder, or a file stem);
-    returns the files written. Matplotlib (Agg) is imported only here."""
+    """Draw one figure kind (see `figure_kinds()`) into `out` (a folder, or a file name such as fig1.png);
+    returns the files written. attack=None: every attack for `curves`, else PGD if evaluated (else the
+    first attack). Matplotlib (Agg) is imported only here."""
     from rttui.analysis import figures
 
     fig = figures.get(kind)
     recs, runs, s = _results(db, study)
-    try:
-        data: dict[str, Any] = {"records": recs, "runs": runs, "study": study, "attack": attack, "eps": eps}
-        data["where"] = where
-        if "confusions" in fig.needs:
-            s.close()
-            data["confusions"] = confusions(db, study, attack, eps, where)
-    finally:
-        s.close()
+    s.close()
+    if attack is None and kind != "curves" and recs:
+        attacks = list(dict.fromkeys(r["attack"] for r in recs))
+        attack = "pgd" if "pgd" in attacks else attacks[0]
+    data: dict[str, Any] = {"records": recs, "runs": runs, "study": study, "attack": attack, "eps": eps}
+    data["where"] = where
+    if "confusions" in fig.needs:
+        data["confusions"] = confusions(db, study, attack, eps, where)
     return figures.draw(kind, data, Path(out), tuple(formats))
 
 

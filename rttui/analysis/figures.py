@@ -113,8 +113,13 @@ def _subtitle(recs: list[dict[str, Any]], eps: float | None, width: int = 70) ->
     return textwrap.fill(f"{label}{e}, n={len(seeds)} seed(s), {recs[0]['n']} test images", width)
 
 
-def _one_eps(data: dict[str, Any], attack: str | None = "pgd") -> tuple[list[dict[str, Any]], float]:
-    recs = select(data["records"], data.get("attack") or attack, None, data.get("where"))
+def _one_eps(data: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+    """The records of one attack (asked for, else PGD if evaluated, else the first) at one epsilon."""
+    attack = data.get("attack")
+    if attack is None:
+        attacks = list(dict.fromkeys(r["attack"] for r in data["records"]))
+        attack = "pgd" if "pgd" in attacks or not attacks else attacks[0]
+    recs = select(data["records"], attack, None, data.get("where"))
     eps = data.get("eps")
     if eps is None:
         eps = default_eps(recs)

@@ -378,7 +378,7 @@ def plot(
     ] = None,
     db: DbOpt = None,
     study: Annotated[str | None, typer.Option(help="only this study")] = None,
-    attack: AttackOpt = "pgd",
+    attack: Annotated[str | None, typer.Option(help="attack (default: all for curves, else pgd)")] = None,
     eps: EpsOpt = None,
     where: WhereOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder (or file name like fig1.png)")] = Path("figures"),

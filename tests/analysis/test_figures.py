@@ -62,3 +62,9 @@ def test_confusion_pairs_use_class_names() -> None:
     top = g["pairs"][0]
     assert top["true_name"] == "cat" and top["pred_name"] == "dog" and top["count"] == 3
     assert top["share"] == pytest.approx(3 / 15)
+
+
+def test_single_attack_figures_fall_back_to_the_evaluated_attack(tmp_path: Path) -> None:
+    fgsm_only = [dict(r, attack="fgsm") for r in RECS if r["attack"] == "pgd"]
+    paths = figures.draw("strategies", {"records": fgsm_only, "attack": None}, tmp_path, ("svg",))
+    assert paths[0].stat().st_size > 1000 and b"FGSM accuracy" in paths[0].read_bytes()
