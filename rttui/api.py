@@ -222,6 +222,8 @@ def compare(
     finally:
         s.close()
     ms = tuple(metrics) if metrics else (cmp.STABILITY_METRICS if stability else cmp.DEFAULT_METRICS)
+    if not recs:  # a study that has started but evaluated nothing yet: nothing to show, and it says so
+        return Comparison([], study, partial=True)
     return cmp.compare(recs, runs, checks_, attack, eps, rows, cols, where, ms, baseline, study)
 
 
@@ -246,6 +248,9 @@ def ttest(
     from rttui.analysis import stats
 
     recs, _runs, s = _results(db, study)
+    if not recs:
+        s.close()
+        return []
     try:
         rows = stats.comparisons(recs, axis, a, b, metric, attack, eps, where, test, variance)
         if mcnemar and rows:

@@ -288,6 +288,8 @@ def compare(
     _check_format(fmt, ("table", "json", "md", "latex", "csv"))
     ms = [m.strip() for m in metrics.split(",")] if metrics else None
     comp = api.compare(db, study, _attack(attack), eps, rows, cols, where, ms, stability)
+    if not comp.tables:
+        err.print("rttui: no evaluation is stored yet; run the study (rttui run STUDY --db DB) or wait for it")
     if fmt != "table":
         _emit(api.export_table(comp, fmt), output, f"wrote {len(comp.tables)} table(s) to {output}")
         return

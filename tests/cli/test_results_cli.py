@@ -95,3 +95,15 @@ def test_confusions_plot_report_export(seeds3_db: Path, tmp_path: Path) -> None:
     recs = json.loads(_ok("export", "--db", str(seeds3_db), "--format", "json"))
     assert isinstance(recs, list) and len(recs) == 6 * 2 * 2 and "adv_acc" in recs[0]
     _fails("report", "nope", "--db", str(seeds3_db), "--out", str(tmp_path / "x"), message="study 'nope' is not in")
+
+
+def test_compare_on_a_study_with_no_results_yet(tmp_path: Path, tiny_study_file: Path) -> None:
+    from rttui.store import Store
+
+    db = tmp_path / "new.db"
+    with Store.open(db, write=True) as s:  # registered, nothing run yet: what a just-started study looks like
+        s.register_study("tiny", str(tiny_study_file), {}, [])
+    comp = api.compare(db, "tiny")
+    assert comp.tables == [] and comp.partial
+    assert api.ttest(db, "strategy", "layer_freezing", "full", study="tiny") == []
+    assert json.loads(_ok("compare", "--db", str(db), "--format", "json"))["tables"] == []
