@@ -273,7 +273,7 @@ def stability(
 
     recs, _runs, s = _results(db, study)
     s.close()
-    return stats.stability(recs, attack, eps, where)
+    return stats.stability(recs, attack, eps, where) if recs else []
 
 
 def confusions(
@@ -291,6 +291,9 @@ def confusions(
     from rttui.analysis import errors
 
     recs, _runs, s = _results(db, study)
+    if not recs:
+        s.close()
+        return []
     try:
         sel = cmp.select(recs, attack, eps if eps is not None else None, where)
         if eps is None:

@@ -106,4 +106,5 @@ def test_compare_on_a_study_with_no_results_yet(tmp_path: Path, tiny_study_file:
     comp = api.compare(db, "tiny")
     assert comp.tables == [] and comp.partial
     assert api.ttest(db, "strategy", "layer_freezing", "full", study="tiny") == []
+    assert api.stability(db, "tiny") == [] and api.confusions(db, "tiny") == []
     assert json.loads(_ok("compare", "--db", str(db), "--format", "json"))["tables"] == []
