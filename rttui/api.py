@@ -22,6 +22,7 @@ __all__ = [
     "Comparison",
     "PlanRow",
     "Study",
+    "cancel",
     "check_data",
     "compare",
     "confusions",
@@ -36,6 +37,7 @@ __all__ = [
     "plan_status",
     "plot",
     "report",
+    "retry",
     "run_study",
     "stability",
     "status",
@@ -115,21 +117,77 @@ def run_study(
     device: str | None = None,
     stop: threading.Event | None = None,
     check_data_first: bool = True,
+    workers: int | None = None,
+    devices: list[str] | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    max_retries: int = 1,
 ) -> dict[str, Any]:
-    """Run (or resume) a study into the database; returns counts of what happened."""
+    """Run (or resume) a study into the database; returns counts of what happened.
+
+    executor "local": in this process when one worker will do (no start-up cost), else a pool of worker
+    processes (`workers` CPU workers, or one per device in `devices`, or one per visible GPU when there are
+    several). executor "ray": each unit is a Ray task (`address` of an existing cluster, else a local one).
+    The runner lock is taken before anything else is written or loaded, so a second runner is refused at once.
+    """
+    from rttui.errors import RttuiError
+
+    if executor not in ("local", "ray"):
+        raise RttuiError(f"--executor {executor!r} is not known; use local or ray")
+    if workers is not None and workers < 1:
+        raise RttuiError(f"--workers {workers} must be at least 1")
     check_models(study)
     plan: Plan = make_plan(study)
-    if check_data_first:
-        check_data(study)
-    _set_threads()
     store = Store.open(db_path(db), write=True)
     try:
-        from rttui.runner.local import execute
+        store.acquire_lock(study.name)
+        try:
+            if check_data_first:
+                check_data(study)
+            from rttui.runner.local import InProcess, execute
 
-        coord = execute(plan, store, listener, device, stop)
-        return {"done": len(coord.done), "failed": len(coord.failed), "runs": len(plan.runs)}
+            runner: Any
+            if executor == "ray":
+                from rttui.runner.ray_executor import RayExecutor
+
+                runner = RayExecutor(address, num_cpus=workers)
+            else:
+                pool_devices = _pool_devices(workers, devices, device)
+                if pool_devices is None:
+                    _set_threads()
+                    runner = InProcess((devices or [None])[0] if devices else device)
+                else:
+                    from rttui.runner.pool import Pool
+
+                    runner = Pool(pool_devices)
+            coord = execute(plan, store, listener, device, stop, runner, max_retries)
+        finally:
+            store.release_lock()
+        return {
+            "done": len(coord.done),
+            "failed": len(coord.failed),
+            "runs": len(plan.runs),
+            "cancelled": coord.cancelled,
+        }
     finally:
         store.close()
+
+
+def _pool_devices(workers: int | None, devices: list[str] | None, device: str | None) -> list[str] | None:
+    """The pool's worker devices, or None when the study runs in this process (one worker, one device)."""
+    if workers is None and not devices:
+        if device is not None:
+            return None
+        import torch
+
+        if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+            return None  # one GPU or CPU: in-process is fastest
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]  # one worker per GPU
+    if (workers or 1) == 1 and len(devices or []) <= 1:
+        return None
+    from rttui.runner.pool import plan_workers
+
+    return plan_workers(workers, devices or ([device] if device else None))
 
 
 def _set_threads() -> None:
@@ -139,6 +197,28 @@ def _set_threads() -> None:
 
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def cancel(db: str | Path | None = None) -> dict[str, Any] | None:
+    """Ask the runner holding the database to stop (it applies the request within a second, the database stays
+    consistent and the next `rttui run` resumes). Returns the runner's lock, or None when no runner was there."""
+    Store.open(db_path(db)).close()  # a missing or foreign file is refused before anything is written
+    with Store.open(db_path(db), write=True) as s:
+        lock = s.runner_lock()
+        if lock is not None:
+            s.add_request("cancel")
+        return lock
+
+
+def retry(db: str | Path | None, run_id: str) -> dict[str, Any] | None:
+    """Ask the running runner to run a failed run again; None when no runner holds the database (then a plain
+    `rttui run` retries every failed run anyway)."""
+    Store.open(db_path(db)).close()
+    with Store.open(db_path(db), write=True) as s:
+        lock = s.runner_lock()
+        if lock is not None:
+            s.add_request("retry", run_id)
+        return lock
 
 
 def status(db: str | Path | None = None, study: str | None = None) -> dict[str, Any]:

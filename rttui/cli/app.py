@@ -108,6 +108,18 @@ def run(
     study: Annotated[Path, typer.Argument(help="study TOML file")],
     db: DbOpt = None,
     device: Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", help="worker processes (default: one per GPU when several, else in-process)"),
+    ] = None,
+    devices: Annotated[
+        str | None, typer.Option("--devices", help="comma-separated devices, one worker each: cuda:0,cuda:1")
+    ] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) or ray")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (default: start a local one)")
+    ] = None,
+    retries: Annotated[int, typer.Option("--retries", help="retries of a unit whose worker died")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     json_events: Annotated[bool, typer.Option("--json-events", help="one JSON event per line on stdout")] = False,
 ) -> None:
@@ -115,12 +127,23 @@ def run(
     from rttui.cli.progress import JsonListener, RichListener
     from rttui.cli.render import accuracy_tables, checks_table
 
+    _term_is_interrupt()
     s = api.validate_study(study)
+    opts: dict[str, Any] = {
+        "workers": workers,
+        "devices": [d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+        "executor": executor,
+        "address": address,
+        "max_retries": retries,
+    }
     if json_events:
-        api.run_study(s, db, JsonListener(), device)
+        result = api.run_study(s, db, JsonListener(), device, **opts)
+        _exit_status(result)
         return
     with RichListener(err, quiet=quiet) as listener:
-        result = api.run_study(s, db, listener, device)
+        result = api.run_study(s, db, listener, device, **opts)
+    if result["cancelled"]:
+        _exit_status(result)
     records = api.export_records(db, s.name)
     summary = api.summary(records)
     report_eps = s.blocks[0].eval.get("report_eps")
@@ -132,9 +155,47 @@ def run(
     ct = checks_table([c for c in api.checks(db) if c["run_id"] in labels], labels)
     if ct is not None:
         out.print(ct)
+    _exit_status(result)
+
+
+def _exit_status(result: dict[str, Any]) -> None:
+    """Exit 130 when cancelled (like Ctrl-C), 1 when a unit failed, else return."""
+    if result["cancelled"]:
+        err.print("rttui: cancelled; finished work is stored, run the same command again to resume")
+        raise typer.Exit(130)
     if result["failed"]:
         err.print(f"rttui: {result['failed']} unit(s) failed; see `rttui status --db ...` for the reasons")
         raise typer.Exit(1)
+
+
+def _term_is_interrupt() -> None:
+    """SIGTERM (a TUI stopping its detached run, a job scheduler) stops as cleanly as Ctrl-C."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def cancel(db: DbOpt = None) -> None:
+    """Ask the study running on this database to stop; it stops within a second and the next run resumes."""
+    lock = api.cancel(db)
+    if lock is None:
+        out.print("no runner holds this database; nothing to cancel")
+    else:
+        out.print(f"cancel requested: study {lock['study']!r} in process {lock['pid']} on {lock['host']}")
+
+
+@app.command()
+def retry(run_id: Annotated[str, typer.Argument(help="id of a failed run")], db: DbOpt = None) -> None:
+    """Ask the running runner to run a failed run again (without a runner, `rttui run` retries failed runs)."""
+    lock = api.retry(db, run_id)
+    if lock is None:
+        out.print("no runner holds this database; `rttui run STUDY` retries every failed run")
+    else:
+        out.print(f"retry of {run_id} requested from process {lock['pid']}")
 
 
 @app.command()

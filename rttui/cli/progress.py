@@ -21,7 +21,8 @@ from rttui.runner import events as ev
 
 
 class RichListener:
-    """Overall bar (units done / to do), a bar for the unit at work, and one line per finished evaluation."""
+    """Overall bar (units done / to do, with ETA), one bar per worker for the unit it runs, and one line per
+    finished evaluation, retry or failure."""
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
         self.console = console or Console(stderr=True)
@@ -37,7 +38,8 @@ class RichListener:
             disable=quiet,
         )
         self.overall: Any = None
-        self.current: Any = None
+        self.bars: dict[int, Any] = {}  # worker -> its bar
+        self.worker_of: dict[str, int] = {}  # unit id -> the worker running it
         self.labels: dict[str, str] = {}
 
     def __enter__(self) -> RichListener:
@@ -61,19 +63,23 @@ class RichListener:
                     f"to do: {e.todo_sources} sources, {e.todo_runs} runs, {e.todo_evals} evaluations"
                 )
                 self.overall = p.add_task("[bold]study", total=max(total, 1), completed=0 if total else 1)
-            case ev.UnitStarted(kind=kind, unit_id=uid, label=label, phase=phase):
+            case ev.UnitStarted(unit_id=uid, label=label, phase=phase, worker=w):
                 self.labels[uid] = label
-                if self.current is not None:
-                    p.remove_task(self.current)
-                self.current = p.add_task(f"{label} · {phase}", total=None)
+                self.worker_of[uid] = w
+                desc = self._desc(w, label, phase)
+                if w in self.bars:
+                    p.reset(self.bars[w], total=None, description=desc)
+                else:
+                    self.bars[w] = p.add_task(desc, total=None)
             case ev.Progress(unit_id=uid, phase=phase, done=done, total=total):
-                if self.current is not None:
-                    p.update(
-                        self.current,
-                        description=f"{self.labels.get(uid, uid)} · {phase}",
-                        total=total,
-                        completed=done,
-                    )
+                w = self.worker_of.get(uid)
+                if w in self.bars:
+                    desc = self._desc(w, self.labels.get(uid, uid), phase)
+                    p.update(self.bars[w], description=desc, total=total, completed=done)
+            case ev.TrainingStarted(kind=kind, unit_id=uid, from_epoch=start) if start:
+                self.log(f"  resuming {kind} {self.labels.get(uid, uid)} after epoch {start}")
+            case ev.UnitRetried(kind=kind, unit_id=uid, reason=reason, attempt=n):
+                self.log(f"  [yellow]retrying[/] {kind} {self.labels.get(uid, uid)} (attempt {n + 1}): {reason}")
             case ev.UnitTrained(kind=kind, unit_id=uid, clean_acc=acc, seconds=s):
                 self.log(f"  trained {kind} {self.labels.get(uid, uid)}: clean acc {acc:.3f} ({s:.1f}s)")
                 if kind == "source":
@@ -89,13 +95,17 @@ class RichListener:
                 self.log(f"  [bold red]failed[/] {kind} {self.labels.get(uid, uid)}: {err}")
                 self._advance()
             case ev.StudyFinished():
-                if self.current is not None:
-                    p.remove_task(self.current)
-                    self.current = None
+                for bar in self.bars.values():
+                    p.remove_task(bar)
+                self.bars.clear()
                 state = "cancelled" if e.cancelled else "finished"
                 self.log(f"[bold]{e.study}[/] {state} in {e.seconds:.1f}s: {e.done} done, {e.failed} failed")
             case _:
                 pass
+
+    def _desc(self, worker: int, label: str, phase: str) -> str:
+        who = f"[dim]w{worker}[/] " if len(self.bars) > 1 or worker > 0 else ""
+        return f"{who}{label} · {phase}"
 
     def _advance(self) -> None:
         if self.overall is not None:

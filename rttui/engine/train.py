@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rttui.engine.data import Split
+from rttui.engine.resume import EpochCheckpoint
 from rttui.engine.strategies import StrategyState
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -56,11 +57,13 @@ def fit(
     on_epoch: EpochCallback | None = None,
     on_progress: ProgressCallback | None = None,
     batch_transform: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    resume: EpochCheckpoint | None = None,
 ) -> list[dict[str, Any]]:
     """Train the model's trainable parameters with cross-entropy; returns one record per epoch.
 
     `batch_transform(model, x, y)` may replace inputs (adversarial augmentation); it is called in the
-    strategy's train mode and must leave the model in it.
+    strategy's train mode and must leave the model in it. `resume` restores the last saved epoch (weights,
+    optimizer, data order, RNGs) and saves after every epoch, so a resumed run equals an uninterrupted one.
     """
     dev = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -74,7 +77,10 @@ def fit(
     n = len(data)
     steps_per_epoch = math.ceil(n / bs)
     x_all, y_all = data.x.to(dev), data.y.to(dev)
-    for epoch in range(1, epochs + 1):
+    start = 0
+    if resume is not None:
+        start, history = resume.restore(model, opt, gen)
+    for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         (state.train_mode(model) if state else model.train())
         perm = torch.randperm(n, generator=gen).to(dev)
@@ -102,6 +108,8 @@ def fit(
             "seconds": time.perf_counter() - t0,
         }
         history.append(rec)
+        if resume is not None:
+            resume.save(model, opt, gen, epoch, history)  # durable before anyone is told the epoch is done
         if on_epoch:
             on_epoch(rec)
     opt.zero_grad(set_to_none=True)  # no stale gradients left on the weights

@@ -39,6 +39,7 @@ class Coordinator:
         self.listener = listener
         self.failed: set[str] = set()
         self.done: set[str] = set()
+        self.cancelled = False
 
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""
@@ -91,11 +92,23 @@ class Coordinator:
                 fields: dict[str, Any] = {"state": "running", "error": None}
                 if phase == "train":
                     fields["started"] = time.time()
-                    s.reset_epochs(uid)
                 s.update_unit(kind, uid, **fields)
+            case ev.TrainingStarted(kind=kind, unit_id=uid, from_epoch=start, history=history):
+                s.restart_epochs(uid, kind, start, history)
+                if start:
+                    s.merge_info(kind, uid, {"resumed_from_epoch": start})
+            case ev.UnitRetried(kind=kind, unit_id=uid):
+                row = s.unit(kind, uid) or {}
+                retries = json.loads(row.get("info") or "{}").get("retries", [])
+                retries.append({"reason": e.reason, "attempt": e.attempt, "batch_scale": e.batch_scale})
+                s.update_unit(kind, uid, state="pending")
+                s.merge_info(kind, uid, {"retries": retries})
             case ev.EpochDone(kind=kind, unit_id=uid, record=rec):
                 s.add_epoch(uid, kind, rec)
             case ev.UnitTrained():
+                # Keep what the runner recorded about earlier attempts (retries, resume) next to the task's info.
+                old_info = json.loads((s.unit(e.kind, e.unit_id) or {}).get("info") or "{}")
+                kept = {k: old_info[k] for k in ("retries", "resumed_from_epoch") if k in old_info}
                 s.update_unit(
                     e.kind,
                     e.unit_id,
@@ -106,7 +119,7 @@ class Coordinator:
                     clean_acc=e.clean_acc,
                     n_test=e.n_test,
                     seconds=e.seconds,
-                    info=e.info,
+                    info={**e.info, **kept},
                     finished=time.time() if e.kind == "source" else None,
                 )
             case ev.EvalDone():
@@ -155,6 +168,13 @@ class Coordinator:
                 pass
         if self.listener is not None:
             self.listener(e)
+
+    def take_requests(self) -> list[dict[str, Any]]:
+        """Requests (cancel, retry) other processes left since the last look; each is applied once."""
+        reqs = self.store.pending_requests()
+        for r in reqs:
+            self.store.mark_request_applied(r["id"])
+        return reqs
 
     def fail(self, kind: str, uid: str, exc: BaseException) -> None:
         from rttui.errors import RttuiError

@@ -15,6 +15,36 @@ class UnitStarted:
     unit_id: str
     label: str
     phase: str = "train"  # "train" | "eval" (a trained run that only needs evaluations)
+    worker: int = 0  # which worker runs it (0 in-process; the pool's slot; -1 unknown)
+
+
+@dataclass
+class TrainingStarted:
+    """Training begins after `from_epoch` (0: fresh; >0: resumed from a checkpoint, `history` restored)."""
+
+    kind: str
+    unit_id: str
+    from_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    batch_size: int = 0
+
+
+@dataclass
+class UnitRetried:
+    """A unit is put back in the queue: its worker died, or it ran out of GPU memory (batch halved)."""
+
+    kind: str
+    unit_id: str
+    reason: str
+    attempt: int
+    batch_scale: float = 1.0
+
+
+@dataclass
+class WorkerStarted:
+    worker: int
+    pid: int
+    device: str
 
 
 @dataclass
@@ -117,10 +147,14 @@ class StudyFinished:
     done: int
     failed: int
     cancelled: bool = False
+    retried: int = 0
 
 
 Event = (
     UnitStarted
+    | TrainingStarted
+    | UnitRetried
+    | WorkerStarted
     | Progress
     | EpochDone
     | UnitTrained

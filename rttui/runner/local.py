@@ -1,19 +1,55 @@
-"""The local executor: runs a study's units in this process, in dependency order (sources first).
+"""Executing a study: the driver every executor shares, and the in-process executor.
 
-One failing unit is recorded and the rest go on; Ctrl-C leaves the database consistent (running units go
-back to pending) and re-raises.
+The driver takes the runner lock (before any other write), registers the plan, and loops: hand ready jobs to
+the executor, apply their events through the coordinator (the only writer), apply requests other processes left
+(cancel, retry). In-process is the fastest for small studies (no worker start-up); `rttui.runner.pool` runs one
+worker process per GPU or N CPU workers, `rttui.runner.ray_executor` runs each unit as a Ray task.
+
+One failing unit is recorded and the rest go on. Ctrl-C or a cancel request leaves the database consistent:
+units left running go back to pending (their per-epoch checkpoint remains, so the next run resumes them).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from rttui.runner import events as ev
 from rttui.runner.coordinator import Coordinator, Listener
-from rttui.runner.tasks import run_target, train_source
+from rttui.runner.jobs import Cancelled, run_job
+from rttui.runner.schedule import Scheduler
 from rttui.store import Store
 from rttui.study.plan import Plan
+
+REQUEST_POLL_S = 0.5
+
+
+class Executor(Protocol):
+    def run(self, sched: Scheduler, control: Control) -> None: ...
+
+
+class Control:
+    """The driver's side of a running study: stop flag (Ctrl-C, a cancel request, an API caller) and requests."""
+
+    def __init__(self, coord: Coordinator, sched: Scheduler, stop: threading.Event | None) -> None:
+        self.coord = coord
+        self.sched = sched
+        self.stop = stop or threading.Event()
+        self._last = 0.0
+
+    def poll(self, force: bool = False) -> bool:
+        """Apply pending requests (at most every REQUEST_POLL_S); True when the study should stop."""
+        now = time.monotonic()
+        if force or now - self._last >= REQUEST_POLL_S:
+            self._last = now
+            for r in self.coord.take_requests():
+                if r["kind"] == "cancel":
+                    self.stop.set()
+                elif r["kind"] == "retry":
+                    self.sched.requeue(r["target"])
+        return self.stop.is_set()
 
 
 def execute(
@@ -22,11 +58,14 @@ def execute(
     listener: Listener | None = None,
     device: str | None = None,
     stop: threading.Event | None = None,
+    executor: Executor | None = None,
+    max_retries: int = 1,
 ) -> Coordinator:
     """Run everything the plan still needs; returns the coordinator (its `done`/`failed` sets say what happened)."""
     t0 = time.perf_counter()
     store.acquire_lock(plan.study.name)
     coord = Coordinator(store, plan, listener)
+    sched: Scheduler | None = None
     try:
         todo = coord.register()
         runs_todo = todo.runs(plan)
@@ -44,58 +83,68 @@ def execute(
         for rp in plan.runs:
             if rp not in runs_todo:
                 coord.emit(ev.UnitSkipped("run", rp.id, rp.label, "already done"))
-        for sid in todo.sources:
-            if stop is not None and stop.is_set():
-                break
-            sp = plan.sources[sid]
-            coord.emit(ev.UnitStarted("source", sid, f"source {sp.config['model']['name']} s{sp.config['seed']}"))
-            try:
-                train_source(sp, store.artifacts, coord.emit, device)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # recorded; dependent runs fail with a pointer to it
-                coord.fail("source", sid, exc)
-        for rp in runs_todo:
-            if stop is not None and stop.is_set():
-                break
-            trained = coord.trained_info(rp.id)
-            source = coord.source_info(rp.source_id)
-            if trained is None and source is None:
-                err = (store.unit("source", rp.source_id) or {}).get("error") or "not trained"
-                coord.emit(ev.UnitFailed("run", rp.id, f"source {rp.source_id} failed: {err}"))
-                continue
-            coord.emit(ev.UnitStarted("run", rp.id, rp.label, "train" if trained is None else "eval"))
-            try:
-                run_target(
-                    rp,
-                    source or {},
-                    todo.evaluate.get(rp.id, list(rp.evals)),
-                    trained,
-                    store.artifacts,
-                    coord.emit,
-                    device,
-                )
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                coord.fail("run", rp.id, exc)
+        sched = Scheduler(coord, plan, todo, max_retries)
+        control = Control(coord, sched, stop)
+        control.poll(force=True)  # a cancel left before we started still counts
+        (executor or InProcess(device)).run(sched, control)
+        cancelled = control.stop.is_set() and not sched.finished()
+        if cancelled:
+            coord.cancel_running()
+        coord.cancelled = cancelled
         coord.emit(
             ev.StudyFinished(
                 plan.study.name,
                 time.perf_counter() - t0,
                 len(coord.done),
                 len(coord.failed),
-                cancelled=bool(stop is not None and stop.is_set()),
+                cancelled=cancelled,
+                retried=sched.retried,
             )
         )
     except KeyboardInterrupt:
         coord.cancel_running()
         coord.emit(
             ev.StudyFinished(
-                plan.study.name, time.perf_counter() - t0, len(coord.done), len(coord.failed), cancelled=True
+                plan.study.name,
+                time.perf_counter() - t0,
+                len(coord.done),
+                len(coord.failed),
+                cancelled=True,
+                retried=sched.retried if sched else 0,
             )
         )
         raise
     finally:
         store.release_lock()
     return coord
+
+
+class InProcess:
+    """Units one after another in this process: no start-up cost, so the default for small CPU studies."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = device
+
+    def run(self, sched: Scheduler, control: Control) -> None:
+        emit = self._checked(control)
+        while not sched.finished() and not control.poll():
+            job = sched.next_job()
+            if job is None:  # cannot happen in-process (nothing runs concurrently); guard against a loop
+                break
+            try:
+                outcome = run_job(job, emit, self.device)
+            except Cancelled:
+                sched.running.pop(job.unit_id, None)
+                return
+            sched.report(job, outcome)
+
+    @staticmethod
+    def _checked(control: Control) -> Callable[[ev.Event], None]:
+        """Forward events to the coordinator, stopping the unit at the next event once a cancel arrives."""
+
+        def emit(e: Any) -> None:
+            control.coord.emit(e)
+            if not isinstance(e, ev.UnitStarted) and control.poll():
+                raise Cancelled
+
+        return emit

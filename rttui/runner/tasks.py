@@ -6,15 +6,64 @@ run in-process, in a worker process or as a Ray task.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rttui.runner import events as ev
+from rttui.runner import faults
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
 
 Emit = Callable[[ev.Event], None]
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How the runner wants a unit run this time: batch scale after an out-of-memory, attempt number, resume."""
+
+    batch_scale: float = 1.0
+    attempt: int = 0
+    resume: bool = True
+    label: str = ""
+
+
+def _scaled(cfg: dict[str, Any], opts: TaskOptions) -> dict[str, Any]:
+    """A config whose batch_size is scaled down after an out-of-memory (never below 1)."""
+    if opts.batch_scale == 1.0 or "batch_size" not in cfg:
+        return cfg
+    return {**cfg, "batch_size": max(1, int(int(cfg["batch_size"]) * opts.batch_scale))}
+
+
+def _training_hooks(
+    kind: str, uid: str, artifacts: Path, train_cfg: dict[str, Any], emit: Emit, opts: TaskOptions
+) -> tuple[Any, Callable[[dict[str, Any]], None]]:
+    """The per-epoch checkpoint (resume) and the epoch callback (event + fault hook) of one unit's training."""
+    from rttui.engine.resume import EpochCheckpoint
+
+    bs = int(train_cfg["batch_size"])
+    faults.before_training(kind, uid, opts.label, opts.attempt, bs)
+    ckpt = EpochCheckpoint(
+        artifacts / f"{kind}s" / uid / "resume",
+        fingerprint=json.dumps({"batch_size": bs, "epochs": train_cfg.get("epochs")}, sort_keys=True),
+        on_start=lambda start, hist: emit(ev.TrainingStarted(kind, uid, start, hist, bs)),
+    )
+    if not opts.resume:
+        ckpt.clear()
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        emit(ev.EpochDone(kind, uid, rec))
+        faults.after_epoch(kind, uid, opts.label, opts.attempt, int(rec["epoch"]))
+
+    return ckpt, on_epoch
+
+
+def _maybe_poison(kind: str, uid: str, split: Any, opts: TaskOptions) -> None:
+    if faults.poison(kind, uid, opts.label, opts.attempt):
+        split.x = split.x.clone()
+        split.x[0] = float("nan")
 
 
 def _progress(emit: Emit, kind: str, uid: str, phase: str, every: float = 0.25) -> Callable[[int, int], None]:
@@ -38,7 +87,9 @@ def _clean_acc(model: Any, split: Any, batch: int = 500) -> tuple[float, Any]:
     return (float((pred == y).mean()) if len(y) else 0.0), pred
 
 
-def train_source(sp: SourcePlan, artifacts: Path, emit: Emit, device: str | None = None) -> None:
+def train_source(
+    sp: SourcePlan, artifacts: Path, emit: Emit, device: str | None = None, opts: TaskOptions | None = None
+) -> None:
     """Pretrain (or just load) the source model once; its checkpoint is what every target run starts from."""
     import torch
 
@@ -53,13 +104,18 @@ def train_source(sp: SourcePlan, artifacts: Path, emit: Emit, device: str | None
     model = models.create_model(cfg["model"], task.num_classes, cfg["image_size"], cfg["pretrained"]).to(dev)
     if cfg.get("adversarial"):
         raise NotImplementedError("adversarial pretraining is not available in this version")
+    opts = opts or TaskOptions()
+    train_cfg = _scaled(cfg["train"], opts)
+    ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
+    _maybe_poison("source", sp.id, task.train, opts)
     train.fit(
         model,
         task.train,
-        cfg["train"],
+        train_cfg,
         seed,
-        on_epoch=lambda rec: emit(ev.EpochDone("source", sp.id, rec)),
+        on_epoch=on_epoch,
         on_progress=_progress(emit, "source", sp.id, "train"),
+        resume=ckpt,
     )
     acc, _ = _clean_acc(model, task.test)
     path = artifacts / "sources" / sp.id / "model.safetensors"
@@ -77,9 +133,10 @@ def train_source(sp: SourcePlan, artifacts: Path, emit: Emit, device: str | None
             acc,
             len(task.test),
             time.perf_counter() - t0,
-            {"classes": task.classes},
+            {"classes": task.classes, "batch_size": train_cfg.get("batch_size")},
         )
     )
+    ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
 
 
 def build_target_model(config: dict[str, Any], source: dict[str, Any], num_classes: int, device: Any) -> Any:
@@ -113,6 +170,7 @@ def run_target(
     artifacts: Path,
     emit: Emit,
     device: str | None = None,
+    opts: TaskOptions | None = None,
 ) -> None:
     """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations."""
     from rttui.engine import data, models, sanity, strategies, train
@@ -125,18 +183,23 @@ def run_target(
     train.seed_everything(seed)
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
+    opts = opts or TaskOptions()
     if trained is None:
         analysis = _start_layer_analysis(model, cfg["strategy"], task.train)
         strategy = analysis.strategy if analysis is not None else cfg["strategy"]
         state = strategies.apply_strategy(model, strategy)
+        train_cfg = _scaled(cfg["train"], opts)
+        ckpt, on_epoch = _training_hooks("run", rp.id, artifacts, train_cfg, emit, opts)
+        _maybe_poison("run", rp.id, task.train, opts)
         train.fit(
             model,
             task.train,
-            cfg["train"],
+            train_cfg,
             seed,
             state,
-            on_epoch=lambda rec: emit(ev.EpochDone("run", rp.id, rec)),
+            on_epoch=on_epoch,
             on_progress=_progress(emit, "run", rp.id, "train"),
+            resume=ckpt,
         )
         acc, clean_pred = _clean_acc(model, task.test)
         path = artifacts / "runs" / rp.id / "model.safetensors"
@@ -151,11 +214,17 @@ def run_target(
                 acc,
                 len(task.test),
                 time.perf_counter() - t0,
-                {**state.info(), **(analysis.info if analysis is not None else {}), "classes": task.classes},
+                {
+                    **state.info(),
+                    **(analysis.info if analysis is not None else {}),
+                    "classes": task.classes,
+                    "batch_size": train_cfg.get("batch_size"),
+                },
             )
         )
         if analysis is not None:
             emit(ev.LayersDone(rp.id, analysis.finish(model, state.frozen_groups).rows()))
+        ckpt.clear()
     else:
         models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
         acc, clean_pred = _clean_acc(model, task.test)
@@ -170,7 +239,7 @@ def run_target(
             e.params,
             list(e.epsilons),
             e.config["mode"],
-            e.config["batch_size"],
+            _scaled(e.config, opts)["batch_size"],
             seed,
             clean_pred,
             _progress(emit, "run", rp.id, f"eval:{e.attack}"),

@@ -231,8 +231,10 @@ class Store:
         elif not self.write:
             raise StoreError(f"{self.path}: empty database; run a study into it first")
         if self.write:
-            self.db.enable_wal()
             self.conn.execute("pragma synchronous = normal")
+            if set(TABLES) <= tables:
+                return  # nothing to create: the runner lock is the first write (a second runner is refused at once)
+            self.db.enable_wal()
             with self.conn:
                 for name, (cols, pk) in TABLES.items():
                     if name not in tables:
@@ -322,6 +324,9 @@ class Store:
                 },
                 pk="name",
             )
+            # The study is what its file says now: an edited cell is a new run; the old run stays in the database
+            # (status, export without --study) but no longer counts for this study's tables.
+            self.conn.execute("delete from study_runs where study = ?", (name,))
             self.db["study_runs"].upsert_all([{"study": name, "run_id": r} for r in run_ids], pk=("study", "run_id"))
 
     def ensure_source(self, sid: str, config: dict[str, Any]) -> None:
@@ -365,6 +370,37 @@ class Store:
     def reset_epochs(self, uid: str) -> None:
         with self.conn:
             self.conn.execute("delete from epochs where unit_id = ?", (uid,))
+
+    def restart_epochs(self, uid: str, kind: str, from_epoch: int, history: list[dict[str, Any]]) -> None:
+        """Training (re)starts after `from_epoch`: later epochs go, the restored history is (re)written."""
+        with self.conn:
+            self.conn.execute("delete from epochs where unit_id = ? and epoch > ?", (uid, from_epoch))
+            if history:
+                self.db["epochs"].upsert_all(
+                    [{"unit_id": uid, "kind": kind, **r} for r in history if r["epoch"] <= from_epoch],
+                    pk=("unit_id", "epoch"),
+                )
+
+    def merge_info(self, kind: str, uid: str, extra: dict[str, Any]) -> None:
+        """Add keys to a unit's `info` JSON without losing what is there."""
+        row = self.unit(kind, uid) or {}
+        info = json.loads(row.get("info") or "{}")
+        self.update_unit(kind, uid, info={**info, **extra})
+
+    # ---- requests: the small writes other processes may make while a runner holds the database ---------
+    def add_request(self, kind: str, target: str = "") -> int:
+        with self.conn:
+            cur = self.conn.execute(
+                "insert into requests (kind, target, created) values (?, ?, ?)", (kind, target, time.time())
+            )
+            return int(cur.lastrowid or 0)
+
+    def pending_requests(self) -> list[dict[str, Any]]:
+        return self.rows("select id, kind, target, created from requests where applied is null order by id")
+
+    def mark_request_applied(self, request_id: int) -> None:
+        with self.conn:
+            self.conn.execute("update requests set applied = ? where id = ?", (time.time(), request_id))
 
     def add_epoch(self, uid: str, kind: str, rec: dict[str, Any]) -> None:
         with self.conn:

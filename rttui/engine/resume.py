@@ -1,0 +1,99 @@
+"""Per-epoch training checkpoints, so a crash costs at most one epoch and a resumed run equals an uninterrupted one.
+
+What is saved after each epoch: the model's weights (safetensors) and, in `state.pt`, the optimizer state, the
+data-order generator and the global RNG states. `state.pt` is read with `torch.load(weights_only=True)`, which
+refuses anything but tensors and plain containers: nothing is ever unpickled. Both files are written to a temporary
+name and renamed, and `state.pt` records the weights' SHA-256, so a crash mid-write leaves the previous epoch.
+This module never decides where checkpoints live; the caller passes the folder.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rttui.engine import models
+
+
+class EpochCheckpoint:
+    """The training state of one unit in `folder`; `fingerprint` guards against resuming a different setup."""
+
+    def __init__(
+        self,
+        folder: Path,
+        fingerprint: str,
+        on_start: Callable[[int, list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.fingerprint = fingerprint
+        self.on_start = on_start  # told the epoch training starts after (0: fresh) and the restored history
+
+    @property
+    def state(self) -> Path:
+        return self.folder / "state.pt"
+
+    def restore(self, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list]:
+        """Load the last saved epoch into model/optimizer/generator/RNGs; (0, []) when there is nothing usable."""
+        start, history = 0, []
+        if self.state.is_file():
+            try:
+                st = torch.load(self.state, map_location="cpu", weights_only=True)
+            except Exception:  # a torn or foreign file: start fresh rather than trust it
+                st = None
+            usable = st is not None and st.get("fingerprint") == self.fingerprint
+            weights = self.folder / str(st["weights_file"]) if usable else self.folder
+            if usable and (not weights.is_file() or models.sha256_file(weights) != st["weights_sha256"]):
+                usable = False  # weights missing or changed: do not trust this state
+            if usable:
+                models.load_checkpoint(model, weights, st["weights_sha256"])
+                opt.load_state_dict(st["optimizer"])
+                gen.set_state(st["generator"])
+                torch.set_rng_state(st["torch_rng"])
+                if torch.cuda.is_available() and st.get("cuda_rng"):
+                    torch.cuda.set_rng_state_all(st["cuda_rng"])
+                np_state = st["numpy_rng"]
+                np.random.set_state((np_state[0], st["numpy_keys"].numpy().astype(np.uint32), *np_state[1:]))
+                random.setstate(st["python_rng"])
+                start, history = int(st["epoch"]), list(st["history"])
+        if self.on_start is not None:
+            self.on_start(start, history)
+        return start, history
+
+    def save(
+        self, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, epoch: int, history: list
+    ) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # One weights file per epoch: the previous epoch stays valid until the new state.pt points past it.
+        weights = self.folder / f"model-{epoch}.safetensors"
+        sha = models.save_checkpoint(model, weights, {"kind": "epoch", "epoch": epoch})
+        np_state = np.random.get_state()
+        st = {
+            "fingerprint": self.fingerprint,
+            "epoch": epoch,
+            "history": history,
+            "weights_file": weights.name,
+            "weights_sha256": sha,
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy_rng": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "python_rng": random.getstate(),
+        }
+        tmp = self.state.with_suffix(".tmp")
+        torch.save(st, tmp)
+        tmp.replace(self.state)
+        for old in self.folder.glob("model-*.safetensors"):
+            if old.name != weights.name:
+                old.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
