@@ -26,6 +26,7 @@ __all__ = [
     "check_data",
     "compare",
     "confusions",
+    "ensure_no_runner",
     "export_records",
     "export_table",
     "figure_kinds",
@@ -197,6 +198,23 @@ def _set_threads() -> None:
 
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def ensure_no_runner(db: str | Path | None = None) -> None:
+    """Refuse at once (one line) when a live runner holds the database: checked before a study is even loaded.
+    `run_study` takes the lock itself too; this only makes the refusal immediate."""
+    import os
+
+    p = db_path(db)
+    if not p.exists():
+        return
+    with Store.open(p) as s:
+        lock = s.runner_lock()
+    if lock is not None and lock["pid"] != os.getpid():
+        raise StoreError(
+            f"{p}: study {lock['study']!r} is already running in process {lock['pid']} on {lock['host']}; "
+            "wait for it to finish, or stop it (rttui cancel)"
+        )
 
 
 def cancel(db: str | Path | None = None) -> dict[str, Any] | None:

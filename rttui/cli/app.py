@@ -128,6 +128,7 @@ def run(
     from rttui.cli.render import accuracy_tables, checks_table
 
     _term_is_interrupt()
+    api.ensure_no_runner(db)  # a second runner is refused before the study is even read
     s = api.validate_study(study)
     opts: dict[str, Any] = {
         "workers": workers,

@@ -101,7 +101,7 @@ def execute(
                 retried=sched.retried,
             )
         )
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM, or a bug: nothing may stay 'running' in the database
         coord.cancel_running()
         coord.emit(
             ev.StudyFinished(

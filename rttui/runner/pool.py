@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from rttui.errors import RttuiError
 from rttui.runner import events as ev
 from rttui.runner.jobs import Job, Outcome, run_job
 from rttui.runner.local import Control
 from rttui.runner.schedule import Scheduler
 
 WAIT_S = 0.25
+MAX_FAILED_STARTS = 3  # workers that die before they are ready: a broken device or install, not bad luck
 
 
 def worker_main(wid: int, device: str, threads: int, conn: Connection) -> None:
@@ -102,6 +104,7 @@ class Pool:
         self.threads = threads or max(1, (os.cpu_count() or 1) // max(1, n_cpu))
         self.ctx = mp.get_context("spawn")
         self.slots: list[_Slot] = []
+        self.failed_starts = 0
 
     def _start(self, wid: int) -> _Slot:
         here, there = self.ctx.Pipe(duplex=True)
@@ -171,6 +174,13 @@ class Pool:
             return  # alive after all (a spurious wake-up)
         s.dead = True
         s.conn.close()
+        if not s.ready:
+            self.failed_starts += 1
+            if self.failed_starts >= MAX_FAILED_STARTS:
+                raise RttuiError(
+                    f"worker {s.wid} on {s.device} died before it was ready (exit code {code}); "
+                    "check --devices, or run with --workers 1 to see the error"
+                )
         if s.job is not None:
             job, s.job = s.job, None
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"

@@ -10,6 +10,7 @@ and report outcomes; they never decide any of this.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 from rttui.runner import events as ev
 from rttui.runner.coordinator import Coordinator, Todo
@@ -46,7 +47,7 @@ class Scheduler:
             return job
         for rp in list(self.runs):
             trained = self.coord.trained_info(rp.id)
-            source = None
+            source = self.coord.source_info(rp.source_id)  # a trained run is rebuilt from it too
             if trained is None:
                 if rp.source_id in self.pending_sources:
                     continue  # its source is still queued or training
@@ -83,6 +84,15 @@ class Scheduler:
             retry = job.retry(f"out of memory ({outcome.error}); batch halved", halve_batch=True)
         elif outcome.crashed and job.attempt < self.max_retries:
             retry = job.retry(outcome.error)
+        if retry is not None and job.kind == "run" and job.run_plan is not None:
+            # What the failed attempt finished stays done: a run trained before the crash only evaluates.
+            rp = job.run_plan
+            done = self.coord.store.done_evals(rp.id)
+            retry = replace(
+                retry,
+                trained=self.coord.trained_info(rp.id) or retry.trained,
+                evals=tuple(e for e in rp.evals if e.id not in done),
+            )
         if retry is not None:
             self.retried += 1
             self.coord.emit(ev.UnitRetried(job.kind, job.unit_id, retry.retries[-1], retry.attempt, retry.batch_scale))
