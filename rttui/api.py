@@ -26,10 +26,13 @@ __all__ = [
     "check_data",
     "compare",
     "confusions",
+    "depth_figure",
+    "depth_table",
     "ensure_no_runner",
     "export_records",
     "export_table",
     "figure_kinds",
+    "layers",
     "load_run_model",
     "load_study",
     "make_plan",
@@ -563,3 +566,80 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
         index += [f"### {fk.description}", "", f"![{kind}]({png.name})", ""]
     idx = write("index.md", "\n".join(index) + "\n")
     return {"index": idx, "files": files, "partial": bool(todo)}
+
+
+def layers(
+    db: str | Path | None,
+    run_id: str,
+    n_images: int = 128,
+    recompute: bool = False,
+    store: bool = True,
+    device: str | None = None,
+) -> list[dict[str, Any]]:
+    """A run's layer analysis, one record per depth group (input side first).
+
+    Stored analyses are returned as they are; otherwise (or with `recompute`) it is computed from the run's
+    source checkpoint (before) and its own checkpoint (after) and, with `store`, written to the database, which
+    only happens while no runner holds it (the runner is the single writer while a study runs).
+    """
+    with open_store(db) as s:
+        row = s.unit("run", run_id)
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
+        have = s.layers(run_id)
+        if have and not recompute:
+            return have
+        if not row["checkpoint"]:
+            raise StoreError(f"run {run_id} has no trained model yet (state {row['state']}); run its study first")
+        src = s.unit("source", row["source_id"]) or {}
+        if not src.get("checkpoint"):
+            raise StoreError(
+                f"run {run_id}: its source model {row['source_id']} has no checkpoint; re-run the study to "
+                "train it, then ask again"
+            )
+        if store:
+            _refuse_if_running(s)
+        cfg = json.loads(row["config"])
+        source = {**src, "checkpoint": str(s.abs(src["checkpoint"]))}
+        trained = {**row, "checkpoint": str(s.abs(row["checkpoint"]))}
+        path = s.path
+    from rttui.runner.layers import analyze_run
+
+    records = analyze_run(cfg, source, trained, n_images, device)
+    if store:
+        with Store.open(path, write=True) as w:
+            _refuse_if_running(w)
+            w.set_layers(run_id, records)
+            return w.layers(run_id)
+    return [{**r, "run_id": run_id} for r in records]
+
+
+def _refuse_if_running(s: Store) -> None:
+    lock = s.runner_lock()
+    if lock is not None:
+        raise StoreError(
+            f"{s.path}: study {lock['study']!r} is running in process {lock['pid']} on {lock['host']} and is the "
+            "only writer; wait for it to finish, or pass --no-store to compute without storing"
+        )
+
+
+def depth_table(
+    db: str | Path | None = None, study: str | None = None, attack: str | None = None, eps: float | None = None
+) -> dict[str, Any]:
+    """Clean and adversarial accuracy by freeze depth (mean ± std over seeds), per dataset, model and technique.
+
+    Returns {"attack", "eps", "params", "rows"}; each row's "clean"/"adv" are `Stat`s (see analysis.depth).
+    """
+    from rttui.analysis.depth import depth_rows
+
+    with open_store(db) as s:
+        if study and study not in {r["name"] for r in s.studies()}:
+            raise StoreError(f"study {study!r} is not in {s.path}; run `rttui status` to list its studies")
+        return depth_rows(s.records(study), s.runs(study), attack, eps)
+
+
+def depth_figure(table: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """Draw `depth_table`'s result: accuracy and robustness against freeze depth (PNG, SVG or PDF)."""
+    from rttui.analysis.depth import depth_figure as draw
+
+    return draw(table, path, title)

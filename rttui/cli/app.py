@@ -489,3 +489,51 @@ def checks(
     for c in rows:
         t.add_row(c["run_id"], c["check"], c["level"], c["message"])
     out.print(t)
+
+
+@app.command()
+def layers(
+    run_id: Annotated[str, typer.Option("--run", help="run id (from `rttui status` or export records' run_id)")],
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+    images: Annotated[int, typer.Option("--images", min=2, help="size of the fixed batch of target images")] = 128,
+    recompute: Annotated[bool, typer.Option("--recompute", help="compute again even if stored")] = False,
+    no_store: Annotated[bool, typer.Option("--no-store", help="compute and print, but do not write the database")] = (
+        False
+    ),
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu)")] = None,
+) -> None:
+    """A run's layer analysis per depth group: gradient flow of the target loss and CKA before/after fine-tuning."""
+    _check_format(fmt, ("table", "json"))
+    rows = api.layers(db, run_id, images, recompute=recompute, store=not no_store, device=device)
+    if fmt == "json":
+        _json(rows)
+        return
+    from rttui.cli.render import layers_table
+
+    out.print(layers_table(rows, run_id))
+
+
+@app.command()
+def depth(
+    db: DbOpt = None,
+    study: Annotated[str | None, typer.Option(help="only this study's runs")] = None,
+    attack: Annotated[str | None, typer.Option(help="attack of the robustness column (default: pgd)")] = None,
+    eps: Annotated[float | None, typer.Option(help="epsilon of the robustness column (default: 0.03)")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="also draw the figure to this .png/.svg/.pdf")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Accuracy and robustness against freeze depth (0 = full fine-tuning ... all = feature extraction)."""
+    _check_format(fmt, ("table", "json"))
+    table = api.depth_table(db, study, attack, eps)
+    if plot is not None:
+        path = api.depth_figure(table, plot, study or "")
+        err.print(f"wrote {path}")
+    if fmt == "json":
+        from rttui.analysis.depth import depth_json
+
+        _json(depth_json(table))
+        return
+    from rttui.cli.render import depth_table
+
+    out.print(depth_table(table, study))

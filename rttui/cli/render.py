@@ -103,4 +103,66 @@ def tests_table(rows: list[dict[str, Any]]) -> Table:
         if r.get("p_holm") is not None and r["p_holm"] < 0.05:
             cells = [f"[bold]{c}[/]" for c in cells]
         t.add_row(*cells)
+
+
+def layers_table(rows: list[dict[str, Any]], run_id: str) -> Table:
+    """Per depth group: frozen or not, parameters, gradient norm and share at the start, CKA before/after."""
+    batch = f"{rows[0]['batch']}, {rows[0]['n_images']} images" if rows else "no groups"
+    t = Table(
+        title=f"run {run_id}: layer analysis (input side first; {batch})",
+        caption="grad: L2 norm of the target-loss gradient when fine-tuning starts (share: of the whole model's "
+        "squared norm, head included); CKA: linear CKA of the group's features before vs after fine-tuning",
+        title_justify="left",
+        caption_justify="left",
+    )
+    for c, j in (("#", "right"), ("group", "left"), ("frozen", "left"), ("params", "right")):
+        t.add_column(c, justify=j)  # type: ignore[arg-type]
+    for c in ("grad", "share", "grad after", "CKA"):
+        t.add_column(c, justify="right")
+
+    def num(v: Any, f: str) -> str:
+        return "-" if v is None else format(v, f)
+
+    for r in rows:
+        t.add_row(
+            str(r["group_idx"]),
+            r["group"],
+            "yes" if r["frozen"] else "",
+            f"{r['n_params']:,}",
+            num(r["grad_norm"], ".3g"),
+            "-" if r.get("grad_share") is None else f"{100 * r['grad_share']:.1f}%",
+            num(r.get("grad_norm_after"), ".3g"),
+            num(r.get("cka"), ".4f"),
+        )
+    return t
+
+
+def depth_table(table: dict[str, Any], study: str | None = None) -> Table:
+    """Rows: (dataset, model, technique) by freeze depth; clean and adversarial accuracy, mean ± std over seeds."""
+    rows = table["rows"]
+    seeds = sorted({s for r in rows for s in r["seeds"]})
+    t = Table(
+        title=f"{study + ': ' if study else ''}accuracy (%) vs freeze depth, mean±std over {len(seeds)} seed(s); "
+        f"adversarial: {table['params']} ε={table['eps']:g}",
+        title_justify="left",
+    )
+    varying = [k for k in ("dataset", "model", "technique") if len({r[k] for r in rows}) > 1] or ["model"]
+    for k in varying:
+        t.add_column(k)
+    t.add_column("depth", justify="right")
+    t.add_column("strategy")
+    t.add_column("clean", justify="right")
+    t.add_column(f"{table['attack'].upper()} ε={table['eps']:g}", justify="right")
+    t.add_column("drop", justify="right")
+    for r in rows:
+        depth = "/".join(str(d) for d in r["depths"]) + f" of {r['n_groups']}"
+        drop = r["clean"].mean - r["adv"].mean
+        t.add_row(
+            *[str(r[k]) for k in varying],
+            depth,
+            r["strategy"],
+            r["clean"].fmt(),
+            r["adv"].fmt(),
+            f"{100 * drop:.1f}",
+        )
     return t

@@ -25,6 +25,9 @@ class Param:
     # A parameter added after studies were run: left out of the resolved config while it has its default, so
     # the run ids of existing studies (hashes of their configs) do not change.
     omit_default: bool = False
+    # (key, value): the parameter only means something when another parameter has that value; otherwise it is
+    # left out of the resolved config, so it cannot split identical runs into different ids.
+    only_with: tuple[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ STRATEGIES: dict[str, Entry] = {
                     low=0,
                     high=1,
                     omit_default=True,
+                    only_with=("freeze", "auto"),
                 ),
             },
         ),

@@ -30,7 +30,18 @@ TOP_KEYS = {
     "models",
     "grid",
 }
-BLOCK_KEYS = {"models", "strategies", "techniques", "attacks", "source", "target", "train", "eval", "name"}
+BLOCK_KEYS = {
+    "models",
+    "strategies",
+    "techniques",
+    "attacks",
+    "source",
+    "target",
+    "train",
+    "eval",
+    "name",
+    "freeze_depths",
+}
 STUDY_KEYS = {"name", "description", "seeds"}
 
 
@@ -138,6 +149,13 @@ def _resolve_section(
     return out
 
 
+def _kept(spec: Param, value: Any, params: dict[str, Any]) -> bool:
+    """Whether a resolved parameter belongs in the config (and so in the run id); see Param.omit_default."""
+    if spec.omit_default and value == spec.default:
+        return False
+    return spec.only_with is None or params.get(spec.only_with[0]) == spec.only_with[1]
+
+
 def _resolve_choice(
     probs: _Problems,
     key: str,
@@ -161,7 +179,7 @@ def _resolve_choice(
         probs.add(key, f"{name!r} is not implemented in this version of rttui", "remove it from the study")
         return None
     params = _resolve_section(probs, f"{key}[{name}]", entry.params, defaults.get(name), inline)
-    params = {k: v for k, v in params.items() if not (entry.params[k].omit_default and v == entry.params[k].default)}
+    params = {k: v for k, v in params.items() if _kept(entry.params[k], v, params)}
     return Choice(name, params)
 
 
@@ -175,6 +193,49 @@ def _axis(
     names = [(c.name, tuple(sorted(c.params.items(), key=str))) for c in out]
     if len(set(names)) != len(names):
         probs.add(key, "lists the same value twice", "remove the duplicate")
+    return tuple(out)
+
+
+def _freeze_depth_ok(d: Any) -> bool:
+    if isinstance(d, bool):
+        return False
+    if isinstance(d, int):
+        return d >= 0
+    if isinstance(d, float):
+        return 0 < d < 1
+    return d in ("all", "half", "auto")
+
+
+def _strategies(probs: _Problems, p: str, block: dict[str, Any], defaults: dict[str, Any]) -> tuple[Choice, ...]:
+    """The block's strategies plus its freeze-depth sweep.
+
+    `freeze_depths = [0, 1, 2, "all"]` is shorthand for one `layer_freezing` strategy per depth (0 trains every
+    group, "all" only the head), so a sweep's runs have exactly the ids the long form would give them.
+    """
+    depths = block.get("freeze_depths")
+    if depths is None:
+        return _axis(probs, f"{p}.strategies", block.get("strategies"), catalog.STRATEGIES, defaults)
+    key = f"{p}.freeze_depths"
+    if not isinstance(depths, list) or not depths:
+        probs.add(key, "expected a non-empty list of depths", 'e.g. freeze_depths = [0, 1, 2, 3, "all"]')
+        return ()
+    bad = [d for d in depths if not _freeze_depth_ok(d)]
+    if bad:
+        probs.add(
+            key,
+            f"{bad[0]!r} is not a freeze depth",
+            'use group counts (0, 1, 2, ...), fractions in (0, 1), "half", "all" or "auto"',
+        )
+        return ()
+    listed = block.get("strategies")
+    out = list(_axis(probs, f"{p}.strategies", listed, catalog.STRATEGIES, defaults)) if listed is not None else []
+    for i, d in enumerate(depths):
+        c = _resolve_choice(probs, f"{key}[{i}]", {"name": "layer_freezing", "freeze": d}, catalog.STRATEGIES, defaults)
+        if c is not None:
+            out.append(c)
+    names = [(c.name, tuple(sorted(c.params.items(), key=str))) for c in out]
+    if len(set(names)) != len(names):
+        probs.add(key, "repeats a depth (or one the block's strategies already list)", "remove the duplicate")
     return tuple(out)
 
 
@@ -298,7 +359,7 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
                     "list two or more class indices",
                 )
         models = _models(probs, f"{p}.models", b.get("models"), tables["models"])
-        strategies = _axis(probs, f"{p}.strategies", b.get("strategies"), catalog.STRATEGIES, tables["strategies"])
+        strategies = _strategies(probs, p, b, tables["strategies"])
         techniques = _axis(
             probs, f"{p}.techniques", b.get("techniques", ["none"]), catalog.TECHNIQUES, tables["techniques"]
         )

@@ -185,3 +185,9 @@ def test_auto_freeze_is_refused_without_the_analysis() -> None:
     with pytest.raises(StudyError, match="'auto' needs the layer analysis"):
         resolve_freeze("auto", 6)
     assert resolve_freeze("all", 6) == 6
+
+
+def test_auto_freeze_default_threshold_agrees_with_the_catalog() -> None:
+    from rttui.study.catalog import STRATEGIES
+
+    assert STRATEGIES["layer_freezing"].params["auto_share"].default == layers.AUTO_SHARE
