@@ -100,16 +100,13 @@ def depth_json(table: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def depth_figure(table: dict[str, Any], path: str | Path, title: str = "") -> Path:
+def build_depth_figure(table: dict[str, Any], title: str = "") -> Any:
     """Clean and adversarial accuracy (mean ± std over seeds) against freeze depth, one line per architecture.
 
-    Written with matplotlib's object API (no pyplot, no global backend), as PNG, SVG or PDF by the suffix.
+    Built with matplotlib's object API (a `Figure`, no pyplot state, no global backend).
     """
     from matplotlib.figure import Figure
 
-    out = Path(path)
-    if out.suffix.lower() not in FIGURE_SUFFIXES:
-        raise RttuiError(f"{out}: unknown figure type {out.suffix!r}; end the file name in .png, .svg or .pdf")
     if not table["rows"]:
         raise RttuiError("no runs with a recorded freeze depth to plot; run a study with freeze_depths first")
     lines: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -140,6 +137,30 @@ def depth_figure(table: dict[str, Any], path: str | Path, title: str = "") -> Pa
         f"{table['params']}",
         fontsize="medium",
     )
+    return fig
+
+
+def depth_figure(table: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """Write `build_depth_figure` as PNG, SVG or PDF (by the file's suffix)."""
+    out = Path(path)
+    if out.suffix.lower() not in FIGURE_SUFFIXES:
+        raise RttuiError(f"{out}: unknown figure type {out.suffix!r}; end the file name in .png, .svg or .pdf")
+    fig = build_depth_figure(table, title)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     return out
+
+
+def register_figure() -> None:
+    """Offer the depth figure as `rttui plot depth` (the analysis figure registry)."""
+    from rttui.analysis import figures
+
+    @figures.figure("depth", "accuracy and robustness against freeze depth, one line per architecture (sweeps)")
+    def fig_depth(data: dict[str, Any]) -> Any:
+        recs = data["records"]
+        if data.get("where"):
+            from rttui.analysis.compare import apply_where, parse_where
+
+            recs = apply_where(recs, parse_where(data["where"]))
+        table = depth_rows(recs, data.get("runs") or [], data.get("attack"), data.get("eps"))
+        return build_depth_figure(table, data.get("study") or "")

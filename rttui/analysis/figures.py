@@ -292,3 +292,9 @@ def fig_confusion(data: dict[str, Any]) -> Any:
         fig.colorbar(im, ax=axs, shrink=0.6, label="share of true class")
     fig.suptitle(f"Confusion under attack{_partial_note(data)}", x=0.01, ha="left")
     return fig
+
+
+# Figure kinds defined next to their own analysis register themselves here.
+from rttui.analysis import depth as _depth  # noqa: E402
+
+_depth.register_figure()

@@ -59,3 +59,10 @@ def test_depth_figure_and_json_come_out_of_one_command(tiny_run_db: Path, tmp_pa
     r = runner.invoke(app, ["depth", "--db", str(tiny_run_db), "--attack", "fgsm", "--eps", "0.1", "--plot", str(svg)])
     assert r.exit_code == 0, r.output
     assert "<svg" in svg.read_text() and "FGSM" in r.stdout
+
+
+def test_depth_is_a_plot_kind(tiny_run_db: Path, tmp_path: Path) -> None:
+    assert "depth" in api.figure_kinds()
+    paths = api.plot(tiny_run_db, "depth", tmp_path / "fd.png", formats=("png", "svg"))
+    assert sorted(p.name for p in paths) == ["fd.png", "fd.svg"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and "freeze depth" in paths[1].read_text()

@@ -84,7 +84,9 @@ def test_confusions_plot_report_export(seeds3_db: Path, tmp_path: Path) -> None:
     assert groups and groups[0]["classes"] == ["5", "6", "7", "8", "9"] and groups[0]["eps"] == 0.03
     _ok("plot", "--db", str(seeds3_db), "--out", str(tmp_path / "figs"))
     figs = sorted(p.name for p in (tmp_path / "figs").iterdir())
-    assert figs == sorted(f"{k}.{e}" for k in ("strategies", "tradeoff", "curves", "confusion") for e in ("png", "svg"))
+    assert figs == sorted(
+        f"{k}.{e}" for k in ("strategies", "tradeoff", "curves", "confusion", "depth") for e in ("png", "svg")
+    )
     assert all((tmp_path / "figs" / f).stat().st_size > 1000 for f in figs)
     _ok("report", "tiny3", "--db", str(seeds3_db), "--out", str(tmp_path / "rep"))
     index = (tmp_path / "rep" / "index.md").read_text()
