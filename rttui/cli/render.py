@@ -103,6 +103,7 @@ def tests_table(rows: list[dict[str, Any]]) -> Table:
         if r.get("p_holm") is not None and r["p_holm"] < 0.05:
             cells = [f"[bold]{c}[/]" for c in cells]
         t.add_row(*cells)
+    return t
 
 
 def layers_table(rows: list[dict[str, Any]], run_id: str) -> Table:
