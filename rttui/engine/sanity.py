@@ -48,6 +48,9 @@ def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "message": f"{attack}: accuracy rises by {d} samples from eps {a['eps']} to {b['eps']} ({why})",
             }
         )
+    huge = check_huge_eps(attack, rows)
+    if huge is not None:
+        out.append(huge)
     return out
 
 
@@ -77,3 +80,52 @@ def check_pair(
         "level": level,
         "message": f"{strong} leaves {d} more samples correct than {weak} at eps {eps} (weak attack?)",
     }
+
+
+HUGE_EPS = {"linf": 0.3, "l2": 5.0}
+
+
+def check_huge_eps(attack: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """At a huge epsilon (L-inf >= 0.3: the ball holds a mid-gray image) accuracy should be ~0; if not, the
+    attack is weak or the gradients are masked. None when the grid has no huge epsilon."""
+    huge = [r for r in rows if r["eps"] >= HUGE_EPS.get(r.get("norm", "linf"), 0.3)]
+    if not huge:
+        return None
+    worst = max(huge, key=lambda r: r["n_adv_correct"])
+    bad = worst["n_adv_correct"] > 0
+    return {
+        "check": "zero_at_huge_eps",
+        "level": "warning" if bad else "ok",
+        "message": (
+            f"{attack}: {worst['n_adv_correct']} of {worst['n']} samples still correct at huge eps {worst['eps']} "
+            "(weak attack or masked gradients?)"
+            if bad
+            else f"{attack}: accuracy 0 at every huge eps (>= {HUGE_EPS.get(worst.get('norm', 'linf'), 0.3)})"
+        ),
+    }
+
+
+def check_gradients(model: Any, x: Any, y: Any, max_samples: int = 64) -> dict[str, Any]:
+    """Gradient masking: input gradients of the loss that are NaN/inf, or exactly zero for a sample, make
+    gradient attacks look strong-willed and fail silently. Checked on up to `max_samples` test images."""
+    import torch
+
+    from rttui.engine.attacks.base import attack_mode, input_grad
+
+    dev = next(model.parameters()).device
+    xb, yb = x[:max_samples].to(dev), y[:max_samples].to(dev)
+    with attack_mode(model):
+        g, _ = input_grad(model, xb, yb)
+    flat = g.flatten(1)
+    nonfinite = int((~torch.isfinite(flat)).any(1).sum())
+    zero = int((flat == 0).all(1).sum())
+    n = len(flat)
+    if nonfinite or zero:
+        what = f"{nonfinite} NaN/inf" if nonfinite else ""
+        what += (" and " if what and zero else "") + (f"{zero} all-zero" if zero else "")
+        return {
+            "check": "gradients",
+            "level": "warning",
+            "message": f"input gradients: {what} of {n} samples (gradient masking: gradient attacks are unreliable)",
+        }
+    return {"check": "gradients", "level": "ok", "message": f"input gradients finite and non-zero on {n} samples"}

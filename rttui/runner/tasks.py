@@ -162,6 +162,17 @@ def _start_layer_analysis(model: Any, strategy: dict[str, Any], train_split: Any
     return RunAnalysis(model, strategy, train_split.x, train_split.y)
 
 
+def _stored_train_path(trained: dict[str, Any]) -> str | None:
+    """How a stored run was trained (recorded in its info since cached-feature training exists)."""
+    import json
+
+    info = trained.get("info")
+    try:
+        return (json.loads(info) if isinstance(info, str) else info or {}).get("train_path")
+    except ValueError:
+        return None
+
+
 def run_target(
     rp: RunPlan,
     source: dict[str, Any],
@@ -173,7 +184,7 @@ def run_target(
     opts: TaskOptions | None = None,
 ) -> None:
     """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations."""
-    from rttui.engine import data, models, sanity, strategies, train
+    from rttui.engine import data, features, models, sanity, strategies, train
     from rttui.engine.evaluate import evaluate_attack
 
     t0 = time.perf_counter()
@@ -184,6 +195,7 @@ def run_target(
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
     opts = opts or TaskOptions()
+    train_path = None
     if trained is None:
         analysis = _start_layer_analysis(model, cfg["strategy"], task.train)
         strategy = analysis.strategy if analysis is not None else cfg["strategy"]
@@ -191,7 +203,8 @@ def run_target(
         train_cfg = _scaled(cfg["train"], opts)
         ckpt, on_epoch = _training_hooks("run", rp.id, artifacts, train_cfg, emit, opts)
         _maybe_poison("run", rp.id, task.train, opts)
-        train.fit(
+        # Cached backbone features where that gives the plain loop's answer (feature extraction); see features.py.
+        _, train_path = features.fit_auto(
             model,
             task.train,
             train_cfg,
@@ -219,6 +232,7 @@ def run_target(
                     **(analysis.info if analysis is not None else {}),
                     "classes": task.classes,
                     "batch_size": train_cfg.get("batch_size"),
+                    "train_path": train_path,
                 },
             )
         )
@@ -228,6 +242,7 @@ def run_target(
     else:
         models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
         acc, clean_pred = _clean_acc(model, task.test)
+        train_path = _stored_train_path(trained)
     model.eval()
     results = {}
     for e in evals:
@@ -243,6 +258,10 @@ def run_target(
             seed,
             clean_pred,
             _progress(emit, "run", rp.id, f"eval:{e.attack}"),
+            num_classes=task.num_classes,
+            precision=e.config.get("precision", "fp32"),
+            compile_model=bool(e.config.get("compile", False)),
+            train_path=train_path,
         )
         rows = res.metrics()
         results[e.attack] = rows
@@ -262,6 +281,11 @@ def run_target(
                 sanity.check_eval(e.attack, rows),
             )
         )
+    run_checks = []
     if "pgd" in results and "fgsm" in results:
-        emit(ev.RunChecks(rp.id, [sanity.check_pair("pgd", results["pgd"], "fgsm", results["fgsm"])]))
+        run_checks.append(sanity.check_pair("pgd", results["pgd"], "fgsm", results["fgsm"]))
+    if evals:
+        run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
+    if run_checks:
+        emit(ev.RunChecks(rp.id, run_checks))
     emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0))

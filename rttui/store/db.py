@@ -107,6 +107,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "adv_acc": float,
             "mode": str,
             "precision": str,
+            "path": str,
             "max_perturbation": float,
         },
         ("eval_id", "eps"),
@@ -239,6 +240,12 @@ class Store:
                 for name, (cols, pk) in TABLES.items():
                     if name not in tables:
                         self.db[name].create(cols, pk=pk, not_null=None)
+                    else:
+                        # Migration: columns added since the file was written (old rows read NULL there).
+                        have = self.db[name].columns_dict
+                        for col, typ in cols.items():
+                            if col not in have:
+                                self.db[name].add_column(col, typ)
                 for table, cols in INDEXES:
                     self.db[table].create_index(cols, if_not_exists=True)
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
@@ -510,10 +517,13 @@ class Store:
     def records(self, study: str | None = None) -> list[dict[str, Any]]:
         """One flat record per (study, run, attack, eps): what exports and analysis read."""
         where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        # A database opened read-only may predate the `path` column (it is added when opened for writing).
+        path_col = "m.path" if "path" in self.db["metrics"].columns_dict else "null as path"
         rows = self.rows(
             "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
-            "m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, m.max_perturbation, m.eval_id, r.config, "
+            f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
+            "r.config, "
             "e.params as attack_params "
             "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
             f"join evaluations e on e.id = m.eval_id {where} "

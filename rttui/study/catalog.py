@@ -104,10 +104,26 @@ ATTACKS: dict[str, Entry] = {
                 "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
                 "random_start": Param(True, (bool,), "start from a random point in the ball"),
                 "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1),
+                "warm_start": Param(
+                    False, (bool,), "sweep mode: start each eps from the previous eps's adversarial example"
+                ),
             },
         ),
-        Entry("deepfool", "minimal-perturbation attack, projected to each eps", implemented=False),
-        Entry("autoattack", "AutoAttack (standard version)", implemented=False),
+        Entry(
+            "deepfool",
+            "minimal-perturbation attack (batched), run once; per eps its perturbation is projected and re-checked",
+            {
+                "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+                "steps": Param(50, (int,), "maximum iterations", low=1, high=10_000),
+                "overshoot": Param(0.02, NUM, "overshoot factor of each step", low=0, high=1),
+                "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
+            },
+        ),
+        Entry(
+            "autoattack",
+            "AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square; torchattacks); needs >= 4 classes",
+            {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
+        ),
     ]
 }
 
@@ -168,6 +184,13 @@ EVAL_KEYS: dict[str, Param] = {
         high=1,
         nullable=True,
     ),
+    "precision": Param(
+        "fp32",
+        (str,),
+        "'bf16' autocast on CUDA (fp32 elsewhere); use only where benchmarks/run.py shows equal accuracy",
+        choices=("fp32", "bf16"),
+    ),
+    "compile": Param(False, (bool,), "torch.compile the model for attacks (pays off on GPUs and large grids)"),
 }
 
 MODEL_KEYS: dict[str, Param] = {
