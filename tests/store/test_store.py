@@ -95,3 +95,18 @@ def test_checkpoint_paths_are_relative_to_the_database(tmp_path: Path) -> None:
         ck = s.artifacts / "runs" / "r1" / "model.safetensors"
         assert s.rel(ck) == "x.artifacts/runs/r1/model.safetensors"
         assert s.abs(s.rel(ck)) == ck
+
+
+def test_database_without_the_metrics_path_column_still_opens(tmp_path: Path) -> None:
+    """A database written before `metrics.path` existed reads (NULL path) and gains the column on a write open."""
+    p = tmp_path / "old.db"
+    Store.open(p, write=True).close()
+    conn = sqlite3.connect(p)
+    conn.execute("alter table metrics drop column path")
+    conn.commit()
+    conn.close()
+    with Store.open(p) as ro:
+        assert "path" not in ro.db["metrics"].columns_dict
+        assert ro.records() == []
+    with Store.open(p, write=True) as rw:
+        assert "path" in rw.db["metrics"].columns_dict
