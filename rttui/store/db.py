@@ -233,19 +233,24 @@ class Store:
             raise StoreError(f"{self.path}: empty database; run a study into it first")
         if self.write:
             self.conn.execute("pragma synchronous = normal")
-            if set(TABLES) <= tables:
+            # Migration: columns added since the file was written (old rows read NULL there).
+            missing = [
+                (name, col, typ)
+                for name, (cols, _) in TABLES.items()
+                if name in tables
+                for have in [self.db[name].columns_dict]
+                for col, typ in cols.items()
+                if col not in have
+            ]
+            if set(TABLES) <= tables and not missing:
                 return  # nothing to create: the runner lock is the first write (a second runner is refused at once)
             self.db.enable_wal()
             with self.conn:
                 for name, (cols, pk) in TABLES.items():
                     if name not in tables:
                         self.db[name].create(cols, pk=pk, not_null=None)
-                    else:
-                        # Migration: columns added since the file was written (old rows read NULL there).
-                        have = self.db[name].columns_dict
-                        for col, typ in cols.items():
-                            if col not in have:
-                                self.db[name].add_column(col, typ)
+                for name, col, typ in missing:
+                    self.db[name].add_column(col, typ)
                 for table, cols in INDEXES:
                     self.db[table].create_index(cols, if_not_exists=True)
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
