@@ -643,3 +643,299 @@ def depth_figure(table: dict[str, Any], path: str | Path, title: str = "") -> Pa
     from rttui.analysis.depth import depth_figure as draw
 
     return draw(table, path, title)
+# ---- for the TUI: plain data about the vocabulary, study files, live runs -------------------------------
+
+
+def catalog() -> dict[str, Any]:
+    """The study vocabulary as plain data (names, help, parameters with defaults), read from the catalog.
+
+    Faces build their pickers from this, so a strategy or attack added to the catalog shows up without UI code.
+    """
+    from rttui.study import catalog as cat
+
+    def params(ps: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {
+            k: {
+                "default": p.default,
+                "types": [t.__name__ for t in p.types],
+                "help": p.help,
+                "choices": list(p.choices),
+                "low": p.low,
+                "high": p.high,
+                "nullable": p.nullable,
+            }
+            for k, p in ps.items()
+        }
+
+    def entries(reg: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"name": e.name, "help": e.help, "implemented": e.implemented, "params": params(e.params)}
+            for e in reg.values()
+        ]
+
+    return {
+        "strategies": entries(cat.STRATEGIES),
+        "techniques": entries(cat.TECHNIQUES),
+        "attacks": entries(cat.ATTACKS),
+        "datasets": [{"name": k, "help": v} for k, v in cat.DATASETS.items()],
+        "sections": {
+            "source": params(cat.SOURCE_KEYS),
+            "target": params(cat.TARGET_KEYS),
+            "train": params(cat.TRAIN_KEYS),
+            "eval": params(cat.EVAL_KEYS),
+        },
+    }
+
+
+def model_names() -> list[str]:
+    """Every timm model name (imports timm, ~3 s: call it off the UI thread)."""
+    from rttui.engine.models import known_model_names
+
+    return sorted(known_model_names())
+
+
+def study_toml(raw: dict[str, Any]) -> str:
+    """TOML text of a parsed study (`Study.raw`), so a face can load, edit and save a study file."""
+    import tomli_w
+
+    return tomli_w.dumps(_drop_none(raw))
+
+
+def _drop_none(obj: Any) -> Any:
+    # TOML has no null; an unset key means "the default", which is what None means in a study.
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
+def save_study(raw: dict[str, Any], path: str | Path) -> Study:
+    """Validate a study and write it as TOML; nothing is written when it does not validate."""
+    p = Path(path)
+    text = study_toml(raw)
+    study = parse_study(text, str(p), p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(p)
+    return study
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One line of the studies list: a study file, a study in the database, or both."""
+
+    name: str
+    path: str  # the study file ("" when only the database knows it)
+    in_db: bool
+    runs: int  # runs the study implies (or holds in the database)
+    done: int
+    failed: int
+    running: int
+    state: str  # new | partial | running | done | failed | invalid
+    error: str = ""
+
+
+def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = None) -> list[StudyRow]:
+    """Study files in `studies_dir` and studies in the database, with their progress (read-only)."""
+    from rttui.errors import RttuiError
+
+    p = db_path(db)
+    in_db: dict[str, dict[str, Any]] = {}
+    runner = None
+    states: dict[str, dict[str, str]] = {}
+    if p.exists():
+        with Store.open(p) as s:
+            in_db = {r["name"]: r for r in s.studies()}
+            runner = s.runner_lock()
+            for name in in_db:
+                states[name] = {r["id"]: r["state"] for r in s.runs(name)}
+    rows: list[StudyRow] = []
+    seen: set[str] = set()
+    files = sorted(Path(studies_dir).glob("*.toml")) if studies_dir and Path(studies_dir).is_dir() else []
+    for f in files:
+        try:
+            study = load_study(f)
+        except RttuiError as exc:
+            rows.append(StudyRow(f.stem, str(f), False, 0, 0, 0, 0, "invalid", str(exc).splitlines()[0]))
+            continue
+        ids = [r.id for r in make_plan(study).runs]
+        # A run counts for this file when the database holds it, whichever study registered it.
+        known = {}
+        for st in states.values():
+            known.update(st)
+        rows.append(_study_row(study.name, str(f), study.name in in_db, ids, known, runner))
+        seen.add(study.name)
+    for name, r in in_db.items():
+        if name not in seen:
+            rows.append(_study_row(name, r["path"] or "", True, list(states[name]), states[name], runner))
+    return rows
+
+
+def _study_row(
+    name: str, path: str, in_db: bool, ids: list[str], states: dict[str, str], runner: dict[str, Any] | None
+) -> StudyRow:
+    got = [states.get(i, "new") for i in ids]
+    done, failed, running = got.count("done"), got.count("failed"), got.count("running")
+    if runner and runner["study"] == name:
+        state = "running"
+    elif ids and done == len(ids):
+        state = "done"
+    elif failed:
+        state = "failed"
+    elif any(s != "new" for s in got):
+        state = "partial"
+    else:
+        state = "new"
+    return StudyRow(name, path, in_db, len(ids), done, failed, running, state)
+
+
+def study_source(name: str, db: str | Path | None = None, path: str | Path | None = None) -> str:
+    """The TOML of a study: its file when there is one, else the spec the database stored when it ran."""
+    if path and Path(path).is_file():
+        return Path(path).read_text(encoding="utf-8")
+    with open_store(db) as s:
+        spec = s.study_spec(name)
+    if spec is None:
+        raise StoreError(f"study {name!r} has no file and is not in {db_path(db)}; open a study file instead")
+    return study_toml(spec)
+
+
+def duplicate_study(text: str, new_name: str, dest: str | Path) -> Study:
+    """Save a copy of a study under a new name (new runs; the original's results are untouched)."""
+    from rttui.errors import StudyError
+
+    study = parse_study(text)
+    d = Path(dest)
+    if d.exists():
+        raise StudyError(f"{d}: file exists; pick another name for the copy")
+    raw = dict(study.raw)
+    raw["study"] = {**raw.get("study", {}), "name": new_name}
+    return save_study(raw, d)
+
+
+def delete_study(name: str, db: str | Path | None = None, path: str | Path | None = None) -> dict[str, Any]:
+    """Delete a study's file and its database entry (runs shared with other studies are kept)."""
+    out: dict[str, Any] = {"file": None, "runs_dropped": 0}
+    p = db_path(db)
+    if p.exists():
+        with Store.open(p, write=True) as s:
+            lock = s.runner_lock()
+            if lock and lock["study"] == name:
+                raise StoreError(f"study {name!r} is running in process {lock['pid']}; cancel it before deleting")
+            out["runs_dropped"] = s.forget_study(name)
+    if path and Path(path).is_file():
+        Path(path).unlink()
+        out["file"] = str(path)
+    return out
+
+
+def launch_study(path: str | Path, db: str | Path | None = None) -> dict[str, Any]:
+    """Start `rttui run STUDY --db DB --quiet` as a detached process that outlives the caller (and its SSH).
+
+    The caller watches the database; the process's output goes to `<db stem>.log` next to the database.
+    """
+    import os
+    import subprocess
+    import sys
+
+    study = validate_study(path, check_models_=False)
+    p = db_path(db).resolve()
+    if p.exists():
+        with Store.open(p) as s:
+            lock = s.runner_lock()
+        if lock:
+            raise StoreError(
+                f"{p}: study {lock['study']!r} is already running in process {lock['pid']}; wait for it or cancel it"
+            )
+    log = p.with_suffix(".log")
+    cmd = [sys.executable, "-m", "rttui", "run", str(Path(path).resolve()), "--db", str(p), "--quiet"]
+    with open(log, "ab") as fh:
+        fh.write(f"\n$ {' '.join(cmd)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True, env=dict(os.environ)
+        )
+    return {"pid": proc.pid, "log": str(log), "study": study.name, "db": str(p)}
+
+
+def stop_runner(db: str | Path | None = None) -> dict[str, Any] | None:
+    """Interrupt the runner holding the database (SIGINT: it stores what is finished and exits)."""
+    import os
+    import signal
+    import socket
+
+    p = db_path(db)
+    if not p.exists():
+        return None
+    with Store.open(p) as s:
+        lock = s.runner_lock()
+    if not lock:
+        return None
+    if lock["host"] != socket.gethostname():
+        raise StoreError(f"study {lock['study']!r} runs on host {lock['host']}; cancel it there")
+    try:
+        os.kill(int(lock["pid"]), signal.SIGINT)
+    except ProcessLookupError:
+        return None
+    return lock
+
+
+def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
+    """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy.
+
+    Reads only; cheap enough to poll every second on a study of hundreds of runs.
+    """
+    p = db_path(db)
+    if not p.exists():
+        return {"runner": None, "runs": [], "metrics": {}, "checks": []}
+    with Store.open(p) as s:
+        spec = s.study_spec(study)
+        runs = s.runs(study)
+        lock = s.runner_lock()
+        evals = s.eval_counts(study)
+        last = s.last_epochs(study)
+        recs = s.records(study) if runs else []
+        checks = [c for c in s.checks() if c["run_id"] in {r["id"] for r in runs}]
+    totals: dict[str, tuple[int, int]] = {}
+    if spec is not None:
+        try:
+            for rp in make_plan(parse_study(study_toml(spec), study)).runs:
+                totals[rp.id] = (int(rp.config["train"]["epochs"]), len(rp.evals))
+        except Exception:  # an old spec that no longer validates: show what the database has
+            totals = {}
+    metrics: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        metrics.setdefault(r["run_id"], []).append(
+            {k: r[k] for k in ("attack", "eps", "clean_acc", "adv_acc", "n", "steps")}
+        )
+    out = []
+    for r in runs:
+        epochs_total, evals_total = totals.get(r["id"], (0, 0))
+        ep = last.get(r["id"]) or {}
+        ev_done = evals.get(r["id"], 0)
+        work_total = epochs_total + evals_total
+        work_done = (epochs_total if r["state"] in ("trained", "done") else (ep.get("epoch") or 0)) + ev_done
+        out.append(
+            {
+                **{k: r[k] for k in ("id", "dataset", "model", "strategy", "technique", "seed", "state", "error")},
+                "clean_acc": r["clean_acc"],
+                "started": r["started"],
+                "finished": r["finished"],
+                "seconds": r["seconds"],
+                "epoch": ep.get("epoch"),
+                "epochs_total": epochs_total,
+                "loss": ep.get("loss"),
+                "epoch_seconds": ep.get("seconds"),
+                "evals_done": ev_done,
+                "evals_total": evals_total,
+                "progress": (work_done / work_total) if work_total else (1.0 if r["state"] == "done" else 0.0),
+            }
+        )
+    return {
+        "runner": lock if lock and lock["study"] == study else None,
+        "runs": out,
+        "metrics": metrics,
+        "checks": checks,
+    }

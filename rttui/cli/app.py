@@ -18,7 +18,7 @@ from rttui import __version__, api
 app = typer.Typer(
     name="rttui",
     help="Adversarial robustness of transfer-learned image models: run studies, store, compare.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
@@ -46,11 +46,48 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
 ) -> None:
-    """rttui: run transfer-robustness studies headless or in the TUI."""
+    """rttui: run transfer-robustness studies headless or in the TUI (no command: open the TUI)."""
+    if ctx.invoked_subcommand is None:
+        _open_tui(None, Path("studies"))
+
+
+def _open_tui(db: Path | None, studies: Path | None) -> None:
+    # Textual is imported only here, so the headless commands never pay for it.
+    from rttui.tui import make_app
+
+    make_app(db=db, studies_dir=studies).run()
+
+
+StudiesOpt = Annotated[Path, typer.Option("--studies", help="folder of study files to list")]
+
+
+@app.command()
+def tui(db: DbOpt = None, studies: StudiesOpt = Path("studies")) -> None:
+    """Open the full-screen app on a database (the same as `rttui` with no command)."""
+    _open_tui(db, studies)
+
+
+@app.command()
+def serve(
+    db: DbOpt = None,
+    studies: StudiesOpt = Path("studies"),
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "localhost",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve the app to a web browser (textual-serve): each browser tab runs its own `rttui tui`."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    cmd = [sys.executable, "-m", "rttui", "tui", "--studies", str(studies)]
+    if db:
+        cmd += ["--db", str(db)]
+    Server(shlex.join(cmd), host=host, port=port, title="rttui").serve()
 
 
 def _json(obj: Any) -> None:

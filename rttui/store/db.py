@@ -611,3 +611,41 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
     """SQLite caps bound parameters per statement; query long id lists in slices."""
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
+    def forget_study(self, name: str) -> int:
+        """Remove a study's registration; its runs stay when another study shares them. Returns runs dropped."""
+        with self.conn:
+            ids = [r[0] for r in self.conn.execute("select run_id from study_runs where study = ?", (name,))]
+            self.conn.execute("delete from study_runs where study = ?", (name,))
+            self.conn.execute("delete from studies where name = ?", (name,))
+            orphans = [
+                rid
+                for rid in ids
+                if not self.conn.execute("select 1 from study_runs where run_id = ?", (rid,)).fetchone()
+            ]
+            for rid in orphans:
+                evals = [r[0] for r in self.conn.execute("select id from evaluations where run_id = ?", (rid,))]
+                for t in ("metrics", "samples", "confusion", "checks"):
+                    self.conn.executemany(f"delete from {t} where eval_id = ?", [(e,) for e in evals])
+                self.conn.execute("delete from checks where run_id = ?", (rid,))
+                self.conn.execute("delete from evaluations where run_id = ?", (rid,))
+                self.conn.execute("delete from epochs where unit_id = ?", (rid,))
+                self.conn.execute("delete from runs where id = ?", (rid,))
+        return len(orphans)
+
+    def eval_counts(self, study: str) -> dict[str, int]:
+        """Done evaluations per run of a study, in one query (the TUI polls this)."""
+        rows = self.rows(
+            "select e.run_id, count(*) as n from evaluations e join study_runs sr on sr.run_id = e.run_id "
+            "where sr.study = ? and e.state = 'done' group by e.run_id",
+            (study,),
+        )
+        return {r["run_id"]: r["n"] for r in rows}
+
+    def last_epochs(self, study: str) -> dict[str, dict[str, Any]]:
+        """The latest epoch row of each run of a study (epoch, loss, train_acc, seconds)."""
+        rows = self.rows(
+            "select e.* from epochs e join study_runs sr on sr.run_id = e.unit_id where sr.study = ? "
+            "and e.epoch = (select max(epoch) from epochs e2 where e2.unit_id = e.unit_id)",
+            (study,),
+        )
+        return {r["unit_id"]: r for r in rows}

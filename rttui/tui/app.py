@@ -1,0 +1,127 @@
+"""The app: modes (one per screen), app-wide keys, the command palette, themes; built by `make_app`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from rttui import api
+
+# (mode, key, title, what it is for). The order is the order of the keys 1..7 and of the help screen.
+SCREENS: tuple[tuple[str, str, str, str], ...] = (
+    ("studies", "1", "Studies", "studies in studies/ and in the database, with their progress"),
+    # ("builder", "2", "Builder", "assemble a study, see its size and errors, save it, launch it"),
+    # ("monitor", "3", "Monitor", "the runs of a launched study, live"),
+    # ("results", "4", "Results", "mean ± std over seeds, by attack and epsilon"),
+    # ("ttest", "5", "T-test", "paired tests between two configurations"),
+    # ("plots", "6", "Plots", "accuracy-epsilon curves and the clean/robust trade-off"),
+    # ("export", "7", "Export", "write CSV, JSON, Markdown or LaTeX"),
+)
+
+
+@dataclass
+class Current:
+    """The study the screens are about (chosen on the Studies screen, or saved/launched by the Builder)."""
+
+    name: str = ""
+    path: str = ""
+
+
+def _screen(mode: str) -> Screen:
+    """Import a screen's module only when it is first shown (keeps start-up fast)."""
+    import importlib
+
+    module = importlib.import_module(f"rttui.tui.screens.{mode}")
+    return module.SCREEN()
+
+
+class RttuiApp(App[None]):
+    """rttui's full-screen face. Build it with `make_app`."""
+
+    CSS_PATH = "rttui.tcss"
+    TITLE = "rttui"
+    BINDINGS = [
+        *[Binding(key, f"mode('{mode}')", title, show=False) for mode, key, title, _ in SCREENS],
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+    ]
+
+    def __init__(
+        self,
+        db: str | Path | None = None,
+        studies_dir: str | Path | None = "studies",
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 1.0,
+        theme: str = "textual-dark",
+    ) -> None:
+        super().__init__()
+        self.db = api.db_path(db)
+        self.studies_dir = Path(studies_dir) if studies_dir else None
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.current = Current()
+        self.theme = theme
+        self.sub_title = self.db.name
+
+    # Each screen lives in its own mode, so it keeps its state (and its poller) while another is in front.
+    MODES = {mode: (lambda m=mode: _screen(m)) for mode, *_ in SCREENS}
+
+    def on_mount(self) -> None:
+        self.switch_mode("studies")
+
+    def action_mode(self, mode: str) -> None:
+        if mode not in self.MODES:
+            self.notify(f"the {mode} screen is not in this version", severity="warning")
+            return
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        from rttui.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def open_study(self, name: str, path: str = "") -> None:
+        """Make a study the current one; screens read it when they are shown."""
+        self.current = Current(name, path)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, key, title, help_ in SCREENS:
+            yield SystemCommand(f"Go to {title} ({key})", help_, lambda m=mode: self.action_mode(m))
+        yield SystemCommand(
+            "Toggle dark/light theme (ctrl+t)", "switch between the dark and light theme", self.action_toggle_theme
+        )
+        yield SystemCommand("Help (?)", "every key of every screen", self.action_help)
+        # Every key of the screen in front is also a palette entry.
+        for b in getattr(type(screen), "BINDINGS", ()):
+            if isinstance(b, Binding) and b.description:
+                yield SystemCommand(
+                    f"{b.description} ({b.key_display or b.key.split(',')[0]})",
+                    b.tooltip or b.description,
+                    lambda a=b.action, s=screen: self.call_later(s.run_action, a),
+                )
+
+
+def make_app(
+    db: str | Path | None = None,
+    studies_dir: str | Path | None = "studies",
+    clock: Callable[[], float] = time.time,
+    poll_interval: float = 1.0,
+    theme: str = "textual-dark",
+) -> RttuiApp:
+    """The one way to build the app: the CLI, `rttui serve`, the tests and the screenshot script all use it.
+
+    `clock` and `poll_interval` exist so tests and screenshots can freeze time and poll fast.
+    """
+    return RttuiApp(db=db, studies_dir=studies_dir, clock=clock, poll_interval=poll_interval, theme=theme)

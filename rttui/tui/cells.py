@@ -1,0 +1,35 @@
+"""How numbers look in the tables: percentages, durations, bars. Pure functions, so tests can pin them."""
+
+from __future__ import annotations
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def duration(seconds: float | None) -> str:
+    """`1h02m`, `3m05s`, `42s`; `-` when unknown."""
+    if seconds is None or seconds < 0:
+        return "-"
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def bar(fraction: float, width: int = 10) -> str:
+    """A text progress bar with eighth-block resolution (renders the same in a terminal and in an SVG)."""
+    f = min(1.0, max(0.0, fraction))
+    eighths = round(f * width * 8)
+    full, part = divmod(eighths, 8)
+    out = "█" * full + (BLOCKS[part] if part and full < width else "")
+    return out.ljust(width, "·")
+
+
+def config_label(r: dict) -> str:
+    """dataset/model/strategy/technique: a configuration without its seed."""
+    return f"{r['model']}/{r['strategy']}/{r['technique']}" + (f" ({r['dataset']})" if r.get("dataset") else "")

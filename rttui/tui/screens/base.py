@@ -1,0 +1,61 @@
+"""What every rttui screen shares: header, footer, the current study, and a polling worker that reads the
+database off the UI thread and posts what it read back as a message."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+if TYPE_CHECKING:
+    from rttui.tui.app import RttuiApp
+
+
+class RttuiScreen(Screen[None]):
+    """A screen of the app. Subclasses call `start_polling` to watch the database."""
+
+    TITLE_TEXT = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wake = threading.Event()
+
+    @property
+    def rapp(self) -> RttuiApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        self.sub_title = self.TITLE_TEXT
+
+    def poll_now(self) -> None:
+        """Ask the poller for fresh data at once instead of at its next tick."""
+        self._wake.set()
+
+    def start_polling(self, read: Callable[[], Message], group: str) -> None:
+        """Run `read` every poll interval in a thread worker; it returns the message to post."""
+
+        def loop() -> None:
+            worker = get_current_worker()
+            while not worker.is_cancelled:
+                self._wake.clear()
+                try:
+                    msg = read()
+                except Exception as exc:  # a locked or half-written database: say so, try again next tick
+                    msg = None
+                    self.log.warning(f"poll failed: {exc}")
+                if msg is not None and not worker.is_cancelled:
+                    self.post_message(msg)
+                self._wake.wait(self.rapp.poll_interval)
+
+        self.run_worker(loop, thread=True, exclusive=True, group=group, exit_on_error=False, name=group)
+
+    def run_in_thread(self, fn: Callable[[], Any], group: str) -> None:
+        """A one-off read or write off the UI thread (fn posts its own message)."""
+        self.run_worker(fn, thread=True, exclusive=True, group=group, exit_on_error=False, name=group)
+
+    def on_unmount(self) -> None:
+        self._wake.set()

@@ -1,0 +1,50 @@
+"""The help screen: every screen, its key, and the keys of the screen it was opened from."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+INTRO = """\
+# rttui
+
+Measure how much adversarial robustness survives transfer learning. Build a study, launch it (it runs as a
+detached `rttui run` process, so closing this terminal loses nothing), watch it, then compare, test and export.
+
+| key | screen |
+| --- | --- |
+{screens}
+
+| key | anywhere |
+| --- | --- |
+| `ctrl+p` | command palette: every action by name |
+| `?` / `f1` | this help |
+| `ctrl+t` | dark / light theme |
+| `tab` / `shift+tab` | next / previous field |
+| `escape` | close a dialog |
+| `ctrl+q` | quit (a launched study keeps running) |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        from rttui.tui.app import SCREENS
+
+        rows = "\n".join(f"| `{key}` | **{title}**: {what} |" for _, key, title, what in SCREENS)
+        text = INTRO.format(screens=rows)
+        below = self.app.screen_stack[-1] if self.app.screen_stack else None
+        keys = [b for b in getattr(type(below), "BINDINGS", ()) if isinstance(b, Binding) and b.description]
+        if keys:
+            title = getattr(below, "TITLE_TEXT", "") or "this screen"
+            text += f"\n| key | {title} |\n| --- | --- |\n"
+            text += "\n".join(f"| `{b.key.split(',')[0]}` | {b.tooltip or b.description} |" for b in keys)
+        with VerticalScroll(classes="dialog help"):
+            yield Markdown(text)
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(None)

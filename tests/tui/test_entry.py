@@ -1,0 +1,35 @@
+"""How the app is reached: `rttui` with no command and `rttui tui` open it; importing it never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+cli_app = importlib.import_module("rttui.cli.app")  # the module (rttui.cli.app is also the Typer object's name)
+
+
+def test_no_command_and_tui_command_open_the_app(monkeypatch, tmp_path: Path) -> None:
+    opened: list[tuple] = []
+    monkeypatch.setattr(cli_app, "_open_tui", lambda db, studies: opened.append((db, studies)))
+    runner = CliRunner()
+    assert runner.invoke(cli_app.app, []).exit_code == 0
+    db = tmp_path / "x.db"
+    assert runner.invoke(cli_app.app, ["tui", "--db", str(db), "--studies", str(tmp_path)]).exit_code == 0
+    assert opened == [(None, Path("studies")), (db, tmp_path)]
+    # a command still runs its command, not the app
+    assert runner.invoke(cli_app.app, ["status", "--db", str(db)]).exit_code != 0
+    assert len(opened) == 2
+
+
+def test_importing_the_app_does_not_import_torch() -> None:
+    code = (
+        "import sys; from rttui.tui import make_app; "
+        "from rttui.tui.screens import studies; make_app(db='x.db'); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
