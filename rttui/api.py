@@ -939,3 +939,26 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         "metrics": metrics,
         "checks": checks,
     }
+
+
+def study_size(study: Study) -> dict[str, Any]:
+    """How big a study is, for a face to show while it is edited: units of work and a rough cost.
+
+    The cost is counted in work, not seconds (seconds depend on the machine): training epochs, and attack
+    gradient steps per test image summed over every evaluation and epsilon.
+    """
+    plan = make_plan(study)
+    src_epochs = sum(int(sp.config["train"]["epochs"]) for sp in plan.sources.values())
+    run_epochs = sum(int(rp.config["train"]["epochs"]) for rp in plan.runs)
+    steps = 0
+    for e in plan.evals:
+        per_eps = int(e.params.get("steps") or 1) * int(e.params.get("restarts") or 1)
+        steps += per_eps * len(e.epsilons)
+    return {
+        "sources": len(plan.sources),
+        "runs": len(plan.runs),
+        "evaluations": len(plan.evals),
+        "train_epochs": src_epochs + run_epochs,
+        "attack_steps_per_image": steps,
+        "models": sorted({m.name for b in study.blocks for m in b.models}),
+    }

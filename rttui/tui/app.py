@@ -16,7 +16,7 @@ from rttui import api
 # (mode, key, title, what it is for). The order is the order of the keys 1..7 and of the help screen.
 SCREENS: tuple[tuple[str, str, str, str], ...] = (
     ("studies", "1", "Studies", "studies in studies/ and in the database, with their progress"),
-    # ("builder", "2", "Builder", "assemble a study, see its size and errors, save it, launch it"),
+    ("builder", "2", "Builder", "assemble a study, see its size and errors, save it, launch it"),
     # ("monitor", "3", "Monitor", "the runs of a launched study, live"),
     # ("results", "4", "Results", "mean ± std over seeds, by attack and epsilon"),
     # ("ttest", "5", "T-test", "paired tests between two configurations"),

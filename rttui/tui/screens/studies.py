@@ -154,34 +154,18 @@ class StudiesScreen(RttuiScreen):
         if row is None:
             return
         self.rapp.open_study(row.name, row.path)
-        self.app.run_action("mode('monitor')" if row.in_db else "mode('builder')")
+        self.rapp.action_mode("monitor" if row.in_db else "builder")
 
     def action_edit(self) -> None:
         row = self._need()
         if row is None:
             return
         self.rapp.open_study(row.name, row.path)
-        self.app.run_action("mode('builder')")
-        self.app.call_later(self._load_into_builder, row)
-
-    def _load_into_builder(self, row: api.StudyRow) -> None:
-        from rttui.tui.screens.builder import BuilderScreen
-
-        screen = self.app.screen
-        if isinstance(screen, BuilderScreen):
-            screen.load(row.name, row.path)
+        self.rapp.action_mode("builder")
 
     def action_new(self) -> None:
         self.rapp.open_study("", "")
-        self.app.run_action("mode('builder')")
-
-        def fresh() -> None:
-            from rttui.tui.screens.builder import BuilderScreen
-
-            if isinstance(self.app.screen, BuilderScreen):
-                self.app.screen.new()
-
-        self.app.call_later(fresh)
+        self.rapp.action_mode("builder")
 
     def action_refresh(self) -> None:
         self.poll_now()
@@ -200,7 +184,7 @@ class StudiesScreen(RttuiScreen):
             return
         self.notify(f"launched {info['study']} (process {info['pid']}); log: {Path(info['log']).name}")
         self.rapp.open_study(row.name, row.path)
-        self.app.run_action("mode('monitor')")
+        self.rapp.action_mode("monitor")
 
     def action_duplicate(self) -> None:
         row = self._need()
