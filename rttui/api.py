@@ -694,11 +694,44 @@ def model_names() -> list[str]:
     return sorted(known_model_names())
 
 
-def study_toml(raw: dict[str, Any]) -> str:
-    """TOML text of a parsed study (`Study.raw`), so a face can load, edit and save a study file."""
-    import tomli_w
+def study_toml(raw: dict[str, Any], base: str | None = None) -> str:
+    """TOML text of a parsed study (`Study.raw`), so a face can load, edit and save a study file.
 
-    return tomli_w.dumps(_drop_none(raw))
+    With `base` (the file's text before the edit), only what changed is rewritten: comments, key order and
+    layout of the rest survive (tomlkit).
+    """
+    import tomlkit
+
+    raw = _drop_none(raw)
+    if base is None:
+        return tomlkit.dumps(raw)
+    doc = tomlkit.parse(base)
+    _merge(doc, raw)
+    return tomlkit.dumps(doc)
+
+
+def _merge(container: Any, new: dict[str, Any]) -> None:
+    """Make a tomlkit container hold `new`, touching only the keys whose values differ."""
+    for k in [k for k in container if k not in new]:
+        del container[k]
+    for k, v in new.items():
+        old = container.get(k)
+        plain = old.unwrap() if hasattr(old, "unwrap") else old
+        if plain == v:
+            continue
+        if isinstance(v, dict) and isinstance(plain, dict) and hasattr(old, "items"):
+            _merge(old, v)
+        elif (
+            isinstance(v, list)
+            and isinstance(plain, list)
+            and len(v) == len(plain)
+            and all(isinstance(x, dict) for x in v)
+            and all(hasattr(x, "items") for x in old)
+        ):
+            for o, n in zip(old, v, strict=True):
+                _merge(o, n)
+        else:
+            container[k] = v
 
 
 def _drop_none(obj: Any) -> Any:
@@ -710,10 +743,11 @@ def _drop_none(obj: Any) -> Any:
     return obj
 
 
-def save_study(raw: dict[str, Any], path: str | Path) -> Study:
-    """Validate a study and write it as TOML; nothing is written when it does not validate."""
+def save_study(raw: dict[str, Any], path: str | Path, base: str | None = None) -> Study:
+    """Validate a study and write it as TOML (keeping `base`'s comments and layout where it is given);
+    nothing is written when it does not validate."""
     p = Path(path)
-    text = study_toml(raw)
+    text = study_toml(raw, base)
     study = parse_study(text, str(p), p)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(p.suffix + ".tmp")
@@ -812,7 +846,7 @@ def duplicate_study(text: str, new_name: str, dest: str | Path) -> Study:
         raise StudyError(f"{d}: file exists; pick another name for the copy")
     raw = dict(study.raw)
     raw["study"] = {**raw.get("study", {}), "name": new_name}
-    return save_study(raw, d)
+    return save_study(raw, d, base=text)
 
 
 def delete_study(name: str, db: str | Path | None = None, path: str | Path | None = None) -> dict[str, Any]:

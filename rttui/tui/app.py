@@ -17,10 +17,10 @@ from rttui import api
 SCREENS: tuple[tuple[str, str, str, str], ...] = (
     ("studies", "1", "Studies", "studies in studies/ and in the database, with their progress"),
     ("builder", "2", "Builder", "assemble a study, see its size and errors, save it, launch it"),
-    # ("monitor", "3", "Monitor", "the runs of a launched study, live"),
+    ("monitor", "3", "Monitor", "the runs of a launched study, live"),
     # ("results", "4", "Results", "mean ± std over seeds, by attack and epsilon"),
     # ("ttest", "5", "T-test", "paired tests between two configurations"),
-    # ("plots", "6", "Plots", "accuracy-epsilon curves and the clean/robust trade-off"),
+    ("plots", "6", "Plots", "accuracy-epsilon curves and the clean/robust trade-off"),
     # ("export", "7", "Export", "write CSV, JSON, Markdown or LaTeX"),
 )
 
@@ -66,6 +66,9 @@ class RttuiApp(App[None]):
         self.clock = clock
         self.poll_interval = poll_interval
         self.current = Current()
+        # What Results and T-test show, so Export writes the same thing.
+        self.results_query: dict = {}
+        self.ttest_query: dict = {}
         self.theme = theme
         self.sub_title = self.db.name
 

@@ -33,3 +33,17 @@ def bar(fraction: float, width: int = 10) -> str:
 def config_label(r: dict) -> str:
     """dataset/model/strategy/technique: a configuration without its seed."""
     return f"{r['model']}/{r['strategy']}/{r['technique']}" + (f" ({r['dataset']})" if r.get("dataset") else "")
+
+
+def fill_table(
+    table, header: list[str], rows: list[list[str]], keys: list[str] | None = None, min_width: int = 0
+) -> None:
+    """Replace a DataTable's columns and rows, sizing each column to its widest cell (markup not counted)."""
+    from rich.text import Text
+
+    table.clear(columns=True)
+    for i, h in enumerate(header):
+        width = max([len(h), min_width, *(Text.from_markup(str(r[i])).cell_len for r in rows)])
+        table.add_column(h, key=h, width=width)
+    for j, r in enumerate(rows):
+        table.add_row(*r, key=keys[j] if keys else None)

@@ -41,7 +41,9 @@ async def test_build_save_and_errors(demo_dir: Path, frozen_clock) -> None:
 
 async def test_load_edit_save_round_trip(demo_dir: Path, frozen_clock) -> None:
     f = demo_dir / "studies" / "demo.toml"
-    before = tomllib.loads(f.read_text())
+    f.write_text("# notes the builder must keep\n" + f.read_text())
+    before_text = f.read_text()
+    before = tomllib.loads(before_text)
     app = make_app(db=demo_dir / "demo.db", studies_dir=demo_dir / "studies", clock=frozen_clock, poll_interval=0.1)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.screen.rows)
@@ -53,7 +55,11 @@ async def test_load_edit_save_round_trip(demo_dir: Path, frozen_clock) -> None:
         await wait_for(pilot, lambda: "steps = 7" in str(b.query_one("#b-toml").render()))
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "steps = 7" in f.read_text())
-    after = tomllib.loads(f.read_text())
+    after_text = f.read_text()
+    assert after_text.startswith("# notes the builder must keep\n")
+    changed = [(a, b) for a, b in zip(before_text.splitlines(), after_text.splitlines(), strict=True) if a != b]
+    assert changed == [("steps = 5", "steps = 7")]  # one line changed, the layout of the rest kept
+    after = tomllib.loads(after_text)
     assert after["attacks"]["pgd"]["steps"] == 7
     after["attacks"]["pgd"]["steps"] = before["attacks"]["pgd"]["steps"]
     assert after == before  # nothing else moved

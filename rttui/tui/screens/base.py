@@ -31,6 +31,10 @@ class RttuiScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = self.TITLE_TEXT
 
+    def tell(self, message: str, severity: str = "information", timeout: float = 5) -> None:
+        """A toast with the text as written (messages name keys like `grid[0]` that are not markup)."""
+        self.app.notify(message, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
     def poll_now(self) -> None:
         """Ask the poller for fresh data at once instead of at its next tick."""
         self._wake.set()

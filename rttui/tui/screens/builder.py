@@ -102,6 +102,7 @@ class BuilderScreen(RttuiScreen):
         self.errors: list[str] = []
         self.info: dict[str, Any] = {}
         self.checked = 0
+        self.base_text: str | None = None
         self._filling = False
 
     # ---- layout ------------------------------------------------------------------------------------
@@ -148,8 +149,8 @@ class BuilderScreen(RttuiScreen):
                 yield self._row("epsilons", Input(id="f-eps", compact=True, placeholder="0.01, 0.03, 0.05"))
             with Vertical(id="builder-side"):
                 yield Static("", id="b-size")
-                yield Static("", id="b-errors", classes="error")
-                yield Static("", id="b-toml", classes="preview")
+                yield Static("", id="b-errors", classes="error", markup=False)
+                yield Static("", id="b-toml", classes="preview", markup=False)
         yield Footer()
 
     def _choices(self, axis: str) -> list[tuple[str, str, bool, bool]]:
@@ -200,6 +201,7 @@ class BuilderScreen(RttuiScreen):
     # ---- loading and filling the form ----------------------------------------------------------------
     def new(self) -> None:
         self.raw = copy.deepcopy(TEMPLATE)
+        self.base_text: str | None = None
         sdir = self.rapp.studies_dir or Path(".")
         self._fill(str(Path(sdir) / "new-study.toml"))
 
@@ -208,9 +210,10 @@ class BuilderScreen(RttuiScreen):
             text = api.study_source(name, self.rapp.db, path or None)
             raw = tomllib.loads(text)
         except (RttuiError, tomllib.TOMLDecodeError, OSError) as exc:
-            self.notify(str(exc).splitlines()[0], severity="error", timeout=8)
+            self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
             return
         self.raw = raw
+        self.base_text = text
         sdir = self.rapp.studies_dir or Path(".")
         self._fill(path or str(Path(sdir) / f"{name}.toml"))
 
@@ -327,11 +330,11 @@ class BuilderScreen(RttuiScreen):
         except Exception as exc:  # a widget mid-update; the next change checks again
             self.log.warning(f"collect failed: {exc}")
             return
-        self.raw_edit = raw
+        base = self.base_text
 
         def check() -> None:
             try:
-                text = api.study_toml(raw)
+                text = api.study_toml(raw, base)
             except Exception as exc:  # e.g. a value TOML cannot hold
                 self.post_message(StudyChecked("", {}, f"cannot be written as TOML: {exc}"))
                 return
@@ -391,7 +394,7 @@ class BuilderScreen(RttuiScreen):
     def on_models_listed(self, msg: ModelsListed) -> None:
         self._loading = False
         if msg.error:
-            self.notify(f"timm models could not be listed: {msg.error}", severity="error")
+            self.tell(f"timm models could not be listed: {msg.error}", severity="error")
             return
         self.models = msg.names
         self._search(self.query_one("#f-model-search", Input).value)
@@ -415,13 +418,13 @@ class BuilderScreen(RttuiScreen):
         have = [m.strip() for m in w.value.split(",") if m.strip()]
         if name not in have:
             w.value = ", ".join([*have, name])
-        self.notify(f"added model {name}")
+        self.tell(f"added model {name}")
 
     # ---- actions ---------------------------------------------------------------------------------------
     def _path(self) -> Path | None:
         p = self.query_one("#f-path", Input).value.strip()
         if not p:
-            self.notify("name a file at the top (e.g. studies/my-study.toml) before saving", severity="error")
+            self.tell("name a file at the top (e.g. studies/my-study.toml) before saving", severity="error")
             return None
         return Path(p)
 
@@ -430,14 +433,15 @@ class BuilderScreen(RttuiScreen):
         if path is None:
             return None
         try:
-            study = api.save_study(self.collect(), path)
+            study = api.save_study(self.collect(), path, self.base_text)
         except RttuiError as exc:
-            self.notify(f"not saved: {str(exc).splitlines()[0]}", severity="error", timeout=8)
+            self.tell(f"not saved: {str(exc).splitlines()[0]}", severity="error", timeout=8)
             return None
-        self.raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        self.base_text = path.read_text(encoding="utf-8")
+        self.raw = tomllib.loads(self.base_text)
         self.rapp.open_study(study.name, str(path))
         self._shown = (study.name, str(path))
-        self.notify(f"saved {path}")
+        self.tell(f"saved {path}")
         return path
 
     def action_launch(self) -> None:
@@ -447,9 +451,9 @@ class BuilderScreen(RttuiScreen):
         try:
             info = api.launch_study(path, self.rapp.db)
         except RttuiError as exc:
-            self.notify(str(exc).splitlines()[0], severity="error", timeout=8)
+            self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
             return
-        self.notify(f"launched {info['study']} (process {info['pid']})")
+        self.tell(f"launched {info['study']} (process {info['pid']})")
         self.rapp.action_mode("monitor")
 
     def action_new(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.syntax import Syntax
 from textual import on
 from textual.app import ComposeResult
@@ -56,12 +57,8 @@ class StudiesScreen(RttuiScreen):
     def on_mount(self) -> None:
         super().on_mount()
         t = self.query_one(DataTable)
-        t.add_column("study", key="study")
-        t.add_column("state", key="state")
-        t.add_column("progress", key="progress")
-        t.add_column("runs", key="runs")
-        t.add_column("failed", key="failed")
-        t.add_column("file", key="file")
+        for label, width in (("study", 24), ("state", 8), ("progress", 16), ("failed", 6), ("file", 20)):
+            t.add_column(label, key=label, width=width)
         db, sdir = self.rapp.db, self.rapp.studies_dir
 
         def read() -> StudiesListed:
@@ -78,8 +75,8 @@ class StudiesScreen(RttuiScreen):
     def on_studies_listed(self, msg: StudiesListed) -> None:
         note = self.query_one("#studies-note", Static)
         sdir = self.rapp.studies_dir
-        where = f"{sdir}/ and " if sdir else ""
-        note.update(msg.error or f"{len(msg.rows)} studies in {where}{self.rapp.db.name}")
+        where = f"{sdir.name}/ and " if sdir else ""
+        note.update(escape(msg.error or f"{len(msg.rows)} studies in {where}{self.rapp.db.name}"))
         self.loaded += 1
         if msg.rows == self.rows:
             return
@@ -93,7 +90,6 @@ class StudiesScreen(RttuiScreen):
                 r.name,
                 r.state,
                 f"{bar(frac, 8)} {r.done}/{r.runs}",
-                str(r.runs),
                 str(r.failed or "") or "-",
                 Path(r.path).name if r.path else "(database only)",
                 key=f"{r.name}|{r.path}",
@@ -146,7 +142,7 @@ class StudiesScreen(RttuiScreen):
     def _need(self) -> api.StudyRow | None:
         row = self.selected()
         if row is None:
-            self.notify("no study selected; press n to start one", severity="warning")
+            self.tell("no study selected; press n to start one", severity="warning")
         return row
 
     def action_open(self) -> None:
@@ -175,14 +171,14 @@ class StudiesScreen(RttuiScreen):
         if row is None:
             return
         if not row.path:
-            self.notify(f"study {row.name!r} has no file; press d to save a copy, then launch that", severity="error")
+            self.tell(f"study {row.name!r} has no file; press d to save a copy, then launch that", severity="error")
             return
         try:
             info = api.launch_study(row.path, self.rapp.db)
         except RttuiError as exc:
-            self.notify(str(exc).splitlines()[0], severity="error", timeout=8)
+            self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
             return
-        self.notify(f"launched {info['study']} (process {info['pid']}); log: {Path(info['log']).name}")
+        self.tell(f"launched {info['study']} (process {info['pid']}); log: {Path(info['log']).name}")
         self.rapp.open_study(row.name, row.path)
         self.rapp.action_mode("monitor")
 
@@ -199,9 +195,9 @@ class StudiesScreen(RttuiScreen):
                 text = api.study_source(row.name, self.rapp.db, row.path)
                 api.duplicate_study(text, name, Path(sdir) / f"{name}.toml")
             except RttuiError as exc:
-                self.notify(str(exc).splitlines()[0], severity="error", timeout=8)
+                self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
                 return
-            self.notify(f"saved {name}.toml")
+            self.tell(f"saved {name}.toml")
             self.poll_now()
 
         self.app.push_screen(Prompt(f"Name of the copy of {row.name!r}:", f"{row.name}-copy"), done)
@@ -220,9 +216,9 @@ class StudiesScreen(RttuiScreen):
             try:
                 api.delete_study(row.name, self.rapp.db, row.path)
             except RttuiError as exc:
-                self.notify(str(exc).splitlines()[0], severity="error", timeout=8)
+                self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
                 return
-            self.notify(f"deleted {row.name}")
+            self.tell(f"deleted {row.name}")
             self.poll_now()
 
         self.app.push_screen(Confirm(f"Delete study {row.name!r}: {what}? This cannot be undone."), done)

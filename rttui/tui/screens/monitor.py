@@ -1,0 +1,284 @@
+"""Monitor: a study's runs, live from the database (whoever runs it: this app, another shell, another SSH
+session). The grid shows state, epoch, loss, progress and time; the selected run's per-epsilon accuracy is
+drawn as it is measured; a log pane tells what changed. The app never owns the run: cancel interrupts the
+runner process, retry launches `rttui run` again (it redoes failed and unfinished runs only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, RichLog, Static
+from textual_plotext import PlotextPlot
+
+from rttui import api
+from rttui.errors import RttuiError
+from rttui.tui.cells import bar, duration, fill_table, pct
+from rttui.tui.messages import ProgressPolled
+from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.confirm import Confirm
+
+AXES = ("dataset", "model", "strategy", "technique")
+
+
+def run_label(r: dict[str, Any], vary: tuple[str, ...] = AXES[1:]) -> str:
+    """A run by the axes that tell it apart in its study, then its seed: `full/s0`, `resnet50/adapter/s2`."""
+    return "/".join([*(str(r[a]) for a in vary), f"s{r['seed']}"])
+
+
+class MonitorScreen(RttuiScreen):
+    TITLE_TEXT = "Monitor"
+    BINDINGS = [
+        Binding("l", "launch", "Launch", tooltip="start (or resume) the study as a detached `rttui run` process"),
+        Binding("r", "retry", "Retry", tooltip="run the study again: failed and unfinished runs only"),
+        Binding("c", "cancel", "Cancel", tooltip="interrupt the runner (finished work stays; asks first)"),
+        Binding("f5", "refresh", "Refresh", show=False, tooltip="read the database again now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.study = ""
+        self.data: dict[str, Any] = {}
+        self.runs: list[dict[str, Any]] = []
+        self.polls = 0
+        self.vary: tuple[str, ...] = AXES[1:]
+        self._prev: dict[str, dict[str, Any]] | None = None
+        self._prev_runner: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="mon-body"):
+            yield Static("", id="mon-head", classes="note")
+            yield DataTable(id="mon-runs", cursor_type="row", zebra_stripes=True)
+            with Horizontal(id="mon-detail"):
+                yield PlotextPlot(id="mon-plot")
+                with Vertical(id="mon-side"):
+                    yield Static("", id="mon-run-title")
+                    yield DataTable(id="mon-numbers", cursor_type="none", show_cursor=False)
+            yield RichLog(id="mon-log", max_lines=500, wrap=True, markup=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.on_screen_resume()
+
+    def on_screen_resume(self) -> None:
+        name = self.rapp.current.name
+        if name == self.study:
+            self.poll_now()
+            return
+        self.study = name
+        self._prev = None
+        self.runs = []
+        self.query_one("#mon-runs", DataTable).clear()
+        if not name:
+            self.query_one("#mon-head", Static).update("no study chosen: pick one on the Studies screen (1)")
+            return
+        self.query_one("#mon-log", RichLog).clear()
+        db = self.rapp.db
+
+        def read() -> ProgressPolled:
+            try:
+                return ProgressPolled(name, api.study_progress(db, name))
+            except RttuiError as exc:
+                return ProgressPolled(name, {}, str(exc).splitlines()[0])
+
+        self.start_polling(read, "poll-monitor")
+
+    # ---- applying a poll ---------------------------------------------------------------------------
+    def on_progress_polled(self, msg: ProgressPolled) -> None:
+        if msg.study != self.study:
+            return
+        self.polls += 1
+        if msg.error:
+            self.query_one("#mon-head", Static).update(f"[red]{escape(msg.error)}[/red]")
+            return
+        self.data = msg.data
+        runs = msg.data["runs"]
+        self.vary = tuple(a for a in AXES if len({r[a] for r in runs}) > 1) or ("model",)
+        self._log_changes(runs, msg.data["runner"])
+        self._head(runs, msg.data["runner"])
+        t = self.query_one("#mon-runs", DataTable)
+        now = self.rapp.clock()
+        if [r["id"] for r in runs] != [r["id"] for r in self.runs]:
+            keep = t.cursor_row
+            header = ["run", "state", "epoch", "loss", "progress", "time", "ETA"]
+            fill_table(t, header, [self._cells(r, now) for r in runs], [r["id"] for r in runs], min_width=7)
+            if runs:
+                t.move_cursor(row=max(0, min(keep, len(runs) - 1)))
+        else:
+            for r, old in zip(runs, self.runs, strict=True):
+                if r != old or r["state"] == "running":
+                    for col, value in zip(t.columns, self._cells(r, now), strict=True):
+                        t.update_cell(r["id"], col, value)
+        self.runs = runs
+        self._detail()
+
+    def _cells(self, r: dict[str, Any], now: float) -> list[str]:
+        ep = f"{r['epoch'] or 0}/{r['epochs_total']}" if r["epochs_total"] else str(r["epoch"] or "-")
+        loss = f"{r['loss']:.3f}" if r["loss"] is not None else "-"
+        state = r["state"]
+        if state == "running":
+            elapsed = now - r["started"] if r["started"] else None
+            p = r["progress"]
+            eta = elapsed * (1 - p) / p if elapsed is not None and p > 0 else None
+            tm, eta_s = duration(elapsed), duration(eta)
+        else:
+            tm, eta_s = duration(r["seconds"]), "-"
+        styled = {"failed": "[red]failed[/red]", "done": "[green]done[/green]", "running": "[b]running[/b]"}
+        return [
+            run_label(r, self.vary),
+            styled.get(state, state),
+            ep,
+            loss,
+            f"{bar(r['progress'], 6)} {round(100 * r['progress']):3d}%",
+            tm,
+            eta_s,
+        ]
+
+    def _head(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None) -> None:
+        n = len(runs)
+        done = sum(r["state"] == "done" for r in runs)
+        failed = sum(r["state"] == "failed" for r in runs)
+        who = f"[b]running[/b] in process {runner['pid']}" if runner else "no runner"
+        parts = [f"[b]{self.study}[/b]", who, f"{done}/{n} done"]
+        if failed:
+            parts.append(f"[red]{failed} failed[/red] (r: retry)")
+        left = [r for r in runs if r["state"] not in ("done", "failed")]
+        finished = [r["seconds"] for r in runs if r["state"] == "done" and r["seconds"]]
+        if runner and left and finished:
+            parts.append(f"ETA ≈ {duration(sum(finished) / len(finished) * len(left))}")
+        self.query_one("#mon-head", Static).update(" · ".join(parts))
+
+    def _log_changes(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None) -> None:
+        log = self.query_one("#mon-log", RichLog)
+        if self._prev is None:
+            done = sum(r["state"] == "done" for r in runs)
+            log.write(f"watching study {self.study}: {len(runs)} runs, {done} done")
+            for r in runs:
+                if r["state"] == "failed":
+                    log.write(f"[red]✗ {run_label(r, self.vary)} failed:[/red] {escape(r['error'] or '')}")
+        else:
+            if runner and not self._prev_runner:
+                log.write(f"runner started (process {runner['pid']})")
+            if self._prev_runner and not runner:
+                log.write("runner finished")
+            for r in runs:
+                old = self._prev.get(r["id"])
+                if old is None:
+                    log.write(f"+ {run_label(r, self.vary)}")
+                    continue
+                name = run_label(r, self.vary)
+                if r["epoch"] and r["epoch"] != old["epoch"]:
+                    loss = f"{r['loss']:.3f}" if r["loss"] is not None else "-"
+                    log.write(f"{name}: epoch {r['epoch']}/{r['epochs_total']} loss {loss}")
+                if r["evals_done"] > old["evals_done"]:
+                    log.write(f"{name}: evaluation {r['evals_done']}/{r['evals_total']} stored")
+                if r["state"] != old["state"]:
+                    if r["state"] == "failed":
+                        log.write(f"[red]✗ {name} failed:[/red] {escape(r['error'] or '')}")
+                    else:
+                        log.write(f"{name}: {old['state']} → {r['state']}")
+        self._prev = {r["id"]: r for r in runs}
+        self._prev_runner = runner
+
+    # ---- the selected run ----------------------------------------------------------------------------
+    def selected(self) -> dict[str, Any] | None:
+        t = self.query_one("#mon-runs", DataTable)
+        if not self.runs or not 0 <= t.cursor_row < len(self.runs):
+            return None
+        return self.runs[t.cursor_row]
+
+    @on(DataTable.RowHighlighted, "#mon-runs")
+    def _moved(self) -> None:
+        self._detail()
+
+    def _detail(self) -> None:
+        r = self.selected()
+        sig = (r, self.data.get("metrics", {}).get(r["id"]) if r else None)
+        if sig == getattr(self, "_shown_detail", None):
+            return  # nothing new for this run: keep the chart as drawn
+        self._shown_detail = sig
+        plot = self.query_one(PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        nums = self.query_one("#mon-numbers", DataTable)
+        nums.clear(columns=True)
+        title = self.query_one("#mon-run-title", Static)
+        if r is None:
+            title.update("")
+            plot.refresh()
+            return
+        metrics = self.data.get("metrics", {}).get(r["id"], [])
+        by_attack: dict[str, dict[float, float]] = {}
+        for m in metrics:
+            by_attack.setdefault(m["attack"], {})[m["eps"]] = m["adv_acc"]
+        clean = r["clean_acc"]
+        head = f"[b]{run_label(r, self.vary)}[/b]  clean {pct(clean)}%"
+        if r["state"] == "failed":
+            head += f"\n[red]failed: {escape(r['error'] or '')}[/red]"
+        title.update(head)
+        eps = sorted({e for v in by_attack.values() for e in v})
+        rows = [[f"{e:g}", *[pct(by_attack[a].get(e)) for a in by_attack]] for e in eps]
+        fill_table(nums, ["eps", *by_attack], rows)
+        plt.title("adversarial accuracy (%) vs eps")
+        plt.ylim(0, 100)
+        for a, pts in by_attack.items():
+            xs = sorted(pts)
+            plt.plot(xs, [100 * pts[x] for x in xs], label=a, marker="braille")
+        if clean is not None and eps:
+            plt.hline(100 * clean)
+        if not by_attack:
+            plt.title("no evaluation stored yet for this run")
+        plot.refresh()
+
+    # ---- actions ---------------------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self.poll_now()
+
+    def action_launch(self) -> None:
+        path = self.rapp.current.path
+        if not path:
+            self.tell(
+                f"study {self.study or '?'} has no file here; open it on the Studies screen or save it in the Builder",
+                severity="error",
+            )
+            return
+        try:
+            info = api.launch_study(path, self.rapp.db)
+        except RttuiError as exc:
+            self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
+            return
+        self.query_one("#mon-log", RichLog).write(escape(f"launched process {info['pid']} (log: {info['log']})"))
+        self.poll_now()
+
+    def action_retry(self) -> None:
+        self.action_launch()
+
+    def action_cancel(self) -> None:
+        if not self.data.get("runner"):
+            self.tell("no runner is working on this study", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                lock = api.stop_runner(self.rapp.db)
+            except RttuiError as exc:
+                self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
+                return
+            if lock:
+                self.query_one("#mon-log", RichLog).write(f"asked process {lock['pid']} to stop")
+            self.poll_now()
+
+        self.app.push_screen(Confirm(f"Cancel the run of {self.study!r}? Finished runs stay stored."), done)
+
+
+SCREEN = MonitorScreen

@@ -1,0 +1,203 @@
+"""T-test: pick an axis and two of its values (say strategy full vs layer_freezing) and see the paired tests
+over seeds, one per combination of the other axes, Holm-corrected. The statistics come from `api.ttest`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Label, Select, Static
+
+from rttui import api
+from rttui.errors import RttuiError
+from rttui.tui.cells import fill_table
+from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.results import ALL, picker_values
+
+AXES = ("strategy", "technique", "model", "dataset")
+METRICS = (("adversarial accuracy", "adv_acc"), ("clean accuracy", "clean_acc"), ("drop", "drop"))
+
+
+class Tested(Message):
+    def __init__(self, study: str, query: dict[str, Any], values: dict, grid: dict | None, error: str) -> None:
+        super().__init__()
+        self.study = study
+        self.query = query
+        self.values = values
+        self.grid = grid
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Tested)
+
+
+class TTestScreen(RttuiScreen):
+    TITLE_TEXT = "T-test"
+    BINDINGS = [
+        Binding("x", "cycle('axis')", "Axis", tooltip="next axis to compare along"),
+        Binding("a", "cycle('a')", "A", tooltip="next value for side A"),
+        Binding("b", "cycle('b')", "B", tooltip="next value for side B"),
+        Binding("s", "swap", "Swap", tooltip="swap A and B"),
+        Binding("m", "cycle('metric')", "Metric", tooltip="next metric"),
+        Binding("e", "cycle('eps')", "Eps", tooltip="next epsilon (or all)"),
+        Binding("f5", "refresh", "Refresh", show=False, tooltip="read the database again now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.study = ""
+        self.values: dict[str, list[str]] = {}
+        self.grid: dict[str, Any] | None = None
+        self.loaded = 0
+        self._filling = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="pickers"):
+            yield Label("axis")
+            yield Select([(a, a) for a in AXES], id="t-axis", value="strategy", compact=True, allow_blank=False)
+            yield Label("A")
+            yield Select([], id="t-a", compact=True)
+            yield Label("vs B")
+            yield Select([], id="t-b", compact=True)
+        with Horizontal(classes="pickers"):
+            yield Label("metric")
+            yield Select(METRICS, id="t-metric", value="adv_acc", compact=True, allow_blank=False)
+            yield Label("attack")
+            yield Select([(ALL, ALL)], id="t-attack", value=ALL, compact=True, allow_blank=False)
+            yield Label("eps")
+            yield Select([(ALL, ALL)], id="t-eps", value=ALL, compact=True, allow_blank=False)
+        yield Static("", id="t-title", classes="note")
+        yield DataTable(id="t-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="t-caption", classes="t-caption", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.on_screen_resume()
+
+    def on_screen_resume(self) -> None:
+        if self.rapp.current.name != self.study or not self.loaded:
+            self.study = self.rapp.current.name
+            self.values = {}
+            self._start()
+
+    def query_now(self) -> dict[str, Any]:
+        def val(wid: str) -> str | None:
+            v = self.query_one(wid, Select).value
+            return v if isinstance(v, str) and v != ALL else None
+
+        eps = val("#t-eps")
+        return {
+            "axis": val("#t-axis") or "strategy",
+            "a": val("#t-a"),
+            "b": val("#t-b"),
+            "metric": val("#t-metric") or "adv_acc",
+            "attack": val("#t-attack"),
+            "eps": float(eps) if eps else None,
+        }
+
+    def _start(self) -> None:
+        name = self.study
+        if not name:
+            self.query_one("#t-title", Static).update("no study chosen: pick one on the Studies screen (1)")
+            return
+        q = self.query_now()
+        db = self.rapp.db
+
+        def read() -> Tested:
+            try:
+                values = picker_values(api.export_records(db, name))
+                choices = values.get(q["axis"], [])
+                a = q["a"] if q["a"] in choices else None
+                b = q["b"] if q["b"] in choices else None
+                if b is None and choices:  # default: the first value (e.g. full) is the reference
+                    b = choices[0]
+                if a is None and len(choices) > 1:
+                    a = next(c for c in choices if c != b)
+                query = {**q, "a": a, "b": b}
+                if a is None or b is None or a == b:
+                    return Tested(name, query, values, None, f"{q['axis']} has fewer than two values to compare")
+                rows = api.ttest(db, q["axis"], a, b, q["metric"], q["attack"], q["eps"], name)
+                return Tested(name, query, values, api.tests_grid(rows), "")
+            except RttuiError as exc:
+                return Tested(name, q, {}, None, str(exc).splitlines()[0])
+
+        self.start_polling(read, "poll-ttest")
+
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        if not self._filling:
+            self._start()
+
+    def action_refresh(self) -> None:
+        self.poll_now()
+
+    def action_cycle(self, which: str) -> None:
+        sel = self.query_one(f"#t-{which}", Select)
+        axis = self.query_now()["axis"]
+        values = {
+            "axis": list(AXES),
+            "metric": [m for _, m in METRICS],
+            "a": self.values.get(axis, []),
+            "b": self.values.get(axis, []),
+            "eps": [ALL, *self.values.get("eps", [])],
+            "attack": [ALL, *self.values.get("attack", [])],
+        }[which]
+        if values:
+            i = values.index(sel.value) if sel.value in values else -1
+            sel.value = values[(i + 1) % len(values)]
+
+    def action_swap(self) -> None:
+        a, b = self.query_one("#t-a", Select), self.query_one("#t-b", Select)
+        va, vb = a.value, b.value
+        self._filling = True
+        a.value, b.value = vb, va
+        self._filling = False
+        self._start()
+
+    def _set(self, wid: str, values: list[str], value: str | None, with_all: bool = False) -> None:
+        sel = self.query_one(wid, Select)
+        opts = ([(ALL, ALL)] if with_all else []) + [(v, v) for v in values]
+        sel.set_options(opts)
+        if value is not None and value in values:
+            sel.value = value
+        elif with_all:
+            sel.value = ALL
+
+    def on_tested(self, msg: Tested) -> None:
+        if msg.study != self.study:
+            return
+        self.loaded += 1
+        q = msg.query
+        self.rapp.ttest_query = {"study": msg.study, **q}
+        if msg.values:
+            self._filling = True
+            self.values = msg.values
+            choices = msg.values.get(q["axis"], [])
+            self._set("#t-a", choices, q["a"])
+            self._set("#t-b", choices, q["b"])
+            self._set("#t-attack", msg.values["attack"], q["attack"], with_all=True)
+            self._set("#t-eps", msg.values["eps"], f"{q['eps']:g}" if q["eps"] is not None else None, with_all=True)
+            self.call_after_refresh(setattr, self, "_filling", False)
+        title = self.query_one("#t-title", Static)
+        table = self.query_one("#t-table", DataTable)
+        if msg.grid == self.grid and not msg.error:
+            return
+        self.grid = msg.grid
+        table.clear(columns=True)
+        if msg.error or msg.grid is None:
+            title.update(f"[red]{escape(msg.error)}[/red]")
+            self.query_one("#t-caption", Static).update("")
+            return
+        title.update(f"[b]{escape(msg.grid['title'])}[/b]")
+        fill_table(table, msg.grid["header"], msg.grid["rows"])
+        self.query_one("#t-caption", Static).update(msg.grid["caption"])
+
+
+SCREEN = TTestScreen
