@@ -33,3 +33,23 @@ def test_importing_the_app_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_serve_runs_the_tui_command_in_textual_serve(monkeypatch, tmp_path: Path) -> None:
+    import textual_serve.server
+
+    seen: dict = {}
+
+    class FakeServer:
+        def __init__(self, command: str, host: str, port: int, title: str) -> None:
+            seen.update(command=command, host=host, port=port)
+
+        def serve(self) -> None:
+            seen["served"] = True
+
+    monkeypatch.setattr(textual_serve.server, "Server", FakeServer)
+    db = tmp_path / "x.db"
+    res = CliRunner().invoke(cli_app.app, ["serve", "--db", str(db), "--port", "8123"])
+    assert res.exit_code == 0, res.output
+    assert seen["served"] and seen["port"] == 8123
+    assert "-m rttui tui" in seen["command"] and str(db) in seen["command"]

@@ -12,12 +12,13 @@ from tests.tui.helpers import wait_for
 
 SIZES = [(80, 24), (120, 36)]
 
-# (screen, condition that says its data is on screen, keys pressed afterwards)
+# name -> (mode, condition that says its data is on screen, keys pressed afterwards)
 SCREENS = {
-    "studies": (lambda s: s.loaded and s.preview_text, []),
-    "builder": (lambda s: s.checked, []),
-    "monitor": (lambda s: s.runs and s.polls, []),
-    "plots": (lambda s: s.drawn, []),
+    "studies": ("studies", lambda s: s.loaded and s.preview_text, []),
+    "help": ("studies", lambda s: s.loaded and s.preview_text, ["question_mark"]),
+    "builder": ("builder", lambda s: s.checked, []),
+    "monitor": ("monitor", lambda s: s.runs and s.polls, []),
+    "plots": ("plots", lambda s: s.drawn, []),
 }
 
 
@@ -26,10 +27,10 @@ def demo_app(demo_dir: Path, frozen_clock, monkeypatch: pytest.MonkeyPatch):
     """The app on the demo database, with paths relative to the demo folder (so they read the same anywhere)."""
     monkeypatch.chdir(demo_dir)
 
-    def make(mode: str):
+    def make(name: str):
         app = make_app(db="demo.db", studies_dir="studies", clock=frozen_clock, poll_interval=0.05)
         app.open_study("demo", "studies/demo.toml")
-        ready, keys = SCREENS[mode]
+        mode, ready, keys = SCREENS[name]
 
         async def run_before(pilot) -> None:
             app.action_mode(mode)
@@ -44,7 +45,7 @@ def demo_app(demo_dir: Path, frozen_clock, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("mode", list(SCREENS))
-def test_screen(snap_compare, demo_app, mode: str, size: tuple[int, int]) -> None:
-    app, run_before = demo_app(mode)
+@pytest.mark.parametrize("name", list(SCREENS))
+def test_screen(snap_compare, demo_app, name: str, size: tuple[int, int]) -> None:
+    app, run_before = demo_app(name)
     assert snap_compare(app, run_before=run_before, terminal_size=size)

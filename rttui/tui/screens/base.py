@@ -39,8 +39,12 @@ class RttuiScreen(Screen[None]):
         """Ask the poller for fresh data at once instead of at its next tick."""
         self._wake.set()
 
-    def start_polling(self, read: Callable[[], Message], group: str) -> None:
-        """Run `read` every poll interval in a thread worker; it returns the message to post."""
+    def start_polling(self, read: Callable[[], Message], group: str, every: float = 1.0) -> None:
+        """Run `read` every `every` poll intervals in a thread worker; it returns the message to post.
+
+        Analyses (compare, tests) poll less often than the monitor: they cost more and change only when an
+        evaluation lands.
+        """
 
         def loop() -> None:
             worker = get_current_worker()
@@ -53,7 +57,7 @@ class RttuiScreen(Screen[None]):
                     self.log.warning(f"poll failed: {exc}")
                 if msg is not None and not worker.is_cancelled:
                     self.post_message(msg)
-                self._wake.wait(self.rapp.poll_interval)
+                self._wake.wait(self.rapp.poll_interval * every)
 
         self.run_worker(loop, thread=True, exclusive=True, group=group, exit_on_error=False, name=group)
 

@@ -76,7 +76,7 @@ class PlotsScreen(RttuiScreen):
             except RttuiError as exc:
                 return ResultsLoaded(name, [], str(exc).splitlines()[0])
 
-        self.start_polling(read, "poll-plots")
+        self.start_polling(read, "poll-plots", every=3)
 
     def action_refresh(self) -> None:
         self.poll_now()

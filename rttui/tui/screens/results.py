@@ -130,7 +130,7 @@ class ResultsScreen(RttuiScreen):
             except RttuiError as exc:
                 return Compared(name, q, {}, [], str(exc).splitlines()[0])
 
-        self.start_polling(read, "poll-results")
+        self.start_polling(read, "poll-results", every=5)
 
     @on(Select.Changed)
     @on(Input.Submitted)

@@ -128,7 +128,7 @@ class TTestScreen(RttuiScreen):
             except RttuiError as exc:
                 return Tested(name, q, {}, None, str(exc).splitlines()[0])
 
-        self.start_polling(read, "poll-ttest")
+        self.start_polling(read, "poll-ttest", every=5)
 
     @on(Select.Changed)
     def _changed(self) -> None:
