@@ -606,11 +606,6 @@ class Store:
                     out[r["id"]] = [str(c) for c in info["classes"]]
         return out
 
-
-def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
-    """SQLite caps bound parameters per statement; query long id lists in slices."""
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
     def forget_study(self, name: str) -> int:
         """Remove a study's registration; its runs stay when another study shares them. Returns runs dropped."""
         with self.conn:
@@ -649,3 +644,9 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
             (study,),
         )
         return {r["unit_id"]: r for r in rows}
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    """SQLite caps bound parameters per statement; query long id lists in slices."""
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]

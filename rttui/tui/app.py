@@ -18,10 +18,10 @@ SCREENS: tuple[tuple[str, str, str, str], ...] = (
     ("studies", "1", "Studies", "studies in studies/ and in the database, with their progress"),
     ("builder", "2", "Builder", "assemble a study, see its size and errors, save it, launch it"),
     ("monitor", "3", "Monitor", "the runs of a launched study, live"),
-    # ("results", "4", "Results", "mean ± std over seeds, by attack and epsilon"),
-    # ("ttest", "5", "T-test", "paired tests between two configurations"),
+    ("results", "4", "Results", "mean ± std over seeds, by attack and epsilon"),
+    ("ttest", "5", "T-test", "paired tests between two configurations"),
     ("plots", "6", "Plots", "accuracy-epsilon curves and the clean/robust trade-off"),
-    # ("export", "7", "Export", "write CSV, JSON, Markdown or LaTeX"),
+    ("export", "7", "Export", "write CSV, JSON, Markdown or LaTeX"),
 )
 
 

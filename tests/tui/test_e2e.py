@@ -14,7 +14,8 @@ from tests.tui.helpers import type_into, wait_for
 
 
 @pytest.mark.slow
-async def test_build_launch_watch_export(tmp_path: Path) -> None:
+async def test_build_launch_watch_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     sdir = tmp_path / "studies"
     sdir.mkdir()
     db = tmp_path / "e2e.db"
@@ -52,9 +53,21 @@ async def test_build_launch_watch_export(tmp_path: Path) -> None:
         await wait_for(
             pilot, lambda: m.data.get("runner") is None and m.runs[0]["state"] == "done", tries=600, step=0.25
         )
+        await pilot.press("4")  # results of the real run
+        await wait_for(pilot, lambda: app.current_mode == "results" and app.screen.tables, tries=600)
+        assert app.screen.tables[0]["body"][0][0] == "full"
+        await pilot.press("5")  # one strategy and one seed: nothing to pair, and the screen says so
+        await wait_for(pilot, lambda: app.current_mode == "ttest" and app.screen.loaded, tries=600)
+        assert "fewer than two values" in str(app.screen.query_one("#t-title").render())
+        await pilot.press("7", "ctrl+s")  # export the compare table as Markdown to the suggested path
+        out = tmp_path / "exports" / "e2e-table.md"
+        await wait_for(pilot, lambda: out.exists(), tries=600)
     study = api.load_study(sdir / "e2e.toml")
     assert study.name == "e2e" and [s.name for s in study.blocks[0].strategies] == ["full"]
     recs = api.export_records(db, "e2e")
     assert {r["attack"] for r in recs} == {"fgsm", "pgd"} and {r["eps"] for r in recs} == {0.03, 0.1}
     assert all(0 <= r["adv_acc"] <= r["clean_acc"] <= 1 for r in recs)
     assert (db.with_suffix(".log")).exists()
+    text = out.read_text()
+    pgd = next(r for r in recs if r["attack"] == "pgd" and r["eps"] == 0.03)
+    assert "| full |" in text and f"{100 * pgd['adv_acc']:.1f}" in text  # the stored number, in the file

@@ -19,6 +19,9 @@ SCREENS = {
     "builder": ("builder", lambda s: s.checked, []),
     "monitor": ("monitor", lambda s: s.runs and s.polls, []),
     "plots": ("plots", lambda s: s.drawn, []),
+    "results": ("results", lambda s: s.tables, []),
+    "ttest": ("ttest", lambda s: s.grid, []),
+    "export": ("export", lambda s: s.preview, []),
 }
 
 

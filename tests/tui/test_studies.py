@@ -52,3 +52,22 @@ async def test_duplicate_then_delete_by_keys(demo_dir: Path, frozen_clock) -> No
         await wait_for(pilot, lambda: [r.name for r in screen.rows] == ["demo"])
         # the original's results are untouched
         assert len(api.export_records(demo_dir / "demo.db", "demo")) > 0
+
+
+async def test_command_palette_has_every_screen_and_key(demo_dir: Path, frozen_clock) -> None:
+    app = make_app(db=demo_dir / "demo.db", studies_dir=demo_dir / "studies", clock=frozen_clock, poll_interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.rows)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for title in ("Go to Results (4)", "Go to T-test (5)", "Duplicate (d)", "Delete (x)", "Help (?)"):
+            assert title in commands
+        commands["Go to Plots (6)"].callback()
+        await wait_for(pilot, lambda: app.current_mode == "plots")
+        app.action_mode("studies")
+        await wait_for(pilot, lambda: app.current_mode == "studies")
+        commands["Delete (x)"].callback()  # a screen key through the palette: the same confirmation
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "Confirm")
+        await pilot.press("n")
+        theme = app.theme
+        commands["Toggle dark/light theme (ctrl+t)"].callback()
+        assert app.theme != theme

@@ -48,13 +48,17 @@ class RttuiScreen(Screen[None]):
 
         def loop() -> None:
             worker = get_current_worker()
+            said = ""
             while not worker.is_cancelled:
                 self._wake.clear()
                 try:
                     msg = read()
-                except Exception as exc:  # a locked or half-written database: say so, try again next tick
+                except Exception as exc:  # a database mid-creation, or a bug: say it once, try again next tick
                     msg = None
-                    self.log.warning(f"poll failed: {exc}")
+                    text = f"reading {self.rapp.db.name} failed: {type(exc).__name__}: {exc}"
+                    if text != said and not worker.is_cancelled:
+                        said = text
+                        self.app.call_from_thread(self.tell, text, "error", 10)
                 if msg is not None and not worker.is_cancelled:
                     self.post_message(msg)
                 self._wake.wait(self.rapp.poll_interval * every)

@@ -188,7 +188,7 @@ class ResultsScreen(RttuiScreen):
         tables = []
         for t in msg.tables:
             dt = DataTable(cursor_type="row", zebra_stripes=True, classes="r-table")
-            dt.styles.height = len(t["body"]) + 1
+            dt.styles.height = len(t["body"]) + 2  # header, rows, and a horizontal scrollbar when wide
             tables.append((dt, t))
             widgets += [
                 Static(f"[b]{escape(t['title'])}[/b]", classes="r-title"),

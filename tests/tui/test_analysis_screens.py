@@ -1,0 +1,86 @@
+"""Results, T-test and Export driven by keys on the demo database; what they show and write is checked against
+the api functions that compute it (the screens lay numbers out, they never compute them)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from rttui import api
+from rttui.tui import make_app
+from tests.tui.helpers import type_into, wait_for
+
+
+@pytest.fixture
+def app_in(demo_dir: Path, frozen_clock, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(demo_dir)
+    app = make_app(db="demo.db", studies_dir="studies", clock=frozen_clock, poll_interval=0.05)
+    app.open_study("demo", "studies/demo.toml")
+    return app
+
+
+async def test_results_ttest_and_export(app_in, demo_dir: Path) -> None:
+    app = app_in
+    db = demo_dir / "demo.db"
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.current_mode == "results" and app.screen.tables, tries=400)
+        r = app.screen
+        # default: PGD, rows = strategy, columns = eps: one table, the same cells api.compare gives
+        want = api.compare(db, "demo", "pgd", None, ["strategy"], ["eps"])
+        assert [t["body"] for t in r.tables] == [t.body() for t in want.tables]
+        assert r.query(DataTable).first().row_count == 3
+        await pilot.press("e")  # first epsilon only
+        await wait_for(pilot, lambda: r.tables and not any("0.03" in h for h in r.tables[0]["header"]), tries=400)
+        assert any("0.01" in h for h in r.tables[0]["header"])
+        await pilot.press("a")  # next attack
+        await wait_for(pilot, lambda: r.tables and "fgsm" in r.tables[0]["title"], tries=400)
+        shown = r.tables
+
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "ttest" and app.screen.grid, tries=400)
+        t = app.screen
+        a, b = app.ttest_query["a"], app.ttest_query["b"]
+        rows = api.ttest(db, "strategy", a, b, "adv_acc", None, None, "demo")
+        assert t.grid == api.tests_grid(rows)
+        await pilot.press("s")  # swap A and B: every difference changes sign
+        await wait_for(pilot, lambda: app.ttest_query.get("a") == b and t.grid and t.grid != api.tests_grid(rows))
+        swapped = api.tests_grid(api.ttest(db, "strategy", b, a, "adv_acc", None, None, "demo"))
+        assert t.grid == swapped
+
+        await pilot.press("7")
+        await wait_for(pilot, lambda: app.current_mode == "export" and app.screen.preview, tries=400)
+        x = app.screen
+        await type_into(pilot, "#x-path", "out/table.md")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: Path("out/table.md").exists(), tries=400)
+        q = app.results_query
+        table_md = api.export_table(api.compare(db, "demo", "fgsm", q["eps"], q["rows"], q["cols"], q["where"]), "md")
+        assert Path("out/table.md").read_text() == table_md
+        assert shown[0]["title"].split(" [")[0] in table_md  # the table Results showed is the one written
+
+        x.query_one("#x-what").focus()
+        await pilot.press("ctrl+w")  # paired tests, as set up on the T-test screen
+        await type_into(pilot, "#x-path", "out/tests.tex")
+        x.query_one("#x-what").focus()
+        await pilot.press("ctrl+f")  # md -> latex
+        await type_into(pilot, "#x-path", "out/tests.tex")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: Path("out/tests.tex").exists(), tries=400)
+        assert Path("out/tests.tex").read_text() == api.export_table(
+            api.ttest(db, "strategy", b, a, "adv_acc", None, None, "demo"), "latex"
+        )
+
+        x.query_one("#x-what").focus()
+        await pilot.press("ctrl+w")  # records, csv
+        await type_into(pilot, "#x-path", "out/records.csv")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: Path("out/records.csv").exists(), tries=400)
+    with open("out/records.csv") as fh:
+        rows_csv = list(csv.DictReader(fh))
+    recs = api.export_records(db, "demo")
+    assert len(rows_csv) == len(recs) == 8 * 2 * 3
+    assert [float(x["adv_acc"]) for x in rows_csv] == [r["adv_acc"] for r in recs]
