@@ -79,6 +79,13 @@ async def test_results_ttest_and_export(app_in, demo_dir: Path) -> None:
         await type_into(pilot, "#x-path", "out/records.csv")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: Path("out/records.csv").exists(), tries=400)
+
+        x.query_one("#x-what").focus()
+        await pilot.press("ctrl+w")  # a figure, as SVG
+        await type_into(pilot, "#x-path", "out/fig.svg")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: x.written and x.written[0].endswith(".svg"), tries=600)
+        assert all(Path(w).read_text().lstrip().startswith(("<?xml", "<svg")) for w in x.written)
     with open("out/records.csv") as fh:
         rows_csv = list(csv.DictReader(fh))
     recs = api.export_records(db, "demo")

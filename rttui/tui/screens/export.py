@@ -155,7 +155,7 @@ class ExportScreen(RttuiScreen):
                     if write_to is None:
                         self.post_message(Exported(f"a {kind} figure of {study} ({fmt}); ctrl+s writes it", []))
                         return
-                    files = api.plot(db, str(kind), write_to.with_suffix(""), study, formats=(fmt,))
+                    files = api.plot(db, str(kind), write_to, study, formats=(fmt,))
                     self.post_message(Exported("", [str(f) for f in files]))
                     return
                 if what == "records":
