@@ -894,28 +894,6 @@ def launch_study(path: str | Path, db: str | Path | None = None) -> dict[str, An
     return {"pid": proc.pid, "log": str(log), "study": study.name, "db": str(p)}
 
 
-def stop_runner(db: str | Path | None = None) -> dict[str, Any] | None:
-    """Interrupt the runner holding the database (SIGINT: it stores what is finished and exits)."""
-    import os
-    import signal
-    import socket
-
-    p = db_path(db)
-    if not p.exists():
-        return None
-    with Store.open(p) as s:
-        lock = s.runner_lock()
-    if not lock:
-        return None
-    if lock["host"] != socket.gethostname():
-        raise StoreError(f"study {lock['study']!r} runs on host {lock['host']}; cancel it there")
-    try:
-        os.kill(int(lock["pid"]), signal.SIGINT)
-    except ProcessLookupError:
-        return None
-    return lock
-
-
 def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
     """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy.
 

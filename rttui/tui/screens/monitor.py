@@ -1,7 +1,8 @@
 """Monitor: a study's runs, live from the database (whoever runs it: this app, another shell, another SSH
 session). The grid shows state, epoch, loss, progress and time; the selected run's per-epsilon accuracy is
 drawn as it is measured; a log pane tells what changed. The app never owns the run: cancel interrupts the
-runner process, retry launches `rttui run` again (it redoes failed and unfinished runs only).
+runner through a request in the database, retry asks the runner to redo a failed run (or, with no runner,
+launches `rttui run` again, which redoes failed and unfinished runs only).
 """
 
 from __future__ import annotations
@@ -259,6 +260,16 @@ class MonitorScreen(RttuiScreen):
         self.poll_now()
 
     def action_retry(self) -> None:
+        """A live runner is asked to retry the selected failed run; with none, `rttui run` is started again."""
+        r = self.selected()
+        if self.data.get("runner") and r is not None and r["state"] == "failed":
+            try:
+                api.retry(self.rapp.db, r["id"])
+            except RttuiError as exc:
+                self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
+                return
+            self.query_one("#mon-log", RichLog).write(f"asked the runner to retry {run_label(r, self.vary)}")
+            return
         self.action_launch()
 
     def action_cancel(self) -> None:
@@ -270,7 +281,7 @@ class MonitorScreen(RttuiScreen):
             if not yes:
                 return
             try:
-                lock = api.stop_runner(self.rapp.db)
+                lock = api.cancel(self.rapp.db)  # a request in the database that the runner applies
             except RttuiError as exc:
                 self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
                 return
