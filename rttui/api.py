@@ -643,6 +643,8 @@ def depth_figure(table: dict[str, Any], path: str | Path, title: str = "") -> Pa
     from rttui.analysis.depth import depth_figure as draw
 
     return draw(table, path, title)
+
+
 # ---- for the TUI: plain data about the vocabulary, study files, live runs -------------------------------
 
 
