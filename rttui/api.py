@@ -270,7 +270,7 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_run_model(db: str | Path | None, run_id: str) -> Any:
     """The trained model of a run, in eval mode, taking [0, 1] images (checkpoint hash verified)."""
-    from rttui.engine import models
+    from rttui.engine import models, strategies
 
     with open_store(db) as s:
         row = s.unit("run", run_id)
@@ -281,6 +281,7 @@ def load_run_model(db: str | Path | None, run_id: str) -> Any:
         cfg = json.loads(row["config"])
         path = s.abs(row["checkpoint"])
     model = models.create_model(cfg["model"], row["num_classes"], cfg["target"]["image_size"])
+    strategies.add_adapters(model, cfg["strategy"])  # adapter runs saved LoRA modules: rebuild them first
     models.load_checkpoint(model, path, row["sha256"])
     return model.eval()
 

@@ -37,7 +37,8 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def make_optimizer(params: list[nn.Parameter], cfg: dict[str, Any]) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter] | list[dict[str, Any]], cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """The configured optimizer over plain parameters or param groups (a group's own `lr` wins)."""
     name, lr, wd = cfg.get("optimizer", "adam"), float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
@@ -64,9 +65,11 @@ def fit(
     `batch_transform(model, x, y)` may replace inputs (adversarial augmentation); it is called in the
     strategy's train mode and must leave the model in it. `resume` restores the last saved epoch (weights,
     optimizer, data order, RNGs) and saves after every epoch, so a resumed run equals an uninterrupted one.
+    With a strategy, `state.begin_epoch(model, epoch)` runs before every epoch (schedules such as gradual
+    unfreezing change the trainable set there) and the optimizer gets the strategy's param groups.
     """
     dev = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
+    params: list[Any] = state.param_groups(model, cfg) if state else [p for p in model.parameters() if p.requires_grad]
     history: list[dict[str, Any]] = []
     epochs = int(cfg["epochs"])
     if not params or epochs == 0:
@@ -82,7 +85,7 @@ def fit(
         start, history = resume.restore(model, opt, gen)
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
-        (state.train_mode(model) if state else model.train())
+        (state.begin_epoch(model, epoch) if state else model.train())
         perm = torch.randperm(n, generator=gen).to(dev)
         tot_loss, correct = 0.0, 0
         for s in range(steps_per_epoch):

@@ -102,21 +102,29 @@ def train_source(
     train.seed_everything(seed)
     task = data.load_task(cfg["data"], cfg["image_size"])
     model = models.create_model(cfg["model"], task.num_classes, cfg["image_size"], cfg["pretrained"]).to(dev)
-    if cfg.get("adversarial"):
-        raise NotImplementedError("adversarial pretraining is not available in this version")
+    adv = cfg.get("adversarial")
+    info: dict[str, Any] = {"classes": task.classes}
     opts = opts or TaskOptions()
     train_cfg = _scaled(cfg["train"], opts)
     ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
-    _maybe_poison("source", sp.id, task.train, opts)
-    train.fit(
-        model,
-        task.train,
-        train_cfg,
-        seed,
-        on_epoch=on_epoch,
-        on_progress=_progress(emit, "source", sp.id, "train"),
-        resume=ckpt,
-    )
+    if adv and adv.get("checkpoint"):
+        info.update(_load_user_source(model, Path(adv["checkpoint"]), task.num_classes))
+    else:
+        from rttui.engine.techniques import adversarial_transform
+
+        _maybe_poison("source", sp.id, task.train, opts)
+        train.fit(
+            model,
+            task.train,
+            train_cfg,
+            seed,
+            on_epoch=on_epoch,
+            on_progress=_progress(emit, "source", sp.id, "train"),
+            resume=ckpt,
+            batch_transform=adversarial_transform(adv, seed) if adv else None,
+        )
+    if adv:
+        info["robust_acc"] = _robust_acc(model, task.test, adv, seed)
     acc, _ = _clean_acc(model, task.test)
     path = artifacts / "sources" / sp.id / "model.safetensors"
     sha = models.save_checkpoint(model, path, {"kind": "source", "id": sp.id, "config": cfg})
@@ -133,10 +141,69 @@ def train_source(
             acc,
             len(task.test),
             time.perf_counter() - t0,
-            {"classes": task.classes, "batch_size": train_cfg.get("batch_size")},
+            {**info, "batch_size": train_cfg.get("batch_size")},
         )
     )
     ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
+
+
+def _load_user_source(model: Any, path: Path, num_classes: int) -> dict[str, Any]:
+    """Load a user-supplied (robust) safetensors checkpoint as the source: rttui's own or plain timm keys."""
+    from safetensors.torch import load_file
+
+    from rttui.engine import models, strategies
+    from rttui.errors import CheckpointError
+
+    path = path.expanduser()
+    if not path.is_file():
+        raise CheckpointError(
+            f"techniques.adv_pretraining.checkpoint: {path} does not exist; give the path of a safetensors file"
+        )
+    try:
+        state = load_file(str(path))
+    except Exception as exc:
+        raise CheckpointError(
+            f"techniques.adv_pretraining.checkpoint: {path} is not a safetensors file ({exc}); convert it"
+        ) from None
+    own = model.state_dict()
+    if not any(k.startswith("model.") for k in state):
+        state = {f"model.{k}": v for k, v in state.items()}
+    state = {**{k: v for k, v in own.items() if k in ("mean", "std")}, **state}
+    heads = {f"model.{n}" for n in strategies.head_names(model)}
+    bad = [k for k in heads if k in state and state[k].shape != own[k].shape]
+    if bad:
+        raise CheckpointError(
+            f"techniques.adv_pretraining.checkpoint: {path} has a {state[bad[0]].shape[0]}-class head, "
+            f"the source task has {num_classes}; set [source] to the task the checkpoint was trained on"
+        )
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or wrong:
+        what = f"missing {missing[0]}" if missing else f"shape mismatch at {wrong[0]}"
+        raise CheckpointError(
+            f"techniques.adv_pretraining.checkpoint: {path} does not fit the model ({what}); check the model name"
+        )
+    model.load_state_dict({k: state[k] for k in own})
+    return {"checkpoint_source": str(path), "checkpoint_sha256": models.sha256_file(path)}
+
+
+def _robust_acc(model: Any, split: Any, adv: dict[str, Any], seed: int) -> float:
+    """PGD-10 accuracy at the training eps on the source test set: evidence the source is robust."""
+    import torch
+
+    from rttui.engine.attacks import pgd
+    from rttui.engine.evaluate import predict
+
+    eps = float(adv.get("eps", 0.03))
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    x, y = split.x.to(dev), split.y.to(dev)
+    correct = 0
+    for i in range(0, len(y), 500):
+        xa = pgd(model, x[i : i + 500], y[i : i + 500], eps, 10, 0.25 * eps, gen=gen if dev.type == "cpu" else None)
+        correct += int((torch.as_tensor(predict(model, xa, 500)) == y[i : i + 500].cpu()).sum())
+    return correct / max(1, len(y))
 
 
 def build_target_model(config: dict[str, Any], source: dict[str, Any], num_classes: int, device: Any) -> Any:
@@ -150,6 +217,7 @@ def build_target_model(config: dict[str, Any], source: dict[str, Any], num_class
     models.load_checkpoint(model, Path(source["checkpoint"]), source["sha256"])
     torch.manual_seed(config["seed"])
     strategies.inner(model).reset_classifier(num_classes)
+    strategies.add_adapters(model, config["strategy"])  # before a trained run's checkpoint is loaded
     return model.to(device)
 
 
@@ -184,7 +252,7 @@ def run_target(
     opts: TaskOptions | None = None,
 ) -> None:
     """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations."""
-    from rttui.engine import data, features, models, sanity, strategies, train
+    from rttui.engine import data, features, models, sanity, strategies, techniques, train
     from rttui.engine.evaluate import evaluate_attack
 
     t0 = time.perf_counter()
@@ -200,6 +268,7 @@ def run_target(
         analysis = _start_layer_analysis(model, cfg["strategy"], task.train)
         strategy = analysis.strategy if analysis is not None else cfg["strategy"]
         state = strategies.apply_strategy(model, strategy)
+        tech = techniques.apply_technique(model, state, cfg["technique"], seed)
         train_cfg = _scaled(cfg["train"], opts)
         ckpt, on_epoch = _training_hooks("run", rp.id, artifacts, train_cfg, emit, opts)
         _maybe_poison("run", rp.id, task.train, opts)
@@ -213,6 +282,7 @@ def run_target(
             on_epoch=on_epoch,
             on_progress=_progress(emit, "run", rp.id, "train"),
             resume=ckpt,
+            batch_transform=tech.batch_transform,
         )
         acc, clean_pred = _clean_acc(model, task.test)
         path = artifacts / "runs" / rp.id / "model.safetensors"
@@ -230,6 +300,8 @@ def run_target(
                 {
                     **state.info(),
                     **(analysis.info if analysis is not None else {}),
+                    **tech.info,
+                    "warnings": tech.warnings,
                     "classes": task.classes,
                     "batch_size": train_cfg.get("batch_size"),
                     "train_path": train_path,
@@ -281,7 +353,8 @@ def run_target(
                 sanity.check_eval(e.attack, rows),
             )
         )
-    run_checks = []
+    # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.
+    run_checks = techniques.technique_checks(model, cfg["technique"])
     if "pgd" in results and "fgsm" in results:
         run_checks.append(sanity.check_pair("pgd", results["pgd"], "fgsm", results["fgsm"]))
     if evals:

@@ -42,11 +42,43 @@ class Entry:
 
 NUM = (int, float)
 
+LR: dict[str, Param] = {
+    "lr": Param(
+        None,
+        NUM,
+        "learning rate of what this strategy trains besides the head (default: [train] lr)",
+        low=0,
+        nullable=True,
+    ),
+    "head_lr": Param(
+        None, NUM, "learning rate of the new head (default: [train] head_lr, else the lr)", low=0, nullable=True
+    ),
+}
+
+FREEZE = Param(
+    "half",
+    (int, float, str),
+    "groups frozen from the input side: an int, a fraction in (0, 1), or 'half'",
+    low=0,
+)
+
+LORA: dict[str, Param] = {
+    "rank": Param(4, (int,), "LoRA rank", low=1, high=1024),
+    "alpha": Param(8, NUM, "LoRA scaling numerator (scale = alpha / rank)", low=0),
+    "dropout": Param(0.0, NUM, "dropout on the adapter input", low=0, high=1),
+    "targets": Param(
+        None,
+        (str,),
+        "regex over module names to adapt (default: attention qkv/proj, else every ungrouped Conv2d)",
+        nullable=True,
+    ),
+}
+
 STRATEGIES: dict[str, Entry] = {
     e.name: e
     for e in [
-        Entry("full", "full fine-tuning: every parameter trains"),
-        Entry("feature_extraction", "train only the new head; the backbone stays frozen in eval mode"),
+        Entry("full", "full fine-tuning: every parameter trains", {**LR}),
+        Entry("feature_extraction", "train only the new head; the backbone stays frozen in eval mode", {**LR}),
         Entry(
             "layer_freezing",
             "freeze the first depth groups (timm's group_matcher), train the deeper ones and the head",
@@ -68,21 +100,61 @@ STRATEGIES: dict[str, Entry] = {
                     omit_default=True,
                     only_with=("freeze", "auto"),
                 ),
+                **LR,
             },
         ),
-        Entry("gradual_unfreezing", "unfreeze depth groups one by one on a schedule", implemented=False),
-        Entry("adapter", "train small adapter modules in a frozen backbone", implemented=False),
-        Entry("freeze_adapter", "layer freezing plus adapters in the frozen part", implemented=False),
+        Entry(
+            "gradual_unfreezing",
+            "the head trains first, then depth groups unfreeze one by one from the output side",
+            {
+                "every": Param(1, (int,), "epochs between two unfreezing steps", low=1),
+                "keep_frozen": Param(
+                    0, (int, float, str), "groups from the input side that never unfreeze (like freeze)", low=0
+                ),
+                **LR,
+            },
+        ),
+        Entry("adapter", "LoRA adapters (peft) in a frozen backbone; adapters and head train", {**LORA, **LR}),
+        Entry(
+            "freeze_adapter",
+            "layer freezing plus LoRA adapters in the frozen part; deeper groups and head train fully",
+            {"freeze": FREEZE, **LORA, **LR},
+        ),
     ]
+}
+
+ADV: dict[str, Param] = {
+    "attack": Param("pgd", (str,), "attack making the training examples", choices=("pgd", "fgsm")),
+    "eps": Param(0.03, NUM, "training epsilon in [0, 1] pixel units", low=0, high=1),
+    "steps": Param(5, (int,), "PGD iterations", low=1, high=1000),
+    "rel_step_size": Param(0.5, NUM, "PGD step size as a fraction of eps", low=0, high=10),
+    "random_start": Param(True, (bool,), "random start in the ball (FGSM: fast adversarial training)"),
 }
 
 TECHNIQUES: dict[str, Entry] = {
     e.name: e
     for e in [
         Entry("none", "no robustness technique"),
-        Entry("adv_pretraining", "adversarially pretrain the source model", implemented=False),
-        Entry("bn_freeze", "freeze batch-norm statistics and affine parameters", implemented=False),
-        Entry("adv_augmentation", "replace part of each batch by adversarial examples", implemented=False),
+        Entry(
+            "adv_pretraining",
+            "adversarially train the source model (once per source config and seed), then fine-tune normally",
+            {
+                **ADV,
+                "eps": Param(0.05, NUM, "training epsilon in [0, 1] pixel units", low=0, high=1),
+                "checkpoint": Param(
+                    None,
+                    (str,),
+                    "a robust safetensors checkpoint to use as the source instead of training one",
+                    nullable=True,
+                ),
+            },
+        ),
+        Entry("bn_freeze", "batch-norm layers stay in eval mode with frozen affine parameters (no-op without BN)"),
+        Entry(
+            "adv_augmentation",
+            "replace a fraction of each fine-tuning batch by adversarial examples",
+            {"fraction": Param(0.5, NUM, "fraction of each batch replaced", low=0, high=1), **ADV},
+        ),
     ]
 }
 
@@ -163,6 +235,7 @@ TRAIN_KEYS: dict[str, Param] = {
     "batch_size": Param(32, (int,), "batch size (paper: 32)", low=1),
     "epochs": Param(5, (int,), "fine-tuning epochs", low=0),
     "weight_decay": Param(0.0, NUM, "weight decay", low=0),
+    "head_lr": Param(None, NUM, "learning rate of the new head (default: lr)", low=0, nullable=True),
 }
 
 EVAL_KEYS: dict[str, Param] = {

@@ -71,6 +71,15 @@ class Plan:
         return [e for r in self.runs for e in r.evals]
 
 
+def _set(d: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset optional values: a parameter added to the catalog later keeps the ids of older runs."""
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _choice(c: dict[str, Any]) -> dict[str, Any]:
+    return {"name": c["name"], "params": _set(c["params"])}
+
+
 def _source_config(
     block_source: dict[str, Any], model: dict[str, Any], technique: dict[str, Any], image_size: int, seed: int
 ) -> dict[str, Any]:
@@ -78,7 +87,7 @@ def _source_config(
     pretrained = model["params"].get("pretrained")
     if pretrained is not None:
         src["pretrained"] = pretrained
-    adversarial = technique["params"] if technique["name"] == "adv_pretraining" else None
+    adversarial = _set(technique["params"]) if technique["name"] == "adv_pretraining" else None
     return {
         "version": CONFIG_VERSION,
         "data": {
@@ -104,7 +113,7 @@ def make_plan(study: Study) -> Plan:
             m = model.as_dict()
             for strategy in block.strategies:
                 for technique in block.techniques:
-                    t = technique.as_dict()
+                    t = _choice(technique.as_dict())
                     for seed in study.seeds:
                         scfg = _source_config(block.source, m, t, block.target["image_size"], seed)
                         sid = config_hash(scfg)
@@ -114,9 +123,9 @@ def make_plan(study: Study) -> Plan:
                             "source_id": sid,
                             "target": dict(block.target),
                             "model": scfg["model"],
-                            "strategy": strategy.as_dict(),
+                            "strategy": _choice(strategy.as_dict()),
                             "technique": t,
-                            "train": dict(block.train),
+                            "train": _set(dict(block.train)),
                             "seed": seed,
                         }
                         rid = config_hash(rcfg)
