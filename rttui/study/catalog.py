@@ -49,9 +49,15 @@ LR: dict[str, Param] = {
         "learning rate of what this strategy trains besides the head (default: [train] lr)",
         low=0,
         nullable=True,
+        omit_default=True,
     ),
     "head_lr": Param(
-        None, NUM, "learning rate of the new head (default: [train] head_lr, else the lr)", low=0, nullable=True
+        None,
+        NUM,
+        "learning rate of the new head (default: [train] head_lr, else the lr)",
+        low=0,
+        nullable=True,
+        omit_default=True,
     ),
 }
 
