@@ -81,7 +81,8 @@ class RichListener:
             case ev.UnitRetried(kind=kind, unit_id=uid, reason=reason, attempt=n):
                 self.log(f"  [yellow]retrying[/] {kind} {self.labels.get(uid, uid)} (attempt {n + 1}): {reason}")
             case ev.UnitTrained(kind=kind, unit_id=uid, clean_acc=acc, seconds=s):
-                self.log(f"  trained {kind} {self.labels.get(uid, uid)}: clean acc {acc:.3f} ({s:.1f}s)")
+                what = f"clean acc {acc:.3f}" if acc is not None else "weights loaded"
+                self.log(f"  trained {kind} {self.labels.get(uid, uid)}: {what} ({s:.1f}s)")
                 if kind == "source":
                     self._advance()
             case ev.EvalDone():

@@ -6,9 +6,10 @@ same images, which paired and per-sample tests need.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,14 +17,105 @@ import torch.nn.functional as F
 
 from rttui.errors import DataError
 
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader, Dataset
 
-@dataclass
+
 class Split:
-    x: torch.Tensor
-    y: torch.Tensor
+    """Images and labels of one side of a task.
+
+    Either in memory (`x`: float tensor (N, 3, H, W) in [0, 1]; small tasks such as digits, and every test
+    split, which is capped) or lazy (`dataset`: a torch Dataset yielding (image, label) decoded on the fly,
+    for training sets too large for memory, e.g. ImageNet-100 at 224x224 is ~30 GB as floats). Labels are
+    always in memory. `batches()` is the one way training iterates either kind.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+        dataset: Dataset | None = None,
+        workers: int | None = None,
+    ) -> None:
+        if y is None:
+            raise ValueError("Split needs its labels y")
+        if x is None and dataset is None:
+            raise ValueError("Split needs images: x (in memory) or dataset (lazy)")
+        self._x = x
+        self.y = y
+        self.dataset = dataset
+        self.workers = workers
+        self._on_device: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def lazy(self) -> bool:
+        return self._x is None
+
+    @property
+    def x(self) -> torch.Tensor:
+        """The images as one tensor; a lazy split is decoded once on first use (only small splits should)."""
+        if self._x is None:
+            parts = [xb for xb, _ in self._loader(256, None, torch.device("cpu"))]
+            self._x = torch.cat(parts) if parts else torch.zeros(0, 3, 1, 1)
+        return self._x
+
+    @x.setter
+    def x(self, value: torch.Tensor) -> None:
+        self._x = value
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def _loader(self, batch_size: int, order: torch.Tensor | None, device: torch.device) -> DataLoader:
+        from torch.utils.data import DataLoader
+
+        workers = default_workers() if self.workers is None else self.workers
+        return DataLoader(
+            self.dataset,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            sampler=order.tolist() if order is not None else None,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels) batches on `device`; with `shuffle`, one `randperm` of `generator` per call.
+
+        Both kinds draw the order the same way, so a seeded epoch visits the same samples in the same order
+        whether the split is in memory or lazy.
+        """
+        dev = torch.device(device)
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        if not self.lazy:
+            if self._on_device is None or self._on_device[0] != dev:
+                self._on_device = (dev, self.x.to(dev), self.y.to(dev))
+            _, x_all, y_all = self._on_device
+            idx_all = order.to(dev) if order is not None else None
+            for s in range(0, n, batch_size):
+                if idx_all is None:
+                    yield x_all[s : s + batch_size], y_all[s : s + batch_size]
+                else:
+                    idx = idx_all[s : s + batch_size]
+                    yield x_all[idx], y_all[idx]
+            return
+        for xb, yb in self._loader(batch_size, order, dev):
+            yield xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+
+
+def default_workers() -> int:
+    """DataLoader workers for lazy splits: $RTTUI_DATA_WORKERS, else up to 8 but one core left free."""
+    env = os.environ.get("RTTUI_DATA_WORKERS")
+    if env is not None and env.strip().isdigit():
+        return int(env)
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 @dataclass

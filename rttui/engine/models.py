@@ -24,6 +24,7 @@ class Normalized(nn.Module):
     def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.model = model
+        self.weights_info: dict[str, Any] = {"kind": "random"}  # where the starting weights came from
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -39,38 +40,182 @@ def known_model_names() -> frozenset[str]:
 
 
 def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, pretrained: bool = False) -> Normalized:
-    """Create a timm model by name, sized for the task, wrapped with its own normalization."""
+    """Create a timm model by name, sized for the task, wrapped with its own normalization.
+
+    `model_cfg` may name a local `checkpoint` (loaded with `load_weights`, replacing timm's pretrained
+    weights) and `mean`/`std` (else the model's pretrained config gives them). What was loaded, with its
+    SHA-256, is left on the returned wrapper as `weights_info` so the caller can store it with the unit.
+    """
     import timm
 
     name = model_cfg["name"]
     kwargs = dict(model_cfg.get("kwargs") or {})
+    checkpoint = model_cfg.get("checkpoint")
+    use_hub = bool(pretrained) and not checkpoint
     try:
         try:
             # Size-aware models (ViT, Swin, ...) take the task's image size; others ignore spatial size.
             model = timm.create_model(
-                name, pretrained=pretrained, num_classes=num_classes, **{"img_size": image_size, **kwargs}
+                name, pretrained=use_hub, num_classes=num_classes, **{"img_size": image_size, **kwargs}
             )
         except TypeError:
             if "img_size" in kwargs:
                 raise
-            model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+            model = timm.create_model(name, pretrained=use_hub, num_classes=num_classes, **kwargs)
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise CheckpointError(f"unknown timm model {name!r}; run `rttui validate` for close names") from None
+        if use_hub:
+            raise _hub_error(name, exc) from None
         raise
     except TypeError as exc:
         raise CheckpointError(f"model {name!r} rejects its kwargs ({exc}); fix [models.{name}] kwargs") from None
     except Exception as exc:
-        if pretrained:
-            raise CheckpointError(
-                f"pretrained weights for {name!r} could not be loaded ({type(exc).__name__}: {exc}); "
-                "put them in the timm/Hugging Face cache or set pretrained = false"
-            ) from None
+        if use_hub:
+            raise _hub_error(name, exc) from None
         raise
     cfg = getattr(model, "pretrained_cfg", {}) or {}
-    mean = tuple(cfg.get("mean", (0.5, 0.5, 0.5)))
-    std = tuple(cfg.get("std", (0.5, 0.5, 0.5)))
-    return Normalized(model, mean, std)
+    for key in ("mean", "std"):
+        v = model_cfg.get(key)
+        if v is not None and (
+            len(v) != 3 or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in v)
+        ):
+            raise CheckpointError(
+                f"{key} {v!r} for model {name!r} is not three numbers; write e.g. {key} = [0.5, 0.5, 0.5]"
+            )
+    mean = tuple(model_cfg.get("mean") or cfg.get("mean", (0.5, 0.5, 0.5)))
+    std = tuple(model_cfg.get("std") or cfg.get("std", (0.5, 0.5, 0.5)))
+    wrapped = Normalized(model, mean, std)
+    if checkpoint:
+        wrapped.weights_info = load_weights(wrapped, Path(checkpoint), keep_normalization=bool(model_cfg.get("mean")))
+    elif use_hub:
+        wrapped.weights_info = _hub_weights_info(cfg)
+    else:
+        wrapped.weights_info = {"kind": "random"}
+    return wrapped
+
+
+def _hub_error(name: str, exc: BaseException) -> CheckpointError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return CheckpointError(
+        f"pretrained weights for {name!r} could not be loaded ({type(exc).__name__}: {first[:160]}); "
+        f"on a machine without internet put them in the Hugging Face cache ($HF_HOME) or point at a local file "
+        f'with [models.{name}] checkpoint = "/path/to/weights.safetensors"'
+    )
+
+
+def _hub_weights_info(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Where timm's pretrained weights came from and, when the cached file can be found, its SHA-256."""
+    info: dict[str, Any] = {"kind": "timm", "tag": cfg.get("architecture", "") + "." + str(cfg.get("tag", ""))}
+    hub_id = cfg.get("hf_hub_id")
+    if hub_id:
+        info["hf_hub_id"] = hub_id
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            for fname in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+                found = try_to_load_from_cache(hub_id, fname)
+                if isinstance(found, str):
+                    info["file"], info["sha256"] = found, sha256_file(Path(found))
+                    break
+        except Exception:  # the record is best effort; the weights loaded already
+            pass
+    elif cfg.get("url"):
+        info["url"] = cfg["url"]
+    return info
+
+
+CLASSIFIER_FALLBACK = ("fc", "head", "classifier", "head.fc", "last_linear")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file or a PyTorch file loaded with `weights_only=True` (never arbitrary pickle).
+
+    timm's reader unwraps the usual containers ('state_dict', 'model', EMA) and DDP/compile prefixes.
+    """
+    from timm.models import load_state_dict
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .safetensors or .pth file")
+    try:
+        state = load_state_dict(str(path), use_ema=False, weights_only=True)
+    except Exception as exc:  # safetensors, pickle and zip errors all mean: not a readable weights file
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read as weights ({type(exc).__name__}: {first}); "
+            "save it with safetensors or torch.save(model.state_dict())"
+        ) from None
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path} holds no tensors; save it with torch.save(model.state_dict())")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _strip_robustness_wrapper(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """MadryLab `robustness` checkpoints hold `model.*`, `attacker.model.*` and `normalizer.*`; keep `model.*`."""
+    if any(k.startswith("attacker.") for k in state) and any(k.startswith("model.") for k in state):
+        return {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    return state
+
+
+def load_weights(model: Normalized, path: Path, keep_normalization: bool = False) -> dict[str, Any]:
+    """Load a user's checkpoint into a (wrapped) timm model; the one loader for sources and robust sources.
+
+    Accepts the bare timm/torchvision state dict, an rttui checkpoint (wrapper with `mean`/`std`) or a
+    MadryLab robustness checkpoint. Classifier weights whose shape does not fit the model's head are skipped
+    (transfer replaces the head anyway); any other missing, unexpected or misshapen tensor is a
+    CheckpointError, and the model is left untouched. Returns what was loaded, with the file's SHA-256.
+    """
+    state = read_state_dict(path)
+    own_wrapped = (
+        "mean" in state and "std" in state and all(k in ("mean", "std") or k.startswith("model.") for k in state)
+    )
+    if own_wrapped:
+        target: nn.Module = model
+        if keep_normalization:
+            state = {k: v for k, v in state.items() if k not in ("mean", "std")}
+    else:
+        target = model.model
+        state = _strip_robustness_wrapper(state)
+    prefix = "model." if own_wrapped else ""
+    head_names = {str(getattr(model.model, "pretrained_cfg", {}).get("classifier") or ""), *CLASSIFIER_FALLBACK}
+    heads = tuple(f"{prefix}{h}." for h in head_names if h)
+    own = target.state_dict()
+    skipped = [k for k, v in state.items() if k.startswith(heads) and (k not in own or own[k].shape != v.shape)]
+    state = {k: v for k, v in state.items() if k not in skipped}
+    bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    unexpected = [k for k in state if k not in own]
+    missing = [
+        k
+        for k in own
+        if k not in state
+        and not k.endswith("num_batches_tracked")
+        and not k.startswith(heads)
+        and not (own_wrapped and keep_normalization and k in ("mean", "std"))
+    ]
+    if bad or unexpected or missing:
+        if bad:
+            what = f"{bad[0]} is {tuple(state[bad[0]].shape)} in the file but {tuple(own[bad[0]].shape)} in the model"
+        elif unexpected:
+            what = f"{len(unexpected)} tensors the model does not have, e.g. {unexpected[0]}"
+        else:
+            what = f"{len(missing)} tensors of the model are missing, e.g. {missing[0]}"
+        raise CheckpointError(
+            f"checkpoint {path} does not fit model {_arch(model)} ({what}); "
+            "name the model the checkpoint was trained as, or give a checkpoint of this model"
+        )
+    target.load_state_dict(state, strict=False)
+    return {
+        "kind": "checkpoint",
+        "file": str(path.resolve()),
+        "sha256": sha256_file(path),
+        "format": "safetensors" if path.suffix == ".safetensors" else "torch",
+        "skipped_head": sorted(skipped),
+    }
+
+
+def _arch(model: Normalized) -> str:
+    cfg = getattr(model.model, "pretrained_cfg", {}) or {}
+    return repr(cfg.get("architecture") or type(model.model).__name__)
 
 
 def sha256_file(path: Path) -> str:

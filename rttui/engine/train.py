@@ -79,18 +79,14 @@ def fit(
     bs = int(cfg["batch_size"])
     n = len(data)
     steps_per_epoch = math.ceil(n / bs)
-    x_all, y_all = data.x.to(dev), data.y.to(dev)
     start = 0
     if resume is not None:
         start, history = resume.restore(model, opt, gen)
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         (state.begin_epoch(model, epoch) if state else model.train())
-        perm = torch.randperm(n, generator=gen).to(dev)
         tot_loss, correct = 0.0, 0
-        for s in range(steps_per_epoch):
-            idx = perm[s * bs : (s + 1) * bs]
-            xb, yb = x_all[idx], y_all[idx]
+        for s, (xb, yb) in enumerate(data.batches(bs, shuffle=True, generator=gen, device=dev)):
             if batch_transform is not None:
                 xb = batch_transform(model, xb, yb)
             logits = model(xb)
@@ -100,7 +96,7 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot_loss += loss.item() * len(idx)
+            tot_loss += loss.item() * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             if on_progress:
                 on_progress((epoch - 1) * steps_per_epoch + s + 1, epochs * steps_per_epoch)

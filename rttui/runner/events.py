@@ -70,7 +70,7 @@ class UnitTrained:
     checkpoint: str
     sha256: str
     num_classes: int
-    clean_acc: float
+    clean_acc: float | None  # None: a weights-only source, never evaluated on source data
     n_test: int
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)

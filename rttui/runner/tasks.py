@@ -100,16 +100,21 @@ def train_source(
     seed = cfg["seed"] or 0
     dev = train.pick_device(device)
     train.seed_everything(seed)
-    task = data.load_task(cfg["data"], cfg["image_size"])
-    model = models.create_model(cfg["model"], task.num_classes, cfg["image_size"], cfg["pretrained"]).to(dev)
+    # A source that only supplies weights (pretrained or a checkpoint, no epochs) needs no source data: it
+    # keeps no head (num_classes 0), since every target run puts its own head on it.
+    task = data.load_task(cfg["data"], cfg["image_size"]) if source_needs_data(cfg) else None
+    model_cfg = {**cfg["model"], **(cfg.get("weights") or {})}
+    num_classes = task.num_classes if task is not None else 0
+    model = models.create_model(model_cfg, num_classes, cfg["image_size"], cfg["pretrained"]).to(dev)
     adv = cfg.get("adversarial")
-    info: dict[str, Any] = {"classes": task.classes}
+    info: dict[str, Any] = {"classes": task.classes if task is not None else []}
     opts = opts or TaskOptions()
     train_cfg = _scaled(cfg["train"], opts)
     ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
+    acc, n_test = None, 0
     if adv and adv.get("checkpoint"):
-        info.update(_load_user_source(model, Path(adv["checkpoint"]), task.num_classes))
-    else:
+        info.update(_load_user_source(model, Path(adv["checkpoint"]), num_classes))
+    elif task is not None:
         from rttui.engine.techniques import adversarial_transform
 
         _maybe_poison("source", sp.id, task.train, opts)
@@ -123,11 +128,14 @@ def train_source(
             resume=ckpt,
             batch_transform=adversarial_transform(adv, seed) if adv else None,
         )
-    if adv:
-        info["robust_acc"] = _robust_acc(model, task.test, adv, seed)
-    acc, _ = _clean_acc(model, task.test)
+    if task is not None:
+        if adv:
+            info["robust_acc"] = _robust_acc(model, task.test, adv, seed)
+        acc, _ = _clean_acc(model, task.test)
+        n_test = len(task.test)
     path = artifacts / "sources" / sp.id / "model.safetensors"
     sha = models.save_checkpoint(model, path, {"kind": "source", "id": sp.id, "config": cfg})
+    weights_info = model.weights_info
     del model
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -137,11 +145,11 @@ def train_source(
             sp.id,
             str(path),
             sha,
-            task.num_classes,
+            num_classes,
             acc,
-            len(task.test),
+            n_test,
             time.perf_counter() - t0,
-            {**info, "batch_size": train_cfg.get("batch_size")},
+            {**info, "batch_size": train_cfg.get("batch_size"), "weights": weights_info},
         )
     )
     ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
@@ -204,6 +212,11 @@ def _robust_acc(model: Any, split: Any, adv: dict[str, Any], seed: int) -> float
         xa = pgd(model, x[i : i + 500], y[i : i + 500], eps, 10, 0.25 * eps, gen=gen if dev.type == "cpu" else None)
         correct += int((torch.as_tensor(predict(model, xa, 500)) == y[i : i + 500].cpu()).sum())
     return correct / max(1, len(y))
+
+
+def source_needs_data(cfg: dict[str, Any]) -> bool:
+    """A source trains on its dataset when it has epochs or is adversarially pretrained."""
+    return int(cfg["train"]["epochs"]) > 0 or bool(cfg.get("adversarial"))
 
 
 def build_target_model(config: dict[str, Any], source: dict[str, Any], num_classes: int, device: Any) -> Any:

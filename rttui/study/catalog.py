@@ -233,6 +233,15 @@ SOURCE_KEYS: dict[str, Param] = {
     "batch_size": Param(32, (int,), "source batch size", low=1),
     "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
     "weight_decay": Param(0.0, NUM, "weight decay", low=0),
+    "checkpoint": Param(
+        None, (str,), "local weights (.safetensors, or a PyTorch state dict) instead of timm's", nullable=True
+    ),
+    "mean": Param(
+        None, (list,), "per-channel mean the weights expect (default: the model's pretrained cfg)", nullable=True
+    ),
+    "std": Param(
+        None, (list,), "per-channel std the weights expect (default: the model's pretrained cfg)", nullable=True
+    ),
 }
 
 TRAIN_KEYS: dict[str, Param] = {
@@ -275,4 +284,7 @@ EVAL_KEYS: dict[str, Param] = {
 MODEL_KEYS: dict[str, Param] = {
     "pretrained": Param(None, (bool,), "override [source] pretrained for this model", nullable=True),
     "kwargs": Param({}, (dict,), "extra keyword arguments for timm.create_model"),
+    "checkpoint": Param(None, (str,), "local weights for this model (overrides [source] checkpoint)", nullable=True),
+    "mean": Param(None, (list,), "per-channel mean for this model's weights", nullable=True),
+    "std": Param(None, (list,), "per-channel std for this model's weights", nullable=True),
 }

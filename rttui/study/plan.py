@@ -21,6 +21,9 @@ from rttui.study.spec import Study
 # Bump when the meaning of a config changes in a way that makes old results incomparable.
 CONFIG_VERSION = 1
 
+WEIGHT_KEYS = ("checkpoint", "mean", "std")
+SOURCE_ONLY_KEYS = {"pretrained", "epochs", "lr", "batch_size", "optimizer", "weight_decay", *WEIGHT_KEYS}
+
 
 def config_hash(config: dict[str, Any], length: int = 12) -> str:
     """A stable short hash of a JSON-able config (key order and float spelling do not matter)."""
@@ -88,13 +91,13 @@ def _source_config(
     if pretrained is not None:
         src["pretrained"] = pretrained
     adversarial = _set(technique["params"]) if technique["name"] == "adv_pretraining" else None
-    return {
+    # Local weights: [models.NAME] overrides [source]; kept out of the config unless set, so the ids of
+    # studies that use none stay as they were.
+    weights = {k: model["params"].get(k) or src.get(k) for k in WEIGHT_KEYS}
+    weights = {k: v for k, v in weights.items() if v}
+    cfg = {
         "version": CONFIG_VERSION,
-        "data": {
-            k: v
-            for k, v in src.items()
-            if k not in {"pretrained", "epochs", "lr", "batch_size", "optimizer", "weight_decay"}
-        },
+        "data": {k: v for k, v in src.items() if k not in SOURCE_ONLY_KEYS},
         "pretrained": src["pretrained"],
         "train": {k: src[k] for k in ("epochs", "lr", "batch_size", "optimizer", "weight_decay")},
         "model": {"name": model["name"], "kwargs": model["params"].get("kwargs", {})},
@@ -102,6 +105,9 @@ def _source_config(
         "adversarial": adversarial,
         "seed": seed,
     }
+    if weights:
+        cfg["weights"] = weights
+    return cfg
 
 
 def make_plan(study: Study) -> Plan:

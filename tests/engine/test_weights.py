@@ -1,0 +1,85 @@
+"""Local checkpoints: safetensors or weights-only PyTorch files, with their hash; misfits are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from rttui.engine.models import create_model, load_weights, sha256_file
+from rttui.errors import CheckpointError
+
+
+def _donor(num_classes: int = 7) -> torch.nn.Module:
+    torch.manual_seed(123)
+    return timm.create_model("test_resnet", num_classes=num_classes)
+
+
+def _same_backbone(model: torch.nn.Module, donor: torch.nn.Module) -> bool:
+    own = model.model.state_dict() if hasattr(model, "model") else model.state_dict()
+    return all(torch.equal(own[k], v) for k, v in donor.state_dict().items() if not k.startswith("fc."))
+
+
+def test_safetensors_checkpoint_loads_with_its_hash_and_skips_a_misfit_head(tmp_path: Path) -> None:
+    donor = _donor(7)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(path))
+    model = create_model({"name": "test_resnet", "checkpoint": str(path)}, num_classes=3, image_size=16)
+    assert _same_backbone(model, donor)
+    info = model.weights_info
+    assert info["sha256"] == sha256_file(path) and info["format"] == "safetensors"
+    assert info["skipped_head"] == ["fc.bias", "fc.weight"]  # 7-class head does not fit 3 classes
+    # Normalization comes from the model's pretrained cfg unless the study gives it.
+    assert model.mean.flatten().tolist() == pytest.approx(list(timm.get_pretrained_cfg("test_resnet").mean))
+    m2 = create_model(
+        {"name": "test_resnet", "checkpoint": str(path), "mean": [0.1, 0.2, 0.3], "std": [1, 1, 1]}, 0, 16
+    )
+    assert m2.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_torch_file_is_loaded_weights_only_including_robustness_layout(tmp_path: Path) -> None:
+    donor = _donor(5)
+    plain = tmp_path / "plain.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in donor.state_dict().items()}, "epoch": 3}, plain)
+    model = create_model({"name": "test_resnet", "checkpoint": str(plain)}, num_classes=5, image_size=16)
+    assert _same_backbone(model, donor) and model.weights_info["skipped_head"] == []
+    assert torch.equal(model.model.fc.weight, donor.fc.weight)
+    # MadryLab robustness layout: model.*, attacker.model.*, normalizer.*
+    sd = donor.state_dict()
+    robust = {f"module.model.{k}": v for k, v in sd.items()}
+    robust |= {f"module.attacker.model.{k}": v + 1 for k, v in sd.items()}
+    robust |= {"module.normalizer.new_mean": torch.zeros(3, 1, 1)}
+    rpath = tmp_path / "robust.pt"
+    torch.save({"model": robust, "epoch": 90}, rpath)
+    model = create_model({"name": "test_resnet", "checkpoint": str(rpath)}, num_classes=0, image_size=16)
+    assert _same_backbone(model, donor)
+    # A pickle that needs arbitrary code is refused (weights_only), not executed.
+    evil = tmp_path / "evil.pth"
+    torch.save({"state_dict": sd, "obj": Path("x")}, evil)
+    with pytest.raises(CheckpointError, match="cannot be read as weights"):
+        create_model({"name": "test_resnet", "checkpoint": str(evil)}, 3, 16)
+
+
+def test_checkpoint_of_another_model_is_one_line_error_and_model_untouched(tmp_path: Path) -> None:
+    other = timm.create_model("test_vit", num_classes=3)
+    path = tmp_path / "vit.safetensors"
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(path))
+    with pytest.raises(CheckpointError) as ei:
+        create_model({"name": "test_resnet", "checkpoint": str(path)}, 3, 16)
+    msg = str(ei.value)
+    assert "\n" not in msg and "does not fit model 'test_resnet'" in msg and str(path) in msg
+    # Same architecture, wrong width: a shape mismatch names the tensor; nothing is loaded.
+    sd = _donor(3).state_dict()
+    sd["conv1.0.weight"] = torch.zeros(1, 1, 1, 1)
+    bad = tmp_path / "bad.safetensors"
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(bad))
+    model = create_model({"name": "test_resnet"}, 3, 16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"conv1\.0\.weight is \(1, 1, 1, 1\) in the file"):
+        load_weights(model, bad)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(CheckpointError, match="does not exist"):
+        create_model({"name": "test_resnet", "checkpoint": str(tmp_path / "nope.pt")}, 3, 16)
