@@ -26,6 +26,7 @@ __all__ = [
     "check_data",
     "compare",
     "confusions",
+    "datasets",
     "depth_figure",
     "depth_table",
     "ensure_no_runner",
@@ -72,16 +73,17 @@ def validate_study(path: str | Path, check_models_: bool = True, data: bool = Fa
 
 
 def check_data(study: Study) -> None:
-    """Load each distinct dataset once, so a missing folder fails before any run starts."""
-    from rttui.engine.data import load_task
+    """Load each distinct dataset and starting weights once, so bad input fails before any run starts."""
+    from rttui.runner.preflight import check_inputs
 
-    seen: set[str] = set()
-    for b in study.blocks:
-        for cfg in (b.source, b.target):
-            key = json.dumps(cfg, sort_keys=True, default=str)
-            if key not in seen and not (cfg is b.source and b.source.get("pretrained")):
-                seen.add(key)
-                load_task(cfg, b.target["image_size"])
+    check_inputs(make_plan(study))
+
+
+def datasets() -> list[dict[str, str]]:
+    """The dataset names a study can use, what each is and where it looks for its files."""
+    from rttui.study.catalog import DATASET_FILES, DATASETS
+
+    return [{"name": n, "help": h, "files": DATASET_FILES.get(n, "")} for n, h in DATASETS.items()]
 
 
 @dataclass(frozen=True)

@@ -574,3 +574,19 @@ def depth(
     from rttui.cli.render import depth_table
 
     out.print(depth_table(table, study))
+
+
+@app.command()
+def datasets(fmt: FormatOpt = "table") -> None:
+    """List the datasets a study can name and where each looks for its files (set `root` to override)."""
+    _check_format(fmt, ("table", "json"))
+    rows = api.datasets()
+    if fmt == "json":
+        _json(rows)
+        return
+    t = Table(title="datasets ([target] / [source] dataset = NAME)", title_justify="left")
+    for c in ("name", "what", "files (without root = ...)"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], r["help"], r["files"])
+    out.print(t)

@@ -106,8 +106,11 @@ class Split:
                     idx = idx_all[s : s + batch_size]
                     yield x_all[idx], y_all[idx]
             return
-        for xb, yb in self._loader(batch_size, order, dev):
-            yield xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        try:
+            for xb, yb in self._loader(batch_size, order, dev):
+                yield xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        except DataError as exc:  # from a worker: torch prepends the worker's traceback; keep the message
+            raise DataError(str(exc).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
 
 
 def default_workers() -> int:
@@ -171,10 +174,17 @@ def _stratified_split(
     return np.sort(tr), np.sort(te)
 
 
-def select_classes(y: np.ndarray, classes: list[Any] | None, names: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Indices of the samples in `classes` and the kept class names; `classes` may hold indices or names."""
+def select_classes(
+    y: np.ndarray, classes: list[Any] | int | None, names: list[str], seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """Indices of the samples in `classes` and the kept class names; `classes` may hold indices or names,
+    or be an int N: N classes drawn with `seed`."""
     if classes is None:
         return np.arange(len(y)), list(names)
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        if not 2 <= classes <= len(names):
+            raise DataError(f"classes = {classes} but the dataset has {len(names)} classes; use 2..{len(names)}")
+        classes = sorted(np.random.default_rng(seed).choice(len(names), size=classes, replace=False).tolist())
     wanted: list[int] = []
     for c in classes:
         if isinstance(c, int) and 0 <= c < len(names):
@@ -200,7 +210,7 @@ def load_digits_task(cfg: dict[str, Any], image_size: int) -> Task:
     d = load_digits()
     names = [str(i) for i in range(10)]
     images = d.images.astype(np.float32) / 16.0
-    keep, kept = select_classes(d.target, cfg.get("classes"), names)
+    keep, kept = select_classes(d.target, cfg.get("classes"), names, int(cfg.get("split_seed", 0)))
     y = relabel(d.target[keep], kept, names)
     tr, te = _stratified_split(y, int(cfg.get("test_size", 300)), cfg.get("train_size"), int(cfg.get("split_seed", 0)))
     x = _to_images(images[keep], image_size)
@@ -211,7 +221,20 @@ def load_digits_task(cfg: dict[str, Any], image_size: int) -> Task:
 def load_task(cfg: dict[str, Any], image_size: int) -> Task:
     """Load a dataset by its registry name (`cfg['dataset']`)."""
     name = cfg.get("dataset", "digits")
+    if name != "digits":
+        import rttui.engine.datasets  # noqa: F401  (registers the on-disk loaders)
+    if name.startswith("torchvision:"):
+        from rttui.engine.datasets.tv import load_torchvision
+
+        return load_torchvision(name, cfg, image_size)
     loader = REGISTRY.get(name)
     if loader is None:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(REGISTRY))} or torchvision:<Name>")
     return loader(cfg, image_size)
+
+
+def check_task(task: Task) -> None:
+    """Before a run: a lazy training split's files must all be readable images (test splits are decoded)."""
+    verify = getattr(task.train.dataset, "verify", None)
+    if task.train.lazy and verify is not None:
+        verify()

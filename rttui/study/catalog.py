@@ -207,14 +207,45 @@ ATTACKS: dict[str, Entry] = {
 
 DATASETS: dict[str, str] = {
     "digits": "scikit-learn's bundled 8x8 handwritten digits (offline; resized, 3 channels)",
+    "cifar10": "CIFAR-10, 50k train / 10k test 32x32 in 10 classes (python batches; download = true allowed)",
+    "cifar100": "CIFAR-100 (fine labels), 50k train / 10k test 32x32 in 100 classes (python batches)",
+    "imagenet_subset": "N ImageNet classes drawn with split_seed (paper: classes = 100, 500 train / 50 val each)",
+    "chestxray8": "NIH ChestX-ray8/14, images with exactly one of 14 findings, patient-wise split, gray -> 3 channels",
+    "imagefolder": "any ImageFolder tree: root/{train,val}/<class>/<image>, or root/<class>/<image> split here",
+    "torchvision:<Name>": "any other torchvision dataset with a train/test split, e.g. torchvision:SVHN",
 }
+
+# Where each dataset looks for its files when `root` is not set ($RTTUI_DATA defaults to ./data).
+DATASET_FILES: dict[str, str] = {
+    "digits": "bundled with scikit-learn (no files)",
+    "cifar10": "$RTTUI_DATA/cifar10/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
+    "cifar100": "$RTTUI_DATA/cifar100/cifar-100-python/{train,test,meta}",
+    "imagenet_subset": "$RTTUI_DATA/imagenet/{train,val}/<wnid>/*.JPEG (val sorted into class folders)",
+    "chestxray8": "$RTTUI_DATA/chestxray8/Data_Entry_2017.csv + PNGs anywhere below (images_001/images/...)",
+    "imagefolder": "$RTTUI_DATA/imagefolder/{train,val}/<class>/* or $RTTUI_DATA/imagefolder/<class>/*",
+    "torchvision:<Name>": "$RTTUI_DATA/<Name>/ as torchvision lays it out (download = true fetches it)",
+}
+
+
+def dataset_known(name: str) -> bool:
+    """A registry name, or torchvision:<Name> (checked against torchvision only when loading)."""
+    return name in DATASETS or (name.startswith("torchvision:") and len(name) > len("torchvision:"))
+
 
 # Keys of each section; a value of None means the key is required only where the engine needs it.
 DATA_KEYS: dict[str, Param] = {
     "dataset": Param("digits", (str,), "dataset name (see `rttui datasets`)"),
-    "classes": Param(None, (list,), "class subset (indices), relabelled 0..k-1", nullable=True),
+    "classes": Param(
+        None,
+        (list, int),
+        "class subset (indices or names), relabelled 0..k-1; an int N draws N classes with split_seed",
+        nullable=True,
+    ),
     "train_size": Param(None, (int,), "cap on training images", low=1, nullable=True),
     "test_size": Param(300, (int,), "cap on test images", low=1),
+    "train_per_class": Param(None, (int,), "cap on training images per class", low=1, nullable=True),
+    "test_per_class": Param(None, (int,), "cap on test images per class", low=1, nullable=True),
+    "no_finding": Param(False, (bool,), "chestxray8: also keep 'No Finding' images as a class"),
     "root": Param(None, (str,), "folder holding the dataset's files", nullable=True),
     "download": Param(False, (bool,), "allow torchvision to download the dataset"),
     "split_seed": Param(0, (int,), "seed of the fixed train/test split (not the run seed)"),

@@ -345,14 +345,16 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         ev = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
         ev["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", ev["epsilons"])
         for sec_name, sec in (("source", source), ("target", target)):
-            if sec["dataset"] not in catalog.DATASETS:
+            if not catalog.dataset_known(sec["dataset"]):
                 probs.add(
                     f"{p}.{sec_name}.dataset",
                     f"unknown dataset {sec['dataset']!r}",
                     _suggest(sec["dataset"], catalog.DATASETS),
                 )
             cls = sec["classes"]
-            if cls is not None and (not cls or len(set(map(str, cls))) != len(cls) or len(cls) < 2):
+            if isinstance(cls, int) and cls < 2:
+                probs.add(f"{p}.{sec_name}.classes", f"need at least two classes, got {cls}", "draw 2 or more")
+            elif isinstance(cls, list) and (not cls or len(set(map(str, cls))) != len(cls) or len(cls) < 2):
                 probs.add(
                     f"{p}.{sec_name}.classes",
                     f"need at least two distinct classes, got {cls!r}",
