@@ -584,9 +584,9 @@ def datasets(fmt: FormatOpt = "table") -> None:
     if fmt == "json":
         _json(rows)
         return
-    t = Table(title="datasets ([target] / [source] dataset = NAME)", title_justify="left")
+    t = Table(title="datasets: dataset = NAME; files under root = ..., else $RTTUI_DATA (./data)", title_justify="left")
     for c in ("name", "what", "files (without root = ...)"):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(r["name"], r["help"], r["files"])
     out.print(t)

@@ -45,7 +45,6 @@ class Split:
         self.y = y
         self.dataset = dataset
         self.workers = workers
-        self._on_device: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def lazy(self) -> bool:
@@ -95,9 +94,8 @@ class Split:
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
         if not self.lazy:
-            if self._on_device is None or self._on_device[0] != dev:
-                self._on_device = (dev, self.x.to(dev), self.y.to(dev))
-            _, x_all, y_all = self._on_device
+            # One copy per call (per epoch), freed when training ends; a no-op on CPU.
+            x_all, y_all = self.x.to(dev), self.y.to(dev)
             idx_all = order.to(dev) if order is not None else None
             for s in range(0, n, batch_size):
                 if idx_all is None:

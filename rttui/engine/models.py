@@ -96,7 +96,7 @@ def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, p
 
 
 def _hub_error(name: str, exc: BaseException) -> CheckpointError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
     return CheckpointError(
         f"pretrained weights for {name!r} could not be loaded ({type(exc).__name__}: {first[:160]}); "
         f"on a machine without internet put them in the Hugging Face cache ($HF_HOME) or point at a local file "

@@ -137,3 +137,25 @@ def test_torchvision_by_name_and_unknown_names(tmp_path: Path) -> None:
     t = load_task({"dataset": "torchvision:MNIST", "root": str(tmp_path / "mn"), "train_size": 6, "test_size": 4}, 8)
     assert len(t.train) == 6 and len(t.test) == 4 and t.train.x.shape == (6, 3, 8, 8)
     assert t.classes[0].startswith("0") and np.isin(t.train.y.numpy(), np.arange(len(t.classes))).all()
+
+
+def test_lazy_split_with_a_bad_image_fails_in_the_check_and_in_workers_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rttui.engine.data import Split, check_task
+    from rttui.engine.datasets.common import ImageFiles
+
+    root = write_imagefolder(tmp_path / "tree")
+    victim = sorted((root / "train").rglob("*.png"))[2]
+    victim.write_bytes(b"GIF89a" + b"\x00" * 10)
+    monkeypatch.setenv("RTTUI_INMEMORY_MB", "0")
+    task = load_task({"dataset": "imagefolder", "root": str(root)}, 8)  # lazy: nothing decoded yet
+    with pytest.raises(DataError, match=f"image {victim} cannot be decoded"):
+        check_task(task)
+    files = sorted((root / "train").rglob("*.png"))
+    split = Split(
+        y=torch.zeros(len(files), dtype=torch.long), dataset=ImageFiles(files, np.zeros(len(files)), 8), workers=1
+    )
+    with pytest.raises(DataError) as ei:
+        list(split.batches(4))
+    assert str(ei.value).startswith(f"image {victim} cannot be decoded") and "\n" not in str(ei.value)

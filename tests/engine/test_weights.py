@@ -83,3 +83,16 @@ def test_checkpoint_of_another_model_is_one_line_error_and_model_untouched(tmp_p
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(CheckpointError, match="does not exist"):
         create_model({"name": "test_resnet", "checkpoint": str(tmp_path / "nope.pt")}, 3, 16)
+
+
+def test_pretrained_offline_without_cache_says_how_to_use_a_local_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(CheckpointError) as ei:
+        create_model({"name": "test_resnet"}, 3, 16, pretrained=True)
+    msg = str(ei.value)
+    assert "\n" not in msg and "[models.test_resnet] checkpoint = " in msg and "'test_resnet'" in msg
