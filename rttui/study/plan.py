@@ -22,6 +22,15 @@ from rttui.study.spec import Study
 CONFIG_VERSION = 1
 
 WEIGHT_KEYS = ("checkpoint", "mean", "std")
+# Data keys added after the first release: left out of the hashed config while at their defaults, so the
+# ids of existing studies stay as they were.
+OPTIONAL_DATA_DEFAULTS: dict[str, Any] = {"train_per_class": None, "test_per_class": None, "no_finding": False}
+
+
+def _stable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not (k in OPTIONAL_DATA_DEFAULTS and v == OPTIONAL_DATA_DEFAULTS[k])}
+
+
 SOURCE_ONLY_KEYS = {"pretrained", "epochs", "lr", "batch_size", "optimizer", "weight_decay", *WEIGHT_KEYS}
 
 
@@ -97,7 +106,7 @@ def _source_config(
     weights = {k: v for k, v in weights.items() if v}
     cfg = {
         "version": CONFIG_VERSION,
-        "data": {k: v for k, v in src.items() if k not in SOURCE_ONLY_KEYS},
+        "data": _stable({k: v for k, v in src.items() if k not in SOURCE_ONLY_KEYS}),
         "pretrained": src["pretrained"],
         "train": {k: src[k] for k in ("epochs", "lr", "batch_size", "optimizer", "weight_decay")},
         "model": {"name": model["name"], "kwargs": model["params"].get("kwargs", {})},
@@ -127,7 +136,7 @@ def make_plan(study: Study) -> Plan:
                         rcfg = {
                             "version": CONFIG_VERSION,
                             "source_id": sid,
-                            "target": dict(block.target),
+                            "target": _stable(dict(block.target)),
                             "model": scfg["model"],
                             "strategy": _choice(strategy.as_dict()),
                             "technique": t,
