@@ -95,11 +95,20 @@ def why_not_cached(model: nn.Module, state: StrategyState | None, batch_transfor
 
 
 @torch.no_grad()
-def extract(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Backbone features for every image (eval mode), on the model's device."""
+@torch.no_grad()
+def extract(model: nn.Module, data: Split | torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Backbone features for every image in order (eval mode), on the model's device.
+
+    A lazy split streams through `Split.batches` (DataLoader workers): decoding a large training set into one
+    tensor would not fit in memory, while its features do.
+    """
     model.eval()
     dev = next(model.parameters()).device
-    return torch.cat([backbone_features(model, x[i : i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
+    if isinstance(data, Split):
+        return torch.cat([backbone_features(model, xb) for xb, _ in data.batches(batch_size, device=dev)])
+    return torch.cat(
+        [backbone_features(model, data[i : i + batch_size].to(dev)) for i in range(0, len(data), batch_size)]
+    )
 
 
 def fit_auto(
@@ -119,9 +128,9 @@ def fit_auto(
     """
     reason = why_not_cached(model, state, batch_transform)
     if reason is None and int(cfg["epochs"]) > 0:
-        feats = extract(model, data.x)
+        feats = extract(model, data)
         head = inner(model).get_classifier()
-        probe = data.x[: min(8, len(data.x))].to(feats.device)
+        probe = next(data.batches(min(8, len(data)), device=feats.device))[0]
         # The logits the plain loop would see (train-mode configuration), RNG untouched for the training itself.
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             state.train_mode(model)

@@ -190,19 +190,20 @@ def test_worker_killed_fails_its_run_and_others_go_on(study_file: Path, tmp_path
         seen.append(e)
         if isinstance(e, ev.WorkerStarted):
             pids[e.worker] = e.pid
-        # Kill the worker training feature_extraction from outside, once it reported epoch 1.
+        # Kill the worker training `full` from outside, once it reported epoch 1 (feature extraction trains on
+        # cached features and restarts from scratch by design, so the resumable run is the one to kill).
         if isinstance(e, ev.EpochDone) and e.record["epoch"] == 1 and not killed:
             started = [x for x in seen if isinstance(x, ev.UnitStarted) and x.unit_id == e.unit_id]
-            if "feature_extraction" in started[-1].label:
+            if "/full/" in started[-1].label:
                 killed.append(pids[started[-1].worker])
                 os.kill(killed[0], signal.SIGKILL)
 
     res = api.run_study(api.load_study(study_file), db, listener, workers=2, max_retries=0)
     assert killed and res["failed"] == 1 and res["done"] == 1
     rows = {r["strategy"]: r for r in api.status(db)["runs"]}
-    assert rows["feature_extraction"]["state"] == "failed"
-    assert "SIGKILL" in rows["feature_extraction"]["error"]
-    assert rows["full"]["state"] == "done"
+    assert rows["full"]["state"] == "failed"
+    assert "SIGKILL" in rows["full"]["error"]
+    assert rows["feature_extraction"]["state"] == "done"
     _check_consistent(db)
     before = _results(db)
     # The next run only redoes the failed run, resuming it from its last saved epoch.
