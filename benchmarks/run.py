@@ -99,25 +99,26 @@ def bench_deepfool(m, x, y, cc, n_df: int) -> tuple[dict[str, Any], dict[str, An
     import torchattacks
 
     idx = np.flatnonzero(cc)[:n_df]
-    xs, ys = x[idx], y[idx]
+    dev = next(m.parameters()).device
+    xs, ys = x[idx].to(dev), y[idx].to(dev)
     (xa, _), t_ours = timed(lambda: deepfool(m, xs, ys, steps=50, overshoot=0.02, norm="l2"))
     _, t_linf = timed(lambda: deepfool(m, xs, ys, steps=50, overshoot=0.02, norm="linf"))
     ref, t_base = timed(lambda: torchattacks.DeepFool(m, steps=50, overshoot=0.02)(xs, ys))
     m.zero_grad(set_to_none=True)  # torchattacks leaves gradients on the weights
     with torch.no_grad():
-        ours = projected_counts(m, xs, ys, xa, L2_EPS, "l2")
-        base = projected_counts(m, xs, ys, ref, L2_EPS, "l2")
+        ours = projected_counts(m, xs, ys.cpu(), xa, L2_EPS, "l2")
+        base = projected_counts(m, xs, ys.cpu(), ref, L2_EPS, "l2")
     l2 = {"ours": ours, "base": base, "t_ours": t_ours, "t_base": t_base, "n": len(idx), "randomized": False}
     linf = {"ours": None, "base": None, "t_ours": t_linf, "t_base": t_base, "n": len(idx), "randomized": False}
     return l2, linf
 
 
-def bench_features(task, model_cfg, image_size, seed, epochs: int) -> dict[str, Any]:
+def bench_features(task, model_cfg, image_size, seed, epochs: int, dev: torch.device) -> dict[str, Any]:
     cfg = {"epochs": epochs, "lr": 3e-3, "batch_size": 32}
 
     def run(cached: bool):
         seed_everything(seed)
-        m = create_model(model_cfg, task.num_classes, image_size)
+        m = create_model(model_cfg, task.num_classes, image_size).to(dev)
         st = apply_strategy(m, {"name": "feature_extraction", "params": {}})
         if cached:
             _, path = features.fit_auto(m, task.train, cfg, seed, st)
@@ -166,7 +167,7 @@ def main() -> int:
     res["pgd_sweep"] = bench_pgd(m, x, y, cc, a.seed)
     res["fgsm_sweep"] = bench_fgsm(m, x, y, cc, a.seed)
     res["deepfool"], res["deepfool_linf"] = bench_deepfool(m, x, y, cc, n_df)
-    res["feature_extraction"] = bench_features(task, model_cfg, size, a.seed, 10)
+    res["feature_extraction"] = bench_features(task, model_cfg, size, a.seed, 10, dev)
 
     targets = {"pgd_sweep": 2.5, "fgsm_sweep": 2.5, "deepfool": 15, "deepfool_linf": 15, "feature_extraction": 5}
     out: dict[str, dict[str, Any]] = {}

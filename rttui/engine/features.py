@@ -134,7 +134,10 @@ def fit_auto(
         # The logits the plain loop would see (train-mode configuration), RNG untouched for the training itself.
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             state.train_mode(model)
-            same = torch.allclose(head(feats[: len(probe)]), model(probe), rtol=1e-4, atol=1e-5)
+            # On CUDA, cuDNN picks different (TF32) conv algorithms for different batch sizes, so the plain path
+            # itself only agrees with itself to ~1e-3; on CPU the two must agree to float rounding.
+            tol = 1e-3 if feats.device.type == "cuda" else 1e-5
+            same = torch.allclose(head(feats[: len(probe)]), model(probe), rtol=10 * tol, atol=tol)
         model.eval()
         if same:
             if resume is not None and getattr(resume, "on_start", None) is not None:
