@@ -21,6 +21,12 @@ from rttui.study.spec import Study
 # Bump when the meaning of a config changes in a way that makes old results incomparable.
 CONFIG_VERSION = 1
 
+# Attacks whose algorithm changed after results were stored with it: the revision joins the evaluation's
+# parameters (so its identity), so a stored result of the old algorithm is recomputed, never taken for the new
+# one's, and a table that holds both says "mixed attack parameters".
+# deepfool 2: overshoot on the total perturbation and box-aware L2 steps (was torchattacks' per-step overshoot).
+ATTACK_REVISIONS = {"deepfool": 2}
+
 WEIGHT_KEYS = ("checkpoint", "mean", "std")
 # Data keys added after the first release: left out of the hashed config while at their defaults, so the
 # ids of existing studies stay as they were.
@@ -146,10 +152,13 @@ def make_plan(study: Study) -> Plan:
                         rid = config_hash(rcfg)
                         evals = []
                         for attack in block.attacks:
+                            params = dict(attack.params)
+                            if attack.name in ATTACK_REVISIONS:
+                                params["revision"] = ATTACK_REVISIONS[attack.name]
                             ecfg = {
                                 "run_id": rid,
                                 "attack": attack.name,
-                                "params": dict(attack.params),
+                                "params": params,
                                 "epsilons": list(block.eval["epsilons"]),
                                 "mode": block.eval["mode"],
                                 "batch_size": block.eval["batch_size"],
@@ -164,7 +173,7 @@ def make_plan(study: Study) -> Plan:
                                     config_hash(ecfg),
                                     rid,
                                     attack.name,
-                                    dict(attack.params),
+                                    dict(params),
                                     tuple(block.eval["epsilons"]),
                                     ecfg,
                                 )
