@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,22 @@ def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, p
     std = tuple(model_cfg.get("std") or cfg.get("std", (0.5, 0.5, 0.5)))
     wrapped = Normalized(model, mean, std)
     if checkpoint:
-        wrapped.weights_info = load_weights(wrapped, Path(checkpoint), keep_normalization=bool(model_cfg.get("mean")))
+        wrapped.weights_info = load_weights(
+            wrapped, weights_path(checkpoint), keep_normalization=bool(model_cfg.get("mean"))
+        )
     elif use_hub:
         wrapped.weights_info = _hub_weights_info(cfg)
     else:
         wrapped.weights_info = {"kind": "random"}
     return wrapped
+
+
+def weights_path(spec: str) -> Path:
+    """A checkpoint path as a study writes it: `~` and `$VARS` expanded, `$RTTUI_DATA` defaulting to ./data
+    (as for datasets), so a study can name files under the data folder on any machine."""
+    home = os.environ.get("RTTUI_DATA") or "data"  # datasets.common.data_home, without importing the loaders
+    spec = spec.replace("${RTTUI_DATA}", "$RTTUI_DATA").replace("$RTTUI_DATA", home)
+    return Path(os.path.expandvars(spec)).expanduser()
 
 
 def _hub_error(name: str, exc: BaseException) -> CheckpointError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rttui.runner.tasks import source_needs_data
+from rttui.runner.tasks import source_needs_data, source_weights
 from rttui.study.plan import Plan
 
 
@@ -25,7 +25,7 @@ def check_inputs(plan: Plan) -> None:
     seen: set[str] = set()
     for sp in plan.sources.values():
         cfg = sp.config
-        weights = cfg.get("weights") or {}
+        weights = source_weights(cfg)
         if weights or cfg["pretrained"]:
             k = _key("weights", cfg["model"], weights, cfg["pretrained"], cfg["image_size"])
             if k not in seen:

@@ -103,7 +103,7 @@ def train_source(
     # A source that only supplies weights (pretrained or a checkpoint, no epochs) needs no source data: it
     # keeps no head (num_classes 0), since every target run puts its own head on it.
     task = data.load_task(cfg["data"], cfg["image_size"]) if source_needs_data(cfg) else None
-    model_cfg = {**cfg["model"], **(cfg.get("weights") or {})}
+    model_cfg = {**cfg["model"], **source_weights(cfg)}
     num_classes = task.num_classes if task is not None else 0
     model = models.create_model(model_cfg, num_classes, cfg["image_size"], cfg["pretrained"]).to(dev)
     adv = cfg.get("adversarial")
@@ -112,9 +112,7 @@ def train_source(
     train_cfg = _scaled(cfg["train"], opts)
     ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
     acc, n_test = None, 0
-    if adv and adv.get("checkpoint"):
-        info.update(_load_user_source(model, Path(adv["checkpoint"]), num_classes))
-    elif task is not None:
+    if task is not None:
         from rttui.engine.techniques import adversarial_transform
 
         _maybe_poison("source", sp.id, task.train, opts)
@@ -155,46 +153,6 @@ def train_source(
     ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
 
 
-def _load_user_source(model: Any, path: Path, num_classes: int) -> dict[str, Any]:
-    """Load a user-supplied (robust) safetensors checkpoint as the source: rttui's own or plain timm keys."""
-    from safetensors.torch import load_file
-
-    from rttui.engine import models, strategies
-    from rttui.errors import CheckpointError
-
-    path = path.expanduser()
-    if not path.is_file():
-        raise CheckpointError(
-            f"techniques.adv_pretraining.checkpoint: {path} does not exist; give the path of a safetensors file"
-        )
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise CheckpointError(
-            f"techniques.adv_pretraining.checkpoint: {path} is not a safetensors file ({exc}); convert it"
-        ) from None
-    own = model.state_dict()
-    if not any(k.startswith("model.") for k in state):
-        state = {f"model.{k}": v for k, v in state.items()}
-    state = {**{k: v for k, v in own.items() if k in ("mean", "std")}, **state}
-    heads = {f"model.{n}" for n in strategies.head_names(model)}
-    bad = [k for k in heads if k in state and state[k].shape != own[k].shape]
-    if bad:
-        raise CheckpointError(
-            f"techniques.adv_pretraining.checkpoint: {path} has a {state[bad[0]].shape[0]}-class head, "
-            f"the source task has {num_classes}; set [source] to the task the checkpoint was trained on"
-        )
-    missing = [k for k in own if k not in state]
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or wrong:
-        what = f"missing {missing[0]}" if missing else f"shape mismatch at {wrong[0]}"
-        raise CheckpointError(
-            f"techniques.adv_pretraining.checkpoint: {path} does not fit the model ({what}); check the model name"
-        )
-    model.load_state_dict({k: state[k] for k in own})
-    return {"checkpoint_source": str(path), "checkpoint_sha256": models.sha256_file(path)}
-
-
 def _robust_acc(model: Any, split: Any, adv: dict[str, Any], seed: int) -> float:
     """PGD-10 accuracy at the training eps on the source test set: evidence the source is robust."""
     import torch
@@ -215,8 +173,22 @@ def _robust_acc(model: Any, split: Any, adv: dict[str, Any], seed: int) -> float
 
 
 def source_needs_data(cfg: dict[str, Any]) -> bool:
-    """A source trains on its dataset when it has epochs or is adversarially pretrained."""
+    """A source trains on its dataset when it has epochs or is adversarially pretrained, unless a robust
+    checkpoint stands in for the adversarial pretraining (then the checkpoint is the source, as it is)."""
+    adv = cfg.get("adversarial") or {}
+    if adv.get("checkpoint"):
+        return False
     return int(cfg["train"]["epochs"]) > 0 or bool(cfg.get("adversarial"))
+
+
+def source_weights(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The local weights a source starts from ([source] / [models.NAME] `checkpoint`, `mean`, `std`); the
+    adversarial-pretraining `checkpoint` replaces the checkpoint, loaded by the same `models.load_weights`."""
+    weights = dict(cfg.get("weights") or {})
+    adv = cfg.get("adversarial") or {}
+    if adv.get("checkpoint"):
+        weights["checkpoint"] = adv["checkpoint"]
+    return weights
 
 
 def build_target_model(config: dict[str, Any], source: dict[str, Any], num_classes: int, device: Any) -> Any:

@@ -53,19 +53,36 @@ def test_adv_pretraining_makes_the_source_more_robust(tmp_path: Path) -> None:
     assert "robust_acc" in rob.info and "robust_acc" not in std.info
 
 
-def test_adv_pretraining_user_checkpoint_is_used_as_the_source(tmp_path: Path) -> None:
+def test_adv_pretraining_user_checkpoint_is_used_as_the_source_without_source_data(tmp_path: Path) -> None:
+    """A robust checkpoint stands in for adversarial pretraining: loaded by models.load_weights (safetensors, or
+    a MadryLab robustness .pt read with weights_only), its head skipped, its SHA-256 stored; no source data read."""
     from safetensors.torch import save_file
 
     cfg = _source(None)
-    cfg["train"]["epochs"] = 0
-    ref = models.create_model(cfg["model"], 5, 16)
-    # A plain timm state dict (no wrapper prefix), as a robust checkpoint from elsewhere would be.
-    path = tmp_path / "robust.safetensors"
-    save_file({k: v.contiguous() for k, v in ref.model.state_dict().items()}, str(path))
-    done = _train({**cfg, "adversarial": {"checkpoint": str(path), "eps": 0.03}}, tmp_path / "a")
-    loaded = models.create_model(cfg["model"], 5, 16)
-    models.load_checkpoint(loaded, Path(done.checkpoint), done.sha256)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ref.state_dict().values(), strict=True))
-    assert done.info["checkpoint_sha256"] == models.sha256_file(path)
+    cfg["data"] = {"dataset": "cifar10", "root": str(tmp_path / "no-such-folder")}  # must never be read
+    cfg["train"]["epochs"] = 3  # ignored: the checkpoint is the source, as it is
+    ref = models.create_model(cfg["model"], 7, 16)  # a 7-class head: not the target's, skipped on load
+    plain = {k: v.contiguous() for k, v in ref.model.state_dict().items()}
+    st = tmp_path / "robust.safetensors"
+    save_file(plain, str(st))
+    pt = tmp_path / "robust.pt"  # the robustness layout: {"model": {"module.model.*", "module.attacker.model.*"}}
+    torch.save(
+        {"model": {**{f"module.model.{k}": v for k, v in plain.items()}, "module.attacker.model.x": plain["fc.bias"]}},
+        pt,
+    )
+    for i, path in enumerate((st, pt)):
+        done = _train({**cfg, "adversarial": {"checkpoint": str(path), "eps": 0.03}}, tmp_path / f"a{i}")
+        assert done.num_classes == 0 and done.clean_acc is None and "robust_acc" not in done.info
+        loaded = models.create_model(cfg["model"], 0, 16)
+        models.load_checkpoint(loaded, Path(done.checkpoint), done.sha256)
+        body = {k: v for k, v in ref.state_dict().items() if not k.startswith("model.fc.")}
+        assert body.keys() == loaded.state_dict().keys()
+        assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in body.items())
+        w = done.info["weights"]
+        assert w["sha256"] == models.sha256_file(path) and w["skipped_head"] == ["fc.bias", "fc.weight"]
     with pytest.raises(CheckpointError, match="does not exist"):
         _train({**cfg, "adversarial": {"checkpoint": str(tmp_path / "nope.safetensors")}}, tmp_path / "b")
+    other = models.create_model({"name": "test_vit", "kwargs": {}}, 5, 16)
+    save_file({k: v.contiguous() for k, v in other.model.state_dict().items()}, str(tmp_path / "vit.safetensors"))
+    with pytest.raises(CheckpointError, match="does not fit model"):
+        _train({**cfg, "adversarial": {"checkpoint": str(tmp_path / "vit.safetensors")}}, tmp_path / "c")

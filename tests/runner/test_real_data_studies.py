@@ -116,7 +116,7 @@ def test_one_epoch_study_on_each_real_format_and_checkpoint_hash_stored(
     assert torch.equal(src["model.conv1.0.weight"], donor.state_dict()["conv1.0.weight"])
 
 
-@pytest.mark.parametrize("breakage", ["missing_folder", "csv_header", "undecodable", "checkpoint"])
+@pytest.mark.parametrize("breakage", ["missing_folder", "csv_header", "undecodable", "checkpoint", "robust_checkpoint"])
 def test_bad_input_fails_before_the_database_changes(
     tmp_path: Path,
     data_roots: dict[str, Path],
@@ -142,8 +142,13 @@ def test_bad_input_fails_before_the_database_changes(
         ck = tmp_path / "vit.safetensors"
         save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(ck))
         source_extra = f'checkpoint = "{ck}"'
-    study = _study(tmp_path, [("chestxray8", nih, 8, "")], source_extra)
-    err = CheckpointError if breakage == "checkpoint" else DataError
+    study = _study(tmp_path, [("chestxray8", nih, 8, "")], "" if breakage == "robust_checkpoint" else source_extra)
+    if breakage == "robust_checkpoint":  # the misfit file is the adversarial-pretraining source instead
+        text = study.read_text().replace(
+            'strategies = ["full"]', 'strategies = ["full"]\ntechniques = ["adv_pretraining"]'
+        )
+        study.write_text(f'{text}\n[techniques.adv_pretraining]\ncheckpoint = "{ck}"\n')
+    err = CheckpointError if "checkpoint" in breakage else DataError
     with pytest.raises(err) as ei:
         api.run_study(api.load_study(study), db)
     assert "\n" not in str(ei.value)

@@ -92,3 +92,27 @@ def test_shipped_studies_validate() -> None:
         s = load_study(f)
         check_models(s)
         assert make_plan(s).runs
+
+
+def test_paper_table2_plans_without_data_robust_checkpoints_stand_in_for_source_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from rttui.engine.models import weights_path
+    from rttui.runner.tasks import source_needs_data, source_weights
+
+    s = load_study(Path(__file__).resolve().parents[2] / "studies" / "paper-table2.toml")
+    plan = make_plan(s)
+    assert len(plan.runs) == 36  # 4 techniques x 3 datasets x 3 seeds, all on layer freezing
+    assert {r.config["strategy"]["name"] for r in plan.runs} == {"layer_freezing"}
+    robust = [sp.config for sp in plan.sources.values() if (sp.config["adversarial"] or {}).get("checkpoint")]
+    trained = [sp.config for sp in plan.sources.values() if source_needs_data(sp.config)]
+    assert {c["model"]["name"] for c in robust} == {"resnet50", "vit_base_patch16_224"} and len(robust) == 6
+    assert not any(source_needs_data(c) for c in robust)  # the checkpoint is the source: no ImageNet needed
+    assert {c["model"]["name"] for c in trained} == {"densenet121"} and len(trained) == 3
+    assert all(c["data"]["dataset"] == "imagenet_subset" and c["adversarial"]["eps"] == 0.0157 for c in trained)
+    # $RTTUI_DATA in a checkpoint path resolves as for datasets (./data when unset).
+    spec = source_weights(robust[0])["checkpoint"]
+    monkeypatch.delenv("RTTUI_DATA", raising=False)
+    assert weights_path(spec) == Path("data/robust") / Path(spec).name
+    monkeypatch.setenv("RTTUI_DATA", str(tmp_path))
+    assert weights_path(spec) == tmp_path / "robust" / Path(spec).name
