@@ -11,43 +11,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
-STUDY = """\
-[study]
-name = "screenshots"
-description = "two strategies, two seeds, FGSM and PGD on the offline digits task"
-seeds = [0, 1]
+# Run as a file (`python scripts/screenshots.py`), sys.path[0] is scripts/: put the repo root first so the tiny
+# study's builder in tests/ (and this checkout's rttui) are the ones imported.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-[source]
-dataset = "digits"
-classes = [0, 1, 2, 3, 4]
-epochs = 2
-lr = 2e-3
-train_size = 300
+from tests.studies import tiny_study
 
-[target]
-dataset = "digits"
-classes = [5, 6, 7, 8, 9]
-image_size = 16
-test_size = 60
-train_size = 200
-
-[train]
-lr = 2e-3
-epochs = 2
-
-[eval]
-epsilons = [0.01, 0.03, 0.05]
-
-[attacks.fgsm]
-[attacks.pgd]
-steps = 3
-
-[[grid]]
-models = ["test_resnet"]
-strategies = ["full", "layer_freezing"]
-"""
+STUDY = tiny_study(
+    study={
+        "name": "screenshots",
+        "description": "two strategies, two seeds, FGSM and PGD on the offline digits task",
+        "seeds": [0, 1],
+    },
+    train={"epochs": 2},
+    eval={"epsilons": [0.01, 0.03, 0.05]},
+)
 
 SIZE = (120, 36)
 

@@ -7,42 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.studies import tiny_study
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-TINY_STUDY = """
-[study]
-name = "tiny"
-seeds = [0]
-
-[source]
-dataset = "digits"
-classes = [0, 1, 2, 3, 4]
-epochs = 2
-lr = 2e-3
-train_size = 300
-
-[target]
-dataset = "digits"
-classes = [5, 6, 7, 8, 9]
-image_size = 16
-test_size = 60
-train_size = 200
-
-[train]
-lr = 2e-3
-epochs = 1
-
-[eval]
-epsilons = [0.0, 0.03, 0.1]
-
-[attacks.fgsm]
-[attacks.pgd]
-steps = 3
-
-[[grid]]
-models = ["test_resnet"]
-strategies = ["full", "layer_freezing"]
-"""
+TINY_STUDY = tiny_study()
 
 
 @pytest.fixture

@@ -11,62 +11,26 @@ import torch
 
 from rttui import api
 from rttui.study import catalog
+from tests.studies import tiny_study
 
 STRATEGIES = list(catalog.STRATEGIES)
 TECHNIQUES = list(catalog.TECHNIQUES)
 
-STUDY = f"""
-[study]
-name = "methods"
-seeds = [0]
-
-[source]
-dataset = "digits"
-classes = [0, 1, 2, 3, 4]
-epochs = 1
-lr = 3e-3
-train_size = 120
-
-[target]
-dataset = "digits"
-classes = [5, 6, 7, 8, 9]
-image_size = 16
-test_size = 30
-train_size = 64
-
-[train]
-lr = 3e-3
-epochs = 2
-
-[eval]
-epsilons = [0.0, 0.03]
-
-[attacks.fgsm]
-[attacks.pgd]
-steps = 2
-
-[strategies.gradual_unfreezing]
-every = 1
-
-[strategies.adapter]
-rank = 2
-
-[techniques.adv_pretraining]
-attack = "pgd"
-steps = 1
-
-[techniques.adv_augmentation]
-attack = "fgsm"
-fraction = 0.5
-
-[models.test_resnet]
-kwargs = {{ zero_init_last = false }}
-
-[[grid]]
-models = ["test_resnet"]
-strategies = {json.dumps(STRATEGIES)}
-techniques = {json.dumps(TECHNIQUES)}
-"""
+STUDY = tiny_study(
+    study={"name": "methods"},
+    source={"epochs": 1, "lr": 3e-3, "train_size": 120},
+    target={"test_size": 30, "train_size": 64},
+    train={"lr": 3e-3, "epochs": 2},
+    eval={"epsilons": [0.0, 0.03]},
+    attacks={"pgd": {"steps": 2}},
+    strategies={"gradual_unfreezing": {"every": 1}, "adapter": {"rank": 2}},
+    techniques={
+        "adv_pretraining": {"attack": "pgd", "steps": 1},
+        "adv_augmentation": {"attack": "fgsm", "fraction": 0.5},
+    },
+    models={"test_resnet": {"kwargs": {"zero_init_last": False}}},
+    grid=[{"models": ["test_resnet"], "strategies": STRATEGIES, "techniques": TECHNIQUES}],
+)
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
 """Per-epoch training checkpoints, so a crash costs at most one epoch and a resumed run equals an uninterrupted one.
 
 What is saved after each epoch: the model's weights (safetensors) and, in `state.pt`, the optimizer state, the
-data-order generator and the global RNG states. `state.pt` is read with `torch.load(weights_only=True)`, which
-refuses anything but tensors and plain containers: nothing is ever unpickled. Both files are written to a temporary
+data-order generator, any other generator training draws from (the adversarial examples' subsets and random
+starts) and the global RNG states. `state.pt` is read with `torch.load(weights_only=True)`, which refuses
+anything but tensors and plain containers: nothing is ever unpickled. Both files are written to a temporary
 name and renamed, and `state.pt` records the weights' SHA-256, so a crash mid-write leaves the previous epoch.
 This module never decides where checkpoints live; the caller passes the folder.
 """
@@ -39,8 +40,19 @@ class EpochCheckpoint:
     def state(self) -> Path:
         return self.folder / "state.pt"
 
-    def restore(self, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list]:
-        """Load the last saved epoch into model/optimizer/generator/RNGs; (0, []) when there is nothing usable."""
+    def restore(
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        gen: torch.Generator,
+        extra: dict[str, torch.Generator] | None = None,
+    ) -> tuple[int, list]:
+        """Load the last saved epoch into model/optimizer/generators/RNGs; (0, []) when there is nothing usable.
+
+        `extra` names the generators besides the data order's (as `save` got them). A state that lacks one of
+        them (saved by a version that did not keep it) is not usable: the run could not continue as it would have.
+        """
+        extra = extra or {}
         start, history = 0, []
         if self.state.is_file():
             try:
@@ -48,6 +60,7 @@ class EpochCheckpoint:
             except Exception:  # a torn or foreign file: start fresh rather than trust it
                 st = None
             usable = st is not None and st.get("fingerprint") == self.fingerprint
+            usable = usable and set(extra) <= set(st.get("generators", {}))
             weights = self.folder / str(st["weights_file"]) if usable else self.folder
             if usable and (not weights.is_file() or models.sha256_file(weights) != st["weights_sha256"]):
                 usable = False  # weights missing or changed: do not trust this state
@@ -55,6 +68,8 @@ class EpochCheckpoint:
                 models.load_checkpoint(model, weights, st["weights_sha256"])
                 opt.load_state_dict(st["optimizer"])
                 gen.set_state(st["generator"])
+                for name, g in extra.items():
+                    g.set_state(st["generators"][name])
                 torch.set_rng_state(st["torch_rng"])
                 if torch.cuda.is_available() and st.get("cuda_rng"):
                     torch.cuda.set_rng_state_all(st["cuda_rng"])
@@ -67,7 +82,13 @@ class EpochCheckpoint:
         return start, history
 
     def save(
-        self, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, epoch: int, history: list
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        gen: torch.Generator,
+        epoch: int,
+        history: list,
+        extra: dict[str, torch.Generator] | None = None,
     ) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         # One weights file per epoch: the previous epoch stays valid until the new state.pt points past it.
@@ -82,6 +103,7 @@ class EpochCheckpoint:
             "weights_sha256": sha,
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
+            "generators": {name: g.get_state() for name, g in (extra or {}).items()},
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "numpy_rng": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],

@@ -53,25 +53,38 @@ def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p: 
     return pgd(model, x, y, eps, steps, float(p.get("rel_step_size", 0.5)) * eps, "linf", rand, gen)
 
 
-def adversarial_transform(
-    p: dict[str, Any], seed: int, restore: Callable[[nn.Module], None] | None = None
-) -> BatchTransform:
-    """Replace `fraction` of each batch (a seeded random subset) by adversarial examples of itself."""
-    gen = torch.Generator().manual_seed(seed + 7919)
-    fraction = float(p.get("fraction", 1.0))
+class AdversarialTransform:
+    """Replace `fraction` of each batch (a seeded random subset) by adversarial examples of itself.
 
-    def transform(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        k = round(fraction * len(x))
+    An object, not a closure, so that its `generator` (which draws the subset and, on CPU, the random starts)
+    is visible to `train.fit`: fit saves and restores it with every epoch checkpoint, so a run resumed after an
+    epoch draws the same subsets and starts as an uninterrupted one.
+    """
+
+    def __init__(self, p: dict[str, Any], seed: int, restore: Callable[[nn.Module], None] | None = None) -> None:
+        self.p = p
+        self.fraction = float(p.get("fraction", 1.0))
+        self.restore = restore
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        k = round(self.fraction * len(x))
         if k == 0:
             return x
+        gen = self.generator
         idx = torch.randperm(len(x), generator=gen)[:k].to(x.device)
-        adv = adversarial_examples(model, x[idx], y[idx], p, gen if x.device.type == "cpu" else None)
-        (restore or (lambda m: m.train()))(model)
+        adv = adversarial_examples(model, x[idx], y[idx], self.p, gen if x.device.type == "cpu" else None)
+        (self.restore or (lambda m: m.train()))(model)
         out = x.clone()
         out[idx] = adv.detach()
         return out
 
-    return transform
+
+def adversarial_transform(
+    p: dict[str, Any], seed: int, restore: Callable[[nn.Module], None] | None = None
+) -> AdversarialTransform:
+    """Replace `fraction` of each batch (a seeded random subset) by adversarial examples of itself."""
+    return AdversarialTransform(p, seed, restore)
 
 
 def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

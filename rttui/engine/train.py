@@ -63,8 +63,10 @@ def fit(
     """Train the model's trainable parameters with cross-entropy; returns one record per epoch.
 
     `batch_transform(model, x, y)` may replace inputs (adversarial augmentation); it is called in the
-    strategy's train mode and must leave the model in it. `resume` restores the last saved epoch (weights,
-    optimizer, data order, RNGs) and saves after every epoch, so a resumed run equals an uninterrupted one.
+    strategy's train mode and must leave the model in it. A transform that draws from its own torch.Generator
+    exposes it as `batch_transform.generator`, so that the checkpoint carries it. `resume` restores the last
+    saved epoch (weights, optimizer, data order, the transform's generator, RNGs) and saves after every epoch, so
+    a resumed run equals an uninterrupted one.
     With a strategy, `state.begin_epoch(model, epoch)` runs before every epoch (schedules such as gradual
     unfreezing change the trainable set there) and the optimizer gets the strategy's param groups.
     """
@@ -76,12 +78,14 @@ def fit(
         return history
     opt = make_optimizer(params, cfg)
     gen = torch.Generator().manual_seed(seed)
+    transform_gen = getattr(batch_transform, "generator", None)
+    extra = {"batch_transform": transform_gen} if isinstance(transform_gen, torch.Generator) else {}
     bs = int(cfg["batch_size"])
     n = len(data)
     steps_per_epoch = math.ceil(n / bs)
     start = 0
     if resume is not None:
-        start, history = resume.restore(model, opt, gen)
+        start, history = resume.restore(model, opt, gen, extra)
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         (state.begin_epoch(model, epoch) if state else model.train())
@@ -108,7 +112,7 @@ def fit(
         }
         history.append(rec)
         if resume is not None:
-            resume.save(model, opt, gen, epoch, history)  # durable before anyone is told the epoch is done
+            resume.save(model, opt, gen, epoch, history, extra)  # durable before anyone is told the epoch is done
         if on_epoch:
             on_epoch(rec)
     opt.zero_grad(set_to_none=True)  # no stale gradients left on the weights

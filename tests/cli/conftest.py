@@ -6,40 +6,15 @@ from pathlib import Path
 
 import pytest
 
-SEEDS3_STUDY = """
-[study]
-name = "tiny3"
-seeds = [0, 1, 2]
+from tests.studies import tiny_study
 
-[source]
-dataset = "digits"
-classes = [0, 1, 2, 3, 4]
-epochs = 1
-lr = 2e-3
-train_size = 150
-
-[target]
-dataset = "digits"
-classes = [5, 6, 7, 8, 9]
-image_size = 16
-test_size = 40
-train_size = 100
-
-[train]
-lr = 2e-3
-epochs = 1
-
-[eval]
-epsilons = [0.03, 0.1]
-
-[attacks.fgsm]
-[attacks.pgd]
-steps = 2
-
-[[grid]]
-models = ["test_resnet"]
-strategies = ["full", "layer_freezing"]
-"""
+SEEDS3_STUDY = tiny_study(
+    study={"name": "tiny3", "seeds": [0, 1, 2]},
+    source={"epochs": 1, "train_size": 150},
+    target={"test_size": 40, "train_size": 100},
+    eval={"epsilons": [0.03, 0.1]},
+    attacks={"pgd": {"steps": 2}},
+)
 
 
 @pytest.fixture(scope="session")

@@ -23,40 +23,23 @@ import torch
 from rttui import api
 from rttui.cli import main
 from rttui.runner import events as ev
+from tests.studies import tiny_study
 
-SMALL = """
-[study]
-name = "small"
-seeds = [0]
 
-[source]
-dataset = "digits"
-classes = [0, 1, 2, 3, 4]
-epochs = 2
-lr = 2e-3
-train_size = 120
+def small_study(strategies: tuple[str, ...] = ("full", "feature_extraction"), lr: float = 2e-3) -> str:
+    """Two strategies, two epochs each, FGSM only: small enough to kill, resume and compare in seconds."""
+    return tiny_study(
+        study={"name": "small"},
+        source={"train_size": 120},
+        target={"test_size": 30, "train_size": 80},
+        train={"lr": lr, "epochs": 2, "batch_size": 32},
+        eval={"epsilons": [0.0, 0.1]},
+        attacks={"pgd": None},
+        grid=[{"models": ["test_resnet"], "strategies": list(strategies)}],
+    )
 
-[target]
-dataset = "digits"
-classes = [5, 6, 7, 8, 9]
-image_size = 16
-test_size = 30
-train_size = 80
 
-[train]
-lr = 2e-3
-epochs = 2
-batch_size = 32
-
-[eval]
-epsilons = [0.0, 0.1]
-
-[attacks.fgsm]
-
-[[grid]]
-models = ["test_resnet"]
-strategies = ["full", "feature_extraction"]
-"""
+SMALL = small_study()
 
 
 @pytest.fixture(autouse=True)
@@ -245,11 +228,7 @@ def test_nan_fails_the_run_and_out_of_memory_halves_the_batch(
     # An edited study: its changed cell is a new run; the old runs and their rows stay stored.
     old = {r["id"] for r in api.status(db)["runs"]}
     before = _results(db)
-    study_file.write_text(
-        SMALL.replace('"full", "feature_extraction"', '"feature_extraction"').replace(
-            "lr = 2e-3\nepochs = 2\nbatch", "lr = 1e-3\nepochs = 2\nbatch"
-        )
-    )
+    study_file.write_text(small_study(strategies=("feature_extraction",), lr=1e-3))
     res = api.run_study(api.load_study(study_file), db, check_data_first=False)
     assert res["done"] == 1 and res["failed"] == 0
     assert old < {r["id"] for r in api.status(db)["runs"]}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rttui.engine import data, models, train
+from rttui.engine import data, models, techniques, train
 from rttui.engine.resume import EpochCheckpoint
 
 CFG = {"epochs": 3, "lr": 2e-3, "batch_size": 16, "optimizer": "adam"}
@@ -90,5 +90,63 @@ def test_torn_weights_are_not_trusted(tmp_path: Path) -> None:
         {**CFG, "epochs": 1},
         seed=0,
         resume=EpochCheckpoint(tmp_path, "fp", lambda s, h: starts.append(s)),
+    )
+    assert starts == [0]
+
+
+@pytest.mark.parametrize(
+    "adv",
+    [{"attack": "fgsm", "eps": 0.1, "fraction": 0.5}, {"attack": "pgd", "eps": 0.1, "steps": 2, "fraction": 1.0}],
+    ids=["augmentation-fgsm-half", "pretraining-pgd-all"],
+)
+def test_resumed_adversarial_training_equals_uninterrupted(tmp_path: Path, adv: dict) -> None:
+    """The generator behind the adversarial examples (which samples, which random starts) is in the checkpoint."""
+    cfg = {**CFG, "epochs": 2}
+    model, split = _setup()
+    hist_ref = train.fit(model, split, cfg, seed=0, batch_transform=techniques.adversarial_transform(adv, 0))
+    ref = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def crash(rec: dict) -> None:
+        if rec["epoch"] == 1:
+            raise Crash
+
+    # Interrupted after epoch 1 ...
+    model, split = _setup()
+    first = techniques.adversarial_transform(adv, 0)
+    with pytest.raises(Crash):
+        train.fit(
+            model, split, cfg, seed=0, on_epoch=crash, resume=EpochCheckpoint(tmp_path, "fp"), batch_transform=first
+        )
+    # ... and resumed as a restarted process would: a fresh model, other RNG states, a fresh transform at its seed.
+    model, split = _setup()
+    torch.manual_seed(1234)
+    starts: list[int] = []
+    hist = train.fit(
+        model,
+        split,
+        cfg,
+        seed=0,
+        resume=EpochCheckpoint(tmp_path, "fp", lambda s, h: starts.append(s)),
+        batch_transform=techniques.adversarial_transform(adv, 0),
+    )
+    assert starts == [1]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    assert [h["loss"] for h in hist] == [h["loss"] for h in hist_ref]
+
+
+def test_checkpoint_without_the_transforms_generator_is_not_resumed(tmp_path: Path) -> None:
+    """A state saved without the transform's generator (an older checkpoint) would not continue identically."""
+    model, split = _setup()
+    train.fit(model, split, {**CFG, "epochs": 1}, seed=0, resume=EpochCheckpoint(tmp_path, "fp"))
+    starts: list[int] = []
+    model, split = _setup()
+    train.fit(
+        model,
+        split,
+        {**CFG, "epochs": 1},
+        seed=0,
+        resume=EpochCheckpoint(tmp_path, "fp", lambda s, h: starts.append(s)),
+        batch_transform=techniques.adversarial_transform({"attack": "fgsm", "eps": 0.1, "fraction": 0.5}, 0),
     )
     assert starts == [0]

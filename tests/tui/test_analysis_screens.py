@@ -91,3 +91,21 @@ async def test_results_ttest_and_export(app_in, demo_dir: Path) -> None:
     recs = api.export_records(db, "demo")
     assert len(rows_csv) == len(recs) == 8 * 2 * 3
     assert [float(x["adv_acc"]) for x in rows_csv] == [r["adv_acc"] for r in recs]
+
+
+async def test_results_filter_is_applied_on_enter(app_in, demo_dir: Path) -> None:
+    """The filter field re-runs the comparison when submitted (pickers do so as soon as they change)."""
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.current_mode == "results" and app.screen.tables, tries=400)
+        r = app.screen
+        assert r.query(DataTable).first().row_count == 3
+        await pilot.press("slash")
+        assert app.focused is r.query_one("#r-where")
+        await type_into(pilot, "#r-where", "strategy=full")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.results_query.get("where") == ["strategy=full"], tries=400)
+        want = api.compare(demo_dir / "demo.db", "demo", "pgd", None, ["strategy"], ["eps"], ["strategy=full"])
+        await wait_for(pilot, lambda: [t["body"] for t in r.tables] == [t.body() for t in want.tables], tries=400)
+        assert r.query(DataTable).first().row_count == 1

@@ -3,6 +3,7 @@ the row and column axes and a filter. The numbers come from `api.compare`; this 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.markup import escape
@@ -16,10 +17,9 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sta
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import fill_table
-from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.analysis import ALL, AnalysisScreen, picker_values
 
 AXES = ("strategy", "model", "technique", "dataset", "attack", "eps")
-ALL = "all"
 NONE = "(none)"
 
 
@@ -41,17 +41,11 @@ class Compared(Message):
         return isinstance(message, Compared)
 
 
-def picker_values(records: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The choices each picker offers, from what the study holds."""
-    out: dict[str, list[str]] = {}
-    for axis in ("attack", "strategy", "model", "technique", "dataset"):
-        out[axis] = list(dict.fromkeys(str(r[axis]) for r in records))
-    out["eps"] = [f"{e:g}" for e in sorted({float(r["eps"]) for r in records})]
-    return out
-
-
-class ResultsScreen(RttuiScreen):
+class ResultsScreen(AnalysisScreen):
     TITLE_TEXT = "Results"
+    PICKER_PREFIX = "r"
+    NOTE_ID = "r-note"
+    POLL_GROUP = "poll-results"
     BINDINGS = [
         Binding("a", "cycle('attack')", "Attack", tooltip="next attack"),
         Binding("e", "cycle('eps')", "Eps", tooltip="next epsilon (or all)"),
@@ -63,11 +57,7 @@ class ResultsScreen(RttuiScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.study = ""
-        self.values: dict[str, list[str]] = {}
         self.tables: list[dict[str, Any]] = []
-        self.loaded = 0
-        self._filling = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -87,16 +77,6 @@ class ResultsScreen(RttuiScreen):
         yield VerticalScroll(id="r-tables")
         yield Footer()
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.on_screen_resume()
-
-    def on_screen_resume(self) -> None:
-        if self.rapp.current.name != self.study or not self.loaded:
-            self.study = self.rapp.current.name
-            self.values = {}
-            self._start()
-
     def query_now(self) -> dict[str, Any]:
         """The pickers' values as `api.compare` arguments (read on the UI thread)."""
         attack = self.query_one("#r-attack", Select).value
@@ -112,13 +92,8 @@ class ResultsScreen(RttuiScreen):
             "where": where or None,
         }
 
-    def _start(self) -> None:
-        name = self.study
-        if not name:
-            self.query_one("#r-note", Static).update("no study chosen: pick one on the Studies screen (1)")
-            return
-        q = self.query_now()
-        self.rapp.results_query = {"study": name, **q}
+    def reader(self, name: str, q: dict[str, Any]) -> Callable[[], Compared]:
+        self.rapp.results_query = {"study": name, **q}  # what the Export screen exports as "the table shown"
         db = self.rapp.db
 
         def read() -> Compared:
@@ -130,31 +105,21 @@ class ResultsScreen(RttuiScreen):
             except RttuiError as exc:
                 return Compared(name, q, {}, [], str(exc).splitlines()[0])
 
-        self.start_polling(read, "poll-results", every=5)
+        return read
 
-    @on(Select.Changed)
     @on(Input.Submitted)
-    def _changed(self) -> None:
-        if not self._filling:
-            self._start()
-
-    def action_refresh(self) -> None:
-        self.poll_now()
+    def _filter_submitted(self) -> None:
+        self._changed()
 
     def action_filter(self) -> None:
         self.query_one("#r-where", Input).focus()
 
-    def action_cycle(self, which: str) -> None:
-        sel = self.query_one(f"#r-{which}", Select)
+    def cycle_values(self, which: str) -> list[str]:
         if which in ("rows", "cols"):
-            values = list(AXES) if which == "rows" else [NONE, *AXES]
-        elif which == "eps":
-            values = [ALL, *self.values.get("eps", [])]
-        else:
-            values = self.values.get(which, [])
-        if values:
-            i = values.index(sel.value) if sel.value in values else -1
-            sel.value = values[(i + 1) % len(values)]
+            return list(AXES) if which == "rows" else [NONE, *AXES]
+        if which == "eps":
+            return [ALL, *self.values.get("eps", [])]
+        return self.values.get(which, [])
 
     def on_compared(self, msg: Compared) -> None:
         if msg.study != self.study:
@@ -164,14 +129,8 @@ class ResultsScreen(RttuiScreen):
         if msg.values and msg.values != self.values:
             self.values = msg.values
             self._filling = True
-            sel = self.query_one("#r-attack", Select)
-            sel.set_options([(a, a) for a in msg.values["attack"]])
-            if msg.query["attack"] in msg.values["attack"]:
-                sel.value = msg.query["attack"]
-            eps = self.query_one("#r-eps", Select)
-            old = eps.value
-            eps.set_options([(ALL, ALL), *[(e, e) for e in msg.values["eps"]]])
-            eps.value = old if old in msg.values["eps"] else ALL
+            self.fill_picker("#r-attack", msg.values["attack"], msg.query["attack"])
+            self.fill_picker("#r-eps", msg.values["eps"], self.query_one("#r-eps", Select).value, with_all=True)
             self.call_after_refresh(setattr, self, "_filling", False)
         if msg.error:
             note.update(f"[red]{escape(msg.error)}[/red]")

@@ -3,10 +3,10 @@ over seeds, one per combination of the other axes, Holm-corrected. The statistic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.markup import escape
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -16,8 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import fill_table
-from rttui.tui.screens.base import RttuiScreen
-from rttui.tui.screens.results import ALL, picker_values
+from rttui.tui.screens.analysis import ALL, AnalysisScreen, picker_values
 
 AXES = ("strategy", "technique", "model", "dataset")
 METRICS = (("adversarial accuracy", "adv_acc"), ("clean accuracy", "clean_acc"), ("drop", "drop"))
@@ -36,8 +35,11 @@ class Tested(Message):
         return isinstance(message, Tested)
 
 
-class TTestScreen(RttuiScreen):
+class TTestScreen(AnalysisScreen):
     TITLE_TEXT = "T-test"
+    PICKER_PREFIX = "t"
+    NOTE_ID = "t-title"
+    POLL_GROUP = "poll-ttest"
     BINDINGS = [
         Binding("x", "cycle('axis')", "Axis", tooltip="next axis to compare along"),
         Binding("a", "cycle('a')", "A", tooltip="next value for side A"),
@@ -50,11 +52,7 @@ class TTestScreen(RttuiScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.study = ""
-        self.values: dict[str, list[str]] = {}
         self.grid: dict[str, Any] | None = None
-        self.loaded = 0
-        self._filling = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -77,16 +75,6 @@ class TTestScreen(RttuiScreen):
         yield Static("", id="t-caption", classes="t-caption", markup=False)
         yield Footer()
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.on_screen_resume()
-
-    def on_screen_resume(self) -> None:
-        if self.rapp.current.name != self.study or not self.loaded:
-            self.study = self.rapp.current.name
-            self.values = {}
-            self._start()
-
     def query_now(self) -> dict[str, Any]:
         def val(wid: str) -> str | None:
             v = self.query_one(wid, Select).value
@@ -102,12 +90,7 @@ class TTestScreen(RttuiScreen):
             "eps": float(eps) if eps else None,
         }
 
-    def _start(self) -> None:
-        name = self.study
-        if not name:
-            self.query_one("#t-title", Static).update("no study chosen: pick one on the Studies screen (1)")
-            return
-        q = self.query_now()
+    def reader(self, name: str, q: dict[str, Any]) -> Callable[[], Tested]:
         db = self.rapp.db
 
         def read() -> Tested:
@@ -128,20 +111,11 @@ class TTestScreen(RttuiScreen):
             except RttuiError as exc:
                 return Tested(name, q, {}, None, str(exc).splitlines()[0])
 
-        self.start_polling(read, "poll-ttest", every=5)
+        return read
 
-    @on(Select.Changed)
-    def _changed(self) -> None:
-        if not self._filling:
-            self._start()
-
-    def action_refresh(self) -> None:
-        self.poll_now()
-
-    def action_cycle(self, which: str) -> None:
-        sel = self.query_one(f"#t-{which}", Select)
+    def cycle_values(self, which: str) -> list[str]:
         axis = self.query_now()["axis"]
-        values = {
+        return {
             "axis": list(AXES),
             "metric": [m for _, m in METRICS],
             "a": self.values.get(axis, []),
@@ -149,9 +123,6 @@ class TTestScreen(RttuiScreen):
             "eps": [ALL, *self.values.get("eps", [])],
             "attack": [ALL, *self.values.get("attack", [])],
         }[which]
-        if values:
-            i = values.index(sel.value) if sel.value in values else -1
-            sel.value = values[(i + 1) % len(values)]
 
     def action_swap(self) -> None:
         a, b = self.query_one("#t-a", Select), self.query_one("#t-b", Select)
@@ -160,15 +131,6 @@ class TTestScreen(RttuiScreen):
         a.value, b.value = vb, va
         self._filling = False
         self._start()
-
-    def _set(self, wid: str, values: list[str], value: str | None, with_all: bool = False) -> None:
-        sel = self.query_one(wid, Select)
-        opts = ([(ALL, ALL)] if with_all else []) + [(v, v) for v in values]
-        sel.set_options(opts)
-        if value is not None and value in values:
-            sel.value = value
-        elif with_all:
-            sel.value = ALL
 
     def on_tested(self, msg: Tested) -> None:
         if msg.study != self.study:
@@ -180,10 +142,11 @@ class TTestScreen(RttuiScreen):
             self._filling = True
             self.values = msg.values
             choices = msg.values.get(q["axis"], [])
-            self._set("#t-a", choices, q["a"])
-            self._set("#t-b", choices, q["b"])
-            self._set("#t-attack", msg.values["attack"], q["attack"], with_all=True)
-            self._set("#t-eps", msg.values["eps"], f"{q['eps']:g}" if q["eps"] is not None else None, with_all=True)
+            self.fill_picker("#t-a", choices, q["a"])
+            self.fill_picker("#t-b", choices, q["b"])
+            self.fill_picker("#t-attack", msg.values["attack"], q["attack"], with_all=True)
+            eps = f"{q['eps']:g}" if q["eps"] is not None else None
+            self.fill_picker("#t-eps", msg.values["eps"], eps, with_all=True)
             self.call_after_refresh(setattr, self, "_filling", False)
         title = self.query_one("#t-title", Static)
         table = self.query_one("#t-table", DataTable)
