@@ -12,9 +12,10 @@ Modes:
 
 PGD random starts are drawn per sample from (seed, restart, sample index), so both modes start each sample from
 the same point and differ only where a sample fooled at a smaller epsilon would have survived a larger one.
-DeepFool runs once per sample (it finds a minimal perturbation); each epsilon projects that perturbation onto
-its ball and re-checks the prediction, and a sample fooled at a smaller epsilon stays fooled at a larger one
-(the projected example lies in the larger ball) in both modes, so its accuracy never rises with epsilon.
+DeepFool runs once per sample (it finds a minimal perturbation); at each epsilon an example inside the ball
+keeps its own label, one beyond it is projected onto the ball and re-checked, and a sample fooled at a smaller
+epsilon stays fooled at a larger one (the projected example lies in the larger ball) in both modes, so its
+accuracy never rises with epsilon.
 
 Every metric row carries `mode`, `precision` and `path` (how the numbers were computed: sweep or independent,
 warm start, batched DeepFool, channels-last, compiled model, cached-feature training), so no shortcut is silent.
@@ -34,7 +35,7 @@ from torch import nn
 
 from rttui.engine.attacks import fgsm_grid, pgd
 from rttui.engine.attacks.autoattack import autoattack, check_classes
-from rttui.engine.attacks.base import attack_mode, input_grad
+from rttui.engine.attacks.base import attack_mode, input_grad, perturbation_norm
 from rttui.engine.attacks.deepfool import deepfool, min_norms, project_and_check
 from rttui.engine.attacks.pgd import per_sample_start
 
@@ -382,7 +383,8 @@ def _pgd(model, labels, eps_sorted, params, mode, clean_pred, batches, pred, see
 
 
 def _deepfool(model, labels, eps_sorted, params, clean_pred, batches, pred, norm, on_progress):
-    """DeepFool once per clean-correct sample; per epsilon, project and re-check (fooled stays fooled)."""
+    """DeepFool once per clean-correct sample; per epsilon, an example inside the ball keeps its own label and
+    one beyond it is projected onto the ball and re-checked (fooled stays fooled at larger epsilons)."""
     n, k = len(labels), len(eps_sorted)
     cc = clean_pred == labels
     adv_pred = np.tile(clean_pred, (k, 1))
@@ -394,10 +396,18 @@ def _deepfool(model, labels, eps_sorted, params, clean_pred, batches, pred, norm
     tick = _progress(on_progress, int(cc.sum()))
     for b, xb, yb in batches(np.flatnonzero(cc)):
         xa, ok = deepfool(model, xb, yb, steps, overshoot, norm, candidates)
+        norms = perturbation_norm(xa, xb, norm)
         min_norm[b] = min_norms(xa, xb, ok, norm).float().cpu().numpy()
+        own = pred(xa)  # each example's own label: the answer wherever it already lies in the eps-ball
         for i, eps in enumerate(eps_sorted):
-            xp, p_t = project_and_check(model, xb, xa, eps, norm)
-            p = p_t.cpu().numpy()
+            outside = (norms > eps).cpu().numpy()
+            p = own.copy()
+            if outside.any():  # only examples beyond the ball are projected onto it and re-checked
+                xp, p_t = project_and_check(model, xb[outside], xa[outside], eps, norm)
+                p[outside] = p_t.cpu().numpy()
+                max_pert[i] = max(max_pert[i], _norm_of(xp - xb[outside], norm))
+            if not outside.all():
+                max_pert[i] = max(max_pert[i], float(norms[~outside].max()))
             hit = p != labels[b]
             if i > 0:
                 carried = fooled[i - 1, b]
@@ -405,7 +415,6 @@ def _deepfool(model, labels, eps_sorted, params, clean_pred, batches, pred, norm
                 hit |= carried
             adv_pred[i, b] = p
             fooled[i, b] = hit
-            max_pert[i] = max(max_pert[i], _norm_of(xp - xb, norm))
         tick(len(b))
     return adv_pred, fooled, max_pert, min_norm
 

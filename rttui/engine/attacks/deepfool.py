@@ -4,9 +4,10 @@ A minimal-perturbation attack: each sample is attacked once, its smallest foolin
 linearizing the classifier around the current point, and `project_and_check` turns that single run into an
 accuracy per epsilon (project onto the eps-ball, re-check the prediction), as Foolbox does.
 
-The iteration is the original one (the authors' code, and Foolbox's, the paper's tool): the linearized steps
-are summed into a total perturbation and the overshoot scales that total, x = clip(x0 + (1 + overshoot) * r_tot),
-so the example ends a clear margin beyond the boundary. torchattacks instead applies the overshoot to each step;
+The iteration is the original one (the authors' code; Foolbox's, the paper's tool, differs only by the slack):
+each linearized step is lengthened by a small slack, the steps are summed into a total perturbation and the
+overshoot scales that total, x = clip(x0 + (1 + overshoot) * r_tot), so the example ends beyond the boundary by
+more than float noise. torchattacks instead applies the overshoot to each step;
 its last steps are tiny, so its examples end within float noise of the boundary (measured: most of them within
 1e-3 in logits on digits), where batch composition alone decides their label, and where pixels are clipped at
 the image box every step falls short and the iterates converge onto the boundary without crossing it.
@@ -25,22 +26,24 @@ from torch import nn
 
 from rttui.engine.attacks.base import attack_mode, perturbation_norm, project
 
+# Added to each step's length (in the attack's norm), as in the authors' code: an iterate approaching the
+# boundary slowly (clipped pixels) would otherwise cross it by a float-noise margin, and then batch composition
+# alone (a different convolution blocking) decides its label. 1e-4 is 1% of the smallest grid epsilon.
+STEP_SLACK = 1e-4
 
-def _margin_grads(
-    model: nn.Module, x: torch.Tensor, classes: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits at x, the margins f_k - f_label of the candidate classes (b, k-1) and their input gradients
-    (b, k-1, d): one backward pass per candidate for the whole batch (torchattacks: one per class per image)."""
+
+def _margin_grads(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The margins f_k - f_label of the candidate classes (b, k-1) at x and their input gradients (b, k-1, d):
+    one backward pass per candidate for the whole batch (torchattacks: one per class per image)."""
     x = x.detach().requires_grad_(True)
-    logits = model(x)
-    sel = logits.gather(1, classes)
+    sel = model(x).gather(1, classes)
     margins = sel[:, 1:] - sel[:, :1]
     grads = []
     for c in range(margins.shape[1]):
         # Samples are independent in eval mode, so the gradient of the batch sum is each sample's gradient.
         (g,) = torch.autograd.grad(margins[:, c].sum(), x, retain_graph=c + 1 < margins.shape[1])
         grads.append(g.flatten(1))
-    return logits.detach(), margins.detach(), torch.stack(grads, 1)
+    return margins.detach(), torch.stack(grads, 1)
 
 
 def deepfool_step(
@@ -50,7 +53,8 @@ def deepfool_step(
 
     `f_diff` (b, k-1) are the margins f_k - f_label at x_adv and `w_diff` (b, k-1, d) their input gradients.
     Gradient components that would push a pixel already at 0 or 1 further out are dropped (box-aware).
-    L-inf: |f| / ||w||_1 along sign(w); L2: |f| / ||w||_2^2 along w, towards the closest linearized boundary.
+    L-inf: |f| / ||w||_1 + slack along sign(w); L2: |f| / ||w||_2 + slack along w / ||w||_2, towards the
+    closest linearized boundary.
     """
     cur = x_adv.flatten(1)[:, None, :]
     w = w_diff.masked_fill(((cur <= 0) & (w_diff < 0)) | ((cur >= 1) & (w_diff > 0)), 0.0)
@@ -59,7 +63,8 @@ def deepfool_step(
     best = dist.argmin(1)
     ar = torch.arange(len(best), device=best.device)
     fb, wb, db = f_diff[ar, best].abs(), w[ar, best], dual[ar, best].clamp_min(1e-12)
-    r = (fb / db)[:, None] * wb.sign() if norm == "linf" else (fb / db**2)[:, None] * wb
+    length = (fb / db + STEP_SLACK)[:, None]
+    r = length * wb.sign() if norm == "linf" else length * wb / db[:, None]
     return r.view_as(x_adv), best
 
 
@@ -86,25 +91,24 @@ def deepfool(
     x = x.detach()
     x_adv = x.clone()
     r_tot = torch.zeros_like(x)
-    n = len(x)
+    active = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    order = torch.empty(0)
     with attack_mode(model):
-        with torch.no_grad():
-            order = candidate_classes(model(x), y, candidates)
-        active = torch.ones(n, dtype=torch.bool, device=x.device)
         for step in range(steps + 1):
             idx = active.nonzero().flatten()
             if not len(idx):
                 break
-            if step == steps:  # the last move is only checked, no gradient needed
-                with torch.no_grad():
-                    active[idx[model(x_adv[idx]).argmax(1) != y[idx]]] = False
-                break
-            logits, f_diff, w_diff = _margin_grads(model, x_adv[idx], order[idx])
+            # Check first, without a graph: only the samples still correct pay for the backward passes.
+            with torch.no_grad():
+                logits = model(x_adv[idx])
+            if step == 0:
+                order = candidate_classes(logits, y, candidates)
             still = logits.argmax(1) == y[idx]
             active[idx[~still]] = False
-            if not still.any():
+            if step == steps or not still.any():
                 break
-            idx, f_diff, w_diff = idx[still], f_diff[still], w_diff[still]
+            idx = idx[still]
+            f_diff, w_diff = _margin_grads(model, x_adv[idx], order[idx])
             r, _ = deepfool_step(x_adv[idx], f_diff, w_diff, norm)
             r_tot[idx] += r
             x_adv[idx] = (x[idx] + (1 + overshoot) * r_tot[idx]).clamp(0, 1)
