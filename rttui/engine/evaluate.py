@@ -36,7 +36,7 @@ from torch import nn
 from rttui.engine.attacks import fgsm_grid, pgd
 from rttui.engine.attacks.autoattack import autoattack, check_classes
 from rttui.engine.attacks.base import attack_mode, input_grad, perturbation_norm
-from rttui.engine.attacks.deepfool import deepfool, min_norms, project_and_check
+from rttui.engine.attacks.deepfool import deepfool, project_and_check
 from rttui.engine.attacks.pgd import per_sample_start
 
 ATTACKS = ("fgsm", "pgd", "deepfool", "autoattack")
@@ -397,7 +397,7 @@ def _deepfool(model, labels, eps_sorted, params, clean_pred, batches, pred, norm
     for b, xb, yb in batches(np.flatnonzero(cc)):
         xa, ok = deepfool(model, xb, yb, steps, overshoot, norm, candidates)
         norms = perturbation_norm(xa, xb, norm)
-        min_norm[b] = min_norms(xa, xb, ok, norm).float().cpu().numpy()
+        min_norm[b] = np.where(ok.cpu().numpy(), norms.float().cpu().numpy(), np.nan)  # NaN: not fooled in time
         own = pred(xa)  # each example's own label: the answer wherever it already lies in the eps-ball
         for i, eps in enumerate(eps_sorted):
             outside = (norms > eps).cpu().numpy()

@@ -89,25 +89,29 @@ def fit(
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         (state.begin_epoch(model, epoch) if state else model.train())
-        tot_loss, correct = 0.0, 0
+        tot_loss, correct, seen = 0.0, 0, 0
+        bn_trains = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
         for s, (xb, yb) in enumerate(data.batches(bs, shuffle=True, generator=gen, device=dev)):
-            if batch_transform is not None:
-                xb = batch_transform(model, xb, yb)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch}, step {s + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += loss.item() * len(yb)
-            correct += int((logits.argmax(1) == yb).sum())
+            # Batch norm cannot train on one image (torch raises): an epoch's single last image sits out.
+            if len(yb) > 1 or not bn_trains:
+                if batch_transform is not None:
+                    xb = batch_transform(model, xb, yb)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch}, step {s + 1}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                tot_loss += loss.item() * len(yb)
+                correct += int((logits.argmax(1) == yb).sum())
+                seen += len(yb)
             if on_progress:
                 on_progress((epoch - 1) * steps_per_epoch + s + 1, epochs * steps_per_epoch)
         rec = {
             "epoch": epoch,
-            "loss": tot_loss / n,
-            "train_acc": correct / n,
+            "loss": tot_loss / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
             "seconds": time.perf_counter() - t0,
         }
         history.append(rec)

@@ -175,10 +175,10 @@ def _robust_acc(model: Any, split: Any, adv: dict[str, Any], seed: int) -> float
 def source_needs_data(cfg: dict[str, Any]) -> bool:
     """A source trains on its dataset when it has epochs or is adversarially pretrained, unless a robust
     checkpoint stands in for the adversarial pretraining (then the checkpoint is the source, as it is)."""
-    adv = cfg.get("adversarial") or {}
-    if adv.get("checkpoint"):
+    adv = cfg.get("adversarial")
+    if adv and adv.get("checkpoint"):
         return False
-    return int(cfg["train"]["epochs"]) > 0 or bool(cfg.get("adversarial"))
+    return int(cfg["train"]["epochs"]) > 0 or bool(adv)
 
 
 def source_weights(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -150,7 +150,8 @@ TECHNIQUES: dict[str, Entry] = {
                 "checkpoint": Param(
                     None,
                     (str,),
-                    "a robust safetensors checkpoint to use as the source instead of training one",
+                    "a robust checkpoint (.safetensors or weights-only .pt) used as the source as it is: no source"
+                    " training or data",
                     nullable=True,
                 ),
             },

@@ -47,3 +47,22 @@ def test_fit_gives_the_same_model_on_lazy_and_memory_splits() -> None:
         out.append((hist[0]["loss"], torch.cat([p.detach().flatten() for p in model.parameters()])))
     assert out[0][0] == out[1][0]
     assert torch.equal(out[0][1], out[1][1])
+
+
+def test_a_last_batch_of_one_is_skipped_while_batch_norm_trains() -> None:
+    """33 images in batches of 32 leave one: batch norm cannot train on a single image (torch raises), so that
+    image sits the epoch out, and the epoch's loss averages over the 32 it saw; without batch norm it trains."""
+    import torch
+
+    from rttui.engine.data import Split
+    from rttui.engine.models import create_model
+    from rttui.engine.train import fit
+
+    g = torch.Generator().manual_seed(0)
+    split = Split(torch.rand(33, 3, 16, 16, generator=g), torch.randint(0, 3, (33,), generator=g))
+    cnn = create_model({"name": "test_resnet"}, 3, 16)
+    (rec,) = fit(cnn, split, {"epochs": 1, "lr": 1e-3, "batch_size": 32}, 0)
+    assert float(rec["train_acc"] * 32).is_integer() and rec["loss"] > 0  # a fraction of the 32 it saw
+    vit = create_model({"name": "test_vit"}, 3, 16)
+    (rec,) = fit(vit, split, {"epochs": 1, "lr": 1e-3, "batch_size": 32}, 0)
+    assert float(rec["train_acc"] * 33).is_integer()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rttui.engine.attacks.base import attack_mode, perturbation_norm, project
+from rttui.engine.attacks.base import attack_mode, project
 
 # Added to each step's length (in the attack's norm), as in the authors' code: an iterate approaching the
 # boundary slowly (clipped pixels) would otherwise cross it by a float-noise margin, and then batch composition
@@ -114,12 +114,6 @@ def deepfool(
             x_adv[idx] = (x[idx] + (1 + overshoot) * r_tot[idx]).clamp(0, 1)
     fooled = ~active
     return x_adv.detach(), fooled
-
-
-def min_norms(x_adv: torch.Tensor, x: torch.Tensor, fooled: torch.Tensor, norm: str) -> torch.Tensor:
-    """Each sample's minimal perturbation norm found (NaN where DeepFool did not fool it within its steps)."""
-    d = perturbation_norm(x_adv, x, norm)
-    return torch.where(fooled, d, torch.full_like(d, float("nan")))
 
 
 def project_and_check(
