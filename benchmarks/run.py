@@ -116,13 +116,11 @@ def bench_fgsm(m, x, y, seed: int) -> dict[str, Any]:
 
 
 def torchattacks_deepfool(norm: str) -> type:
-    """torchattacks' DeepFool machinery with rttui's step (overshoot on the total, box-aware) for `norm`."""
+    """torchattacks' DeepFool machinery with rttui's step (`deepfool_step`: box-aware, with the slack) for `norm`,
+    the overshoot scaling each image's total perturbation as rttui does."""
     import torchattacks
 
     class PerImageDeepFool(torchattacks.DeepFool):
-        def __init__(self, model, steps: int = 50, overshoot: float = 0.02) -> None:
-            super().__init__(model, steps=steps, overshoot=overshoot)
-
         def forward(self, images, labels):
             # torchattacks' forward_return_target_labels loop, with each image's total perturbation kept.
             images, labels = images.clone().detach().to(self.device), labels.clone().detach().to(self.device)
@@ -156,6 +154,8 @@ def torchattacks_deepfool(norm: str) -> type:
 
 def projected_counts(m, x, y, x_adv, grid, norm) -> list[int]:
     """Correct-after-projection counts per eps, a sample fooled at a smaller eps staying fooled (as rttui counts)."""
+    dev = next(m.parameters()).device
+    x, x_adv = x.to(dev), x_adv.to(dev)
     fooled = torch.zeros(len(y), dtype=torch.bool)
     out = []
     for eps in grid:
