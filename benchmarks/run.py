@@ -145,8 +145,7 @@ def torchattacks_deepfool(norm: str) -> type:
             wrong = [k for k in range(len(fs)) if k != label]
             f_diff = (fs[wrong] - fs[label]).detach()[None]
             w_diff = (ws[wrong] - ws[label]).flatten(1)[None]
-            r, _ = deepfool_step(image.detach(), f_diff, w_diff, norm)
-            r_tot = r_tot + r
+            r_tot = r_tot + deepfool_step(image.detach(), f_diff, w_diff, norm)
             return False, (x0 + (1 + self.overshoot) * r_tot).clamp(0, 1).detach(), r_tot
 
     return PerImageDeepFool

@@ -62,7 +62,9 @@ def test_resumed_training_equals_uninterrupted(tmp_path: Path) -> None:
     assert len(list((tmp_path / "resume").glob("model-*.safetensors"))) == 1  # older epochs cleaned up
 
 
-def test_checkpoint_of_another_setup_is_not_resumed(tmp_path: Path) -> None:
+def _start_after_one_epoch(tmp_path: Path, fingerprint: str, batch_transform=None) -> list[int]:
+    """Train one epoch with a checkpoint fingerprinted "batch16", then fit again from it with `fingerprint`
+    and `batch_transform`; returns the epochs the second fit announced it starts from."""
     model, split = _setup()
     train.fit(model, split, {**CFG, "epochs": 1}, seed=0, resume=EpochCheckpoint(tmp_path, "batch16"))
     starts: list[int] = []
@@ -72,9 +74,14 @@ def test_checkpoint_of_another_setup_is_not_resumed(tmp_path: Path) -> None:
         split,
         {**CFG, "epochs": 1},
         seed=0,
-        resume=EpochCheckpoint(tmp_path, "batch8", lambda s, h: starts.append(s)),
+        resume=EpochCheckpoint(tmp_path, fingerprint, lambda s, h: starts.append(s)),
+        batch_transform=batch_transform,
     )
-    assert starts == [0]
+    return starts
+
+
+def test_checkpoint_of_another_setup_is_not_resumed(tmp_path: Path) -> None:
+    assert _start_after_one_epoch(tmp_path, "batch8") == [0]
 
 
 def test_torn_weights_are_not_trusted(tmp_path: Path) -> None:
@@ -137,16 +144,5 @@ def test_resumed_adversarial_training_equals_uninterrupted(tmp_path: Path, adv: 
 
 def test_checkpoint_without_the_transforms_generator_is_not_resumed(tmp_path: Path) -> None:
     """A state saved without the transform's generator (an older checkpoint) would not continue identically."""
-    model, split = _setup()
-    train.fit(model, split, {**CFG, "epochs": 1}, seed=0, resume=EpochCheckpoint(tmp_path, "fp"))
-    starts: list[int] = []
-    model, split = _setup()
-    train.fit(
-        model,
-        split,
-        {**CFG, "epochs": 1},
-        seed=0,
-        resume=EpochCheckpoint(tmp_path, "fp", lambda s, h: starts.append(s)),
-        batch_transform=techniques.adversarial_transform({"attack": "fgsm", "eps": 0.1, "fraction": 0.5}, 0),
-    )
-    assert starts == [0]
+    adv = techniques.adversarial_transform({"attack": "fgsm", "eps": 0.1, "fraction": 0.5}, 0)
+    assert _start_after_one_epoch(tmp_path, "batch16", adv) == [0]

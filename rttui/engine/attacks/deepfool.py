@@ -7,10 +7,10 @@ accuracy per epsilon (project onto the eps-ball, re-check the prediction), as Fo
 The iteration is the original one (the authors' code; Foolbox's, the paper's tool, differs only by the slack):
 each linearized step is lengthened by a small slack, the steps are summed into a total perturbation and the
 overshoot scales that total, x = clip(x0 + (1 + overshoot) * r_tot), so the example ends beyond the boundary by
-more than float noise. torchattacks instead applies the overshoot to each step;
-its last steps are tiny, so its examples end within float noise of the boundary (measured: most of them within
-1e-3 in logits on digits), where batch composition alone decides their label, and where pixels are clipped at
-the image box every step falls short and the iterates converge onto the boundary without crossing it.
+more than float noise. torchattacks instead applies the overshoot to each step; its last steps are tiny, so
+its examples end within float noise of the boundary (measured: most of them within 1e-3 in logits on digits),
+where batch composition alone decides their label, and where pixels are clipped at the image box every step
+falls short and the iterates converge onto the boundary without crossing it.
 
 Box-aware steps: pixels already at 0 or 1 cannot move outwards, so their gradient components are left out of
 the step (for both norms); left in, they eat the step and DeepFool stalls on images with saturated pixels.
@@ -46,15 +46,12 @@ def _margin_grads(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> t
     return margins.detach(), torch.stack(grads, 1)
 
 
-def deepfool_step(
-    x_adv: torch.Tensor, f_diff: torch.Tensor, w_diff: torch.Tensor, norm: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One linearized DeepFool step for a batch: (step shaped like x_adv, index of the class it aims at).
+def deepfool_step(x_adv: torch.Tensor, f_diff: torch.Tensor, w_diff: torch.Tensor, norm: str) -> torch.Tensor:
+    """One linearized DeepFool step for a batch, shaped like x_adv, towards the closest linearized boundary.
 
     `f_diff` (b, k-1) are the margins f_k - f_label at x_adv and `w_diff` (b, k-1, d) their input gradients.
     Gradient components that would push a pixel already at 0 or 1 further out are dropped (box-aware).
-    L-inf: |f| / ||w||_1 + slack along sign(w); L2: |f| / ||w||_2 + slack along w / ||w||_2, towards the
-    closest linearized boundary.
+    L-inf: |f| / ||w||_1 + slack along sign(w); L2: |f| / ||w||_2 + slack along w / ||w||_2.
     """
     cur = x_adv.flatten(1)[:, None, :]
     w = w_diff.masked_fill(((cur <= 0) & (w_diff < 0)) | ((cur >= 1) & (w_diff > 0)), 0.0)
@@ -65,7 +62,7 @@ def deepfool_step(
     fb, wb, db = f_diff[ar, best].abs(), w[ar, best], dual[ar, best].clamp_min(1e-12)
     length = (fb / db + STEP_SLACK)[:, None]
     r = length * wb.sign() if norm == "linf" else length * wb / db[:, None]
-    return r.view_as(x_adv), best
+    return r.view_as(x_adv)
 
 
 def candidate_classes(logits: torch.Tensor, y: torch.Tensor, candidates: int) -> torch.Tensor:
@@ -109,8 +106,7 @@ def deepfool(
                 break
             idx = idx[still]
             f_diff, w_diff = _margin_grads(model, x_adv[idx], order[idx])
-            r, _ = deepfool_step(x_adv[idx], f_diff, w_diff, norm)
-            r_tot[idx] += r
+            r_tot[idx] += deepfool_step(x_adv[idx], f_diff, w_diff, norm)
             x_adv[idx] = (x[idx] + (1 + overshoot) * r_tot[idx]).clamp(0, 1)
     fooled = ~active
     return x_adv.detach(), fooled
