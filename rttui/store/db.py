@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rttui.errors import StoreError
+from rttui.errors import DatabaseDamaged, StoreError
+from rttui.store.connection import connect, store_error
 
 SCHEMA_VERSION = 1
 
@@ -202,26 +203,32 @@ class Store:
             raise StoreError(f"{p}: database is read-only; fix its permissions or pass another --db")
         if write and not p.exists() and not os.access(p.parent if str(p.parent) else Path("."), os.W_OK):
             raise StoreError(f"{p.parent}: directory is not writable; pass a --db in a writable directory")
+        conn = connect(p, write)
         try:
-            if write:
-                conn = sqlite3.connect(p, timeout=30, check_same_thread=False)
-            else:
-                conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
             store = cls(conn, p, write)
             store._check_or_init()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{p}: not a usable rttui database ({exc}); pass the right --db or move the file away"
-            ) from None
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise store_error(exc, p) or StoreError(
+                    f"{p}: not a usable rttui database ({exc}); pass the right --db or move the file away"
+                ) from None
+            raise
         return store
 
     def _check_or_init(self) -> None:
         tables = set(self.db.table_names())
         if "meta" in tables:
             row = self.conn.execute("select value from meta where key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else None
-            if version is None:
+            if row is None:
                 raise StoreError(f"{self.path}: database has no schema version; it was not written by rttui")
+            try:
+                version = int(row[0])
+            except (TypeError, ValueError):
+                raise DatabaseDamaged(
+                    f"{self.path}: database schema version {row[0]!r} is not a number; the file is damaged or was "
+                    "not written by rttui: restore it from a backup or pass another --db"
+                ) from None
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: database schema v{version} is newer than this rttui (v{SCHEMA_VERSION}); "
@@ -245,7 +252,10 @@ class Store:
             if set(TABLES) <= tables and not missing:
                 return  # nothing to create: the runner lock is the first write (a second runner is refused at once)
             self.db.enable_wal()
-            with self.conn:
+            # One transaction for every table, index and the version row: a creation that fails (a full disk)
+            # leaves no table behind, and the next open starts again from an empty file. Python's sqlite3 runs
+            # CREATE TABLE outside any transaction unless one was begun explicitly, hence atomic() (BEGIN).
+            with self.db.atomic():
                 for name, (cols, pk) in TABLES.items():
                     if name not in tables:
                         self.db[name].create(cols, pk=pk, not_null=None)
