@@ -24,6 +24,7 @@ __all__ = [
     "Study",
     "cancel",
     "check_data",
+    "check_db",
     "compare",
     "confusions",
     "datasets",
@@ -242,6 +243,13 @@ def retry(db: str | Path | None, run_id: str) -> dict[str, Any] | None:
         if lock is not None:
             s.add_request("retry", run_id)
         return lock
+
+
+def check_db(db: str | Path | None = None, full: bool = False) -> str:
+    """SQLite's check of the database file (quick_check; integrity_check when full): a one-line verdict, or
+    `DatabaseDamaged` naming the damage and how to recover."""
+    with open_store(db) as s:
+        return s.check(full)
 
 
 def status(db: str | Path | None = None, study: str | None = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Importing this module imports typer and rich but never torch, so `rttui --help` 
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 from rttui.cli.app import app
@@ -19,6 +20,14 @@ def main() -> None:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"rttui: error: {line}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except sqlite3.DatabaseError as exc:  # the store names damage and full disks itself; this is what is left
+        db = getattr(exc, "db_path", "the database")
+        print(
+            f"rttui: error: {db}: database error ({exc}); run `rttui check-db --db {db} --full`: if it finds no "
+            "damage, this is a bug in rttui, please report it with the command you ran",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     except KeyboardInterrupt:
         print(
             "rttui: interrupted; finished work is stored, run the same command again to resume",

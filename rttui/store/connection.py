@@ -45,15 +45,19 @@ def _primary_code(exc: sqlite3.Error) -> int | None:
     return next((c for t, c in _CODES_BY_TEXT.items() if text.startswith(t)), None)
 
 
+def damaged(path: Path, detail: str) -> str:
+    """The message for a damaged file: what SQLite found, and the two ways out."""
+    return (
+        f"{path}: database is damaged ({detail}); restore it from a backup, or save what is readable with "
+        f"`sqlite3 {path} .recover > fixed.sql` and load that into a new file (`sqlite3 new.db < fixed.sql`)"
+    )
+
+
 def store_error(exc: sqlite3.Error, path: Path) -> StoreError | None:
     """The one-line error a failed query means for the user, or None when it is a bug (a malformed query)."""
     code = _primary_code(exc)
     if code == sqlite3.SQLITE_CORRUPT:
-        return DatabaseDamaged(
-            f"{path}: database is damaged ({exc}); restore it from a backup, or save what is readable with "
-            f"`sqlite3 {path} .recover > fixed.sql` and load that into a new file (`rttui check-db --db {path}` "
-            "shows the damage)"
-        )
+        return DatabaseDamaged(damaged(path, str(exc)))
     if code == sqlite3.SQLITE_FULL:
         return DiskFull(f"{path}: disk full writing the database: free space and run again; finished work is stored")
     if code == sqlite3.SQLITE_IOERR:
@@ -205,10 +209,11 @@ def _connect_uri(uri: str, path: Path) -> StoreConnection:
 def _immutable_is_safe(path: Path) -> bool:
     """True when no process can be writing the file: its folder is read-only (for us) and it has no WAL.
 
-    A live WAL writer always keeps `<db>-wal` next to the file, and a killed one leaves it with committed rows
-    an immutable reader would not see (SQLite reads such a pair read-only by itself when it can); so with a WAL
-    file present the plain error stands.
+    A killed writer leaves a `<db>-wal` with committed rows an immutable reader would not see (SQLite reads such
+    a pair read-only by itself when it can), so with a non-empty WAL file the plain error stands. An empty one is
+    what any reader leaves behind in a writable folder, and carries nothing.
     """
-    if Path(f"{path}-wal").exists():
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
         return False
     return not os.access(path.resolve().parent, os.W_OK)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rttui.errors import DatabaseDamaged, StoreError
-from rttui.store.connection import connect, store_error
+from rttui.store.connection import connect, damaged, store_error
 
 SCHEMA_VERSION = 1
 
@@ -268,6 +268,30 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    def integrity_problems(self, full: bool = False, limit: int = 100) -> list[str]:
+        """What SQLite's own check finds wrong with the file, [] when it is sound.
+
+        `quick_check` reads every page once (O(file size)) and checks the b-trees; `integrity_check` (full)
+        also checks that every index matches its table, which costs more. Raw sqlite3 calls: here an error is
+        a finding, not something to translate.
+        """
+        pragma = "integrity_check" if full else "quick_check"
+        try:
+            rows = [str(r[0]) for r in sqlite3.Connection.execute(self.conn, f"pragma {pragma}({limit})").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
+    def check(self, full: bool = False) -> str:
+        """The file checked by SQLite: a one-line verdict, or DatabaseDamaged naming the damage and the fix."""
+        how = "integrity_check" if full else "quick_check"
+        t0 = time.perf_counter()
+        problems = self.integrity_problems(full)
+        if problems:
+            raise DatabaseDamaged(damaged(self.path, f"{how}: {_summary(problems)}"))
+        mib = self.path.stat().st_size / 2**20
+        return f"{self.path}: no damage found ({how} of {mib:.1f} MiB in {time.perf_counter() - t0:.2f} s)"
+
     def __enter__(self) -> Store:
         return self
 
@@ -298,28 +322,41 @@ class Store:
 
     # ---- lock: one runner per database -----------------------------------------------------------
     def acquire_lock(self, study: str) -> None:
-        """Refuse a second runner at once; a lock left by a dead process is taken over."""
+        """Refuse a second runner at once; a lock left by a dead process is taken over.
+
+        A runner taking the lock also has SQLite check the file (`quick_check`, before anything is written), so
+        it never adds results to a damaged database: readers of undamaged pages would not notice, and the damage
+        would grow.
+        """
         host = socket.gethostname()
         with self.conn:
             # BEGIN IMMEDIATE takes the write lock before the read, so two runners cannot both see "free".
             self.conn.execute("begin immediate")
             row = self.conn.execute("select pid, host, study from locks where name = 'runner'").fetchone()
+            held = False
             if row:
                 pid, lhost, lstudy = row
-                ours = lhost == host and pid == os.getpid()
-                if not ours and (lhost != host or _pid_alive(pid)):
+                held = lhost == host and pid == os.getpid()
+                if not held and (lhost != host or _pid_alive(pid)):
                     raise StoreError(
                         f"{self.path}: study {lstudy!r} is already running in process {pid} on {lhost}; "
                         "wait for it to finish, or stop that process"
                     )
+            if not held:
+                self.check()  # damaged: raises, and the transaction ends with nothing written
             self.db["locks"].upsert(
                 {"name": "runner", "pid": os.getpid(), "host": host, "started": time.time(), "study": study},
                 pk="name",
             )
 
     def release_lock(self) -> None:
-        with self.conn:
-            self.conn.execute("delete from locks where name = 'runner' and pid = ?", (os.getpid(),))
+        """Give the runner lock back. Never raises: on a full or damaged disk the row may stay, and the next
+        runner takes over a lock whose process is gone (so an error here would only hide the first one)."""
+        try:
+            with self.conn:
+                self.conn.execute("delete from locks where name = 'runner' and pid = ?", (os.getpid(),))
+        except (StoreError, sqlite3.Error):
+            pass
 
     def runner_lock(self) -> dict[str, Any] | None:
         """The live runner's lock row, or None when no live runner holds the database."""
@@ -654,6 +691,13 @@ class Store:
             (study,),
         )
         return {r["unit_id"]: r for r in rows}
+
+
+def _summary(problems: list[str]) -> str:
+    """SQLite's findings in one line: the first, and how many there are."""
+    first = " ".join(problems[0].split())
+    first = first if len(first) <= 120 else first[:117] + "..."
+    return first if len(problems) == 1 else f"{len(problems)} problems, the first: {first}"
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
