@@ -1,7 +1,8 @@
 """The SQLite store (sqlite-utils, WAL): one writer (the process running a study), any number of readers.
 
-Read-only opens never create a file. A file that is not a database, or comes from a newer schema, is refused
-with a one-line error and left untouched.
+Read-only opens never create a file, and read a database on a read-only mount too. A file that is not a
+database, or comes from a newer schema, is refused with a one-line error and left untouched; SQLite's own
+errors (a damaged file, a full disk) become one line naming the file (`rttui.store.connection`).
 """
 
 from __future__ import annotations
@@ -200,6 +201,11 @@ class Store:
         if not write and not p.exists():
             raise StoreError(f"{p}: no such database; run a study first (rttui run STUDY --db {p}) or pass --db")
         if write and p.exists() and not os.access(p, os.W_OK):
+            if hasattr(os, "statvfs") and os.statvfs(p).f_flag & os.ST_RDONLY:
+                raise StoreError(
+                    f"{p}: database is on a read-only file system; reading works, to run or change it copy it "
+                    "somewhere writable and pass that --db"
+                )
             raise StoreError(f"{p}: database is read-only; fix its permissions or pass another --db")
         if write and not p.exists() and not os.access(p.parent if str(p.parent) else Path("."), os.W_OK):
             raise StoreError(f"{p.parent}: directory is not writable; pass a --db in a writable directory")
