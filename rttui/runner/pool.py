@@ -149,23 +149,25 @@ class Pool:
             self._stop()
 
     def _drain(self, s: _Slot, sched: Scheduler, coord: Any) -> None:
-        """Apply every message a worker has sent so far."""
-        try:
-            while s.conn.poll():
+        """Apply every message a worker has sent so far. Only reading the pipe can mean the worker died; an
+        error applying a message (the database's disk is full) is the runner's and stops it."""
+        while True:
+            try:
+                if not s.conn.poll():
+                    return
                 kind, payload = s.conn.recv()
-                if kind == "ready":
-                    s.ready, s.pid = True, payload
-                    coord.emit(ev.WorkerStarted(s.wid, payload, s.device))
-                elif kind == "event":
-                    coord.emit(payload)
-                elif kind == "end":
-                    job, s.job = s.job, None
-                    if job is not None:
-                        sched.report(job, payload)
-        except (EOFError, OSError):
-            s.dead = True
-        except Exception:  # a message torn by the worker's death cannot be decoded
-            s.dead = True
+            except Exception:  # closed pipe, or a message torn by the worker's death that cannot be decoded
+                s.dead = True
+                return
+            if kind == "ready":
+                s.ready, s.pid = True, payload
+                coord.emit(ev.WorkerStarted(s.wid, payload, s.device))
+            elif kind == "event":
+                coord.emit(payload)
+            elif kind == "end":
+                job, s.job = s.job, None
+                if job is not None:
+                    sched.report(job, payload)
 
     def _died(self, s: _Slot, sched: Scheduler) -> None:
         s.proc.join(timeout=5)
