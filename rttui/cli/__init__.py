@@ -11,11 +11,19 @@ import sys
 from rttui.cli.app import app
 from rttui.errors import RttuiError
 
+CANCELLED = "rttui: cancelled; finished work is stored, run the same command again to resume"
+
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit, no traceback."""
     try:
         app()
+    except SystemExit as exc:
+        # typer turns Ctrl-C (and SIGTERM, which `run` maps to it) into a silent exit 130; say what it means,
+        # with or without --quiet. An explicit exit 130 (a cancel request) has printed this line already.
+        if _interrupted(exc):
+            print(CANCELLED, file=sys.stderr)
+        raise
     except RttuiError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"rttui: error: {line}", file=sys.stderr)
@@ -29,11 +37,23 @@ def main() -> None:
         )
         sys.exit(2)
     except KeyboardInterrupt:
-        print(
-            "rttui: interrupted; finished work is stored, run the same command again to resume",
-            file=sys.stderr,
-        )
+        print(CANCELLED, file=sys.stderr)
         sys.exit(130)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the exceptions this one was raised from."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return False
 
 
 __all__ = ["app", "main"]
