@@ -5,7 +5,6 @@ Nothing here imports torch at module level; functions that need the engine impor
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -288,7 +287,7 @@ def load_run_model(db: str | Path | None, run_id: str) -> Any:
             raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
         if not row["checkpoint"]:
             raise StoreError(f"run {run_id} has no trained model yet (state {row['state']}); run its study first")
-        cfg = json.loads(row["config"])
+        cfg = s.run_config(run_id)
         path = s.abs(row["checkpoint"])
     model = models.create_model(cfg["model"], row["num_classes"], cfg["target"]["image_size"])
     strategies.add_adapters(model, cfg["strategy"])  # adapter runs saved LoRA modules: rebuild them first
@@ -610,7 +609,7 @@ def layers(
             )
         if store:
             _refuse_if_running(s)
-        cfg = json.loads(row["config"])
+        cfg = s.run_config(run_id)
         source = {**src, "checkpoint": str(s.abs(src["checkpoint"]))}
         trained = {**row, "checkpoint": str(s.abs(row["checkpoint"]))}
         path = s.path

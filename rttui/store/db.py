@@ -449,7 +449,7 @@ class Store:
     def merge_info(self, kind: str, uid: str, extra: dict[str, Any]) -> None:
         """Add keys to a unit's `info` JSON without losing what is there."""
         row = self.unit(kind, uid) or {}
-        info = json.loads(row.get("info") or "{}")
+        info = self._json(row.get("info") or "{}", f"the info of {kind} {uid}")
         self.update_unit(kind, uid, info={**info, **extra})
 
     # ---- requests: the small writes other processes may make while a runner holds the database ---------
@@ -534,6 +534,24 @@ class Store:
             self.db["layers"].insert_all(rows)
 
     # ---- reads ---------------------------------------------------------------------------------------
+    def _json(self, text: str, what: str) -> Any:
+        """A JSON column as rttui wrote it. Text that does not parse was damaged or edited by hand: one line
+        naming the file and the row, never a JSONDecodeError from deep inside a command."""
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise DatabaseDamaged(
+                f"{self.path}: {what} is not valid JSON ({exc}); the database was damaged or edited: restore it "
+                "from a backup, or run the study again into a new --db"
+            ) from None
+
+    def run_config(self, run_id: str) -> dict[str, Any]:
+        """The resolved config a run was trained with (its id is this config's hash)."""
+        row = self.conn.execute("select config from runs where id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {self.path}; run `rttui status` to list run ids")
+        return self._json(row[0], f"the config of run {run_id}")
+
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, tuple(params))
         cols = [d[0] for d in cur.description]
@@ -557,7 +575,7 @@ class Store:
 
     def study_spec(self, name: str) -> dict[str, Any] | None:
         rows = self.rows("select spec from studies where name = ?", (name,))
-        return json.loads(rows[0]["spec"]) if rows else None
+        return self._json(rows[0]["spec"], f"the spec of study {name!r}") if rows else None
 
     def runs(self, study: str | None = None) -> list[dict[str, Any]]:
         where, params = (
@@ -588,11 +606,16 @@ class Store:
             "order by sr.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eps, r.seed",
             params,
         )
+        configs: dict[str, Any] = {}
         for r in rows:
-            cfg = json.loads(r.pop("config"))
+            rid = r["run_id"]
+            text = r.pop("config")
+            if rid not in configs:
+                configs[rid] = self._json(text, f"the config of run {rid}")
+            cfg = configs[rid]
             r["strategy_params"] = cfg["strategy"]["params"]
             r["technique_params"] = cfg["technique"]["params"]
-            r["attack_params"] = json.loads(r["attack_params"])
+            r["attack_params"] = self._json(r["attack_params"], f"the parameters of evaluation {r['eval_id']}")
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
         return rows
@@ -623,7 +646,8 @@ class Store:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for r in self.rows(f"select id, epsilons from evaluations where id in ({marks})", chunk):
-                out[r["id"]] = [float(e) for e in json.loads(r["epsilons"])]
+                grid = self._json(r["epsilons"], f"the epsilons of evaluation {r['id']}")
+                out[r["id"]] = [float(e) for e in grid]
         return out
 
     def samples(self, eval_id: str) -> list[dict[str, Any]]:
@@ -654,7 +678,7 @@ class Store:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for r in self.rows(f"select id, info from runs where id in ({marks})", chunk):
-                info = json.loads(r["info"]) if r["info"] else {}
+                info = self._json(r["info"], f"the info of run {r['id']}") if r["info"] else {}
                 if isinstance(info, dict) and info.get("classes"):
                     out[r["id"]] = [str(c) for c in info["classes"]]
         return out
