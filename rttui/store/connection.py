@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rttui.errors import DatabaseDamaged, DiskFull, StoreError
 
@@ -79,7 +80,12 @@ def store_error(exc: sqlite3.Error, path: Path) -> StoreError | None:
     return None
 
 
-def _raise(exc: sqlite3.Error, path: Path) -> None:
+def is_damage(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is broken (as opposed to the disk, a lock, or a query)."""
+    return _primary_code(exc) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _raise(exc: sqlite3.Error, path: Path) -> NoReturn:
     err = store_error(exc, path)
     if err is not None:
         raise err from exc
@@ -91,58 +97,32 @@ class StoreCursor(sqlite3.Cursor):
     """A cursor whose errors are translated, at execution and while rows are fetched (SQLite reads a damaged
     page only when a row on it is stepped to)."""
 
-    @property
-    def _path(self) -> Path:
-        return self.connection.path
+    def _guarded(self, method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(*args)
+        except sqlite3.Error as exc:
+            _raise(exc, self.connection.path)
 
     def execute(self, sql: str, parameters: Any = (), /) -> StoreCursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.Error as exc:
-            _raise(exc, self._path)
-            raise  # unreachable: _raise always raises
+        return self._guarded(super().execute, sql, parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> StoreCursor:
-        try:
-            return super().executemany(sql, seq_of_parameters)
-        except sqlite3.Error as exc:
-            _raise(exc, self._path)
-            raise
+        return self._guarded(super().executemany, sql, seq_of_parameters)
 
     def executescript(self, sql_script: str, /) -> StoreCursor:
-        try:
-            return super().executescript(sql_script)
-        except sqlite3.Error as exc:
-            _raise(exc, self._path)
-            raise
+        return self._guarded(super().executescript, sql_script)
 
     def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.Error as exc:
-            _raise(exc, self._path)
-            raise
+        return self._guarded(super().fetchone)
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
-        try:
-            return super().fetchmany(self.arraysize if size is None else size)
-        except sqlite3.Error as exc:
-            _raise(exc, self._path)
-            raise
+        return self._guarded(super().fetchmany, self.arraysize if size is None else size)
 
     def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.Error as exc:
-            _raise(exc, self._path)
-            raise
+        return self._guarded(super().fetchall)
 
     def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.Error as exc:
-            _raise(exc, self._path)
-            raise
+        return self._guarded(super().__next__)
 
 
 class StoreConnection(sqlite3.Connection):

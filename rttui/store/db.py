@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rttui.errors import DatabaseDamaged, StoreError
-from rttui.store.connection import connect, damaged, store_error
+from rttui.store.connection import connect, damaged, is_damage, store_error
 
 SCHEMA_VERSION = 1
 
@@ -278,14 +278,16 @@ class Store:
         """What SQLite's own check finds wrong with the file, [] when it is sound.
 
         `quick_check` reads every page once (O(file size)) and checks the b-trees; `integrity_check` (full)
-        also checks that every index matches its table, which costs more. Raw sqlite3 calls: here an error is
-        a finding, not something to translate.
+        also checks that every index matches its table, which costs more. The raw sqlite3 call keeps SQLite's
+        own error: a page too broken to check is a finding; a disk or lock error is raised as one line.
         """
         pragma = "integrity_check" if full else "quick_check"
         try:
             rows = [str(r[0]) for r in sqlite3.Connection.execute(self.conn, f"pragma {pragma}({limit})").fetchall()]
         except sqlite3.DatabaseError as exc:
-            return [str(exc)]
+            if is_damage(exc):
+                return [str(exc)]
+            raise store_error(exc, self.path) or exc from exc
         return [] if rows == ["ok"] else rows
 
     def check(self, full: bool = False) -> str:
