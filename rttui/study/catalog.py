@@ -2,13 +2,16 @@
 
 This is the one place that fixes the vocabulary of a study (strategies, techniques, attacks, datasets and the
 keys of each section). It imports nothing heavy, so validation and `--help` stay fast; the engine implements
-each name and a test checks that both sides agree.
+each name and a test checks that both sides agree. Attack names and their help come from the engine's
+torch-free `rttui.engine.attack_names` (the list its attack registry is checked against).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from rttui.engine import attack_names
 
 
 @dataclass(frozen=True)
@@ -165,45 +168,30 @@ TECHNIQUES: dict[str, Entry] = {
     ]
 }
 
+# Each attack's parameters; the names and help lines come from the engine's torch-free list of attacks, so an
+# attack the engine implements is one the catalog offers (a test checks that every name has its parameters).
+ATTACK_PARAMS: dict[str, dict[str, Param]] = {
+    "fgsm": {"norm": Param("linf", (str,), "threat model", choices=("linf",))},
+    "pgd": {
+        "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+        "steps": Param(10, (int,), "iterations", low=1, high=10_000),
+        "step_size": Param(None, NUM, "absolute step size; default rel_step_size * eps", low=0, nullable=True),
+        "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
+        "random_start": Param(True, (bool,), "start from a random point in the ball"),
+        "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1),
+        "warm_start": Param(False, (bool,), "sweep mode: start each eps from the previous eps's adversarial example"),
+    },
+    "deepfool": {
+        "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+        "steps": Param(50, (int,), "maximum iterations", low=1, high=10_000),
+        "overshoot": Param(0.02, NUM, "overshoot factor of each step", low=0, high=1),
+        "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
+    },
+    "autoattack": {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
+}
+
 ATTACKS: dict[str, Entry] = {
-    e.name: e
-    for e in [
-        Entry(
-            "fgsm",
-            "fast gradient sign method (one step of size eps)",
-            {"norm": Param("linf", (str,), "threat model", choices=("linf",))},
-        ),
-        Entry(
-            "pgd",
-            "projected gradient descent with random start",
-            {
-                "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
-                "steps": Param(10, (int,), "iterations", low=1, high=10_000),
-                "step_size": Param(None, NUM, "absolute step size; default rel_step_size * eps", low=0, nullable=True),
-                "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
-                "random_start": Param(True, (bool,), "start from a random point in the ball"),
-                "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1),
-                "warm_start": Param(
-                    False, (bool,), "sweep mode: start each eps from the previous eps's adversarial example"
-                ),
-            },
-        ),
-        Entry(
-            "deepfool",
-            "minimal-perturbation attack (batched), run once; per eps its perturbation is projected and re-checked",
-            {
-                "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
-                "steps": Param(50, (int,), "maximum iterations", low=1, high=10_000),
-                "overshoot": Param(0.02, NUM, "overshoot factor of each step", low=0, high=1),
-                "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
-            },
-        ),
-        Entry(
-            "autoattack",
-            "AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square; torchattacks); needs >= 4 classes",
-            {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
-        ),
-    ]
+    name: Entry(name, info.help, ATTACK_PARAMS.get(name, {})) for name, info in attack_names.ATTACKS.items()
 }
 
 DATASETS: dict[str, str] = {
