@@ -56,20 +56,23 @@ def _root(
         _open_tui(None, Path("studies"))
 
 
-def _open_tui(db: Path | None, studies: Path | None) -> None:
+def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) -> None:
     # Textual is imported only here, so the headless commands never pay for it.
     from rttui.tui import make_app
 
-    make_app(db=db, studies_dir=studies).run()
+    make_app(db=db, studies_dir=studies, read_only=read_only).run()
 
 
 StudiesOpt = Annotated[Path, typer.Option("--studies", help="folder of study files to list")]
+ReadOnlyOpt = Annotated[
+    bool, typer.Option("--read-only", help="analysis screens only: no launching, cancelling, deleting, saving")
+]
 
 
 @app.command()
-def tui(db: DbOpt = None, studies: StudiesOpt = Path("studies")) -> None:
+def tui(db: DbOpt = None, studies: StudiesOpt = Path("studies"), read_only: ReadOnlyOpt = False) -> None:
     """Open the full-screen app on a database (the same as `rttui` with no command)."""
-    _open_tui(db, studies)
+    _open_tui(db, studies, read_only)
 
 
 @app.command()

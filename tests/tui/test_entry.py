@@ -14,15 +14,18 @@ cli_app = importlib.import_module("rttui.cli.app")  # the module (rttui.cli.app 
 
 def test_no_command_and_tui_command_open_the_app(monkeypatch, tmp_path: Path) -> None:
     opened: list[tuple] = []
-    monkeypatch.setattr(cli_app, "_open_tui", lambda db, studies: opened.append((db, studies)))
+    monkeypatch.setattr(
+        cli_app, "_open_tui", lambda db, studies, read_only=False: opened.append((db, studies, read_only))
+    )
     runner = CliRunner()
     assert runner.invoke(cli_app.app, []).exit_code == 0
     db = tmp_path / "x.db"
     assert runner.invoke(cli_app.app, ["tui", "--db", str(db), "--studies", str(tmp_path)]).exit_code == 0
-    assert opened == [(None, Path("studies")), (db, tmp_path)]
+    assert runner.invoke(cli_app.app, ["tui", "--db", str(db), "--read-only"]).exit_code == 0
+    assert opened == [(None, Path("studies"), False), (db, tmp_path, False), (db, Path("studies"), True)]
     # a command still runs its command, not the app
     assert runner.invoke(cli_app.app, ["status", "--db", str(db)]).exit_code != 0
-    assert len(opened) == 2
+    assert len(opened) == 3
 
 
 def test_importing_the_app_does_not_import_torch() -> None:
