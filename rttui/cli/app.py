@@ -79,18 +79,17 @@ def tui(db: DbOpt = None, studies: StudiesOpt = Path("studies"), read_only: Read
 def serve(
     db: DbOpt = None,
     studies: StudiesOpt = Path("studies"),
-    host: Annotated[str, typer.Option(help="interface to listen on")] = "localhost",
+    host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")] = "localhost",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    public_url: Annotated[
+        str | None, typer.Option("--public-url", help="the address browsers use, behind a reverse proxy")
+    ] = None,
+    read_only: ReadOnlyOpt = False,
 ) -> None:
-    """Serve the app to a web browser (textual-serve): each browser tab runs its own `rttui tui`."""
-    import shlex
+    """Serve the app to a web browser: each tab runs its own `rttui tui`; open the tokened URL it prints."""
+    from rttui.tui.serve import serve_app
 
-    from textual_serve.server import Server
-
-    cmd = [sys.executable, "-m", "rttui", "tui", "--studies", str(studies)]
-    if db:
-        cmd += ["--db", str(db)]
-    Server(shlex.join(cmd), host=host, port=port, title="rttui").serve()
+    serve_app(db, studies, host=host, port=port, public_url=public_url, read_only=read_only)
 
 
 def _json(obj: Any) -> None:

@@ -39,20 +39,16 @@ def test_importing_the_app_does_not_import_torch() -> None:
 
 
 def test_serve_runs_the_tui_command_in_textual_serve(monkeypatch, tmp_path: Path) -> None:
-    import textual_serve.server
+    from rttui.tui.serve import SafeServer
 
     seen: dict = {}
 
-    class FakeServer:
-        def __init__(self, command: str, host: str, port: int, title: str) -> None:
-            seen.update(command=command, host=host, port=port)
+    def fake_serve(self: SafeServer) -> None:
+        seen.update(command=self.command, host=self.host, port=self.port, public_url=self.given_public_url)
 
-        def serve(self) -> None:
-            seen["served"] = True
-
-    monkeypatch.setattr(textual_serve.server, "Server", FakeServer)
+    monkeypatch.setattr(SafeServer, "serve", fake_serve)
     db = tmp_path / "x.db"
-    res = CliRunner().invoke(cli_app.app, ["serve", "--db", str(db), "--port", "8123"])
+    res = CliRunner().invoke(cli_app.app, ["serve", "--db", str(db), "--port", "8123", "--read-only"])
     assert res.exit_code == 0, res.output
-    assert seen["served"] and seen["port"] == 8123
-    assert "-m rttui tui" in seen["command"] and str(db) in seen["command"]
+    assert seen["port"] == 8123 and seen["host"] == "localhost" and seen["public_url"] is None
+    assert "-m rttui tui" in seen["command"] and str(db) in seen["command"] and "--read-only" in seen["command"]
