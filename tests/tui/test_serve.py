@@ -1,11 +1,13 @@
 """`rttui serve` is closed by default: token, Host and Origin checks, page URLs on the asked-for host, no asset
-from another host."""
+from another host, `--read-only`; and a real browser (Debian's chromium) drives the served app."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -230,3 +232,88 @@ def test_serve_command_runs_the_tui_read_only_when_asked(tmp_path: Path) -> None
     cmd = tui_command(tmp_path / "x.db", Path("studies"), read_only=True)
     assert "-m rttui tui" in cmd and str(tmp_path / "x.db") in cmd and cmd.endswith("--read-only")
     assert "--read-only" not in tui_command(None, Path("studies"), read_only=False)
+
+
+# ---- a real browser --------------------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]|\x1b\][^\x07]*\x07")
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium (playwright's own browser download is not reachable here), or a skip that says why."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright): the real-browser test of rttui serve")
+    path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if not path:
+        pytest.skip("no chromium at /usr/bin/chromium (apt-get install chromium): the real-browser test cannot run")
+    return path
+
+
+@pytest.mark.slow
+def test_serve_in_a_real_browser_shows_studies_then_results(chromium: str, served: Served, tmp_path: Path) -> None:
+    """Open the tokened URL in headless chromium, wait for the Studies screen, open the study, press 4 and see
+    the Results table. xterm.js draws on a canvas, so the text is read from the websocket frames the page
+    received (what xterm drew), and a screenshot must not be blank."""
+    from playwright.sync_api import sync_playwright
+
+    frames: list[bytes] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            tmp_path / "profile",  # a fresh --user-data-dir
+            executable_path=chromium,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+            viewport={"width": 1100, "height": 700},
+        )
+        try:
+            page = browser.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on(
+                "websocket",
+                lambda ws: ws.on("framereceived", lambda f: frames.append(f if isinstance(f, bytes) else f.encode())),
+            )
+
+            def screen_text() -> str:
+                return ANSI.sub(b"", b"".join(frames)).decode("utf-8", "replace")
+
+            def wait_text(*words: str, after: str = "", timeout: float = 60) -> None:
+                """Wait until the app has drawn every word (after the text `after`, when given)."""
+                deadline = time.monotonic() + timeout
+                while True:
+                    text = screen_text()
+                    text = text[text.index(after) :] if after in text else ("" if after else text)
+                    if all(w in text for w in words):
+                        return
+                    assert time.monotonic() < deadline, f"never saw {words}; last: {screen_text()[-400:]!r}"
+                    page.wait_for_timeout(200)
+
+            assert page.goto(served.url).status == 200
+            wait_text("Studies", "demo", "Launch")
+            page.click("#terminal")
+            page.keyboard.press("Enter")  # open the study (its monitor)
+            wait_text("Monitor")
+            frames.clear()
+            page.keyboard.press("4")
+            # the Results screen's title, then its note and its table's rows (drawn after the title)
+            wait_text("vs the baseline", "feature_extraction", "layer_freezing", after="rttui — Results")
+            assert page.evaluate("document.body.classList.contains('-first-byte')")  # xterm drew the app
+            png = page.screenshot(path=str(tmp_path / "results.png"))
+        finally:
+            browser.close()
+    assert {urlsplit(u).netloc for u in requests} == {f"127.0.0.1:{served.port}"}, requests
+    from PIL import Image
+
+    colors = Image.open(io.BytesIO(png)).convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 20  # text was drawn: a blank or splash page has a handful
