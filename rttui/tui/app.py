@@ -81,7 +81,9 @@ class RttuiApp(App[None]):
         self.results_query: dict = {}
         self.ttest_query: dict = {}
         self.theme = theme
-        self.sub_title = f"{self.db.name} (read-only)" if read_only else self.db.name
+        self.sub_title = self.db.name
+        if read_only:
+            self.title = "rttui (read-only)"  # the header says so on every screen
 
     # Each screen lives in its own mode, so it keeps its state (and its poller) while another is in front.
     MODES = {mode: (lambda m=mode: _screen(m)) for mode, *_ in SCREENS}
@@ -97,11 +99,8 @@ class RttuiApp(App[None]):
             return bool(parameters) and parameters[0] in WRITING_SCREENS
         return action in WRITE_ACTIONS
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not self.refuses(action, parameters)
-
     def action_mode(self, mode: str) -> None:
-        if self.refuses("mode", (mode,)):
+        if self.refuses("mode", (mode,)):  # said, not hidden: people know the number keys by heart
             self.notify(f"the {mode} screen is off: this app is read-only", severity="warning")
             return
         if mode not in self.MODES:

@@ -34,6 +34,9 @@ async def test_serve_read_only_app_refuses_writes(demo_dir: Path, frozen_clock, 
         poll_interval=0.1,
         read_only=read_only,
     )
+    told: list[str] = []
+    notify = app.notify
+    monkeypatch.setattr(app, "notify", lambda message, *a, **k: (told.append(str(message)), notify(message, *a, **k)))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.screen.rows)
         titles = {c.title for c in app.get_system_commands(app.screen)}
@@ -50,14 +53,14 @@ async def test_serve_read_only_app_refuses_writes(demo_dir: Path, frozen_clock, 
         assert not titles & {"Delete (x)", "Launch (l)", "Duplicate (d)", "Go to Builder (2)", "Go to Export (7)"}
         assert {"Go to Results (4)", "Open (enter)"} <= titles
         await pilot.press("r", "c", "y")  # retry, cancel (+ yes)
-        for key in ("2", "7"):  # the Builder and Export screens are gone
+        for key in ("2", "7"):  # the Builder and Export screens are gone, and the app says so
             await pilot.press(key)
             await pilot.pause(0.1)
             assert app.current_mode == "monitor"
-        assert not await app.run_action("mode('builder')")
-        app.action_mode("export")
+        assert told.count("the builder screen is off: this app is read-only") == 1
+        assert told.count("the export screen is off: this app is read-only") == 1
         await pilot.press("1", "l", "d", "n", "e")  # launch, duplicate; new and edit lead to the Builder
         await pilot.pause(0.3)
         assert app.current_mode == "studies" and called == []
-        assert "read-only" in app.sub_title
+        assert "read-only" in app.title
     assert (demo_dir / "studies" / "demo.toml").exists()
