@@ -20,12 +20,15 @@ the URL it shows at start.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import ipaddress
 import logging
 import re
 import secrets
 import shlex
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -141,11 +144,39 @@ class SafeServer(Server):
         return app
 
     async def on_startup(self, app: web.Application) -> None:
+        """textual-serve prints its banner here, before the port is bound; `serve` prints once it is."""
+
+    def print_urls(self, *_: object) -> None:
         # Plain prints, flushed, one URL a line: people copy them and scripts (and the tests) parse them.
         print(f"rttui serve: {self.command}", flush=True)
         for url in self.urls():
             print(f"open {url}", flush=True)
         print("Press Ctrl+C to stop.", flush=True)
+
+    def serve(self, debug: bool = False) -> None:
+        """textual-serve 1.1.3's `Server.serve`, copied for two changes it has no hook for: the URL is printed once
+        the port is bound (aiohttp's `print` hook, which textual-serve silences), and a port that cannot be bound
+        is one line naming the fix instead of a traceback."""
+        self.debug = debug
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, self.request_exit)
+            loop.add_signal_handler(signal.SIGTERM, self.request_exit)
+        try:
+            web.run_app(
+                self._make_app(),
+                host=self.host,
+                port=self.port,
+                handle_signals=False,
+                loop=loop,
+                print=self.print_urls,
+            )
+        except OSError as exc:
+            raise RttuiError(
+                f"rttui serve cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
+                "choose another --port or --host"
+            ) from None
 
     @aiohttp_jinja2.template("serve.html")
     async def handle_index(self, request: web.Request) -> dict[str, Any]:

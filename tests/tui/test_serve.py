@@ -217,6 +217,17 @@ def test_serve_rejects_a_public_url_that_is_not_http(tmp_path: Path) -> None:
     assert res.stderr.count("\n") == 1 and "--public-url 'example.org'" in res.stderr
 
 
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cmd = [sys.executable, "-m", "rttui", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "token=" not in res.stdout  # no URL printed for a server that never listened
+    assert res.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in res.stderr and "--port" in res.stderr
+
+
 def test_serve_draws_a_new_token_each_start() -> None:
     a, b = SafeServer("true"), SafeServer("true")
     assert a.token != b.token and len(a.token) >= 40
