@@ -92,7 +92,7 @@ class RttuiApp(App[None]):
         self.switch_mode("studies")
 
     def refuses(self, action: str, parameters: tuple[object, ...] = ()) -> bool:
-        """Whether read-only forbids an action (key, palette entry or call); every screen asks this."""
+        """Whether read-only forbids an action; every screen asks it for its keys and palette entries."""
         if not self.read_only:
             return False
         if action == "mode":
