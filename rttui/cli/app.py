@@ -56,38 +56,40 @@ def _root(
         _open_tui(None, Path("studies"))
 
 
-def _open_tui(db: Path | None, studies: Path | None) -> None:
+def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) -> None:
     # Textual is imported only here, so the headless commands never pay for it.
     from rttui.tui import make_app
 
-    make_app(db=db, studies_dir=studies).run()
+    make_app(db=db, studies_dir=studies, read_only=read_only).run()
 
 
 StudiesOpt = Annotated[Path, typer.Option("--studies", help="folder of study files to list")]
+ReadOnlyOpt = Annotated[
+    bool, typer.Option("--read-only", help="analysis screens only: no launching, cancelling, deleting, saving")
+]
 
 
 @app.command()
-def tui(db: DbOpt = None, studies: StudiesOpt = Path("studies")) -> None:
+def tui(db: DbOpt = None, studies: StudiesOpt = Path("studies"), read_only: ReadOnlyOpt = False) -> None:
     """Open the full-screen app on a database (the same as `rttui` with no command)."""
-    _open_tui(db, studies)
+    _open_tui(db, studies, read_only)
 
 
 @app.command()
 def serve(
     db: DbOpt = None,
     studies: StudiesOpt = Path("studies"),
-    host: Annotated[str, typer.Option(help="interface to listen on")] = "localhost",
+    host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")] = "localhost",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    public_url: Annotated[
+        str | None, typer.Option("--public-url", help="the address browsers use, behind a reverse proxy")
+    ] = None,
+    read_only: ReadOnlyOpt = False,
 ) -> None:
-    """Serve the app to a web browser (textual-serve): each browser tab runs its own `rttui tui`."""
-    import shlex
+    """Serve the app to a web browser: each tab runs its own `rttui tui`; open the tokened URL it prints."""
+    from rttui.tui.serve import serve_app
 
-    from textual_serve.server import Server
-
-    cmd = [sys.executable, "-m", "rttui", "tui", "--studies", str(studies)]
-    if db:
-        cmd += ["--db", str(db)]
-    Server(shlex.join(cmd), host=host, port=port, title="rttui").serve()
+    serve_app(db, studies, host=host, port=port, public_url=public_url, read_only=read_only)
 
 
 def _json(obj: Any) -> None:
