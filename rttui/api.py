@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from rttui.analysis.compare import CompareTable, Comparison  # plain result types (no torch, no UI)
+from rttui.analysis.records import CONFIG_AXES, default_attack, default_eps
 from rttui.errors import RttuiError, StoreError
 from rttui.store import Store, default_db_path
 from rttui.study import Plan, Study, check_models, load_study, make_plan, parse_study
 
 __all__ = [
+    "CONFIG_AXES",
     "CompareTable",
     "Comparison",
     "PlanRow",
@@ -27,6 +29,8 @@ __all__ = [
     "compare",
     "confusions",
     "datasets",
+    "default_attack",
+    "default_eps",
     "depth_figure",
     "depth_table",
     "ensure_no_runner",
@@ -264,7 +268,8 @@ def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict
 
 
 def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean +- std over seeds per (dataset, model, strategy, technique, attack, eps)."""
+    """Mean +- std over seeds per (dataset, model, strategy, technique, attack, eps), variants labelled as
+    `compare` labels them (the same selection and aggregation as every other view)."""
     from rttui.analysis.aggregate import summarize
 
     return summarize(records)
@@ -389,20 +394,18 @@ def confusions(
     top: int = 5,
 ) -> list[dict[str, Any]]:
     """The class pairs most confused under attack, per (dataset, model, strategy, technique, attack, eps),
-    summed over seeds, with class names and the full confusion matrix. eps=None: the default eps (0.03
-    if evaluated, else the grid's middle)."""
-    from rttui.analysis import compare as cmp
+    summed over seeds, with class names and the full confusion matrix. eps=None: `default_eps`."""
     from rttui.analysis import errors
+    from rttui.analysis.records import at_eps, select
 
     recs, _runs, s = _results(db, study)
     if not recs:
         s.close()
         return []
     try:
-        sel = cmp.select(recs, attack, eps if eps is not None else None, where)
+        sel = select(recs, attack, eps, where)
         if eps is None:
-            e = cmp.default_eps(sel)
-            sel = [r for r in sel if abs(float(r["eps"]) - e) < cmp.EPS_TOL]
+            sel = at_eps(sel, default_eps(sel))
         conf = s.confusion({r["eval_id"] for r in sel})
         classes = s.run_classes({r["run_id"] for r in sel})
     finally:
@@ -435,9 +438,8 @@ def plot(
     fig = figures.get(kind)
     recs, runs, s = _results(db, study)
     s.close()
-    if attack is None and kind != "curves" and recs:
-        attacks = list(dict.fromkeys(r["attack"] for r in recs))
-        attack = "pgd" if "pgd" in attacks else attacks[0]
+    if attack is None and kind != "curves":
+        attack = default_attack(recs)
     data: dict[str, Any] = {"records": recs, "runs": runs, "study": study, "attack": attack, "eps": eps}
     data["where"] = where
     if "confusions" in fig.needs:
@@ -460,7 +462,7 @@ def tests_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
     label columns). Differences in points; p 'n/a' where undefined."""
     from rttui.analysis import export
 
-    axes = export._test_axes(rows)
+    axes = export.test_axes(rows)
     title = f"{rows[0]['axis']}: {rows[0]['a']} vs {rows[0]['b']} ({rows[0]['metric']})" if rows else "no comparisons"
     return {
         "title": title,
@@ -474,8 +476,8 @@ def tests_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]:
     """Every table and figure of a study into one folder, with an index.md that links them; returns
     {"index": path, "files": [...], "partial": bool}. Works on a study that is still running."""
-    from rttui.analysis import compare as cmp
     from rttui.analysis import export, figures
+    from rttui.analysis.records import config_label
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -485,7 +487,7 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
         raise StoreError(f"study {study!r} has no results yet; run it first (rttui run STUDY --db DB)")
     files: list[Path] = []
     attacks = list(dict.fromkeys(r["attack"] for r in recs))
-    eps0 = cmp.default_eps(recs)
+    eps0 = default_eps(recs)
     todo = [r for r in runs if r["state"] != "done"]
     index = [f"# Study {study}", ""]
     if todo:
@@ -540,7 +542,7 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
     lines = []
     for attack in attacks:
         for g in confusions(db, study, attack, eps0, top=3):
-            cfg = "/".join(str(g[a]) for a in cmp.CONFIG_AXES)
+            cfg = config_label(g)
             pairs = ", ".join(f"{p['true_name']}→{p['pred_name']} ({p['count']}, {p['share']:.0%})" for p in g["pairs"])
             lines.append(f"| {cfg} | {attack} | {g['eps']:g} | {len(g['seeds'])} | {pairs or 'none'} |")
     if lines:
@@ -558,9 +560,7 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
     index += ["## Figures", ""]
     for kind, fk in figures.FIGURES.items():
         try:
-            paths = plot(
-                db, kind, out, study, None if kind == "curves" else attacks[0] if "pgd" not in attacks else "pgd"
-            )
+            paths = plot(db, kind, out, study, None if kind == "curves" else default_attack(attacks))
         except RttuiError as exc:
             index += [f"- {kind}: not drawn ({exc})"]
             continue
@@ -936,7 +936,7 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         work_done = (epochs_total if r["state"] in ("trained", "done") else (ep.get("epoch") or 0)) + ev_done
         out.append(
             {
-                **{k: r[k] for k in ("id", "dataset", "model", "strategy", "technique", "seed", "state", "error")},
+                **{k: r[k] for k in ("id", *CONFIG_AXES, "seed", "state", "error")},
                 "clean_acc": r["clean_acc"],
                 "started": r["started"],
                 "finished": r["finished"],

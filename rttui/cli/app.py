@@ -455,7 +455,7 @@ def confusions(
         _json(groups)
         return
     t = Table(title="Most confused class pairs under attack (summed over seeds)", title_justify="left")
-    for c in ("dataset", "model", "strategy", "technique", "attack", "ε", "seeds", "true → predicted (count, share)"):
+    for c in (*api.CONFIG_AXES, "attack", "ε", "seeds", "true → predicted (count, share)"):
         t.add_column(c)
     for g in groups:
         pairs = ", ".join(f"{p['true_name']}→{p['pred_name']} ({p['count']}, {p['share']:.0%})" for p in g["pairs"])

@@ -287,7 +287,7 @@ EVAL_KEYS: dict[str, Param] = {
     "report_eps": Param(
         None,
         NUM,
-        "epsilon of the robustness-drop column (default: 0.03 or the first)",
+        "epsilon of the robustness-drop column (default: 0.03 if evaluated, else the middle of the grid)",
         low=0,
         high=1,
         nullable=True,
