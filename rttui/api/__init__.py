@@ -8,6 +8,7 @@ a face uses is re-exported here and listed in `__all__`. Nothing here imports to
 
 from __future__ import annotations
 
+from rttui.api import events
 from rttui.api.report import report
 from rttui.api.results import (
     CONFIG_AXES,
@@ -88,6 +89,7 @@ __all__ = [
     "depth_table",
     "duplicate_study",
     "ensure_no_runner",
+    "events",
     "export_records",
     "export_table",
     "figure_kinds",

@@ -567,9 +567,7 @@ def depth(
         path = api.depth_figure(table, plot, study or "")
         err.print(f"wrote {path}")
     if fmt == "json":
-        from rttui.analysis.depth import depth_json
-
-        _json(depth_json(table))
+        _json(api.depth_json(table))
         return
     from rttui.cli.render import depth_table
 
