@@ -457,7 +457,7 @@ def confusions(
         _json(groups)
         return
     t = Table(title="Most confused class pairs under attack (summed over seeds)", title_justify="left")
-    for c in ("dataset", "model", "strategy", "technique", "attack", "ε", "seeds", "true → predicted (count, share)"):
+    for c in (*api.CONFIG_AXES, "attack", "ε", "seeds", "true → predicted (count, share)"):
         t.add_column(c)
     for g in groups:
         pairs = ", ".join(f"{p['true_name']}→{p['pred_name']} ({p['count']}, {p['share']:.0%})" for p in g["pairs"])
@@ -569,9 +569,7 @@ def depth(
         path = api.depth_figure(table, plot, study or "")
         err.print(f"wrote {path}")
     if fmt == "json":
-        from rttui.analysis.depth import depth_json
-
-        _json(depth_json(table))
+        _json(api.depth_json(table))
         return
     from rttui.cli.render import depth_table
 

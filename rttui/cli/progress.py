@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rttui.runner import events as ev
+from rttui.api import events as ev
 
 
 class RichListener:

@@ -191,9 +191,4 @@ class Coordinator:
 
     def cancel_running(self) -> None:
         """After Ctrl-C: units left 'running' go back to 'pending' (their partial work is not trusted)."""
-        with self.store.transaction():
-            self.store.conn.execute("update sources set state = 'pending' where state = 'running'")
-            self.store.conn.execute(
-                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end "
-                "where state = 'running'"
-            )
+        self.store.reset_running_units()

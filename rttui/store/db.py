@@ -181,6 +181,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _busy(path: Path, study: str, pid: int, host: str, fix: str) -> str:
+    """The one line every refusal to write beside a live runner prints."""
+    return (
+        f"{path}: a runner is already running: study {study!r} is running in process {pid} on {host} and is the "
+        f"only writer; {fix}"
+    )
+
+
 class Store:
     """A study database. Use `Store.open(path, write=...)`; writes go through the runner's coordinator."""
 
@@ -299,8 +307,7 @@ class Store:
                 ours = lhost == host and pid == os.getpid()
                 if not ours and (lhost != host or _pid_alive(pid)):
                     raise StoreError(
-                        f"{self.path}: study {lstudy!r} is already running in process {pid} on {lhost}; "
-                        "wait for it to finish, or stop that process"
+                        _busy(self.path, lstudy, pid, lhost, "wait for it to finish, or stop that process")
                     )
             self.db["locks"].upsert(
                 {"name": "runner", "pid": os.getpid(), "host": host, "started": time.time(), "study": study},
@@ -320,6 +327,27 @@ class Store:
         if host == socket.gethostname() and not _pid_alive(pid):
             return None
         return {"pid": pid, "host": host, "started": started, "study": study}
+
+    def refuse_if_running(self, fix: str, *, study: str | None = None) -> None:
+        """Raise StoreError (one line ending in `fix`) when a live runner other than this process holds the
+        database (with `study`: only when it runs that study). The one answer to "is a runner holding this
+        database" for every command that must not write beside it."""
+        lock = self.runner_lock()
+        if lock is None or (study is not None and lock["study"] != study):
+            return
+        if lock["pid"] == os.getpid() and lock["host"] == socket.gethostname():
+            return
+        raise StoreError(_busy(self.path, lock["study"], lock["pid"], lock["host"], fix))
+
+    def reset_running_units(self) -> None:
+        """After a cancel or a crash of the runner: units left 'running' go back to 'pending' (a run with a
+        checkpoint to 'trained'); their partial work is not trusted."""
+        with self.transaction():
+            self.conn.execute("update sources set state = 'pending' where state = 'running'")
+            self.conn.execute(
+                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end "
+                "where state = 'running'"
+            )
 
     # ---- writes (the coordinator's) --------------------------------------------------------------
     def register_study(self, name: str, path: str | None, spec: dict[str, Any], run_ids: Iterable[str]) -> None:

@@ -287,7 +287,7 @@ EVAL_KEYS: dict[str, Param] = {
     "report_eps": Param(
         None,
         NUM,
-        "epsilon of the robustness-drop column (default: 0.03 or the first)",
+        "epsilon of the robustness-drop column (default: 0.03 if evaluated, else the middle of the grid)",
         low=0,
         high=1,
         nullable=True,
@@ -308,3 +308,49 @@ MODEL_KEYS: dict[str, Param] = {
     "mean": Param(None, (list,), "per-channel mean for this model's weights", nullable=True),
     "std": Param(None, (list,), "per-channel std for this model's weights", nullable=True),
 }
+
+
+# ---- the catalog as plain data, for faces that build pickers from it --------------------------------------
+def params_data(params: dict[str, Param]) -> dict[str, dict[str, Any]]:
+    """Parameters as plain dicts (default, type names, help, choices, range, nullable)."""
+    return {
+        k: {
+            "default": p.default,
+            "types": [t.__name__ for t in p.types],
+            "help": p.help,
+            "choices": list(p.choices),
+            "low": p.low,
+            "high": p.high,
+            "nullable": p.nullable,
+        }
+        for k, p in params.items()
+    }
+
+
+def entries_data(registry: dict[str, Entry]) -> list[dict[str, Any]]:
+    """An axis's entries as plain dicts (name, help, implemented, params), in catalog order."""
+    return [
+        {"name": e.name, "help": e.help, "implemented": e.implemented, "params": params_data(e.params)}
+        for e in registry.values()
+    ]
+
+
+def datasets_data() -> list[dict[str, str]]:
+    """The dataset names a study can use, what each is and where it looks for its files."""
+    return [{"name": n, "help": h, "files": DATASET_FILES.get(n, "")} for n, h in DATASETS.items()]
+
+
+def as_data() -> dict[str, Any]:
+    """The whole study vocabulary as plain data: a strategy or attack added here shows up in every face."""
+    return {
+        "strategies": entries_data(STRATEGIES),
+        "techniques": entries_data(TECHNIQUES),
+        "attacks": entries_data(ATTACKS),
+        "datasets": [{"name": k, "help": v} for k, v in DATASETS.items()],
+        "sections": {
+            "source": params_data(SOURCE_KEYS),
+            "target": params_data(TARGET_KEYS),
+            "train": params_data(TRAIN_KEYS),
+            "eval": params_data(EVAL_KEYS),
+        },
+    }

@@ -88,6 +88,27 @@ class Plan:
     def evals(self) -> list[EvalPlan]:
         return [e for r in self.runs for e in r.evals]
 
+    def size(self) -> dict[str, Any]:
+        """How big the study is, for a face to show while it is edited: units of work and a rough cost.
+
+        The cost is counted in work, not seconds (seconds depend on the machine): training epochs, and attack
+        gradient steps per test image summed over every evaluation and epsilon.
+        """
+        src_epochs = sum(int(sp.config["train"]["epochs"]) for sp in self.sources.values())
+        run_epochs = sum(int(rp.config["train"]["epochs"]) for rp in self.runs)
+        steps = 0
+        for ep in self.evals:
+            per_eps = int(ep.params.get("steps") or 1) * int(ep.params.get("restarts") or 1)
+            steps += per_eps * len(ep.epsilons)
+        return {
+            "sources": len(self.sources),
+            "runs": len(self.runs),
+            "evaluations": len(self.evals),
+            "train_epochs": src_epochs + run_epochs,
+            "attack_steps_per_image": steps,
+            "models": sorted({m.name for b in self.study.blocks for m in b.models}),
+        }
+
 
 def _set(d: dict[str, Any]) -> dict[str, Any]:
     """Drop unset optional values: a parameter added to the catalog later keeps the ids of older runs."""

@@ -99,7 +99,7 @@ class ResultsScreen(AnalysisScreen):
         def read() -> Compared:
             try:
                 values = picker_values(api.export_records(db, name))
-                attack = q["attack"] or ("pgd" if "pgd" in values["attack"] else next(iter(values["attack"]), None))
+                attack = q["attack"] or api.default_attack(values["attack"])
                 comp = api.compare(db, name, attack, q["eps"], q["rows"], q["cols"], q["where"])
                 return Compared(name, {**q, "attack": attack}, values, comparison_view(comp), "")
             except RttuiError as exc:
@@ -156,7 +156,7 @@ class ResultsScreen(AnalysisScreen):
             ]
         box.mount_all(widgets)
         for dt, t in tables:
-            fill_table(dt, t["header"], t["body"])
+            fill_table(dt, t["header"], t["body"], markup=False)
 
 
 SCREEN = ResultsScreen
