@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rttui.study.spec import Study
+from rttui.study.spec import Block, Choice, Study
 
 # Bump when the meaning of a config changes in a way that makes old results incomparable.
 CONFIG_VERSION = 1
@@ -60,6 +60,9 @@ class EvalPlan:
     params: dict[str, Any]
     epsilons: tuple[float, ...]
     config: dict[str, Any]
+    # The unit a transfer attack crafts on: ("source", source id) or ("run", run id); it must be trained before
+    # this evaluation runs (the scheduler waits for a sibling run). None for every other attack.
+    surrogate: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ def make_plan(study: Study) -> Plan:
     """Expand every block into sources, runs and evaluations; duplicates across blocks collapse."""
     sources: dict[str, SourcePlan] = {}
     runs: dict[str, RunPlan] = {}
+    pending: list[tuple[str, str, Block, Choice]] = []
     for block in study.blocks:
         for model in block.models:
             m = model.as_dict()
@@ -173,6 +177,9 @@ def make_plan(study: Study) -> Plan:
                         rid = config_hash(rcfg)
                         evals = []
                         for attack in block.attacks:
+                            if attack.name == "transfer":  # its surrogate may be a run not expanded yet
+                                pending.append((rid, sid, block, attack))
+                                continue
                             params = dict(attack.params)
                             if attack.name in ATTACK_REVISIONS:
                                 params["revision"] = ATTACK_REVISIONS[attack.name]
@@ -204,4 +211,37 @@ def make_plan(study: Study) -> Plan:
                             have = {e.id for e in runs[rid].evals}
                             evals = list(runs[rid].evals) + [e for e in evals if e.id not in have]
                         runs[rid] = RunPlan(rid, sid, rcfg, tuple(evals))
+    for rid, sid, block, attack in pending:
+        ep = _transfer_eval(study, block, attack, runs[rid], sid, runs)
+        if ep.id not in {e.id for e in runs[rid].evals}:
+            runs[rid] = RunPlan(rid, sid, runs[rid].config, (*runs[rid].evals, ep))
     return Plan(study, sources, tuple(runs.values()))
+
+
+def _transfer_eval(
+    study: Study, block: Block, attack: Choice, rp: RunPlan, sid: str, runs: dict[str, RunPlan]
+) -> EvalPlan:
+    """A transfer evaluation of run `rp`: its surrogate unit (the run's source, or the sibling run the selector
+    picks) joins the evaluation's identity, so a retrained surrogate is a new evaluation."""
+    from rttui.study.transfer import resolve_sibling
+
+    params = dict(attack.params)
+    if params.get("surrogate") == "sibling":
+        where = f"{study.path or study.name}: grid[{block.index}].attacks (transfer)"
+        configs = {r: p.config for r, p in runs.items()}
+        surrogate = ("run", resolve_sibling(where, rp.id, rp.config, params.get("sibling") or {}, configs, study.seeds))
+    else:
+        surrogate = ("source", sid)
+    ecfg = {
+        "run_id": rp.id,
+        "attack": attack.name,
+        "params": params,
+        "epsilons": list(block.eval["epsilons"]),
+        "mode": block.eval["mode"],
+        "batch_size": block.eval["batch_size"],
+        "surrogate": list(surrogate),
+    }
+    for key, default in (("precision", "fp32"), ("compile", False)):
+        if block.eval.get(key, default) != default:
+            ecfg[key] = block.eval[key]
+    return EvalPlan(config_hash(ecfg), rp.id, attack.name, params, tuple(block.eval["epsilons"]), ecfg, surrogate)
