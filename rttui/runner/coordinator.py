@@ -133,6 +133,7 @@ class Coordinator:
                         "mode": e.mode,
                         "n": e.n,
                         "seconds": e.seconds,
+                        **e.extra,
                     },
                     e.metrics,
                     e.samples,

@@ -90,6 +90,8 @@ class EvalDone:
     samples: list[dict[str, Any]]
     confusion: list[dict[str, Any]]
     checks: list[dict[str, Any]]
+    # Extra columns of the evaluation row (a transfer attack's surrogate id and hash, its image keys).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rttui.engine.attack_names import variant_label
 from rttui.runner import events as ev
 from rttui.runner import faults
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
@@ -235,10 +236,18 @@ def run_target(
     emit: Emit,
     device: str | None = None,
     opts: TaskOptions | None = None,
+    *,
+    surrogates: dict[str, dict[str, Any]] | None = None,
+    stored: dict[str, list[dict[str, Any]]] | None = None,
 ) -> None:
-    """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations."""
+    """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations.
+
+    `surrogates` gives each transfer evaluation its surrogate (eval id -> spec; a spec without a checkpoint is
+    this run itself); `stored` the run's stored FGSM/PGD rows, for the cross-attack checks of an evaluation-only
+    job."""
     from rttui.engine import data, features, models, sanity, strategies, techniques, train
     from rttui.engine.evaluate import evaluate_attack
+    from rttui.runner.transfer import evaluate_transfer
 
     t0 = time.perf_counter()
     cfg = rp.config
@@ -296,13 +305,55 @@ def run_target(
         if analysis is not None:
             emit(ev.LayersDone(rp.id, analysis.finish(model, state.frozen_groups).rows()))
         ckpt.clear()
+        own = {"checkpoint": str(path), "sha256": sha}
     else:
         models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
         acc, clean_pred = _clean_acc(model, task.test)
         train_path = _stored_train_path(trained)
+        own = {"checkpoint": trained["checkpoint"], "sha256": trained["sha256"]}
     model.eval()
-    results = {}
+    results: dict[str, list[dict[str, Any]]] = {}
     for e in evals:
+        if e.surrogate is not None:  # a transfer attack: crafted on its surrogate, classified here
+            spec = {**(surrogates or {})[e.id]}
+            if spec["kind"] == "sibling" and spec["id"] == rp.id:  # its own surrogate: its checkpoint, read back
+                spec.update(own, num_classes=task.num_classes)
+            res, extra = evaluate_transfer(
+                model,
+                task.test,
+                cfg["target"],
+                e,
+                spec,
+                artifacts,
+                clean_pred,
+                _scaled(e.config, opts)["batch_size"],
+                _progress(emit, "run", rp.id, f"eval:{e.attack}"),
+                num_classes=task.num_classes,
+                precision=e.config.get("precision", "fp32"),
+                compile_model=bool(e.config.get("compile", False)),
+                train_path=train_path,
+            )
+            rows = res.metrics()
+            label = variant_label(e.attack, e.params)
+            wb = sanity.check_transfer(label, rows, results.get("pgd") or (stored or {}).get("pgd") or [])
+            emit(
+                ev.EvalDone(
+                    rp.id,
+                    e.id,
+                    e.attack,
+                    e.params,
+                    list(res.epsilons),
+                    res.mode,
+                    len(res.labels),
+                    res.seconds,
+                    rows,
+                    res.samples(),
+                    res.confusion(),
+                    sanity.check_eval(label, rows) + ([wb] if wb else []),
+                    extra=extra,
+                )
+            )
+            continue
         res = evaluate_attack(
             model,
             task.test.x,
@@ -340,8 +391,10 @@ def run_target(
         )
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.
     run_checks = techniques.technique_checks(model, cfg["technique"])
-    if "pgd" in results and "fgsm" in results:
-        run_checks.append(sanity.check_pair("pgd", results["pgd"], "fgsm", results["fgsm"]))
+    # What this job evaluated, else what is stored: an evaluation-only job keeps the run's cross-attack check.
+    both = {**(stored or {}), **results}
+    if "pgd" in both and "fgsm" in both:
+        run_checks.append(sanity.check_pair("pgd", both["pgd"], "fgsm", both["fgsm"]))
     if evals:
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
     if run_checks:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rttui.engine.attack_names import variant_label
 from rttui.errors import StoreError
 
 SCHEMA_VERSION = 1
@@ -86,6 +87,11 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "n": int,
             "seconds": float,
             "created": float,
+            # transfer attacks: the surrogate unit (source or run id), its checkpoint's SHA-256, and the
+            # crafted-image file key per eps (JSON; files under <artifacts>/transfer/)
+            "surrogate_id": str,
+            "surrogate_sha256": str,
+            "crafted": str,
         },
         "id",
     ),
@@ -552,12 +558,13 @@ class Store:
         where, params = ("where sr.study = ?", [study]) if study else ("", [])
         # A database opened read-only may predate the `path` column (it is added when opened for writing).
         path_col = "m.path" if "path" in self.db["metrics"].columns_dict else "null as path"
+        sur_col = "e.surrogate_id" if "surrogate_id" in self.db["evaluations"].columns_dict else "null as surrogate_id"
         rows = self.rows(
             "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
             f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
             "r.config, "
-            "e.params as attack_params "
+            f"e.params as attack_params, {sur_col} "
             "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
             f"join evaluations e on e.id = m.eval_id {where} "
             "order by sr.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eps, r.seed",
@@ -568,9 +575,27 @@ class Store:
             r["strategy_params"] = cfg["strategy"]["params"]
             r["technique_params"] = cfg["technique"]["params"]
             r["attack_params"] = json.loads(r["attack_params"])
+            # A transfer attack is named with its surrogate (transfer[source], ...), so two never pool.
+            r["attack_name"] = r["attack"]
+            r["attack"] = variant_label(r["attack"], r["attack_params"])
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
         return rows
+
+    def attack_metrics(self, run_id: str, attacks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The stored metric rows of a run's evaluations of these attacks (every parameter set), by attack: what
+        the cross-attack checks of a later evaluation compare against."""
+        names = list(attacks)
+        marks = ",".join("?" * len(names))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rows(
+            f"select m.* from metrics m join evaluations e on e.id = m.eval_id where m.run_id = ? "
+            f"and e.state = 'done' and m.attack in ({marks}) order by m.eval_id, m.eps",
+            (run_id, *names),
+        ):
+            r["random_start"] = bool(r["random_start"])
+            out.setdefault(r["attack"], []).append(r)
+        return out
 
     def checks(self, run_id: str | None = None) -> list[dict[str, Any]]:
         if run_id:
