@@ -1,9 +1,10 @@
 """The facade: everything the CLI and the TUI do goes through `rttui.api` (plain data in and out).
 
 Split by the faces' domains: `studies` (files, plans, the catalog), `runs` (run, launch, cancel, retry,
-progress), `results` (records, compare, tests, figures, exports), `report` (a study's report folder), and
-`stores` (which database). `from rttui import api; api.compare(...)` is the one way in for a face; every name
-a face uses is re-exported here and listed in `__all__`. Nothing here imports torch, or a face, at module level.
+progress), `results` (records, compare, tests, figures, exports), `transfer` (the transferability matrix),
+`report` (a study's report folder), and `stores` (which database). `from rttui import api; api.compare(...)`
+is the one way in for a face; every name a face uses is re-exported here and listed in `__all__`. Nothing here
+imports torch, or a face, at module level.
 """
 
 from __future__ import annotations
@@ -63,16 +64,19 @@ from rttui.api.studies import (
     study_toml,
     validate_study,
 )
+from rttui.api.transfer import TRANSFER_FORMATS, TransferMatrix, transfer, transfer_text
 from rttui.study import Plan, Study
 
 __all__ = [
     "CONFIG_AXES",
+    "TRANSFER_FORMATS",
     "CompareTable",
     "Comparison",
     "Plan",
     "PlanRow",
     "Study",
     "StudyRow",
+    "TransferMatrix",
     "cancel",
     "catalog",
     "check_data",
@@ -116,6 +120,8 @@ __all__ = [
     "study_toml",
     "summary",
     "tests_grid",
+    "transfer",
+    "transfer_text",
     "ttest",
     "validate_study",
 ]

@@ -590,3 +590,9 @@ def datasets(fmt: FormatOpt = "table") -> None:
     for r in rows:
         t.add_row(r["name"], r["help"], r["files"])
     out.print(t)
+
+
+# Commands kept in their own domain files, merged flat into this app.
+from rttui.cli.transfer import app as _transfer_app  # noqa: E402
+
+app.add_typer(_transfer_app)

@@ -11,36 +11,8 @@ from pathlib import Path
 import pytest
 
 from rttui import api
-from tests.studies import tiny_study
-
-SOURCE = {"name": "transfer", "surrogate": "source", "steps": 3}
-SIB_FULL = {"name": "transfer", "surrogate": "sibling", "sibling": {"strategy": "full"}, "steps": 3}
-SIB_OTHER = {"name": "transfer", "surrogate": "sibling", "sibling": {"seed": "other"}, "steps": 3}
-SELF = {"name": "transfer", "surrogate": "sibling", "sibling": {}, "steps": 3}
-
-STUDY = tiny_study(
-    study={"name": "tr", "seeds": [0, 1]},
-    source={"epochs": 1, "train_size": 150},
-    target={"test_size": 40, "train_size": 100},
-    grid=[
-        {
-            "models": ["test_resnet"],
-            "strategies": ["full", "layer_freezing"],
-            "attacks": ["fgsm", "pgd", SOURCE, SIB_FULL, SIB_OTHER, SELF],
-        }
-    ],
-)
-
-
-@pytest.fixture(scope="module")
-def transfer_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("transfer")
-    f = d / "tr.toml"
-    f.write_text(STUDY)
-    db = d / "tr.db"
-    res = api.run_study(api.load_study(f), db)
-    assert res["failed"] == 0 and res["done"] == 4, res
-    return db
+from tests.studies import SIB_FULL, tiny_study
+from tests.studies import TRANSFER_STUDY as STUDY
 
 
 def _rows(db: Path, sql: str, args: tuple = ()) -> list[dict]:
@@ -52,23 +24,27 @@ def _rows(db: Path, sql: str, args: tuple = ()) -> list[dict]:
         con.close()
 
 
+def _numbers(db: Path) -> dict[tuple[str, str, float], int]:
+    return {(r["run_id"], r["attack"], r["eps"]): r["n_adv_correct"] for r in api.export_records(db, "tr")}
+
+
 def _by(records: list[dict], attack: str) -> dict[tuple[str, float], int]:
     return {(r["run_id"], r["eps"]): r["n_adv_correct"] for r in records if r["attack"] == attack}
 
 
-def test_transfer_from_the_run_itself_equals_white_box_pgd_in_a_study(transfer_db: Path) -> None:
-    recs = api.export_records(transfer_db, "tr")
+def test_transfer_from_the_run_itself_equals_white_box_pgd_in_a_study(transfer_run_db: Path) -> None:
+    recs = api.export_records(transfer_run_db, "tr")
     own, pgd = _by(recs, "transfer[sibling: self]"), _by(recs, "pgd")
     assert own and own == pgd
     assert any(v < max(pgd.values()) for v in pgd.values())  # PGD does fool some samples here
 
 
-def test_transfer_evaluations_are_stored_with_their_surrogate(transfer_db: Path) -> None:
-    evals = _rows(transfer_db, "select * from evaluations where attack = 'transfer'")
+def test_transfer_evaluations_are_stored_with_their_surrogate(transfer_run_db: Path) -> None:
+    evals = _rows(transfer_run_db, "select * from evaluations where attack = 'transfer'")
     assert len(evals) == 4 * 4
-    runs = {r["id"]: r for r in _rows(transfer_db, "select * from runs")}
-    sources = {r["id"]: r for r in _rows(transfer_db, "select * from sources")}
-    artifacts = transfer_db.parent / "tr.artifacts" / "transfer"
+    runs = {r["id"]: r for r in _rows(transfer_run_db, "select * from runs")}
+    sources = {r["id"]: r for r in _rows(transfer_run_db, "select * from sources")}
+    artifacts = transfer_run_db.parent / "tr.artifacts" / "transfer"
     for e in evals:
         params = json.loads(e["params"])
         unit = sources if params["surrogate"] == "source" else runs
@@ -83,26 +59,26 @@ def test_transfer_evaluations_are_stored_with_their_surrogate(transfer_db: Path)
     src = [json.loads(e["crafted"]) for e in evals if json.loads(e["params"])["surrogate"] == "source"]
     assert sum(len(c["crafted"]) for c in src) == 2 * 2  # two sources x two epsilons
     assert sum(len(c["reused"]) for c in src) == 2 * 2
-    samples = _rows(transfer_db, "select count(*) as n from samples where eval_id = ?", (evals[0]["id"],))
+    samples = _rows(transfer_run_db, "select count(*) as n from samples where eval_id = ?", (evals[0]["id"],))
     assert samples[0]["n"] == 40  # per-sample fooled masks, as for every attack
-    checks = {c["check"] for c in _rows(transfer_db, "select * from checks where eval_id = ?", (evals[0]["id"],))}
+    checks = {c["check"] for c in _rows(transfer_run_db, "select * from checks where eval_id = ?", (evals[0]["id"],))}
     assert {"adv_le_clean", "monotone_eps", "pgd_le_transfer"} <= checks
 
 
-def test_transfer_accuracy_is_clean_correct_only_and_not_above_clean(transfer_db: Path) -> None:
-    for r in api.export_records(transfer_db, "tr"):
+def test_transfer_accuracy_is_clean_correct_only_and_not_above_clean(transfer_run_db: Path) -> None:
+    for r in api.export_records(transfer_run_db, "tr"):
         if r["attack"].startswith("transfer"):
             assert r["n_adv_correct"] <= r["n_clean_correct"]
             assert r["adv_acc"] == r["n_adv_correct"] / r["n"]
             assert r["surrogate_id"]
 
 
-def test_a_rerun_reuses_the_stored_adversarial_images(transfer_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rerun_reuses_the_stored_adversarial_images(transfer_run_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rttui.engine.attacks import transfer as engine_transfer
 
-    before = {(r["run_id"], r["attack"], r["eps"]): r["n_adv_correct"] for r in api.export_records(transfer_db, "tr")}
-    files = {p: p.stat().st_mtime_ns for p in (transfer_db.parent / "tr.artifacts" / "transfer").iterdir()}
-    con = sqlite3.connect(transfer_db)
+    before = _numbers(transfer_run_db)
+    files = {p: p.stat().st_mtime_ns for p in (transfer_run_db.parent / "tr.artifacts" / "transfer").iterdir()}
+    con = sqlite3.connect(transfer_run_db)
     with con:
         ids = [r[0] for r in con.execute("select id from evaluations where attack = 'transfer'")]
         for t in ("metrics", "samples", "confusion", "checks"):
@@ -114,12 +90,11 @@ def test_a_rerun_reuses_the_stored_adversarial_images(transfer_db: Path, monkeyp
         raise AssertionError("the images are stored; nothing should be crafted again")
 
     monkeypatch.setattr(engine_transfer, "craft", no_crafting)
-    res = api.run_study(api.parse_study(STUDY), transfer_db)
+    res = api.run_study(api.parse_study(STUDY), transfer_run_db)
     assert res["failed"] == 0
-    after = {(r["run_id"], r["attack"], r["eps"]): r["n_adv_correct"] for r in api.export_records(transfer_db, "tr")}
-    assert after == before
+    assert _numbers(transfer_run_db) == before
     assert {p: p.stat().st_mtime_ns for p in files} == files
-    for e in _rows(transfer_db, "select crafted from evaluations where attack = 'transfer'"):
+    for e in _rows(transfer_run_db, "select crafted from evaluations where attack = 'transfer'"):
         c = json.loads(e["crafted"])
         assert c["crafted"] == [] and sorted(c["reused"]) == [0.03, 0.1]
 

@@ -1,0 +1,66 @@
+"""`rttui transfer`: the transferability matrix (surrogate x target adversarial accuracy, white-box PGD on the
+diagonal). One Typer per domain file, merged flat into the main app by `rttui.cli.app` (`app.add_typer`).
+
+A thin shell over `rttui.api.transfer`; never import torch or a layer below the facade here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rttui import api
+
+app = typer.Typer()
+
+
+@app.command("transfer")
+def transfer(
+    db: Annotated[
+        Path | None, typer.Option("--db", help="SQLite database (default: $RTTUI_DB, else ./rttui.db)")
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="only this study")] = None,
+    eps: Annotated[
+        float | None, typer.Option(help="one epsilon (default: 0.03 if evaluated; json/csv: every epsilon)")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, md, latex or csv")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file instead of stdout")] = None,
+) -> None:
+    """Transfer attacks: surrogate x target adversarial accuracy (mean±std over seeds), white-box PGD diagonal."""
+    if fmt not in api.TRANSFER_FORMATS:
+        from rttui.errors import RttuiError
+
+        raise RttuiError(f"--format {fmt!r} is not supported here; use one of {', '.join(api.TRANSFER_FORMATS)}")
+    matrices = api.transfer(db, study, eps, all_eps=fmt in ("json", "csv"))
+    if fmt != "table":
+        text = api.transfer_text(matrices, fmt)
+        if output:
+            output.write_text(text)
+            Console(stderr=True).print(f"wrote {output}")
+        else:
+            sys.stdout.write(text)
+        return
+    out = Console() if sys.stdout.isatty() else Console(width=160)
+    for m in matrices:
+        out.print(matrix_table(m))
+        out.print(escape(m.caption))
+        for w in m.warnings:
+            out.print(f"[bold yellow]⚠[/] {escape(w)}")
+        out.print()
+
+
+def matrix_table(m: api.TransferMatrix) -> Table:
+    """The matrix as a rich table; the diagonal (white-box PGD) in italics."""
+    t = Table(title=escape(m.title), title_justify="left")
+    for i, h in enumerate(m.header()):
+        t.add_column(escape(h), justify="left" if i == 0 else "right")
+    for row in m.body():
+        cells = [escape(row[0])] + [f"[italic]{escape(x)}[/]" if x.endswith(" wb") else escape(x) for x in row[1:]]
+        t.add_row(*cells)
+    return t
