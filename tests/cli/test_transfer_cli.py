@@ -88,3 +88,12 @@ def test_compare_ttest_and_export_handle_transfer(transfer_run_db: Path) -> None
     assert tr and all(x["surrogate_id"] and x["attack_name"] == "transfer" for x in tr)
     r = runner.invoke(app, ["export", "--db", db, "--format", "csv"])
     assert "transfer[sibling: strategy=full]" in r.stdout
+
+
+def test_report_has_the_transfer_matrix(transfer_run_db: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["report", "tr", "--db", str(transfer_run_db), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    index = (tmp_path / "rep" / "index.md").read_text()
+    assert "## Transfer attacks" in index and "surrogate (rows) x target (columns)" in index
+    assert (tmp_path / "rep" / "compare_transfer-source_eps0.03.md").is_file()
+    assert json.loads((tmp_path / "rep" / "transfer.json").read_text())
