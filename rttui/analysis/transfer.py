@@ -29,6 +29,7 @@ from rttui.analysis.records import CONFIG_AXES, EPS_TOL, AnalysisError, default_
 WHITE_BOX = "pgd"
 SOURCE_ROW = "source"
 OTHER_SEED = " (other seed)"
+CLEAN_ROW = "(clean, no attack)"
 FORMATS = ("table", "json", "md", "latex", "csv")
 
 
@@ -83,8 +84,14 @@ class TransferMatrix:
     def header(self) -> list[str]:
         return ["surrogate \\ target", *self.cols]
 
+    def clean(self, col: str) -> Stat | None:
+        """The target's clean accuracy over its seeds (the same in every cell of its column)."""
+        cell = self.whitebox.get(col) or next((c for (_, k), c in self.cells.items() if k == col), None)
+        return cell.clean if cell is not None else None
+
     def body(self) -> list[list[str]]:
-        """Display strings, one list per row: `mean±std` in %, the diagonal marked `wb`, `-` for none."""
+        """Display strings, one list per row: `mean±std` in %, the diagonal marked `wb`, `-` for none; a last
+        row gives each target's clean accuracy for reference."""
         out = []
         for r in self.rows:
             line = [r]
@@ -96,6 +103,7 @@ class TransferMatrix:
                     txt = cell.adv.fmt(100.0)
                     line.append(f"{txt} wb" if cell.kind == "white-box" else txt)
             out.append(line)
+        out.append([CLEAN_ROW, *[(st.fmt(100.0) if (st := self.clean(c)) is not None else "-") for c in self.cols]])
         return out
 
     def records(self) -> list[dict[str, Any]]:

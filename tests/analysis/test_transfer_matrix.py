@@ -63,6 +63,7 @@ def test_transfer_matrix_rows_are_surrogates_columns_targets_and_the_diagonal_is
     assert m.cell("full", "layer_freezing").adv.mean == pytest.approx(0.61)
     assert m.cell("layer_freezing (other seed)", "layer_freezing").adv.mean == pytest.approx(0.71)
     assert all(m.body()[i + 1][i + 1].endswith(" wb") for i in range(3))  # row i+1 is column i
+    assert m.body()[-1] == ["(clean, no attack)", "90.0±0.0", "90.0±0.0", "90.0±0.0"]
 
 
 def test_transfer_json_has_one_record_per_surrogate_target_and_eps() -> None:

@@ -21,7 +21,7 @@ async def test_transfer_view_from_results(transfer_run_db: Path, tmp_path: Path)
         results = app.screen
         picker = results.query_one("#r-attack", Select)
         picker.value = "transfer[source]"
-        await wait_for(pilot, lambda: results.tables and "transfer[source]" in results.tables[0]["title"], tries=600)
+        await wait_for(pilot, lambda: results.tables and "transfer[source]" in results.tables[0]["caption"], tries=600)
         shown = picker.query_one("SelectCurrent #label", Static).render()
         assert getattr(shown, "plain", str(shown)) == "transfer[source]"  # the label as it is, not read as markup
         await pilot.press("x")
@@ -29,7 +29,7 @@ async def test_transfer_view_from_results(transfer_run_db: Path, tmp_path: Path)
         t = app.screen
         want = api.transfer(transfer_run_db, "tr")[0]
         assert t.view["body"] == want.body() and t.view["eps"] == "0.03"
-        assert t.query_one("#tr-table", DataTable).row_count == len(want.rows)
+        assert t.query_one("#tr-table", DataTable).row_count == len(want.rows) + 1  # and the clean row
         await pilot.press("e")
         await wait_for(pilot, lambda: t.view and t.view["eps"] != "0.03", tries=600)
         assert t.view["body"] == api.transfer(transfer_run_db, "tr", float(t.view["eps"]))[0].body()
