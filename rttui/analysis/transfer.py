@@ -3,11 +3,12 @@ on the diagonal for reference, and its text forms (JSON records, CSV, Markdown, 
 
 Columns are the study's target configurations (the axes of `CONFIG_AXES` that vary, e.g. the strategy). Rows are
 the surrogates an attacker crafts on: `source` (the public pretrained model each target was fine-tuned from),
-then every configuration of the study as a sibling surrogate (the same seed as the target; a sibling of
-another seed is a row of its own, "... (other seed)"). The diagonal (a configuration attacking itself) is
-white-box PGD on the target, at the same epsilon and on the same test set, so each column shows how much of
-the white-box attack's strength transfers. A transfer evaluation whose surrogate is the target itself is
-white-box PGD by construction and is not shown twice.
+then each configuration the study used as a sibling surrogate (the same seed as the target; a sibling of
+another seed is a row of its own, "... (other seed)"), then white-box PGD on each target for reference, and
+its clean accuracy. Where a surrogate row is the target's own configuration (the diagonal) the entry is
+white-box PGD on the target, at the same epsilon and on the same test set, marked `wb`: a transfer
+evaluation whose surrogate is the target itself is white-box PGD by construction and is not shown twice. The
+JSON records hold every (surrogate, target) entry, the diagonal once per target (`kind = "white-box"`).
 
 Pure functions over the flat records `Store.records()` returns (a transfer record carries its label,
 `transfer[source]` / `transfer[sibling: ...]`, and its `surrogate_id`) and the stored checks. No SQL, no I/O,
@@ -29,6 +30,7 @@ from rttui.analysis.records import CONFIG_AXES, EPS_TOL, AnalysisError, default_
 WHITE_BOX = "pgd"
 SOURCE_ROW = "source"
 OTHER_SEED = " (other seed)"
+WHITE_BOX_ROW = "white-box pgd (the target itself)"
 CLEAN_ROW = "(clean, no attack)"
 FORMATS = ("table", "json", "md", "latex", "csv")
 
@@ -96,7 +98,7 @@ class TransferMatrix:
         for r in self.rows:
             line = [r]
             for c in self.cols:
-                cell = self.cell(r, c)
+                cell = self.whitebox.get(c) if r == WHITE_BOX_ROW else self.cell(r, c)
                 if cell is None:
                     line.append("-")
                 else:
@@ -227,8 +229,10 @@ def _matrix(
             cells[(col, col)] = whitebox[col]
             params.setdefault(WHITE_BOX, dict(rs[0]["attack_params"]))
     rows = [SOURCE_ROW] if any(k[0] == SOURCE_ROW for k in cells) else []
-    rows += [c for c in cols if any(k[0] == c for k in cells)]
+    rows += [c for c in cols if any(k[0] == c and cell.kind == "transfer" for k, cell in cells.items())]
     rows += [r for r in other_rows if r not in rows]
+    if whitebox:
+        rows.append(WHITE_BOX_ROW)
     n_test = sorted({int(r["n"]) for r in at})
     return TransferMatrix(eps, axes, rows, cols, cells, whitebox, params, n_test, warnings, study)
 

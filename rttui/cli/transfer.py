@@ -58,8 +58,8 @@ def transfer(
 def matrix_table(m: api.TransferMatrix) -> Table:
     """The matrix as a rich table; the diagonal (white-box PGD) in italics."""
     t = Table(title=escape(m.title), title_justify="left")
-    for i, h in enumerate(m.header()):
-        t.add_column(escape(h), justify="left" if i == 0 else "right")
+    for i, h in enumerate(m.header()):  # model/strategy on two lines: six targets fit 160 columns
+        t.add_column(escape(h if i == 0 else h.replace("/", "/\n")), justify="left" if i == 0 else "right")
     for row in m.body():
         cells = [escape(row[0])] + [f"[italic]{escape(x)}[/]" if x.endswith(" wb") else escape(x) for x in row[1:]]
         t.add_row(*cells)

@@ -49,10 +49,11 @@ def test_transfer_matrix_rows_are_surrogates_columns_targets_and_the_diagonal_is
     assert m.cols == ["feature_extraction", "full", "layer_freezing"]
     assert m.rows == [
         "source",
-        *m.cols,  # every configuration as a sibling surrogate (white-box on its own column)
+        "full",  # the one configuration used as a same-seed sibling surrogate
         "full (other seed)",
         "feature_extraction (other seed)",
         "layer_freezing (other seed)",
+        "white-box pgd (the target itself)",
     ]
     src = m.cell("source", "layer_freezing")
     assert src is not None and src.kind == "transfer" and src.adv.n == 2
@@ -62,7 +63,9 @@ def test_transfer_matrix_rows_are_surrogates_columns_targets_and_the_diagonal_is
     assert diag is not None and diag.kind == "white-box" and diag.adv.mean == pytest.approx(0.11)
     assert m.cell("full", "layer_freezing").adv.mean == pytest.approx(0.61)
     assert m.cell("layer_freezing (other seed)", "layer_freezing").adv.mean == pytest.approx(0.71)
-    assert all(m.body()[i + 1][i + 1].endswith(" wb") for i in range(3))  # row i+1 is column i
+    assert m.body()[1][2].endswith(" wb")  # row full, column full: the diagonal
+    assert [x.endswith(" wb") for x in m.body()[-2][1:]] == [True] * 3  # the white-box row
+    assert m.body()[-2][1:] == [m.whitebox[c].adv.fmt(100.0) + " wb" for c in m.cols]
     assert m.body()[-1] == ["(clean, no attack)", "90.0±0.0", "90.0±0.0", "90.0±0.0"]
 
 
