@@ -67,7 +67,7 @@ def compare(
 
     check_format(fmt, ("table", "json", "md", "latex", "csv"))
     ms = [m.strip() for m in metrics.split(",")] if metrics else None
-    comp = api.compare(db, study, attack_or_all(attack), eps, rows, cols, where, ms, stability)
+    comp = api.compare(db, study, attack_or_all(attack), eps, rows, cols, where, metrics=ms, stability=stability)
     if not comp.tables:
         err.print("rttui: no evaluation is stored yet; run the study (rttui run STUDY --db DB) or wait for it")
     if fmt != "table":
@@ -103,7 +103,20 @@ def ttest(
     from rttui.cli.render import tests_table
 
     check_format(fmt, ("table", "json", "md", "latex", "csv"))
-    rows = api.ttest(db, axis, a, b, metric, attack_or_all(attack), eps, study, test, mcnemar, variance, where)
+    rows = api.ttest(
+        db,
+        axis,
+        a,
+        b,
+        metric,
+        attack_or_all(attack),
+        eps,
+        study,
+        test=test,
+        mcnemar=mcnemar,
+        variance=variance,
+        where=where,
+    )
     if fmt != "table":
         emit(
             api.export_table(rows, fmt) if fmt != "json" else json.dumps(rows, indent=2, default=str) + "\n",
