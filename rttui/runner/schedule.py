@@ -66,7 +66,7 @@ class Scheduler:
                 run_plan=rp,
                 source_info=source,
                 trained=trained,
-                evals=tuple(e for e in rp.evals if e.id not in self.coord.store.done_evals(rp.id)),
+                evals=tuple(ep for ep in rp.evals if ep.id not in self.coord.store.done_evals(rp.id)),
             )
             self.running[job.unit_id] = job
             return job
@@ -91,7 +91,7 @@ class Scheduler:
             retry = replace(
                 retry,
                 trained=self.coord.trained_info(rp.id) or retry.trained,
-                evals=tuple(e for e in rp.evals if e.id not in done),
+                evals=tuple(ep for ep in rp.evals if ep.id not in done),
             )
         if retry is not None:
             self.retried += 1

@@ -54,12 +54,22 @@ class SourcePlan:
 
 @dataclass(frozen=True)
 class EvalPlan:
+    """One attack over the epsilon grid on one run's model, with every setting the engine needs.
+
+    `config` is what the id hashes (and what the store keeps); the typed fields are read from it when the plan
+    is made, so no caller digs settings out of a dict.
+    """
+
     id: str
     run_id: str
     attack: str
     params: dict[str, Any]
     epsilons: tuple[float, ...]
     config: dict[str, Any]
+    mode: str = "sweep"  # sweep | independent
+    batch_size: int = 250
+    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA only)
+    compile: bool = False  # torch.compile the model for the attack
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ class Plan:
 
     @property
     def evals(self) -> list[EvalPlan]:
-        return [e for r in self.runs for e in r.evals]
+        return [ep for r in self.runs for ep in r.evals]
 
     def size(self) -> dict[str, Any]:
         """How big the study is, for a face to show while it is edited: units of work and a rough cost.
@@ -191,17 +201,21 @@ def make_plan(study: Study) -> Plan:
                                     ecfg[key] = block.eval[key]
                             evals.append(
                                 EvalPlan(
-                                    config_hash(ecfg),
-                                    rid,
-                                    attack.name,
-                                    dict(params),
-                                    tuple(block.eval["epsilons"]),
-                                    ecfg,
+                                    id=config_hash(ecfg),
+                                    run_id=rid,
+                                    attack=attack.name,
+                                    params=dict(params),
+                                    epsilons=tuple(block.eval["epsilons"]),
+                                    config=ecfg,
+                                    mode=block.eval["mode"],
+                                    batch_size=int(block.eval["batch_size"]),
+                                    precision=block.eval.get("precision", "fp32"),
+                                    compile=bool(block.eval.get("compile", False)),
                                 )
                             )
                         if rid in runs:
                             # Same cell in two blocks: union of their evaluations.
-                            have = {e.id for e in runs[rid].evals}
-                            evals = list(runs[rid].evals) + [e for e in evals if e.id not in have]
+                            have = {ep.id for ep in runs[rid].evals}
+                            evals = list(runs[rid].evals) + [ep for ep in evals if ep.id not in have]
                         runs[rid] = RunPlan(rid, sid, rcfg, tuple(evals))
     return Plan(study, sources, tuple(runs.values()))
