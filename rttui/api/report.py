@@ -123,7 +123,7 @@ def _tests(db: str | Path | None, study: str, recs: list[dict[str, Any]], eps0: 
         for v in values:
             if v == ref:
                 continue
-            rows = ttest(db, axis, v, ref, "adv_acc", None, eps0, study, mcnemar=True, variance=True)
+            rows = ttest(db, axis, v, ref, "adv_acc", eps=eps0, study=study, mcnemar=True, variance=True)
             if not rows:
                 continue
             stem = f"ttest_{axis}_{v}_vs_{ref}"

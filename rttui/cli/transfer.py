@@ -6,25 +6,23 @@ A thin shell over `rttui.api.transfer`; never import torch or a layer below the 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from rttui import api
+from rttui.cli.options import DbOpt
+from rttui.cli.output import check_format, emit, out
 
 app = typer.Typer()
 
 
 @app.command("transfer")
 def transfer(
-    db: Annotated[
-        Path | None, typer.Option("--db", help="SQLite database (default: $RTTUI_DB, else ./rttui.db)")
-    ] = None,
+    db: DbOpt = None,
     study: Annotated[str | None, typer.Option(help="only this study")] = None,
     eps: Annotated[
         float | None, typer.Option(help="one epsilon (default: 0.03 if evaluated; json/csv: every epsilon)")
@@ -33,20 +31,11 @@ def transfer(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file instead of stdout")] = None,
 ) -> None:
     """Transfer attacks: surrogate x target adversarial accuracy (mean±std over seeds), white-box PGD diagonal."""
-    if fmt not in api.TRANSFER_FORMATS:
-        from rttui.errors import RttuiError
-
-        raise RttuiError(f"--format {fmt!r} is not supported here; use one of {', '.join(api.TRANSFER_FORMATS)}")
+    check_format(fmt, api.TRANSFER_FORMATS)
     matrices = api.transfer(db, study, eps, all_eps=fmt in ("json", "csv"))
     if fmt != "table":
-        text = api.transfer_text(matrices, fmt)
-        if output:
-            output.write_text(text)
-            Console(stderr=True).print(f"wrote {output}")
-        else:
-            sys.stdout.write(text)
+        emit(api.transfer_text(matrices, fmt), output, f"wrote {len(matrices)} matrix(es) to {output}")
         return
-    out = Console() if sys.stdout.isatty() else Console(width=160)
     for m in matrices:
         out.print(matrix_table(m))
         out.print(escape(m.caption))

@@ -47,7 +47,7 @@ def worker_main(wid: int, device: str, threads: int, conn: Connection) -> None:
             return
         if job is None:
             return
-        outcome = run_job(job, lambda e: conn.send(("event", e)), dev, wid)
+        outcome = run_job(job, lambda event: conn.send(("event", event)), dev, wid)
         conn.send(("end", outcome))
 
 

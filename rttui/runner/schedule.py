@@ -68,7 +68,7 @@ class Scheduler:
                     self.coord.emit(ev.UnitFailed("run", rp.id, f"source {rp.source_id} failed: {err}"))
                     continue
             self.runs.remove(rp)
-            evals = self._ready(rp, [e for e in rp.evals if e.id not in self.coord.store.done_evals(rp.id)])
+            evals = self._ready(rp, [ep for ep in rp.evals if ep.id not in self.coord.store.done_evals(rp.id)])
             if trained is not None and not evals:
                 continue  # only evaluations waiting for a surrogate run are left
             job = self._job(rp, source, trained, evals)
@@ -197,7 +197,7 @@ class Scheduler:
             rp = job.run_plan
             done = self.coord.store.done_evals(rp.id)
             trained = self.coord.trained_info(rp.id) or retry.trained
-            redo = self._ready(rp, [e for e in job.evals if e.id not in done])
+            redo = self._ready(rp, [ep for ep in job.evals if ep.id not in done])
             fresh = self._job(rp, job.source_info, trained, redo)
             retry = replace(retry, trained=trained, evals=fresh.evals, surrogates=fresh.surrogates, stored=fresh.stored)
         if retry is not None:

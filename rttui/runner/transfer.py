@@ -125,7 +125,7 @@ def evaluate_transfer(
     model: Any,
     test: Any,
     target: dict[str, Any],
-    e: EvalPlan,
+    ep: EvalPlan,
     spec: dict[str, Any],
     artifacts: Path,
     clean_pred: Any,
@@ -144,7 +144,7 @@ def evaluate_transfer(
 
     dev = next(model.parameters()).device
     sur_model = surrogate_model(spec, int(target["image_size"]), dev)
-    params = {k: e.params.get(k) for k in CRAFT_KEYS}
+    params = {k: ep.params.get(k) for k in CRAFT_KEYS}
     base = {
         "v": TRANSFER_REVISION,
         "surrogate_sha256": spec["sha256"],
@@ -157,14 +157,14 @@ def evaluate_transfer(
         model,
         test.x,
         test.y,
-        e.attack,
-        e.params,
-        list(e.epsilons),
-        e.config["mode"],
-        batch_size,
-        int(spec["seed"]),
-        clean_pred,
-        on_progress,
+        ep.attack,
+        ep.params,
+        list(ep.epsilons),
+        mode=ep.mode,
+        batch_size=batch_size,
+        seed=int(spec["seed"]),
+        clean_pred=clean_pred,
+        on_progress=on_progress,
         num_classes=num_classes,
         precision=precision,
         compile_model=compile_model,

@@ -673,7 +673,7 @@ class Store:
             for rid in orphans:
                 evals = [r[0] for r in self.conn.execute("select id from evaluations where run_id = ?", (rid,))]
                 for t in ("metrics", "samples", "confusion", "checks"):
-                    self.conn.executemany(f"delete from {t} where eval_id = ?", [(e,) for e in evals])
+                    self.conn.executemany(f"delete from {t} where eval_id = ?", [(eval_id,) for eval_id in evals])
                 self.conn.execute("delete from checks where run_id = ?", (rid,))
                 self.conn.execute("delete from evaluations where run_id = ?", (rid,))
                 self.conn.execute("delete from epochs where unit_id = ?", (rid,))

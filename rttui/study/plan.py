@@ -54,12 +54,22 @@ class SourcePlan:
 
 @dataclass(frozen=True)
 class EvalPlan:
+    """One attack over the epsilon grid on one run's model, with every setting the engine needs.
+
+    `config` is what the id hashes (and what the store keeps); the typed fields are read from it when the plan
+    is made, so no caller digs settings out of a dict.
+    """
+
     id: str
     run_id: str
     attack: str
     params: dict[str, Any]
     epsilons: tuple[float, ...]
     config: dict[str, Any]
+    mode: str = "sweep"  # sweep | independent
+    batch_size: int = 250
+    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA only)
+    compile: bool = False  # torch.compile the model for the attack
     # The unit a transfer attack crafts on: ("source", source id) or ("run", run id); it must be trained before
     # this evaluation runs (the scheduler waits for a sibling run). None for every other attack.
     surrogate: tuple[str, str] | None = None
@@ -89,7 +99,7 @@ class Plan:
 
     @property
     def evals(self) -> list[EvalPlan]:
-        return [e for r in self.runs for e in r.evals]
+        return [ep for r in self.runs for ep in r.evals]
 
     def size(self) -> dict[str, Any]:
         """How big the study is, for a face to show while it is edited: units of work and a rough cost.
@@ -198,22 +208,26 @@ def make_plan(study: Study) -> Plan:
                                     ecfg[key] = block.eval[key]
                             evals.append(
                                 EvalPlan(
-                                    config_hash(ecfg),
-                                    rid,
-                                    attack.name,
-                                    dict(params),
-                                    tuple(block.eval["epsilons"]),
-                                    ecfg,
+                                    id=config_hash(ecfg),
+                                    run_id=rid,
+                                    attack=attack.name,
+                                    params=dict(params),
+                                    epsilons=tuple(block.eval["epsilons"]),
+                                    config=ecfg,
+                                    mode=block.eval["mode"],
+                                    batch_size=int(block.eval["batch_size"]),
+                                    precision=block.eval.get("precision", "fp32"),
+                                    compile=bool(block.eval.get("compile", False)),
                                 )
                             )
                         if rid in runs:
                             # Same cell in two blocks: union of their evaluations.
-                            have = {e.id for e in runs[rid].evals}
-                            evals = list(runs[rid].evals) + [e for e in evals if e.id not in have]
+                            have = {ep.id for ep in runs[rid].evals}
+                            evals = list(runs[rid].evals) + [ep for ep in evals if ep.id not in have]
                         runs[rid] = RunPlan(rid, sid, rcfg, tuple(evals))
     for rid, sid, block, attack in pending:
         ep = _transfer_eval(study, block, attack, runs[rid], sid, runs)
-        if ep.id not in {e.id for e in runs[rid].evals}:
+        if ep.id not in {other.id for other in runs[rid].evals}:
             runs[rid] = RunPlan(rid, sid, runs[rid].config, (*runs[rid].evals, ep))
     return Plan(study, sources, tuple(runs.values()))
 
@@ -244,4 +258,16 @@ def _transfer_eval(
     for key, default in (("precision", "fp32"), ("compile", False)):
         if block.eval.get(key, default) != default:
             ecfg[key] = block.eval[key]
-    return EvalPlan(config_hash(ecfg), rp.id, attack.name, params, tuple(block.eval["epsilons"]), ecfg, surrogate)
+    return EvalPlan(
+        id=config_hash(ecfg),
+        run_id=rp.id,
+        attack=attack.name,
+        params=params,
+        epsilons=tuple(block.eval["epsilons"]),
+        config=ecfg,
+        mode=block.eval["mode"],
+        batch_size=int(block.eval["batch_size"]),
+        precision=block.eval.get("precision", "fp32"),
+        compile=bool(block.eval.get("compile", False)),
+        surrogate=surrogate,
+    )

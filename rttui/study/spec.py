@@ -343,8 +343,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         source = _resolve_section(probs, f"{p}.source", catalog.SOURCE_KEYS, raw.get("source"), b.get("source"))
         target = _resolve_section(probs, f"{p}.target", catalog.TARGET_KEYS, raw.get("target"), b.get("target"))
         train = _resolve_section(probs, f"{p}.train", catalog.TRAIN_KEYS, raw.get("train"), b.get("train"))
-        ev = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
-        ev["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", ev["epsilons"])
+        eval_cfg = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
+        eval_cfg["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", eval_cfg["epsilons"])
         for sec_name, sec in (("source", source), ("target", target)):
             if not catalog.dataset_known(sec["dataset"]):
                 probs.add(
@@ -370,7 +370,20 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         attacks = _axis(probs, f"{p}.attacks", attack_names, catalog.ATTACKS, tables["attacks"])
         check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
         bname = b.get("name", f"block{i}")
-        blocks.append(Block(i, str(bname), source, target, train, ev, models, strategies, techniques, attacks))
+        blocks.append(
+            Block(
+                index=i,
+                name=str(bname),
+                source=source,
+                target=target,
+                train=train,
+                eval=eval_cfg,
+                models=models,
+                strategies=strategies,
+                techniques=techniques,
+                attacks=attacks,
+            )
+        )
     probs.raise_if_any()
     return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw)
 

@@ -42,7 +42,9 @@ class DictCache:
 
 
 def _transfer(m, x, y, sur, params, mode="sweep", seed=0, batch_size=250):
-    return evaluate_attack(m, x, y, "transfer", params, GRID, mode, batch_size, seed, surrogate=sur)
+    return evaluate_attack(
+        m, x, y, "transfer", params, GRID, mode=mode, batch_size=batch_size, seed=seed, surrogate=sur
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,7 +54,7 @@ def _transfer(m, x, y, sur, params, mode="sweep", seed=0, batch_size=250):
 def test_transfer_from_the_model_itself_equals_white_box_pgd(trained, mode: str, extra: dict) -> None:
     m, x, y = trained
     params = {**PGD, **extra}
-    white = evaluate_attack(m, x, y, "pgd", params, GRID, mode, batch_size=32, seed=3)
+    white = evaluate_attack(m, x, y, "pgd", params, GRID, mode=mode, batch_size=32, seed=3)
     sur = tr.Surrogate(copy.deepcopy(m), "sibling", seed=3)
     # Other batches than the white-box run: each sample's start and steps do not depend on its batch.
     res = _transfer(m, x, y, sur, {**params, "surrogate": "sibling", "sibling": {}}, mode, seed=3, batch_size=50)
@@ -71,7 +73,7 @@ def test_transfer_from_a_randomly_initialised_surrogate_leaves_clean_accuracy(tr
     rows = res.metrics()
     for r in rows[:3]:  # eps <= 0.03: what a surrogate that knows nothing of the task should not change
         assert r["n_clean_correct"] - r["n_adv_correct"] <= 3, r
-    white = evaluate_attack(m, x, y, "pgd", PGD, GRID, "independent", seed=0).metrics()
+    white = evaluate_attack(m, x, y, "pgd", PGD, GRID, mode="independent", seed=0).metrics()
     assert white[2]["n_adv_correct"] < rows[2]["n_adv_correct"] - 3  # the same budget white-box does much more
 
 

@@ -32,7 +32,18 @@ def sched(tmp_path: Path):
 
 
 def _trained(coord: Coordinator, kind: str, uid: str) -> None:
-    coord.emit(ev.UnitTrained(kind, uid, f"/ckpt/{uid}.safetensors", f"sha-{uid}", 5, 0.9, 10, 0.0))
+    coord.emit(
+        ev.UnitTrained(
+            kind=kind,
+            unit_id=uid,
+            checkpoint=f"/ckpt/{uid}.safetensors",
+            sha256=f"sha-{uid}",
+            num_classes=5,
+            clean_acc=0.9,
+            n_test=10,
+            seconds=0.0,
+        )
+    )
     if kind == "run":
         coord.emit(ev.UnitFinished("run", uid, 0.0))
 
