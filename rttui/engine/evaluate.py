@@ -17,6 +17,9 @@ keeps its own label, one beyond it is projected onto the ball and re-checked, an
 epsilon stays fooled at a larger one (the projected example lies in the larger ball) in both modes, so its
 accuracy never rises with epsilon.
 
+The attack-specific sweeps (which samples are attacked at which epsilon) are the drivers registered in
+`rttui.engine.attacks` (attacks/sweep.py); this module sets the model up for them and packages their answer.
+
 Every metric row carries `mode`, `precision` and `path` (how the numbers were computed: sweep or independent,
 warm start, batched DeepFool, channels-last, compiled model, cached-feature training), so no shortcut is silent.
 """
@@ -33,13 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rttui.engine.attacks import fgsm_grid, pgd
-from rttui.engine.attacks.autoattack import autoattack, check_classes
-from rttui.engine.attacks.base import attack_mode, input_grad, perturbation_norm
-from rttui.engine.attacks.deepfool import deepfool, project_and_check
-from rttui.engine.attacks.pgd import per_sample_start
-
-ATTACKS = ("fgsm", "pgd", "deepfool", "autoattack")
+from rttui.engine.attacks import get_attack
+from rttui.engine.attacks.sweep import Sweep
 
 
 @dataclass
@@ -141,12 +139,6 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500, device: to
     return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
 
 
-def _norm_of(d: torch.Tensor, norm: str) -> float:
-    d = d.flatten(1)
-    v = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
-    return float(v.max()) if len(v) else 0.0
-
-
 def evaluate_attack(
     model: nn.Module,
     x: torch.Tensor,
@@ -154,28 +146,28 @@ def evaluate_attack(
     attack: str,
     params: dict[str, Any],
     epsilons: list[float],
+    *,
     mode: str = "sweep",
     batch_size: int = 250,
     seed: int = 0,
     clean_pred: np.ndarray | None = None,
     on_progress: Any = None,
-    *,
     num_classes: int | None = None,
     precision: str = "fp32",
     compile_model: bool = False,
     train_path: str | None = None,
+    surrogate: Any = None,
 ) -> AttackResult:
     """Attack every clean-correct test sample at every epsilon of the grid (see module doc for modes).
 
     `precision="bf16"` turns on bf16 autocast on CUDA only (fp32 elsewhere; the row records what ran).
     `train_path` names how the model was trained (e.g. "cached_features"), recorded in each row's path.
+    `surrogate` is the model a transfer attack crafts on (`attacks.transfer.Surrogate`); `model` only classifies.
     """
-    if attack not in ATTACKS:
-        raise ValueError(f"attack {attack!r} is not implemented in the engine")
+    driver = get_attack(attack)
     t0 = time.perf_counter()
     dev = next(model.parameters()).device
-    # torchattacks' FAB (inside AutoAttack) reshapes input gradients with .view, which NHWC strides break.
-    with channels_last(model, enabled=attack != "autoattack") as nhwc:
+    with channels_last(model, enabled=driver.info.channels_last) as nhwc:
         model.eval()
         cuda = dev.type == "cuda"
         parts = [mode]
@@ -191,13 +183,6 @@ def evaluate_attack(
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
         pred_bs = max(batch_size, 2048) if cuda else batch_size
 
-        eps_sorted = sorted(epsilons)
-        labels = y.cpu().numpy()
-        k = len(eps_sorted)
-        norm = params.get("norm", "linf")
-        out_params = dict(params)
-        min_norm: np.ndarray | None = None
-
         def to_dev(t: torch.Tensor) -> torch.Tensor:
             t = t.to(dev, non_blocking=True)
             return t.contiguous(memory_format=torch.channels_last) if nhwc and t.ndim == 4 else t
@@ -210,52 +195,45 @@ def evaluate_attack(
         def pred(t: torch.Tensor) -> np.ndarray:
             return predict(fwd, t, pred_bs, dev)
 
+        sweep = Sweep(
+            model=fwd,
+            x=x,
+            labels=y.cpu().numpy(),
+            epsilons=sorted(epsilons),
+            params=params,
+            mode=mode,
+            seed=seed,
+            clean_pred=clean_pred,
+            batches=batches,
+            pred=pred,
+            to_dev=to_dev,
+            on_progress=on_progress,
+            num_classes=num_classes,
+            batch_size=batch_size,
+            surrogate=surrogate,
+        )
         with autocast:
-            if clean_pred is None and not (attack == "fgsm" and mode == "sweep"):
-                clean_pred = pred(x)
-            if attack == "fgsm":
-                clean_pred, adv_pred, fooled, max_pert, steps_sz = _fgsm(
-                    fwd, x, labels, eps_sorted, mode, clean_pred, batches, pred, norm, on_progress
-                )
-            elif attack == "pgd":
-                if params.get("warm_start") and mode == "sweep":
-                    parts.append("warm_start")
-                adv_pred, fooled, max_pert, steps_sz = _pgd(
-                    fwd, labels, eps_sorted, params, mode, clean_pred, batches, pred, seed, norm, on_progress
-                )
-            elif attack == "deepfool":
-                parts.append("batched")
-                adv_pred, fooled, max_pert, min_norm = _deepfool(
-                    fwd, labels, eps_sorted, params, clean_pred, batches, pred, norm, on_progress
-                )
-                steps_sz = [None] * k
-                out_params.setdefault("steps", 50)
-            else:
-                if num_classes is None:
-                    with torch.no_grad():
-                        num_classes = int(fwd(to_dev(x[:1])).shape[1])
-                check_classes(num_classes)
-                adv_pred, fooled, max_pert = _autoattack(
-                    fwd, labels, eps_sorted, mode, clean_pred, batches, pred, seed, norm, num_classes, on_progress
-                )
-                steps_sz = [None] * k
-                out_params.setdefault("version", "standard")
+            swept = driver.run(sweep)
+        parts += swept.path
         if train_path:
             parts.append(train_path)
+        out_params = dict(params)
+        for key, value in swept.param_defaults.items():
+            out_params.setdefault(key, value)
         return AttackResult(
             attack,
             out_params,
-            eps_sorted,
-            labels,
-            clean_pred,
-            adv_pred,
-            fooled,
+            sweep.epsilons,
+            sweep.labels,
+            swept.clean_pred,
+            swept.adv_pred,
+            swept.fooled,
             mode,
             precision="bf16" if amp else "fp32",
             seconds=time.perf_counter() - t0,
-            max_perturbation=max_pert,
-            step_sizes=steps_sz,
-            min_norm=min_norm,
+            max_perturbation=swept.max_perturbation,
+            step_sizes=swept.step_sizes,
+            min_norm=swept.min_norm,
             path="+".join(parts),
         )
 
@@ -277,169 +255,3 @@ def channels_last(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
         yield True
     finally:
         model.to(memory_format=torch.contiguous_format)
-
-
-def _progress(on_progress: Any, total: int):
-    """A counter that reports (done, total) after each batch."""
-    done = [0]
-
-    def tick(m: int) -> None:
-        done[0] += m
-        if on_progress:
-            on_progress(min(done[0], total), total)
-
-    return tick
-
-
-def _fgsm(model, x, labels, eps_sorted, mode, clean_pred, batches, pred, norm, on_progress):
-    """FGSM per epsilon; in sweep mode one gradient per sample serves the whole grid and, when no clean
-    predictions are given, the same forward pass gives them (the clean-accuracy evaluation is shared)."""
-    n, k = len(labels), len(eps_sorted)
-    max_pert = [0.0] * k
-    if clean_pred is None:
-        clean_pred = np.empty(n, dtype=np.int64)
-        todo = np.arange(n)
-    else:
-        todo = np.flatnonzero(clean_pred == labels)
-    adv_pred = np.empty((k, n), dtype=np.int64)
-    fooled = np.zeros((k, n), dtype=bool)
-    tick = _progress(on_progress, k * len(todo))
-    grids = [[e] for e in eps_sorted] if mode == "independent" else [eps_sorted]
-    for grid in grids:
-        cols = [eps_sorted.index(e) for e in grid]
-        for b, xb, yb in batches(todo):
-            if mode == "sweep":
-                with attack_mode(model):
-                    g, logits = input_grad(model, xb, yb)
-                clean_pred[b] = logits.argmax(1).cpu().numpy()
-                keep = torch.as_tensor(clean_pred[b] == labels[b], device=xb.device)
-                b, xb, s = b[keep.cpu().numpy()], xb[keep], g[keep].sign()
-                advs = [(xb + eps * s).clamp(0, 1) for eps in grid]
-            else:
-                advs = fgsm_grid(model, xb, yb, grid)
-            for ci, xa in zip(cols, advs, strict=True):
-                p = pred(xa)
-                adv_pred[ci, b] = p
-                fooled[ci, b] = p != labels[b]
-                max_pert[ci] = max(max_pert[ci], _norm_of(xa - xb, norm))
-            tick(len(b) * len(grid))
-    cc = clean_pred == labels
-    adv_pred[:, ~cc] = clean_pred[~cc]
-    return clean_pred, adv_pred, fooled, max_pert, list(eps_sorted)
-
-
-def _pgd(model, labels, eps_sorted, params, mode, clean_pred, batches, pred, seed, norm, on_progress):
-    """PGD over the grid; sweep mode attacks only samples that survived the previous epsilon."""
-    n, k = len(labels), len(eps_sorted)
-    cc = clean_pred == labels
-    adv_pred = np.tile(clean_pred, (k, 1))
-    fooled = np.zeros((k, n), dtype=bool)
-    max_pert = [0.0] * k
-    steps = int(params.get("steps", 10))
-    restarts = int(params.get("restarts", 1))
-    rand = bool(params.get("random_start", True))
-    warm = bool(params.get("warm_start", False)) and mode == "sweep"
-    warm_x: dict[int, torch.Tensor] = {}  # sample index -> its last iterate at the previous epsilon
-    step_sizes: list[float | None] = []
-    active = cc.copy()
-    tick = _progress(on_progress, k * int(cc.sum()))
-    for i, eps in enumerate(eps_sorted):
-        alpha = params.get("step_size") or params.get("rel_step_size", 0.25) * eps
-        step_sizes.append(float(alpha))
-        if mode == "sweep" and i > 0:
-            carried = fooled[i - 1]
-            fooled[i] = carried
-            adv_pred[i, carried] = adv_pred[i - 1, carried]
-            max_pert[i] = max_pert[i - 1]
-        todo = np.flatnonzero(active if mode == "sweep" else cc)
-        next_warm: dict[int, torch.Tensor] = {}
-        for b, xb, yb in batches(todo):
-            alive = np.ones(len(b), dtype=bool)
-            last = xb.clone()
-            for r in range(restarts):
-                sel = np.flatnonzero(alive)
-                if not len(sel) or eps == 0:
-                    break
-                x_init = per_sample_start(xb[sel], b[sel].tolist(), eps, norm, seed, r) if rand else None
-                if warm and r == 0 and warm_x:
-                    rows = [j for j, s in enumerate(b[sel]) if int(s) in warm_x]
-                    if rows:
-                        x_init = x_init if x_init is not None else xb[sel].clone()
-                        x_init[rows] = torch.stack([warm_x[int(b[sel][j])] for j in rows]).to(xb.device, xb.dtype)
-                xa = pgd(model, xb[sel], yb[sel], eps, steps, alpha, norm, rand_init=False, x_init=x_init)
-                p = pred(xa)
-                adv_pred[i, b[sel]] = p
-                hit = p != labels[b[sel]]
-                fooled[i, b[sel]] = hit
-                alive[sel[hit]] = False
-                last[sel] = xa
-                max_pert[i] = max(max_pert[i], _norm_of(xa - xb[sel], norm))
-            if warm:
-                next_warm.update({int(b[j]): last[j].cpu() for j in np.flatnonzero(alive)})
-            tick(len(b))
-        warm_x = next_warm
-        active &= ~fooled[i]
-    return adv_pred, fooled, max_pert, step_sizes
-
-
-def _deepfool(model, labels, eps_sorted, params, clean_pred, batches, pred, norm, on_progress):
-    """DeepFool once per clean-correct sample; per epsilon, an example inside the ball keeps its own label and
-    one beyond it is projected onto the ball and re-checked (fooled stays fooled at larger epsilons)."""
-    n, k = len(labels), len(eps_sorted)
-    cc = clean_pred == labels
-    adv_pred = np.tile(clean_pred, (k, 1))
-    fooled = np.zeros((k, n), dtype=bool)
-    max_pert = [0.0] * k
-    min_norm = np.full(n, np.nan)
-    steps, overshoot = int(params.get("steps", 50)), float(params.get("overshoot", 0.02))
-    candidates = int(params.get("candidates", 10))
-    tick = _progress(on_progress, int(cc.sum()))
-    for b, xb, yb in batches(np.flatnonzero(cc)):
-        xa, ok = deepfool(model, xb, yb, steps, overshoot, norm, candidates)
-        norms = perturbation_norm(xa, xb, norm)
-        min_norm[b] = np.where(ok.cpu().numpy(), norms.float().cpu().numpy(), np.nan)  # NaN: not fooled in time
-        own = pred(xa)  # each example's own label: the answer wherever it already lies in the eps-ball
-        for i, eps in enumerate(eps_sorted):
-            outside = (norms > eps).cpu().numpy()
-            p = own.copy()
-            if outside.any():  # only examples beyond the ball are projected onto it and re-checked
-                xp, p_t = project_and_check(model, xb[outside], xa[outside], eps, norm)
-                p[outside] = p_t.cpu().numpy()
-                max_pert[i] = max(max_pert[i], _norm_of(xp - xb[outside], norm))
-            if not outside.all():
-                max_pert[i] = max(max_pert[i], float(norms[~outside].max()))
-            hit = p != labels[b]
-            if i > 0:
-                carried = fooled[i - 1, b]
-                p = np.where(carried, adv_pred[i - 1, b], p)
-                hit |= carried
-            adv_pred[i, b] = p
-            fooled[i, b] = hit
-        tick(len(b))
-    return adv_pred, fooled, max_pert, min_norm
-
-
-def _autoattack(model, labels, eps_sorted, mode, clean_pred, batches, pred, seed, norm, num_classes, on_progress):
-    """AutoAttack per epsilon; sweep mode attacks only samples that survived the previous epsilon."""
-    n, k = len(labels), len(eps_sorted)
-    cc = clean_pred == labels
-    adv_pred = np.tile(clean_pred, (k, 1))
-    fooled = np.zeros((k, n), dtype=bool)
-    max_pert = [0.0] * k
-    active = cc.copy()
-    tick = _progress(on_progress, k * int(cc.sum()))
-    for i, eps in enumerate(eps_sorted):
-        if mode == "sweep" and i > 0:
-            carried = fooled[i - 1]
-            fooled[i] = carried
-            adv_pred[i, carried] = adv_pred[i - 1, carried]
-            max_pert[i] = max_pert[i - 1]
-        for b, xb, yb in batches(np.flatnonzero(active if mode == "sweep" else cc)):
-            xa = autoattack(model, xb, yb, eps, num_classes, norm, seed)
-            p = pred(xa)
-            adv_pred[i, b] = p
-            fooled[i, b] = p != labels[b]
-            max_pert[i] = max(max_pert[i], _norm_of(xa - xb, norm))
-            tick(len(b))
-        active &= ~fooled[i]
-    return adv_pred, fooled, max_pert

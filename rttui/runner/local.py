@@ -73,13 +73,13 @@ def execute(
         runs_todo = todo.runs(plan)
         coord.emit(
             ev.StudyStarted(
-                plan.study.name,
-                len(plan.sources),
-                len(plan.runs),
-                len(plan.evals),
-                len(todo.sources),
-                len(runs_todo),
-                sum(len(v) for v in todo.evaluate.values()),
+                study=plan.study.name,
+                n_sources=len(plan.sources),
+                n_runs=len(plan.runs),
+                n_evals=len(plan.evals),
+                todo_sources=len(todo.sources),
+                todo_runs=len(runs_todo),
+                todo_evals=sum(len(v) for v in todo.evaluate.values()),
             )
         )
         for rp in plan.runs:
@@ -145,9 +145,9 @@ class InProcess:
     def _checked(control: Control) -> Callable[[ev.Event], None]:
         """Forward events to the coordinator, stopping the unit at the next event once a cancel arrives."""
 
-        def emit(e: Any) -> None:
-            control.coord.emit(e)
-            if not isinstance(e, ev.UnitStarted) and control.poll():
+        def emit(event: Any) -> None:
+            control.coord.emit(event)
+            if not isinstance(event, ev.UnitStarted) and control.poll():
                 raise Cancelled
 
         return emit

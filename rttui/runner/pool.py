@@ -62,7 +62,7 @@ def worker_main(wid: int, device: str, threads: int, conn: Connection, parent: i
             return
         if job is None:
             return
-        outcome = run_job(job, lambda e: send(("event", e)), dev, wid)
+        outcome = run_job(job, lambda event: send(("event", event)), dev, wid)
         send(("end", outcome))
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rttui.engine.attack_names import variant_label
 from rttui.errors import DatabaseDamaged, StoreError
 from rttui.store.connection import connect, damaged, is_damage, store_error
 
@@ -88,6 +89,11 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "n": int,
             "seconds": float,
             "created": float,
+            # transfer attacks: the surrogate unit (source or run id), its checkpoint's SHA-256, and the
+            # crafted-image file key per eps (JSON; files under <artifacts>/transfer/)
+            "surrogate_id": str,
+            "surrogate_sha256": str,
+            "crafted": str,
         },
         "id",
     ),
@@ -181,6 +187,14 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _busy(path: Path, study: str, pid: int, host: str, fix: str) -> str:
+    """The one line every refusal to write beside a live runner prints."""
+    return (
+        f"{path}: a runner is already running: study {study!r} is running in process {pid} on {host} and is the "
+        f"only writer; {fix}"
+    )
 
 
 class Store:
@@ -347,8 +361,7 @@ class Store:
                 held = lhost == host and pid == os.getpid()
                 if not held and (lhost != host or _pid_alive(pid)):
                     raise StoreError(
-                        f"{self.path}: study {lstudy!r} is already running in process {pid} on {lhost}; "
-                        "wait for it to finish, or stop that process"
+                        _busy(self.path, lstudy, pid, lhost, "wait for it to finish, or stop that process")
                     )
             if not held:
                 self.check()  # damaged: raises, and the transaction ends with nothing written
@@ -375,6 +388,27 @@ class Store:
         if host == socket.gethostname() and not _pid_alive(pid):
             return None
         return {"pid": pid, "host": host, "started": started, "study": study}
+
+    def refuse_if_running(self, fix: str, *, study: str | None = None) -> None:
+        """Raise StoreError (one line ending in `fix`) when a live runner other than this process holds the
+        database (with `study`: only when it runs that study). The one answer to "is a runner holding this
+        database" for every command that must not write beside it."""
+        lock = self.runner_lock()
+        if lock is None or (study is not None and lock["study"] != study):
+            return
+        if lock["pid"] == os.getpid() and lock["host"] == socket.gethostname():
+            return
+        raise StoreError(_busy(self.path, lock["study"], lock["pid"], lock["host"], fix))
+
+    def reset_running_units(self) -> None:
+        """After a cancel or a crash of the runner: units left 'running' go back to 'pending' (a run with a
+        checkpoint to 'trained'); their partial work is not trusted."""
+        with self.transaction():
+            self.conn.execute("update sources set state = 'pending' where state = 'running'")
+            self.conn.execute(
+                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end "
+                "where state = 'running'"
+            )
 
     # ---- writes (the coordinator's) --------------------------------------------------------------
     def register_study(self, name: str, path: str | None, spec: dict[str, Any], run_ids: Iterable[str]) -> None:
@@ -597,12 +631,13 @@ class Store:
         where, params = ("where sr.study = ?", [study]) if study else ("", [])
         # A database opened read-only may predate the `path` column (it is added when opened for writing).
         path_col = "m.path" if "path" in self.db["metrics"].columns_dict else "null as path"
+        sur_col = "e.surrogate_id" if "surrogate_id" in self.db["evaluations"].columns_dict else "null as surrogate_id"
         rows = self.rows(
             "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
             f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
             "r.config, "
-            "e.params as attack_params "
+            f"e.params as attack_params, {sur_col} "
             "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
             f"join evaluations e on e.id = m.eval_id {where} "
             "order by sr.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eps, r.seed",
@@ -618,9 +653,27 @@ class Store:
             r["strategy_params"] = cfg["strategy"]["params"]
             r["technique_params"] = cfg["technique"]["params"]
             r["attack_params"] = self._json(r["attack_params"], f"the parameters of evaluation {r['eval_id']}")
+            # A transfer attack is named with its surrogate (transfer[source], ...), so two never pool.
+            r["attack_name"] = r["attack"]
+            r["attack"] = variant_label(r["attack"], r["attack_params"])
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
         return rows
+
+    def attack_metrics(self, run_id: str, attacks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The stored metric rows of a run's evaluations of these attacks (every parameter set), by attack: what
+        the cross-attack checks of a later evaluation compare against."""
+        names = list(attacks)
+        marks = ",".join("?" * len(names))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rows(
+            f"select m.* from metrics m join evaluations e on e.id = m.eval_id where m.run_id = ? "
+            f"and e.state = 'done' and m.attack in ({marks}) order by m.eval_id, m.eps",
+            (run_id, *names),
+        ):
+            r["random_start"] = bool(r["random_start"])
+            out.setdefault(r["attack"], []).append(r)
+        return out
 
     def checks(self, run_id: str | None = None) -> list[dict[str, Any]]:
         if run_id:
@@ -699,7 +752,7 @@ class Store:
             for rid in orphans:
                 evals = [r[0] for r in self.conn.execute("select id from evaluations where run_id = ?", (rid,))]
                 for t in ("metrics", "samples", "confusion", "checks"):
-                    self.conn.executemany(f"delete from {t} where eval_id = ?", [(e,) for e in evals])
+                    self.conn.executemany(f"delete from {t} where eval_id = ?", [(eval_id,) for eval_id in evals])
                 self.conn.execute("delete from checks where run_id = ?", (rid,))
                 self.conn.execute("delete from evaluations where run_id = ?", (rid,))
                 self.conn.execute("delete from epochs where unit_id = ?", (rid,))

@@ -1,0 +1,62 @@
+"""The attack registry: attack name -> the sweep driver that runs it over an epsilon grid (timm style).
+
+`register_attack` fills the dict; each driver module decorates its drivers and the package `__init__` imports
+the modules, so importing `rttui.engine.attacks` fills the registry. Arrows run driver -> registry, never
+back: this module imports no driver. Names and torch-free facts about each attack live in
+`rttui.engine.attack_names`; a driver may only register a name listed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rttui.engine.attack_names import ATTACKS, AttackInfo
+
+if TYPE_CHECKING:
+    from rttui.engine.attacks.sweep import Sweep, Swept
+
+Driver = Callable[["Sweep"], "Swept"]
+
+
+@dataclass(frozen=True)
+class AttackDriver:
+    """A registered attack: its torch-free facts and the function that sweeps it over a grid."""
+
+    info: AttackInfo
+    run: Driver
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+REGISTRY: dict[str, AttackDriver] = {}
+
+
+def register_attack(name: str) -> Callable[[Driver], Driver]:
+    """Register `fn` as the sweep driver of attack `name` (which `attack_names.ATTACKS` must list)."""
+
+    def deco(fn: Driver) -> Driver:
+        if name not in ATTACKS:
+            raise ValueError(f"attack {name!r} is not listed in rttui.engine.attack_names.ATTACKS; add it there")
+        if name in REGISTRY:
+            raise ValueError(f"attack {name!r} is registered twice")
+        REGISTRY[name] = AttackDriver(ATTACKS[name], fn)
+        return fn
+
+    return deco
+
+
+def get_attack(name: str) -> AttackDriver:
+    """The registered driver of an attack; ValueError for a name the engine does not implement."""
+    driver = REGISTRY.get(name)
+    if driver is None:
+        raise ValueError(f"attack {name!r} is not implemented in the engine")
+    return driver
+
+
+def attack_names() -> list[str]:
+    """The registered attack names, in registration order."""
+    return list(REGISTRY)
