@@ -48,7 +48,10 @@ def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) ->
     # Textual is imported only here, so the headless commands never pay for it.
     from rttui.tui import make_app
 
-    make_app(db=db, studies_dir=studies, read_only=read_only).run()
+    tui_app = make_app(db=db, studies_dir=studies, read_only=read_only)
+    tui_app.run()
+    if tui_app.return_code:  # Textual prints the traceback and sets 1 when the app died of an exception
+        raise typer.Exit(tui_app.return_code)
 
 
 ReadOnlyOpt = Annotated[

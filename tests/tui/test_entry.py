@@ -52,3 +52,22 @@ def test_serve_runs_the_tui_command_in_textual_serve(monkeypatch, tmp_path: Path
     assert res.exit_code == 0, res.output
     assert seen["port"] == 8123 and seen["host"] == "localhost" and seen["public_url"] is None
     assert "-m rttui tui" in seen["command"] and str(db) in seen["command"] and "--read-only" in seen["command"]
+
+
+def test_an_app_that_crashes_exits_non_zero(tmp_path: Path) -> None:
+    """`rttui tui` whose app dies of an exception exits 1, not 0 (a crash must not look like a clean quit)."""
+    code = (
+        "import sys, rttui.tui\n"
+        "from textual.app import App\n"
+        "class Crashing(App):\n"
+        "    def on_mount(self):\n"
+        "        raise RuntimeError('boom')\n"
+        "    def run(self, **kw):\n"
+        "        return super().run(headless=True)\n"
+        "rttui.tui.make_app = lambda **kw: Crashing()\n"
+        "from rttui.cli.app import app\n"
+        "app(['tui', '--db', sys.argv[1]])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.db")], capture_output=True, text=True)
+    assert "boom" in out.stdout + out.stderr
+    assert out.returncode == 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
@@ -180,14 +180,14 @@ class ExportScreen(RttuiScreen):
     def on_exported(self, msg: Exported) -> None:
         note = self.query_one("#x-note", Static)
         if msg.error:
-            note.update(f"[red]{escape(msg.error)}[/red]")
+            note.update(Content.styled(msg.error, "red"))
             return
         if msg.written:
             self.written = msg.written
-            note.update(escape("wrote " + ", ".join(msg.written)))
+            note.update(Content("wrote " + ", ".join(msg.written)))
             self.tell("wrote " + ", ".join(Path(w).name for w in msg.written))
         else:
-            note.update(f"{self.study}: preview (ctrl+s writes it)")
+            note.update(Content(f"{self.study}: preview (ctrl+s writes it)"))
         if msg.preview:
             self.preview = msg.preview
             self.query_one("#x-preview", Static).update(msg.preview[:20000])

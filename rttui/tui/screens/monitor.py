@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 from textual_plotext import PlotextPlot
 
@@ -61,7 +62,7 @@ class MonitorScreen(RttuiScreen):
                 with Vertical(id="mon-side"):
                     yield Static("", id="mon-run-title")
                     yield DataTable(id="mon-numbers", cursor_type="none", show_cursor=False)
-            yield RichLog(id="mon-log", max_lines=500, wrap=True, markup=True)
+            yield RichLog(id="mon-log", max_lines=500, wrap=True, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -97,7 +98,7 @@ class MonitorScreen(RttuiScreen):
             return
         self.polls += 1
         if msg.error:
-            self.query_one("#mon-head", Static).update(f"[red]{escape(msg.error)}[/red]")
+            self.query_one("#mon-head", Static).update(Content.styled(msg.error, "red"))
             return
         self.data = msg.data
         runs = msg.data["runs"]
@@ -146,15 +147,15 @@ class MonitorScreen(RttuiScreen):
         n = len(runs)
         done = sum(r["state"] == "done" for r in runs)
         failed = sum(r["state"] == "failed" for r in runs)
-        who = f"[b]running[/b] in process {runner['pid']}" if runner else "no runner"
-        parts = [f"[b]{self.study}[/b]", who, f"{done}/{n} done"]
+        who = Content.assemble(("running", "bold"), f" in process {runner['pid']}") if runner else Content("no runner")
+        parts = [Content.styled(self.study, "bold"), who, Content(f"{done}/{n} done")]
         if failed:
-            parts.append(f"[red]{failed} failed[/red] (r: retry)")
+            parts.append(Content.assemble((f"{failed} failed", "red"), " (r: retry)"))
         left = [r for r in runs if r["state"] not in ("done", "failed")]
         finished = [r["seconds"] for r in runs if r["state"] == "done" and r["seconds"]]
         if runner and left and finished:
-            parts.append(f"ETA ≈ {duration(sum(finished) / len(finished) * len(left))}")
-        self.query_one("#mon-head", Static).update(" · ".join(parts))
+            parts.append(Content(f"ETA ≈ {duration(sum(finished) / len(finished) * len(left))}"))
+        self.query_one("#mon-head", Static).update(Content(" · ").join(parts))
 
     def _log_changes(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None) -> None:
         log = self.query_one("#mon-log", RichLog)
@@ -163,7 +164,7 @@ class MonitorScreen(RttuiScreen):
             log.write(f"watching study {self.study}: {len(runs)} runs, {done} done")
             for r in runs:
                 if r["state"] == "failed":
-                    log.write(f"[red]✗ {run_label(r, self.vary)} failed:[/red] {escape(r['error'] or '')}")
+                    log.write(Text.assemble((f"✗ {run_label(r, self.vary)} failed:", "red"), f" {r['error'] or ''}"))
         else:
             if runner and not self._prev_runner:
                 log.write(f"runner started (process {runner['pid']})")
@@ -182,7 +183,7 @@ class MonitorScreen(RttuiScreen):
                     log.write(f"{name}: evaluation {r['evals_done']}/{r['evals_total']} stored")
                 if r["state"] != old["state"]:
                     if r["state"] == "failed":
-                        log.write(f"[red]✗ {name} failed:[/red] {escape(r['error'] or '')}")
+                        log.write(Text.assemble((f"✗ {name} failed:", "red"), f" {r['error'] or ''}"))
                     else:
                         log.write(f"{name}: {old['state']} → {r['state']}")
         self._prev = {r["id"]: r for r in runs}
@@ -221,9 +222,9 @@ class MonitorScreen(RttuiScreen):
         for m in metrics:
             by_attack.setdefault(m["attack"], {})[m["eps"]] = m["adv_acc"]
         clean = r["clean_acc"]
-        head = f"[b]{run_label(r, self.vary)}[/b]  clean {pct(clean)}%"
+        head = Content.assemble((run_label(r, self.vary), "bold"), f"  clean {pct(clean)}%")
         if r["state"] == "failed":
-            head += f"\n[red]failed: {escape(r['error'] or '')}[/red]"
+            head += Content.styled(f"\nfailed: {r['error'] or ''}", "red")
         title.update(head)
         eps = sorted({e for v in by_attack.values() for e in v})
         rows = [[f"{e:g}", *[pct(by_attack[a].get(e)) for a in by_attack]] for e in eps]
@@ -256,7 +257,7 @@ class MonitorScreen(RttuiScreen):
         except RttuiError as exc:
             self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
             return
-        self.query_one("#mon-log", RichLog).write(escape(f"launched process {info['pid']} (log: {info['log']})"))
+        self.query_one("#mon-log", RichLog).write(f"launched process {info['pid']} (log: {info['log']})")
         self.poll_now()
 
     def action_retry(self) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.widgets import Footer, Header, Label, Select, Static
 from textual_plotext import PlotextPlot
 
@@ -87,7 +87,7 @@ class PlotsScreen(RttuiScreen):
             return
         self.loaded += 1
         if msg.error:
-            self.query_one("#pl-note", Static).update(f"[red]{escape(msg.error)}[/red]")
+            self.query_one("#pl-note", Static).update(Content.styled(msg.error, "red"))
             return
         summary = api.summary(msg.records)
         if summary == self.summary and self.drawn:
@@ -134,7 +134,7 @@ class PlotsScreen(RttuiScreen):
         rows = [r for r in self.summary if r["attack"] == attack]
         note = self.query_one("#pl-note", Static)
         if not rows:
-            note.update(f"{self.study}: no results yet" if self.study else "")
+            note.update(Content(f"{self.study}: no results yet" if self.study else ""))
             self.drawn = {}
             plot.refresh()
             return
@@ -163,7 +163,7 @@ class PlotsScreen(RttuiScreen):
                 pt = (100 * r["clean"].mean, 100 * r["adv"].mean)
                 plt.scatter([pt[0]], [pt[1]], label=name, marker="●")
                 self.drawn["lines"][name] = [pt]
-        note.update(escape(f"{self.study} · {params} · mean over seeds {', '.join(map(str, seeds))}"))
+        note.update(Content(f"{self.study} · {params} · mean over seeds {', '.join(map(str, seeds))}"))
         plot.refresh()
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
 
@@ -139,11 +139,11 @@ class ResultsScreen(AnalysisScreen):
             self.fill_picker("#r-eps", msg.values["eps"], self.query_one("#r-eps", Select).value, with_all=True)
             self.call_after_refresh(setattr, self, "_filling", False)
         if msg.error:
-            note.update(f"[red]{escape(msg.error)}[/red]")
+            note.update(Content.styled(msg.error, "red"))
             self.tables = []
             self.query_one("#r-tables").remove_children()
             return
-        note.update(f"{self.study} · {len(msg.tables)} table(s) · * p<0.05, ** p<0.01 vs the baseline (Holm)")
+        note.update(Content(f"{self.study} · {len(msg.tables)} table(s) · * p<0.05, ** p<0.01 vs the baseline (Holm)"))
         if msg.tables == self.tables:
             return
         self.tables = msg.tables
@@ -156,7 +156,7 @@ class ResultsScreen(AnalysisScreen):
             dt.styles.height = len(t["body"]) + 2  # header, rows, and a horizontal scrollbar when wide
             tables.append((dt, t))
             widgets += [
-                Static(f"[b]{escape(t['title'])}[/b]", classes="r-title"),
+                Static(Content.styled(t["title"], "bold"), classes="r-title"),
                 dt,
                 Static(t["caption"], classes="r-caption", markup=False),
             ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.markup import escape
 from rich.syntax import Syntax
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -76,7 +76,7 @@ class StudiesScreen(RttuiScreen):
         note = self.query_one("#studies-note", Static)
         sdir = self.rapp.studies_dir
         where = f"{sdir.name}/ and " if sdir else ""
-        note.update(escape(msg.error or f"{len(msg.rows)} studies in {where}{self.rapp.db.name}"))
+        note.update(Content(msg.error or f"{len(msg.rows)} studies in {where}{self.rapp.db.name}"))
         self.loaded += 1
         if msg.rows == self.rows:
             return

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 
@@ -107,15 +107,15 @@ class TransferScreen(AnalysisScreen):
             self.fill_picker("#tr-eps", msg.eps, msg.view["eps"] if msg.view else None)
             self.call_after_refresh(setattr, self, "_filling", False)
         if msg.error or msg.view is None:
-            note.update(f"[red]{escape(msg.error)}[/red]")
+            note.update(Content.styled(msg.error, "red"))
             self.view = None
             self.query_one("#tr-table", DataTable).clear(columns=True)
             return
-        note.update(f"{escape(self.study)} · diagonal (wb): white-box PGD · escape: back to Results")
+        note.update(Content(f"{self.study} · diagonal (wb): white-box PGD · escape: back to Results"))
         if msg.view == self.view:
             return
         self.view = msg.view
-        self.query_one("#tr-title", Static).update(f"[b]{escape(msg.view['title'])}[/b]")
+        self.query_one("#tr-title", Static).update(Content.styled(msg.view["title"], "bold"))
         fill_table(self.query_one("#tr-table", DataTable), msg.view["header"], msg.view["body"], markup=False)
         self.query_one("#tr-caption", Static).update(msg.view["caption"])
         self.query_one("#tr-warnings", Static).update("\n".join(f"⚠ {w}" for w in msg.view["warnings"]))

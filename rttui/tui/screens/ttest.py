@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 
@@ -155,10 +155,10 @@ class TTestScreen(AnalysisScreen):
         self.grid = msg.grid
         table.clear(columns=True)
         if msg.error or msg.grid is None:
-            title.update(f"[red]{escape(msg.error)}[/red]")
+            title.update(Content.styled(msg.error, "red"))
             self.query_one("#t-caption", Static).update("")
             return
-        title.update(f"[b]{escape(msg.grid['title'])}[/b]")
+        title.update(Content.styled(msg.grid["title"], "bold"))
         fill_table(table, msg.grid["header"], msg.grid["rows"], markup=False)
         self.query_one("#t-caption", Static).update(msg.grid["caption"])
 
