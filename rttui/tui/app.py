@@ -54,6 +54,12 @@ class RttuiApp(App[None]):
     TITLE = "rttui"
     BINDINGS = [
         *[Binding(key, f"mode('{mode}')", title, show=False) for mode, key, title, _ in SCREENS],
+        # The same keys with alt work from anywhere, a text input included (terminals send alt+N as ESC N, which
+        # survives SSH and tmux).
+        *[
+            Binding(f"alt+{key}", f"mode('{mode}')", title, show=False, priority=True)
+            for mode, key, title, _ in SCREENS
+        ],
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]

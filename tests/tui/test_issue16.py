@@ -39,3 +39,35 @@ async def test_a_filter_that_matches_nothing_is_a_one_line_message_not_a_crash(a
         assert app.is_running and app.return_code is None
         assert where in shown(app, "#r-note")
 
+
+async def test_screen_keys_never_type_into_the_builder(app_in) -> None:
+    """Builder, edit the epsilons, go away and come back, press 5: the T-test screen, epsilons unchanged."""
+    from textual.widgets import Input
+
+    app = app_in
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.checked, tries=400)
+        assert not isinstance(app.focused, Input)  # entering a screen never lands in a text input
+        builder = app.screen
+        await type_into(pilot, "#f-eps", "0.01, 0.02, 0.04")
+        eps = builder.query_one("#f-eps", Input)
+        assert app.focused is eps
+        await pilot.press("escape")  # escape leaves the input
+        assert not isinstance(app.focused, Input)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: app.current_mode == "studies")
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "builder")
+        assert not isinstance(app.focused, Input)  # coming back does not put focus back in the input
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "ttest")
+        assert eps.value == "0.01, 0.02, 0.04"
+        # the screen keys' other form works from inside an input too
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "builder")
+        eps.focus()
+        await pilot.pause()
+        await pilot.press("alt+6")
+        await wait_for(pilot, lambda: app.current_mode == "plots")
+        assert eps.value == "0.01, 0.02, 0.04"

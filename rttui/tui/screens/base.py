@@ -7,8 +7,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from textual import events, on
+from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 from textual.worker import get_current_worker
 
 if TYPE_CHECKING:
@@ -19,6 +22,9 @@ class RttuiScreen(Screen[None]):
     """A screen of the app. Subclasses call `start_polling` to watch the database."""
 
     TITLE_TEXT = ""
+    # Escape leaves a text input, so the screen keys (1..7, letters) act on the screen again. Active only while
+    # an input has focus (see `check_action`), so escape keeps its other meanings elsewhere.
+    BINDINGS = [Binding("escape", "leave_input", "Leave field", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,7 +39,27 @@ class RttuiScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Read-only hides and refuses the screen's writing keys (the rule lives in `RttuiApp.refuses`)."""
+        if action == "leave_input":
+            return isinstance(self.focused, Input | TextArea)
         return not self.rapp.refuses(action, parameters)
+
+    def action_leave_input(self) -> None:
+        self.set_focus(None)
+
+    @on(events.ScreenResume)
+    def _focus_no_input(self) -> None:
+        """Entering a screen never puts the cursor in a text input, where the screen keys would type.
+
+        Textual focuses the first focusable widget, or the one focused when the screen was left; an input there
+        turned `5` (go to T-test) into a `5` typed into the Builder's epsilons.
+        """
+        if isinstance(self.focused, Input | TextArea):
+            self.set_focus(None)
+        if self.focused is None:
+            for widget in self.focus_chain:
+                if not isinstance(widget, Input | TextArea):
+                    self.set_focus(widget, scroll_visible=False)
+                    break
 
     def tell(self, message: str, severity: str = "information", timeout: float = 5) -> None:
         """A toast with the text as written (messages name keys like `grid[0]` that are not markup)."""
