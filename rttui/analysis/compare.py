@@ -149,12 +149,15 @@ class CompareTable:
     notes: list[str]
     baseline: tuple[str, str] | None = None
     params_by_attack: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing_states: list[str] = field(default_factory=list)
+    running: bool = True  # whether a runner works on the study (unknown reads as running: the milder claim)
 
     @property
     def title(self) -> str:
         fixed = ", ".join(fmt_axis(k, v) if k == "eps" else f"{k}={v}" for k, v in self.fixed.items())
         what = "Accuracy (%)" if self.attack else "Accuracy (%) under attack"
-        return f"{what}{' - ' + fixed if fixed else ''}{' [PARTIAL: study still running]' if self.partial else ''}"
+        label = incomplete_label(self.missing_states, self.running) if self.partial else ""
+        return f"{what}{' - ' + fixed if fixed else ''}{f' [{label}]' if label else ''}"
 
     @property
     def caption(self) -> str:
@@ -178,8 +181,10 @@ class CompareTable:
                 f"* p < 0.05, ** p < 0.01 vs {self.baseline[0]}={self.baseline[1]} "
                 "(paired t-test over seeds on adversarial accuracy, Holm-corrected)"
             )
-        if self.partial:
+        if self.partial and self.running:
             parts.append(f"PARTIAL: {len(self.missing)} run(s) not evaluated yet")
+        elif self.partial:
+            parts.append(incomplete_label(self.missing_states, False))
         if self.warnings:
             parts.append(f"{len(self.warnings)} sanity warning(s)")
         return "; ".join(parts)
@@ -306,6 +311,20 @@ def _split_axes(axes: Sequence[str] | str | None, name: str) -> list[str]:
     return items
 
 
+def incomplete_label(states: Sequence[str], running: bool) -> str:
+    """What a result missing runs is, said the same way by every face: `PARTIAL: study still running` while a
+    runner works on it, else what stopped it (`INCOMPLETE: 1 run failed, 2 runs not run`); "" when nothing is
+    missing. `states` are the missing runs' states."""
+    if not states:
+        return ""
+    if running:
+        return "PARTIAL: study still running"
+    failed = sum(s == "failed" for s in states)
+    rest = len(states) - failed
+    parts = [f"{n} run{'s' if n != 1 else ''} {what}" for n, what in ((failed, "failed"), (rest, "not run")) if n]
+    return "INCOMPLETE: " + ", ".join(parts)
+
+
 def compare(
     records: list[dict[str, Any]],
     runs: Iterable[dict[str, Any]] = (),
@@ -319,11 +338,14 @@ def compare(
     metrics: Sequence[str] = DEFAULT_METRICS,
     baseline: tuple[str, str] | bool | None = True,
     study: str | None = None,
+    running: bool = True,
 ) -> Comparison:
     """Pivot records into tables. `eps=None` keeps every epsilon (one table each unless `eps` is a row or
     column axis); `attack=None` keeps every attack likewise. Axes that vary but are neither rows nor
     columns split tables, so different configurations are never pooled. `baseline=True` picks the mark
-    reference automatically (strategy=full, else technique=none), a pair names it, None/False disables it."""
+    reference automatically (strategy=full, else technique=none), a pair names it, None/False disables it.
+    `running` says whether a runner works on the study, so missing runs read as "still running" or as what
+    stopped them (see `incomplete_label`)."""
     for m in metrics:
         if m not in METRICS:
             raise AnalysisError(f"metric {m!r} is unknown; use some of {', '.join(METRICS)}")
@@ -363,6 +385,7 @@ def compare(
                 where=where_d,
                 checks_by_run=checks_by_run,
                 baseline=baseline,
+                running=running,
             )
         )
     return Comparison(tables, study, any(t.partial for t in tables))
@@ -384,6 +407,7 @@ def _table(
     where: dict[str, list[str]],
     checks_by_run: dict[str, list[dict[str, Any]]],
     baseline: tuple[str, str] | bool | None,
+    running: bool = True,
 ) -> CompareTable:
     by_cell: dict[tuple[tuple[Any, ...], tuple[Any, ...]], list[dict[str, Any]]] = defaultdict(list)
     row_keys: list[tuple[Any, ...]] = []
@@ -480,6 +504,8 @@ def _table(
         missing=missing,
         warnings=warnings,
         notes=notes,
+        missing_states=[str(run["state"]) for run in missing_runs],
+        running=running,
     )
     _mark_significance(table, baseline)
     return table

@@ -37,20 +37,27 @@ class _Folder:
 
 def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]:
     """Every table and figure of a study into one folder, with an index.md that links them; returns
-    {"index": path, "files": [...], "partial": bool}. Works on a study that is still running."""
+    {"index": path, "files": [...], "partial": bool, "incomplete": what is missing, in one line ("" when
+    nothing)}. Works on a study that is still running."""
+    from rttui.analysis.compare import incomplete_label
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     recs, runs, s = read_results(db, study)
-    s.close()
+    try:
+        lock = s.runner_lock()
+    finally:
+        s.close()
     if not recs:
         raise StoreError(f"study {study!r} has no results yet; run it first (rttui run STUDY --db DB)")
     folder = _Folder(out)
     attacks = list(dict.fromkeys(r["attack"] for r in recs))
     eps0 = default_eps(recs)
     todo = [r for r in runs if r["state"] != "done"]
+    label = incomplete_label([r["state"] for r in todo], bool(lock) and lock["study"] == study)
     index = [f"# Study {study}", ""]
     if todo:
-        index += [f"**PARTIAL**: {len(todo)} of {len(runs)} runs are not done yet; numbers will change.", ""]
+        index += [f"**{label}**: {len(todo)} of {len(runs)} runs are not done; numbers will change.", ""]
     index += [f"{len(runs)} runs, attacks: {', '.join(attacks)}; single-epsilon views use ε = {eps0:g}.", ""]
     index += _tables(db, study, attacks, eps0, folder)
     if any(a.startswith("transfer[") for a in attacks):
@@ -59,7 +66,7 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
     index += _confusions(db, study, attacks, eps0, folder)
     index += _figures(db, study, attacks, folder)
     idx = folder.write("index.md", "\n".join(index) + "\n")
-    return {"index": idx, "files": folder.files, "partial": bool(todo)}
+    return {"index": idx, "files": folder.files, "partial": bool(todo), "incomplete": label}
 
 
 def _tables(db: str | Path | None, study: str, attacks: list[str], eps0: float, folder: _Folder) -> list[str]:

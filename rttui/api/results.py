@@ -79,8 +79,10 @@ def compare(
     recs, runs, s = read_results(db, study)
     try:
         stored_checks = s.checks()
+        lock = s.runner_lock()
     finally:
         s.close()
+    running = bool(lock) and (study is None or lock["study"] == study)
     ms = tuple(metrics) if metrics else (cmp.STABILITY_METRICS if stability else cmp.DEFAULT_METRICS)
     if not recs:  # a study that has started but evaluated nothing yet: nothing to show, and it says so
         return Comparison([], study, partial=True)
@@ -96,6 +98,7 @@ def compare(
         metrics=ms,
         baseline=baseline,
         study=study,
+        running=running,
     )
 
 

@@ -197,7 +197,7 @@ def report(
     res = api.report(db, study, out_dir)
     out.print(f"wrote {len(res['files'])} files to {out_dir}; open {res['index']}")
     if res["partial"]:
-        out.print("[cyan]partial[/] the study is still running; the report shows what is stored so far")
+        out.print(f"[cyan]{escape(res['incomplete'])}[/]: the report shows what is stored so far")
 
 
 @app.command()

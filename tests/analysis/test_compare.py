@@ -127,6 +127,20 @@ def test_partial_results_and_sanity_warnings_are_named() -> None:
     assert _cell(comp, strategy="full").partial
     done = compare(recs, runs[:2], [], rows="strategy")
     assert not done.partial and "PARTIAL" not in done.tables[0].title
+    # no runner: the missing run is not "still running"; the title says what stopped it
+    runs[-1]["state"] = "failed"
+    stopped = compare(recs, runs, checks, rows="strategy", running=False).tables[0]
+    assert "INCOMPLETE: 1 run failed" in stopped.title and "still running" not in stopped.title
+    assert "INCOMPLETE: 1 run failed" in stopped.caption
+
+
+def test_incomplete_label_says_what_stopped_a_study() -> None:
+    from rttui.analysis.compare import incomplete_label
+
+    assert incomplete_label([], False) == incomplete_label([], True) == ""
+    assert incomplete_label(["failed", "pending"], True) == "PARTIAL: study still running"
+    assert incomplete_label(["failed"], False) == "INCOMPLETE: 1 run failed"
+    assert incomplete_label(["failed", "failed", "pending"], False) == "INCOMPLETE: 2 runs failed, 1 run not run"
 
 
 def test_relative_drop_and_auc() -> None:

@@ -71,3 +71,33 @@ async def test_screen_keys_never_type_into_the_builder(app_in) -> None:
         await pilot.press("alt+6")
         await wait_for(pilot, lambda: app.current_mode == "plots")
         assert eps.value == "0.01, 0.02, 0.04"
+
+
+async def test_results_show_warnings_and_missing_runs_and_say_incomplete_not_running(app_in, demo_dir: Path) -> None:
+    """The demo study has a failed run and no runner: not "still running"; the warning's text is shown."""
+    from rttui.store import Store
+
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        run = next(r for r in s.runs("demo") if r["state"] == "done" and r["strategy"] == "full")
+        s.add_checks(run["id"], [{"check": "masking", "level": "warning", "message": "adversarial = standard = 58.0"}])
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.current_mode == "results" and app.screen.tables, tries=400)
+        t = app.screen.tables[0]
+        assert "INCOMPLETE: 1 run failed" in t["title"] and "still running" not in t["title"]
+        notes = str(app.screen.query_one(".r-notes", Static).render())
+        assert "adversarial = standard = 58.0" in notes
+        assert "missing:" in notes and "layer_freezing" in notes and "seed 2 (failed)" in notes
+
+
+def test_cli_compare_says_incomplete_when_no_runner(demo_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rttui.cli import app as cli
+
+    res = CliRunner().invoke(
+        cli, ["compare", "--study", "demo", "--db", str(demo_dir / "demo.db")], env={"COLUMNS": "200"}
+    )
+    assert res.exit_code == 0, res.output
+    assert "INCOMPLETE: 1 run failed" in res.output and "still running" not in res.output

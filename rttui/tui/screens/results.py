@@ -24,8 +24,21 @@ NONE = "(none)"
 
 
 def comparison_view(comp: Any) -> list[dict[str, Any]]:
-    """A Comparison as plain display data: title, header, body rows and caption per table."""
-    return [{"title": t.title, "header": t.header(), "body": t.body(), "caption": t.caption} for t in comp.tables]
+    """A Comparison as plain display data: title, header, body rows, caption and notes per table."""
+    return [
+        {"title": t.title, "header": t.header(), "body": t.body(), "caption": t.caption, "notes": table_notes(t)}
+        for t in comp.tables
+    ]
+
+
+def table_notes(t: Any, most: int = 5) -> str:
+    """The lines under a table: each sanity warning in full, and which runs are missing (the caption only
+    counts them; a count alone hid a gradient-masking warning)."""
+    lines = [f"⚠ {w}" for w in t.warnings]
+    if t.missing:
+        more = f" (+{len(t.missing) - most} more)" if len(t.missing) > most else ""
+        lines.append(f"missing: {'; '.join(t.missing[:most])}{more}")
+    return "\n".join(lines)
 
 
 class Compared(Message):
@@ -160,6 +173,8 @@ class ResultsScreen(AnalysisScreen):
                 dt,
                 Static(t["caption"], classes="r-caption", markup=False),
             ]
+            if t["notes"]:
+                widgets.append(Static(t["notes"], classes="r-notes", markup=False))
         box.mount_all(widgets)
         for dt, t in tables:
             fill_table(dt, t["header"], t["body"], markup=False)
