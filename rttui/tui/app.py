@@ -15,7 +15,7 @@ from rttui import api
 
 # (mode, key, title, what it is for). The order is the order of the keys 1..7 and of the help screen.
 SCREENS: tuple[tuple[str, str, str, str], ...] = (
-    ("studies", "1", "Studies", "studies in studies/ and in the database, with their progress"),
+    ("studies", "1", "Studies", "studies in the studies folder and in the database, with their progress"),
     ("builder", "2", "Builder", "assemble a study, see its size and errors, save it, launch it"),
     ("monitor", "3", "Monitor", "the runs of a launched study, live"),
     ("results", "4", "Results", "mean ± std over seeds, by attack and epsilon"),
@@ -116,10 +116,12 @@ class RttuiApp(App[None]):
             self.switch_mode(mode)
 
     def action_help(self) -> None:
+        from rttui.tui.screens.base import RttuiScreen
         from rttui.tui.screens.help import HelpScreen
 
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        if not isinstance(self.screen, HelpScreen):  # the keys shown are those of the screen under any dialog
+            below = next((s for s in reversed(self.screen_stack) if isinstance(s, RttuiScreen)), None)
+            self.push_screen(HelpScreen(below))
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -101,3 +101,21 @@ def test_cli_compare_says_incomplete_when_no_runner(demo_dir: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "INCOMPLETE: 1 run failed" in res.output and "still running" not in res.output
+
+
+async def test_help_shows_the_screen_in_fronts_keys_and_the_studies_folder(demo_dir: Path, frozen_clock) -> None:
+    from textual.widgets import Markdown
+
+    folder = demo_dir / "studies"
+    app = make_app(db=demo_dir / "demo.db", studies_dir=folder, clock=frozen_clock, poll_interval=0.05)
+    app.open_study("demo", str(folder / "demo.toml"))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.current_mode == "results")
+        assert "1-7 screens" in app.screen.sub_title and "^q quit" in app.screen.sub_title
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: app.screen.query(Markdown))
+        text = app.screen.query_one(Markdown).source
+        assert "| Results |" in text and "next attack" in text and "transfer attacks" in text
+        assert str(folder) in text
+        assert "alt+1" in text and "ctrl+q" in text

@@ -35,7 +35,8 @@ class RttuiScreen(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def on_mount(self) -> None:
-        self.sub_title = self.TITLE_TEXT
+        # The header names the keys a new user needs before any other: how to move between screens and out.
+        self.sub_title = f"{self.TITLE_TEXT} · 1-7 screens · ? keys · ^q quit"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Read-only hides and refuses the screen's writing keys (the rule lives in `RttuiApp.refuses`)."""
