@@ -302,10 +302,13 @@ def tests_caption(rows: list[dict[str, Any]]) -> str:
     r = rows[0]
     test = "paired t-test" if r["test"] == "t" else "Wilcoxon signed-rank test"
     warns = sorted({x["warning"] for x in rows if x.get("warning")})
+    # Holm counts the comparisons that have a p-value (stats.holm), so the caption counts the same ones.
+    tested = sum(x.get("p") is not None for x in rows)
+    untested = f"; {len(rows) - tested} without a p-value" if tested < len(rows) else ""
     return (
         f"{r['axis']}: {r['a']} minus {r['b']} on {r['metric']}, {test} over seeds (n = "
         f"{'/'.join(sorted({str(x['n']) for x in rows}))}), 95% t confidence interval, Cohen's d_z, "
-        f"Holm over {len(rows)} comparison(s)" + (f". Note: {'; '.join(warns)}" if warns else "")
+        f"Holm over {tested} comparison(s){untested}" + (f". Note: {'; '.join(warns)}" if warns else "")
     )
 
 

@@ -45,6 +45,20 @@ def export_records(db: str | Path | None = None, study: str | None = None) -> li
         return s.records(study)
 
 
+def incomplete(db: str | Path | None, study: str | None) -> str:
+    """One line saying what a study's results still lack, "" when every run is done: `PARTIAL: study still
+    running` while a runner works on it, else what stopped it (`rttui.analysis.compare.incomplete_label`).
+    Faces put it beside analyses that do not carry it themselves (paired tests)."""
+    from rttui.analysis.compare import incomplete_label
+
+    with open_store(db) as s:
+        if study is not None:
+            require_study(s, study)
+        states = [str(r["state"]) for r in s.runs(study) if r["state"] != "done"]
+        lock = s.runner_lock()
+    return incomplete_label(states, bool(lock) and (study is None or lock["study"] == study))
+
+
 def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean +- std over seeds per (dataset, model, strategy, technique, attack, eps), variants labelled as
     `compare` labels them (the same selection and aggregation as every other view)."""

@@ -130,6 +130,9 @@ def ttest(
     out.print(tests_table(rows))
     for w in sorted({r["warning"] for r in rows if r.get("warning")}):
         out.print(f"[bold yellow]note[/] {w}")
+    label = api.incomplete(db, study)
+    if label:
+        out.print(f"[cyan]{escape(label)}[/]: the tests use the runs stored so far; numbers will change")
 
 
 @app.command()

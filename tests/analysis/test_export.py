@@ -87,6 +87,19 @@ def test_test_results_export() -> None:
     assert "layer\\_freezing minus full" in tex
 
 
+def test_tests_caption_counts_the_comparisons_holm_used() -> None:
+    """Holm adjusts over the comparisons that have a p-value; the caption says that number, not every row."""
+    extra = [rec(strategy=s, seed=0, adv=0.3, eps=0.1) for s in ("full", "layer_freezing")]
+    rows = stats.comparisons([*RECS, *extra], "strategy", "layer_freezing", "full")
+    tested = [r for r in rows if r["p"] is not None]
+    assert 0 < len(tested) < len(rows)
+    # the adjusted p-values are those of Holm over `tested` comparisons
+    assert [r["p_holm"] for r in tested] == stats.holm([r["p"] for r in tested])
+    caption = export.tests_caption(rows)
+    assert f"Holm over {len(tested)} comparison(s)" in caption
+    assert f"{len(rows) - len(tested)} without a p-value" in caption
+
+
 def test_latex_table_one_layout_is_balanced() -> None:
     recs = [
         rec(strategy=s, seed=i, adv=a + 0.01 * i, attack=att)

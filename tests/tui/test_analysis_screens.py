@@ -45,10 +45,17 @@ async def test_results_ttest_and_export(app_in, demo_dir: Path) -> None:
         t = app.screen
         a, b = app.ttest_query["a"], app.ttest_query["b"]
         rows = api.ttest(db, "strategy", a, b, "adv_acc", None, None, "demo")
-        assert t.grid == api.tests_grid(rows)
+        label = api.incomplete(db, "demo")  # the demo study has a failed run: the title says so
+        assert label == "INCOMPLETE: 1 run failed"
+
+        def grid(rows: list) -> dict:
+            g = api.tests_grid(rows)
+            return {**g, "title": f"{g['title']} [{label}]"}
+
+        assert t.grid == grid(rows)
         await pilot.press("s")  # swap A and B: every difference changes sign
-        await wait_for(pilot, lambda: app.ttest_query.get("a") == b and t.grid and t.grid != api.tests_grid(rows))
-        swapped = api.tests_grid(api.ttest(db, "strategy", b, a, "adv_acc", None, None, "demo"))
+        await wait_for(pilot, lambda: app.ttest_query.get("a") == b and t.grid and t.grid != grid(rows))
+        swapped = grid(api.ttest(db, "strategy", b, a, "adv_acc", None, None, "demo"))
         assert t.grid == swapped
 
         await pilot.press("7")

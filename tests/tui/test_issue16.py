@@ -101,6 +101,10 @@ def test_cli_compare_says_incomplete_when_no_runner(demo_dir: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "INCOMPLETE: 1 run failed" in res.output and "still running" not in res.output
+    args = ["ttest", "--study", "demo", "--db", str(demo_dir / "demo.db"), "--a", "feature_extraction"]
+    res = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "INCOMPLETE: 1 run failed" in res.output
 
 
 async def test_help_shows_the_screen_in_fronts_keys_and_the_studies_folder(demo_dir: Path, frozen_clock) -> None:
@@ -119,3 +123,61 @@ async def test_help_shows_the_screen_in_fronts_keys_and_the_studies_folder(demo_
         assert "| Results |" in text and "next attack" in text and "transfer attacks" in text
         assert str(folder) in text
         assert "alt+1" in text and "ctrl+q" in text
+
+
+def test_pick_pair_never_compares_a_value_with_itself() -> None:
+    from rttui.tui.screens.ttest import pick_pair
+
+    choices = ["full", "feature_extraction", "layer_freezing"]
+    assert pick_pair(choices, "full", "full") == ("feature_extraction", "full")
+    assert pick_pair(choices, "gone", "full") == ("feature_extraction", "full")
+    assert pick_pair(choices, "layer_freezing", "gone") == ("layer_freezing", "full")
+    assert pick_pair(["full"], "full", "full") == (None, "full")
+
+
+async def test_ttest_after_a_picker_change_shows_loading_drops_stale_results_and_marks_partial(
+    app_in, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from textual.widgets import DataTable, Select
+
+    from rttui import api
+    from rttui.store import Store
+    from rttui.tui.screens.ttest import Tested
+
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "ttest" and app.screen.grid, tries=400)
+        t = app.screen
+        assert "INCOMPLETE: 1 run failed" in t.grid["title"]  # the failed run, no runner
+        old_grid, old_gen = t.grid, t.generation
+        # hold the next tests back, so what the screen shows meanwhile can be seen
+        release = threading.Event()
+        real = api.ttest
+        monkeypatch.setattr(api, "ttest", lambda *a, **k: release.wait(20) and real(*a, **k))
+        # the state a study switch left: one value on both sides; the screen compares two different ones
+        t.query_one("#t-a", Select).value = t.query_one("#t-b", Select).value
+        await pilot.pause()
+        assert t.grid is None and t.query_one("#t-table", DataTable).row_count == 0  # the old table is gone
+        assert "computing" in shown(app, "#t-title")
+        # a result read for the old pickers that lands now is dropped
+        stale = Tested("demo", dict(app.ttest_query), dict(t.values), old_grid, "")
+        stale.generation = old_gen
+        t.post_message(stale)
+        await pilot.pause(0.05)
+        assert t.generation > old_gen and t.grid is None
+        release.set()
+        await wait_for(pilot, lambda: t.grid, tries=400)
+        q = app.ttest_query
+        assert q["a"] and q["b"] and q["a"] != q["b"]
+        # while a runner works on the study, the tests are marked PARTIAL
+        with Store.open(demo_dir / "demo.db", write=True) as s:
+            s.acquire_lock("demo")
+        try:
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: t.grid and "PARTIAL: study still running" in t.grid["title"], tries=400)
+        finally:
+            with Store.open(demo_dir / "demo.db", write=True) as s:
+                s.release_lock()

@@ -42,6 +42,9 @@ class AnalysisScreen(RttuiScreen):
         self.values: dict[str, list[str]] = {}
         self.loaded = 0
         self._filling = False  # True while the screen itself sets pickers: not a user's change
+        # Each start of the analysis (study or picker change) is a new generation; a result read for an older
+        # one is stale (its pickers no longer match) and is dropped instead of shown.
+        self.generation = 0
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -66,12 +69,29 @@ class AnalysisScreen(RttuiScreen):
         """The values the key for picker `which` steps through."""
         raise NotImplementedError
 
+    def show_loading(self) -> None:
+        """Say that the analysis for new pickers is under way (a screen drops what no longer matches them)."""
+        self.query_one(f"#{self.NOTE_ID}", Static).update(f"{self.study}: computing…")
+
+    def is_stale(self, msg: Message) -> bool:
+        """Whether a result was read for another study or for pickers changed since."""
+        return getattr(msg, "study", None) != self.study or getattr(msg, "generation", None) != self.generation
+
     def _start(self) -> None:
         name = self.study
+        self.generation += 1
         if not name:
             self.query_one(f"#{self.NOTE_ID}", Static).update("no study chosen: pick one on the Studies screen (1)")
             return
-        self.start_polling(self.reader(name, self.query_now()), self.POLL_GROUP, every=5)
+        self.show_loading()
+        read, generation = self.reader(name, self.query_now()), self.generation
+
+        def tagged() -> Message:
+            msg = read()
+            msg.generation = generation  # type: ignore[attr-defined]
+            return msg
+
+        self.start_polling(tagged, self.POLL_GROUP, every=5)
 
     @on(Select.Changed)
     def _changed(self) -> None:

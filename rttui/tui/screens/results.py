@@ -141,7 +141,7 @@ class ResultsScreen(AnalysisScreen):
         return self.values.get(which, [])
 
     def on_compared(self, msg: Compared) -> None:
-        if msg.study != self.study:
+        if self.is_stale(msg):
             return
         self.loaded += 1
         note = self.query_one("#r-note", Static)

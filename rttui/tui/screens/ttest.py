@@ -22,6 +22,15 @@ AXES = ("strategy", "technique", "model", "dataset")
 METRICS = (("adversarial accuracy", "adv_acc"), ("clean accuracy", "clean_acc"), ("drop", "drop"))
 
 
+def pick_pair(choices: list[str], a: str | None, b: str | None) -> tuple[str | None, str | None]:
+    """The two values to compare: the pickers' where the study has them, else B = the first value (e.g. full,
+    the reference) and A = the first other one. Never a value against itself: after a study switch the
+    pickers may hold one value on both sides, or one the new study lacks."""
+    b = b if b in choices else (choices[0] if choices else None)
+    a = a if a in choices and a != b else next((c for c in choices if c != b), None)
+    return a, b
+
+
 class Tested(Message):
     def __init__(self, study: str, query: dict[str, Any], values: dict, grid: dict | None, error: str) -> None:
         super().__init__()
@@ -96,18 +105,16 @@ class TTestScreen(AnalysisScreen):
         def read() -> Tested:
             try:
                 values = picker_values(api.export_records(db, name))
-                choices = values.get(q["axis"], [])
-                a = q["a"] if q["a"] in choices else None
-                b = q["b"] if q["b"] in choices else None
-                if b is None and choices:  # default: the first value (e.g. full) is the reference
-                    b = choices[0]
-                if a is None and len(choices) > 1:
-                    a = next(c for c in choices if c != b)
+                a, b = pick_pair(values.get(q["axis"], []), q["a"], q["b"])
                 query = {**q, "a": a, "b": b}
-                if a is None or b is None or a == b:
+                if a is None or b is None:
                     return Tested(name, query, values, None, f"{q['axis']} has fewer than two values to compare")
                 rows = api.ttest(db, q["axis"], a, b, q["metric"], q["attack"], q["eps"], name)
-                return Tested(name, query, values, api.tests_grid(rows), "")
+                grid = api.tests_grid(rows)
+                label = api.incomplete(db, name)
+                if label:  # the tests use the runs stored so far
+                    grid["title"] += f" [{label}]"
+                return Tested(name, query, values, grid, "")
             except RttuiError as exc:
                 return Tested(name, q, {}, None, str(exc).splitlines()[0])
 
@@ -132,8 +139,15 @@ class TTestScreen(AnalysisScreen):
         self._filling = False
         self._start()
 
+    def show_loading(self) -> None:
+        """New pickers: the old table no longer matches them, so it goes until the new one is read."""
+        super().show_loading()
+        self.grid = None
+        self.query_one("#t-table", DataTable).clear(columns=True)
+        self.query_one("#t-caption", Static).update("")
+
     def on_tested(self, msg: Tested) -> None:
-        if msg.study != self.study:
+        if self.is_stale(msg):
             return
         self.loaded += 1
         q = msg.query
