@@ -181,3 +181,78 @@ async def test_ttest_after_a_picker_change_shows_loading_drops_stale_results_and
         finally:
             with Store.open(demo_dir / "demo.db", write=True) as s:
                 s.release_lock()
+
+
+async def test_monitor_and_plots_say_pick_a_study_when_none_is_chosen(
+    demo_dir: Path, frozen_clock, monkeypatch
+) -> None:
+    monkeypatch.chdir(demo_dir)
+    app = make_app(db="demo.db", studies_dir="studies", clock=frozen_clock, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.current_mode == "monitor")
+        assert "pick one on the Studies screen" in shown(app, "#mon-head")
+        await pilot.press("6")
+        await wait_for(pilot, lambda: app.current_mode == "plots")
+        assert "pick one on the Studies screen" in shown(app, "#pl-note")
+
+
+async def test_studies_preview_never_shows_the_study_selected_before(app_in, demo_dir: Path, monkeypatch) -> None:
+    import threading
+
+    from rttui import api
+    from tests.tui.conftest import DEMO_STUDY
+
+    (demo_dir / "studies" / "other.toml").write_text(DEMO_STUDY.replace('name = "demo"', 'name = "other"'))
+    release = threading.Event()
+    real = api.study_source
+
+    def slow(name: str, *a, **k) -> str:
+        if name == "other":
+            release.wait(20)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(api, "study_source", slow)
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        s = app.screen
+        await wait_for(pilot, lambda: len(s.rows) == 2 and s.preview_text, tries=400)
+        first = s.selected().name
+        await pilot.press("down" if first == "demo" else "up")
+        await pilot.pause(0.2)
+        assert s.selected().name == "other"
+        text = shown(app, "#studies-preview")
+        assert 'name = "demo"' not in text and "reading other" in text
+        release.set()
+        await wait_for(pilot, lambda: 'name = "other"' in s.preview_text, tries=400)
+
+
+async def test_export_preview_follows_the_selection(app_in, monkeypatch) -> None:
+    import threading
+
+    from textual.widgets import Select
+
+    from rttui import api
+
+    release = threading.Event()
+    real = api.records_text
+
+    def slow(records, fmt: str) -> str:
+        if fmt == "csv":
+            release.wait(20)
+        return real(records, fmt)
+
+    monkeypatch.setattr(api, "records_text", slow)
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("7")
+        await wait_for(pilot, lambda: app.current_mode == "export" and app.screen.preview, tries=400)
+        x = app.screen
+        x.query_one("#x-what", Select).value = "records"  # csv first: held back
+        await pilot.pause(0.1)
+        x.query_one("#x-fmt", Select).value = "json"
+        await wait_for(pilot, lambda: x.preview.lstrip().startswith("["), tries=400)
+        release.set()  # the csv preview made for the old selection lands now
+        await pilot.pause(0.5)
+        assert x.preview.lstrip().startswith("[") and x.query_one("#x-fmt", Select).value == "json"
+        assert shown(app, "#x-preview").lstrip().startswith("[")

@@ -15,7 +15,7 @@ from textual import on
 from textual.message import Message
 from textual.widgets import Select, Static
 
-from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 
 ALL = "all"
 
@@ -81,7 +81,7 @@ class AnalysisScreen(RttuiScreen):
         name = self.study
         self.generation += 1
         if not name:
-            self.query_one(f"#{self.NOTE_ID}", Static).update("no study chosen: pick one on the Studies screen (1)")
+            self.query_one(f"#{self.NOTE_ID}", Static).update(NO_STUDY)
             return
         self.show_loading()
         read, generation = self.reader(name, self.query_now()), self.generation

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from rttui.tui.app import RttuiApp
 
 
+# What a screen about one study says while none is chosen (never a blank pane).
+NO_STUDY = "no study chosen: pick one on the Studies screen (1)"
+
+
 class RttuiScreen(Screen[None]):
     """A screen of the app. Subclasses call `start_polling` to watch the database."""
 

@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Input, Label, Select, Static
 
 from rttui import api
 from rttui.errors import RttuiError
-from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 
 WHAT = (
     ("compare table (Results)", "table"),
@@ -33,11 +33,12 @@ EXT = {"md": "md", "latex": "tex", "csv": "csv", "json": "json", "svg": "svg", "
 
 
 class Exported(Message):
-    def __init__(self, preview: str, written: list[str], error: str = "") -> None:
+    def __init__(self, preview: str, written: list[str], error: str = "", key: tuple = ()) -> None:
         super().__init__()
         self.preview = preview
         self.written = written
         self.error = error
+        self.key = key  # the selection it was made for: one made for an older selection is dropped
 
 
 class ExportScreen(RttuiScreen):
@@ -54,6 +55,8 @@ class ExportScreen(RttuiScreen):
         self.preview = ""
         self.written: list[str] = []
         self.figure_kinds: list[str] = []
+        self._job_n = 0
+        self._job_key: tuple = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -125,22 +128,33 @@ class ExportScreen(RttuiScreen):
     def _job(self, write_to: Path | None) -> None:
         """Render (and, with a path, write) in a worker: analysis and figures may take a moment."""
         if not self.study:
-            self.query_one("#x-note", Static).update("no study chosen: pick one on the Studies screen (1)")
+            self.query_one("#x-note", Static).update(NO_STUDY)
             return
         what, fmt = self._what()
         db, study = self.rapp.db, self.study
         rq = dict(getattr(self.rapp, "results_query", {}) or {})
         tq = dict(getattr(self.rapp, "ttest_query", {}) or {})
         kind = self.query_one("#x-kind", Select).value
+        self._job_n += 1
+        key = self._job_key = (self._job_n, study, what, fmt, kind)
+        # The pane never shows a preview of another selection: it says "computing" until this one is read.
+        self.query_one("#x-note", Static).update(Content(f"{study}: computing {what} ({fmt})…"))
+        if write_to is None:
+            self.preview = ""
+            self.query_one("#x-preview", Static).update("")
+
+        def post(msg: Exported) -> None:
+            msg.key = key
+            self.post_message(msg)
 
         def run() -> None:
             try:
                 if what == "figure":
                     if write_to is None:
-                        self.post_message(Exported(f"a {kind} figure of {study} ({fmt}); ctrl+s writes it", []))
+                        post(Exported(f"a {kind} figure of {study} ({fmt}); ctrl+s writes it", []))
                         return
                     files = api.plot(db, str(kind), write_to, study, formats=(fmt,))
-                    self.post_message(Exported("", [str(f) for f in files]))
+                    post(Exported("", [str(f) for f in files]))
                     return
                 if what == "records":
                     text = api.records_text(api.export_records(db, study), fmt)  # what `rttui export` writes
@@ -161,9 +175,9 @@ class ExportScreen(RttuiScreen):
                     write_to.parent.mkdir(parents=True, exist_ok=True)
                     write_to.write_text(text, encoding="utf-8")
                     written = [str(write_to)]
-                self.post_message(Exported(text, written))
+                post(Exported(text, written))
             except (RttuiError, OSError) as exc:
-                self.post_message(Exported("", [], str(exc).splitlines()[0]))
+                post(Exported("", [], str(exc).splitlines()[0]))
 
         self.run_in_thread(run, "export")
 
@@ -178,6 +192,8 @@ class ExportScreen(RttuiScreen):
         self._job(Path(p))
 
     def on_exported(self, msg: Exported) -> None:
+        if msg.key != self._job_key:
+            return  # made for a selection changed since
         note = self.query_one("#x-note", Static)
         if msg.error:
             note.update(Content.styled(msg.error, "red"))

@@ -22,7 +22,7 @@ from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import bar, duration, fill_table, pct
 from rttui.tui.messages import ProgressPolled
-from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 from rttui.tui.screens.confirm import Confirm
 
 AXES = api.CONFIG_AXES
@@ -71,7 +71,7 @@ class MonitorScreen(RttuiScreen):
 
     def on_screen_resume(self) -> None:
         name = self.rapp.current.name
-        if name == self.study:
+        if name and name == self.study:
             self.poll_now()
             return
         self.study = name
@@ -79,7 +79,7 @@ class MonitorScreen(RttuiScreen):
         self.runs = []
         self.query_one("#mon-runs", DataTable).clear()
         if not name:
-            self.query_one("#mon-head", Static).update("no study chosen: pick one on the Studies screen (1)")
+            self.query_one("#mon-head", Static).update(NO_STUDY)
             return
         self.query_one("#mon-log", RichLog).clear()
         db = self.rapp.db

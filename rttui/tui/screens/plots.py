@@ -17,7 +17,7 @@ from textual_plotext import PlotextPlot
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.messages import ResultsLoaded
-from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 
 KINDS = (("accuracy vs eps", "curves"), ("trade-off: clean vs adversarial", "tradeoff"))
 
@@ -67,7 +67,7 @@ class PlotsScreen(RttuiScreen):
             return
         self.study = name
         if not name:
-            self.query_one("#pl-note", Static).update("no study chosen: pick one on the Studies screen (1)")
+            self.query_one("#pl-note", Static).update(NO_STUDY)
             return
         db = self.rapp.db
 
@@ -134,7 +134,7 @@ class PlotsScreen(RttuiScreen):
         rows = [r for r in self.summary if r["attack"] == attack]
         note = self.query_one("#pl-note", Static)
         if not rows:
-            note.update(Content(f"{self.study}: no results yet" if self.study else ""))
+            note.update(Content(f"{self.study}: no results yet") if self.study else NO_STUDY)
             self.drawn = {}
             plot.refresh()
             return

@@ -45,6 +45,7 @@ class StudiesScreen(RttuiScreen):
         self.rows: list[api.StudyRow] = []
         self.loaded = 0
         self.preview_text = ""
+        self._preview_key = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,6 +115,10 @@ class StudiesScreen(RttuiScreen):
             return
         db = self.rapp.db
         key = f"{row.name}|{row.path}"
+        if key != self._preview_key:  # until the new file is read the pane says so, not the study before
+            self._preview_key = key
+            self.preview_text = ""
+            self.query_one("#studies-preview", Static).update(Content(f"# reading {row.name}…"))
 
         def read() -> None:
             try:
