@@ -45,6 +45,7 @@ from rttui.api.runs import (
     run_study,
     status,
     study_progress,
+    watch_launch,
 )
 from rttui.api.stores import db_path, open_store
 from rttui.api.studies import (
@@ -130,4 +131,5 @@ __all__ = [
     "transfer_text",
     "ttest",
     "validate_study",
+    "watch_launch",
 ]

@@ -107,6 +107,22 @@ def launch_study(path: str | Path, db: str | Path | None = None) -> dict[str, An
     return {**spawn_run(path, p), "study": study.name, "db": str(p)}
 
 
+def watch_launch(info: dict[str, Any], seconds: float = 5.0) -> str:
+    """After `launch_study`: wait up to `seconds` for the runner to die at once (refused because another
+    runner holds the database, a crash on start). "" when it runs on (it is reaped when it ends, never left a
+    zombie); else one line saying how it ended, with its log's last line. Blocks: call it off the UI thread."""
+    from rttui.runner.detached import watch_launched
+
+    ended = watch_launched(int(info["pid"]), info["log"], seconds)
+    if ended is None:
+        return ""
+    said = ended["last_line"] or "(the log says nothing)"
+    return (
+        f"the runner for {info.get('study', '?')} (process {info['pid']}) stopped at once with exit code "
+        f"{ended['code']}: {said} (log: {info['log']})"
+    )
+
+
 def cancel(db: str | Path | None = None) -> dict[str, Any] | None:
     """Ask the runner holding the database to stop (it applies the request within a second, the database stays
     consistent and the next `rttui run` resumes). Returns the runner's lock, or None when no runner was there."""

@@ -256,3 +256,37 @@ async def test_export_preview_follows_the_selection(app_in, monkeypatch) -> None
         await pilot.pause(0.5)
         assert x.preview.lstrip().startswith("[") and x.query_one("#x-fmt", Select).value == "json"
         assert shown(app, "#x-preview").lstrip().startswith("[")
+
+
+async def test_a_refused_launch_is_an_error_that_stays_with_the_logs_last_line(
+    app_in, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another runner takes the database between the app's check and the launched process's start: the
+    launched `rttui run` is refused at once; the app says so (not "launched") until dismissed, and reaps it."""
+    import re
+
+    import rttui.api.runs as runs
+    from rttui.store import Store
+
+    monkeypatch.setattr(runs, "ensure_no_runner", lambda db=None: None)  # the race, made certain
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        s.acquire_lock("demo")  # held by this (live) process
+    try:
+        app = app_in
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("3")
+            await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.polls, tries=400)
+            await pilot.press("l")
+
+            def refused() -> list:
+                return [n for n in app._notifications if "stopped at once" in n.message]
+
+            await wait_for(pilot, refused, tries=1200)
+            (note,) = refused()
+            assert note.severity == "error" and note.timeout >= 3600
+            assert "already" in note.message.lower() or "running" in note.message.lower()
+            pid = int(re.search(r"process (\d+)", note.message).group(1))
+            assert not Path(f"/proc/{pid}").exists()  # reaped, no zombie
+    finally:
+        with Store.open(demo_dir / "demo.db", write=True) as s:
+            s.release_lock()

@@ -3,6 +3,7 @@ database off the UI thread and posts what it read back as a message."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,22 @@ class RttuiScreen(Screen[None]):
     def tell(self, message: str, severity: str = "information", timeout: float = 5) -> None:
         """A toast with the text as written (messages name keys like `grid[0]` that are not markup)."""
         self.app.notify(message, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
+    def launched(self, info: dict[str, Any]) -> None:
+        """Watch a runner this app just started: one that dies at once (refused, crashed) is an error that
+        stays until dismissed, with its log's last line; one that runs on is reaped when it ends."""
+        from rttui import api
+
+        app = self.app
+
+        def watch() -> None:
+            said = api.watch_launch(info)
+            if said:
+                with contextlib.suppress(RuntimeError):  # the app has closed meanwhile
+                    app.call_from_thread(app.notify, said, severity="error", timeout=24 * 3600, markup=False)
+
+        # A plain daemon thread, not a worker: it may wait on the process longer than the app lives.
+        threading.Thread(target=watch, daemon=True, name=f"watch-{info['pid']}").start()
 
     def poll_now(self) -> None:
         """Ask the poller for fresh data at once instead of at its next tick."""

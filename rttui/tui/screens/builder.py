@@ -308,6 +308,7 @@ class BuilderScreen(RttuiScreen):
             self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
             return
         self.tell(f"launched {info['study']} (process {info['pid']})")
+        self.launched(info)
         self.rapp.action_mode("monitor")
 
     def action_new(self) -> None:

@@ -258,6 +258,7 @@ class MonitorScreen(RttuiScreen):
             self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
             return
         self.query_one("#mon-log", RichLog).write(f"launched process {info['pid']} (log: {info['log']})")
+        self.launched(info)
         self.poll_now()
 
     def action_retry(self) -> None:

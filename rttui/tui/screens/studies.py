@@ -184,6 +184,7 @@ class StudiesScreen(RttuiScreen):
             self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
             return
         self.tell(f"launched {info['study']} (process {info['pid']}); log: {Path(info['log']).name}")
+        self.launched(info)
         self.rapp.open_study(row.name, row.path)
         self.rapp.action_mode("monitor")
 
