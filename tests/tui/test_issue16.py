@@ -290,3 +290,38 @@ async def test_a_refused_launch_is_an_error_that_stays_with_the_logs_last_line(
     finally:
         with Store.open(demo_dir / "demo.db", write=True) as s:
             s.release_lock()
+
+
+async def test_results_freeze_labels_pickers_stay_on_one_line_tradeoff_never_below_zero(app_in) -> None:
+    import re
+
+    from textual.widgets import DataTable, Select
+    from textual_plotext import PlotextPlot
+
+    app = app_in
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.current_mode == "results" and app.screen.tables, tries=400)
+        r = app.screen
+        dt = r.query(DataTable).first()
+        assert dt.fixed_columns == 1  # the strategy column stays when the table scrolls sideways
+        for sel in r.query(".pickers Select").results(Select):
+            assert sel.region.height == 1, sel.id  # the picked value never wraps onto a second line
+        await pilot.press("5")  # T-test: A = feature_extraction, a long value in a narrow picker
+        await wait_for(pilot, lambda: app.current_mode == "ttest" and app.screen.grid, tries=400)
+        for sel in app.screen.query(".pickers Select").results(Select):
+            assert sel.region.height == 1, (sel.id, sel.value)
+        await pilot.press("6")
+        await wait_for(pilot, lambda: app.current_mode == "plots" and app.screen.drawn, tries=400)
+        await pilot.press("k")  # the trade-off
+        await wait_for(pilot, lambda: app.screen.drawn.get("kind") == "tradeoff", tries=400)
+        for _ in range(3):  # to eps 0.05, where full has 0% under PGD
+            if app.screen.drawn.get("eps") == "0.05":
+                break
+            await pilot.press("e")
+            await pilot.pause(0.1)
+        assert app.screen.drawn["eps"] == "0.05"
+        await pilot.pause(0.2)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", app.screen.query_one(PlotextPlot).plt.build())
+        ticks = [float(m) for m in re.findall(r"^\s*(-?\d+(?:\.\d+)?)\s*[┤├]", text, re.M)]
+        assert ticks and min(ticks) >= 0, text

@@ -149,6 +149,7 @@ class PlotsScreen(RttuiScreen):
             plt.title(f"{attack}: adversarial accuracy (%) vs eps")
             plt.xlabel("eps ([0, 1] pixels)")
             plt.ylim(0, 100)
+            self.drawn["ylim"] = (0, 100)
             for name, pts in by.items():
                 pts.sort()
                 plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, marker="braille")
@@ -158,6 +159,8 @@ class PlotsScreen(RttuiScreen):
             plt.title(f"{attack} at eps {eps_v}: clean vs adversarial accuracy (%)")
             plt.xlabel("clean accuracy (%)")
             plt.ylabel("adversarial (%)")
+            plt.ylim(0, 100)  # accuracies: an axis below 0% or above 100% would show impossible values
+            self.drawn["ylim"] = (0, 100)
             for r in at:
                 name = config_name(r, vary)
                 pt = (100 * r["clean"].mean, 100 * r["adv"].mean)

@@ -26,7 +26,14 @@ NONE = "(none)"
 def comparison_view(comp: Any) -> list[dict[str, Any]]:
     """A Comparison as plain display data: title, header, body rows, caption and notes per table."""
     return [
-        {"title": t.title, "header": t.header(), "body": t.body(), "caption": t.caption, "notes": table_notes(t)}
+        {
+            "title": t.title,
+            "header": t.header(),
+            "body": t.body(),
+            "caption": t.caption,
+            "notes": table_notes(t),
+            "n_axes": len(t.row_axes),  # the leading label columns, frozen when the table scrolls sideways
+        }
         for t in comp.tables
     ]
 
@@ -166,6 +173,7 @@ class ResultsScreen(AnalysisScreen):
         tables = []
         for t in msg.tables:
             dt = DataTable(cursor_type="row", zebra_stripes=True, classes="r-table")
+            dt.fixed_columns = t["n_axes"]
             dt.styles.height = len(t["body"]) + 2  # header, rows, and a horizontal scrollbar when wide
             tables.append((dt, t))
             widgets += [
