@@ -7,6 +7,7 @@ Thin on purpose: the TOML round trip is `rttui.study.files`, study states `rttui
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,16 @@ def catalog() -> dict[str, Any]:
 
 
 def model_names() -> list[str]:
-    """Every timm model name (imports timm, ~3 s: call it off the UI thread)."""
+    """Every timm model name (the first call imports timm, 5-15 s: call it off the UI thread; later calls
+    answer from a cache, the list does not change while the process runs)."""
+    return list(_model_names())
+
+
+@functools.cache
+def _model_names() -> tuple[str, ...]:
     from rttui.engine.models import known_model_names
 
-    return sorted(known_model_names())
+    return tuple(sorted(known_model_names()))
 
 
 def study_size(study: Study) -> dict[str, Any]:

@@ -96,6 +96,10 @@ class RttuiApp(App[None]):
 
     def on_mount(self) -> None:
         self.switch_mode("studies")
+        if not self.read_only:  # the Builder's model search: timm's list takes seconds, so it loads now, once
+            import threading
+
+            threading.Thread(target=api.model_names, daemon=True, name="timm-models").start()
 
     def refuses(self, action: str, parameters: tuple[object, ...] = ()) -> bool:
         """Whether read-only forbids an action; every screen asks it for its keys and palette entries."""

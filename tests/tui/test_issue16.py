@@ -325,3 +325,58 @@ async def test_results_freeze_labels_pickers_stay_on_one_line_tradeoff_never_bel
         text = re.sub(r"\x1b\[[0-9;]*m", "", app.screen.query_one(PlotextPlot).plt.build())
         ticks = [float(m) for m in re.findall(r"^\s*(-?\d+(?:\.\d+)?)\s*[┤├]", text, re.M)]
         assert ticks and min(ticks) >= 0, text
+
+
+async def test_builder_params_marks_new_and_cost_left(app_in) -> None:
+    from textual.widgets import Checkbox, Input, Label, SelectionList
+
+    from rttui.tui.screens.confirm import Confirm
+
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.checked, tries=400)
+        b = app.screen
+        await pilot.pause(0.2)
+        # the cost counts what is left: 8 of the demo's 9 runs are done
+        await wait_for(pilot, lambda: "8 done, 1 left" in str(b.query_one("#b-size").render()), tries=400)
+        # only the selected options' parameters are shown
+        groups = list(b.query(".params"))
+        assert groups and any(not g.display for g in groups)
+        for g in groups:
+            axis, name = g.id.removeprefix("params-").split("-", 1)
+            assert g.display == (name in b.query_one(f"#f-{axis}", SelectionList).selected), g.id
+        # a parameter's label is its whole name
+        for inp in b.query(".params Input").results(Input):
+            key = inp.id.split("-", 3)[3]
+            assert str(inp.parent.query_one(Label).render()) == key
+        # marks say on or off by their glyph
+        box = b.query_one("#f-src-pretrained", Checkbox)
+        assert ("✓" in str(box.render())) == box.value
+        box.value = not box.value
+        await pilot.pause()
+        assert ("✓" in str(box.render())) == box.value
+        box.value = not box.value
+        sl = b.query_one("#f-strategies", SelectionList)
+        lines = ["".join(seg.text for seg in sl.render_line(y)) for y in range(sl.option_count)]
+        for i, line in enumerate(lines):
+            assert ("✓" in line) == (sl.get_option_at_index(i).value in sl.selected), line
+        # ctrl+n with edits asks first; "no" keeps them
+        await type_into(pilot, "#f-eps", "0.5")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is b)
+        assert b.query_one("#f-eps", Input).value == "0.5"
+
+
+async def test_the_timm_model_list_loads_once_in_the_background_at_start(app_in) -> None:
+    from rttui.api import studies
+
+    studies._model_names.cache_clear()
+    app = app_in
+    async with app.run_test(size=(80, 24)) as pilot:
+        # nothing asked for it: the app loads it at start, before the Builder's search is ever used
+        await wait_for(pilot, lambda: studies._model_names.cache_info().currsize == 1, tries=1200)
+        names = studies.model_names()
+        assert "resnet50" in names and studies._model_names.cache_info().misses == 1

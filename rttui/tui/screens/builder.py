@@ -18,6 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, SelectionList, Static
 
@@ -25,6 +26,7 @@ from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.messages import StudyChecked
 from rttui.tui.screens.base import RttuiScreen
+from rttui.tui.screens.confirm import Confirm
 from rttui.tui.study_form import (
     AXES,
     FIELDS,
@@ -35,6 +37,7 @@ from rttui.tui.study_form import (
     show_value,
     study_from_form,
 )
+from rttui.tui.widgets.marks import MarkedCheckbox, MarkedSelectionList
 from rttui.tui.widgets.model_search import ModelSearch
 
 
@@ -60,6 +63,7 @@ class BuilderScreen(RttuiScreen):
         self.checked = 0
         self.base_text: str | None = None
         self._filling = False
+        self._filled: dict[str, Any] | None = None
 
     # ---- layout ------------------------------------------------------------------------------------
     def _row(self, label: str, widget: Any) -> Horizontal:
@@ -78,7 +82,7 @@ class BuilderScreen(RttuiScreen):
                 yield self._row("dataset", Select(datasets, id="f-src-dataset", compact=True, allow_blank=False))
                 yield self._row("classes", Input(id="f-src-classes", compact=True, placeholder="all"))
                 yield self._row("epochs", Input(id="f-src-epochs", compact=True))
-                yield self._row("pretrained", Checkbox("timm weights", id="f-src-pretrained", compact=True))
+                yield self._row("pretrained", MarkedCheckbox("timm weights", id="f-src-pretrained", compact=True))
                 yield Static("target (transfer task)", classes="section-title")
                 yield self._row("dataset", Select(datasets, id="f-tgt-dataset", compact=True, allow_blank=False))
                 yield self._row("classes", Input(id="f-tgt-classes", compact=True, placeholder="all"))
@@ -93,13 +97,13 @@ class BuilderScreen(RttuiScreen):
                 yield self._row("models", Input(id="f-models", compact=True, placeholder="test_resnet, resnet50"))
                 yield ModelSearch(api.model_names)
                 yield Static("strategies", classes="section-title")
-                yield SelectionList(*self._choices("strategies"), id="f-strategies", compact=True)
+                yield MarkedSelectionList(*self._choices("strategies"), id="f-strategies", compact=True)
                 yield from self._params("strategies")
                 yield Static("techniques", classes="section-title")
-                yield SelectionList(*self._choices("techniques"), id="f-techniques", compact=True)
+                yield MarkedSelectionList(*self._choices("techniques"), id="f-techniques", compact=True)
                 yield from self._params("techniques")
                 yield Static("attacks and epsilons", classes="section-title")
-                yield SelectionList(*self._choices("attacks"), id="f-attacks", compact=True)
+                yield MarkedSelectionList(*self._choices("attacks"), id="f-attacks", compact=True)
                 yield from self._params("attacks")
                 yield self._row("epsilons", Input(id="f-eps", compact=True, placeholder="0.01, 0.03, 0.05"))
             with Vertical(id="builder-side"):
@@ -117,12 +121,14 @@ class BuilderScreen(RttuiScreen):
         return [(p, v, s) for p, v, s, _ in out]
 
     def _params(self, axis: str) -> ComposeResult:
+        """Each option's parameters in a group of their own, shown only while the option is selected (every
+        parameter of every option made the epsilons the 57th Tab stop)."""
         for entry in self.catalog[axis]:
-            if not entry["implemented"]:
+            if not entry["implemented"] or not entry["params"]:
                 continue
-            for k, p in entry["params"].items():
-                yield self._row(
-                    f"{entry['name'][:6]}.{k}"[:14],
+            rows = [
+                self._row(
+                    k,  # the option is named by the group's title, so the label is the parameter's whole name
                     Input(
                         id=param_id(axis, entry["name"], k),
                         compact=True,
@@ -130,6 +136,25 @@ class BuilderScreen(RttuiScreen):
                         tooltip=f"[{axis}.{entry['name']}] {k}: {p['help']}",
                     ),
                 )
+                for k, p in entry["params"].items()
+            ]
+            group = Vertical(
+                Static(f"{entry['name']}:", classes="params-title", markup=False),
+                *rows,
+                id=f"params-{axis}-{entry['name']}",
+                classes="params",
+            )
+            group.display = False
+            yield group
+
+    def _show_params(self) -> None:
+        """Show the parameter groups of the selected options only."""
+        for axis in AXES:
+            selected = set(self.query_one(f"#f-{axis}", SelectionList).selected)
+            for group in self.query(".params").results(Vertical):
+                prefix = f"params-{axis}-"
+                if group.id and group.id.startswith(prefix):
+                    group.display = group.id.removeprefix(prefix) in selected
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -196,6 +221,8 @@ class BuilderScreen(RttuiScreen):
 
     def _done_filling(self) -> None:
         self._filling = False
+        self._show_params()
+        self._filled = self.collect()  # what "no edits" looks like, for ctrl+n
         self._changed()
 
     # ---- the form back into a study ----------------------------------------------------------------
@@ -220,6 +247,8 @@ class BuilderScreen(RttuiScreen):
     @on(Checkbox.Changed)
     @on(SelectionList.SelectedChanged)
     def _edited(self, event: Message) -> None:
+        if isinstance(event, SelectionList.SelectedChanged):
+            self._show_params()
         if not self._filling:
             self._changed()
 
@@ -230,6 +259,7 @@ class BuilderScreen(RttuiScreen):
             self.log.warning(f"collect failed: {exc}")
             return
         base = self.base_text
+        db = self.rapp.db
 
         def check() -> None:
             try:
@@ -240,6 +270,8 @@ class BuilderScreen(RttuiScreen):
             try:
                 study = api.parse_study(text, "study")
                 info = api.study_size(study)
+                # What is left: runs the database already holds as done cost nothing to launch again.
+                info["left"] = sum(r.state != "done" for r in api.plan_status(study, db)) if db.exists() else None
                 self.post_message(StudyChecked(text, info))
             except RttuiError as exc:
                 self.post_message(StudyChecked(text, {}, str(exc)))
@@ -253,13 +285,19 @@ class BuilderScreen(RttuiScreen):
         size = self.query_one("#b-size", Static)
         if msg.info:
             i = msg.info
+            left = i["runs"] if i.get("left") is None else i["left"]
+            share = left / i["runs"] if i["runs"] else 0.0
+            done = f" ({i['runs'] - left} done, {left} left)" if left != i["runs"] else ""
             size.update(
-                f"[b]{i['runs']} runs[/b] · {i['sources']} source models · {i['evaluations']} evaluations\n"
-                f"cost ≈ {i['train_epochs']} training epochs + {i['attack_steps_per_image']} attack steps per "
-                f"test image"
+                Content.assemble(
+                    (f"{i['runs']} runs", "bold"),
+                    f"{done} · {i['sources']} source models · {i['evaluations']} evaluations\n"
+                    f"cost of what is left ≈ {round(i['train_epochs'] * share)} training epochs + "
+                    f"{round(i['attack_steps_per_image'] * share)} attack steps per test image",
+                )
             )
         else:
-            size.update("[b]not valid yet[/b]")
+            size.update(Content.styled("not valid yet", "bold"))
         self.query_one("#b-errors", Static).update("\n".join(f"✗ {line}" for line in self.errors))
         self.query_one("#b-toml", Static).update(msg.text)
 
@@ -311,10 +349,24 @@ class BuilderScreen(RttuiScreen):
         self.launched(info)
         self.rapp.action_mode("monitor")
 
+    def edited(self) -> bool:
+        """Whether the form holds edits that are not in its file (or, for a new study, not the template)."""
+        try:
+            return self.collect() != self._filled
+        except Exception:  # a widget mid-update: assume edits, asking once too often is harmless
+            return True
+
     def action_new(self) -> None:
-        self.rapp.open_study("", "")
-        self._shown = ("", "")
-        self.new()
+        def go(yes: bool | None = True) -> None:
+            if yes:
+                self.rapp.open_study("", "")
+                self._shown = ("", "")
+                self.new()
+
+        if self.edited():
+            self.app.push_screen(Confirm("Discard the edits in the form and start a new study?"), go)
+        else:
+            go()
 
     def action_reload(self) -> None:
         path = self._path()
