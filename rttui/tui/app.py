@@ -83,6 +83,8 @@ class RttuiApp(App[None]):
         self.clock = clock
         self.poll_interval = poll_interval
         self.current = Current()
+        # A runner this app launched and is not yet seen holding the database: {"study", "pid", "at"}.
+        self.launching: dict | None = None
         # What Results and T-test show, so Export writes the same thing.
         self.results_query: dict = {}
         self.ttest_query: dict = {}

@@ -380,3 +380,36 @@ async def test_the_timm_model_list_loads_once_in_the_background_at_start(app_in)
         await wait_for(pilot, lambda: studies._model_names.cache_info().currsize == 1, tries=1200)
         names = studies.model_names()
         assert "resnet50" in names and studies._model_names.cache_info().misses == 1
+
+
+async def test_monitor_starting_state_follows_the_running_run_and_draws_the_eps_grid(
+    app_in, demo_dir: Path, frozen_clock
+) -> None:
+    import re
+
+    from textual.widgets import DataTable
+    from textual_plotext import PlotextPlot
+
+    from rttui.store import Store
+
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        run = [r for r in s.runs("demo") if r["state"] == "done"][4]
+        s.update_unit("run", run["id"], state="running", started=frozen_clock() - 5)
+    app = app_in
+    app.launching = {"study": "demo", "pid": 4242, "at": frozen_clock()}  # launched here a moment ago
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.polls, tries=400)
+        m = app.screen
+        assert "starting (process 4242)" in shown(app, "#mon-head")  # not "no runner"
+        # the cursor, and so the chart, is on the running run
+        await wait_for(pilot, lambda: m.selected() and m.selected()["id"] == run["id"], tries=200)
+        # the user moves: the cursor stays where they put it
+        m.query_one("#mon-runs", DataTable).focus()
+        await pilot.press("up")
+        await pilot.pause(0.3)
+        assert m.selected()["id"] != run["id"]
+        text = re.sub(r"\x1b\[[0-9;]*m", "", m.query_one(PlotextPlot).plt.build())
+        assert "clean" in text  # the clean line is labelled
+        axis = text.strip().splitlines()[-1]
+        assert "0.01" in axis and "0.05" in axis and "0.020" not in axis  # the ε grid as ticks

@@ -76,11 +76,13 @@ class RttuiScreen(Screen[None]):
         stays until dismissed, with its log's last line; one that runs on is reaped when it ends."""
         from rttui import api
 
-        app = self.app
+        app = self.rapp
+        app.launching = {"study": info.get("study", ""), "pid": info["pid"], "at": app.clock()}
 
         def watch() -> None:
             said = api.watch_launch(info)
             if said:
+                app.launching = None
                 with contextlib.suppress(RuntimeError):  # the app has closed meanwhile
                     app.call_from_thread(app.notify, said, severity="error", timeout=24 * 3600, markup=False)
 

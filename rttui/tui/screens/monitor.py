@@ -51,6 +51,8 @@ class MonitorScreen(RttuiScreen):
         self.vary: tuple[str, ...] = AXES[1:]
         self._prev: dict[str, dict[str, Any]] | None = None
         self._prev_runner: Any = None
+        self.follow = True
+        self._auto_moving = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -77,7 +79,10 @@ class MonitorScreen(RttuiScreen):
         self.study = name
         self._prev = None
         self.runs = []
+        self.follow = True
         self.query_one("#mon-runs", DataTable).clear()
+        if name:  # at once, not the previous study's head until the first poll lands
+            self.query_one("#mon-head", Static).update(Content.assemble((name, "bold"), " · reading…"))
         if not name:
             self.query_one("#mon-head", Static).update(NO_STUDY)
             return
@@ -119,7 +124,15 @@ class MonitorScreen(RttuiScreen):
                     for col, value in zip(t.columns, self._cells(r, now), strict=True):
                         t.update_cell(r["id"], col, value)
         self.runs = runs
+        self._follow_running(t)
         self._detail()
+
+    def _follow_running(self, t: DataTable) -> None:
+        """Keep the cursor (and so the chart) on the run being worked on, until the user moves it."""
+        running = [i for i, r in enumerate(self.runs) if r["state"] == "running"]
+        if self.follow and running and t.cursor_row not in running:
+            self._auto_moving = True
+            t.move_cursor(row=running[0])
 
     def _cells(self, r: dict[str, Any], now: float) -> list[str]:
         ep = f"{r['epoch'] or 0}/{r['epochs_total']}" if r["epochs_total"] else str(r["epoch"] or "-")
@@ -148,6 +161,11 @@ class MonitorScreen(RttuiScreen):
         done = sum(r["state"] == "done" for r in runs)
         failed = sum(r["state"] == "failed" for r in runs)
         who = Content.assemble(("running", "bold"), f" in process {runner['pid']}") if runner else Content("no runner")
+        starting = self.rapp.launching if self.rapp.launching and self.rapp.launching["study"] == self.study else None
+        if starting and runner:
+            self.rapp.launching = None  # it holds the database now
+        elif starting and self.rapp.clock() - starting["at"] < 120:  # launched here, not holding the database yet
+            who = Content.assemble(("starting", "bold"), f" (process {starting['pid']})…")
         parts = [Content.styled(self.study, "bold"), who, Content(f"{done}/{n} done")]
         if failed:
             parts.append(Content.assemble((f"{failed} failed", "red"), " (r: retry)"))
@@ -198,6 +216,10 @@ class MonitorScreen(RttuiScreen):
 
     @on(DataTable.RowHighlighted, "#mon-runs")
     def _moved(self) -> None:
+        if self._auto_moving:
+            self._auto_moving = False
+        elif self.runs:
+            self.follow = False  # the user chose a run: the cursor stays where they put it
         self._detail()
 
     def _detail(self) -> None:
@@ -231,11 +253,13 @@ class MonitorScreen(RttuiScreen):
         fill_table(nums, ["eps", *by_attack], rows)
         plt.title("adversarial accuracy (%) vs eps")
         plt.ylim(0, 100)
+        if eps:
+            plt.xticks(eps, [f"{e:g}" for e in eps])  # the ε grid itself, not evenly spaced ticks
         for a, pts in by_attack.items():
             xs = sorted(pts)
             plt.plot(xs, [100 * pts[x] for x in xs], label=a, marker="braille")
-        if clean is not None and eps:
-            plt.hline(100 * clean)
+        if clean is not None and eps:  # a labelled series, not an unlabelled rule
+            plt.plot([eps[0], eps[-1]], [100 * clean] * 2, label="clean", marker="braille")
         if not by_attack:
             plt.title("no evaluation stored yet for this run")
         plot.refresh()
