@@ -164,6 +164,19 @@ def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict
         return s.checks(run_id)
 
 
+def gpu_telemetry(runner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """This machine's NVIDIA GPUs (utilisation, memory used / total) and what the runner holds on each, for a
+    monitor (see `rttui.runner.gpus.gpu_telemetry`). A runner on another host is not visible from here."""
+    import socket
+
+    from rttui.runner.gpus import gpu_telemetry as read
+
+    here = runner is not None and runner.get("host") == socket.gethostname()
+    out = read(int(runner["pid"]) if here and runner else None)
+    out["runner_here"] = here
+    return out
+
+
 def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
     """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy.
 

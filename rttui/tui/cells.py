@@ -60,3 +60,26 @@ def fill_table(
         table.add_column(h, key=h, width=width)
     for j, r in enumerate(rows):
         table.add_row(*r, key=keys[j] if keys else None)
+
+
+def gpu_lines(tel: dict) -> list[str]:
+    """The GPU panel: one line per device (utilisation, memory used / total, what the runner holds on it), or
+    one line saying why there is none."""
+    if not tel.get("available"):
+        return [tel.get("note") or "no NVIDIA GPU"]
+    gib = 2**30
+    out = []
+    for d in tel["devices"]:
+        util = "-" if d["util"] is None else f"{d['util']}%"
+        mem = f"{d['mem_used'] / gib:.1f}/{d['mem_total'] / gib:.1f} GiB"
+        line = f"GPU{d['index']} {d['name']} · busy {util} · memory {mem}"
+        if not tel.get("runner_here"):
+            line += " · runner: none on this host"
+        elif d["runner_mem"] is None:
+            line += " · runner: unknown (NVML lists no processes)"
+        elif d["runner_pids"]:
+            line += f" · runner {d['runner_mem'] / gib:.1f} GiB (process {', '.join(map(str, d['runner_pids']))})"
+        else:
+            line += " · runner: not on this GPU"
+        out.append(line)
+    return out

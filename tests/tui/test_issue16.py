@@ -413,3 +413,19 @@ async def test_monitor_starting_state_follows_the_running_run_and_draws_the_eps_
         assert "clean" in text  # the clean line is labelled
         axis = text.strip().splitlines()[-1]
         assert "0.01" in axis and "0.05" in axis and "0.020" not in axis  # the ε grid as ticks
+
+
+async def test_monitor_shows_gpu_telemetry_from_nvml(app_in, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rttui.runner import gpus
+    from tests.runner.test_gpus import GIB, FakeNVML
+
+    fake = FakeNVML([{"name": "NVIDIA H200", "used": 5 * GIB, "total": 140 * GIB, "util": 42, "procs": []}])
+    monkeypatch.setattr(gpus, "load_nvml", lambda: fake)
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.polls, tries=400)
+        await wait_for(pilot, lambda: "GPU0" in shown(app, "#mon-gpu"), tries=200)
+        text = shown(app, "#mon-gpu")
+        assert "GPU0 NVIDIA H200 · busy 42% · memory 5.0/140.0 GiB" in text
+        assert "runner: none on this host" in text  # the demo study has no runner

@@ -29,6 +29,12 @@ SCREENS = {
 def demo_app(demo_dir: Path, frozen_clock, monkeypatch: pytest.MonkeyPatch):
     """The app on the demo database, with paths relative to the demo folder (so they read the same anywhere)."""
     monkeypatch.chdir(demo_dir)
+    from rttui.runner import gpus
+
+    def no_gpu():  # the same line on every machine, with or without NVIDIA GPUs
+        raise RuntimeError("no NVIDIA GPU (NVML Shared Library Not Found)")
+
+    monkeypatch.setattr(gpus, "load_nvml", no_gpu)
 
     def make(name: str):
         app = make_app(db="demo.db", studies_dir="studies", clock=frozen_clock, poll_interval=0.05)

@@ -20,7 +20,7 @@ from textual_plotext import PlotextPlot
 
 from rttui import api
 from rttui.errors import RttuiError
-from rttui.tui.cells import bar, duration, fill_table, pct
+from rttui.tui.cells import bar, duration, fill_table, gpu_lines, pct
 from rttui.tui.messages import ProgressPolled
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 from rttui.tui.screens.confirm import Confirm
@@ -58,6 +58,7 @@ class MonitorScreen(RttuiScreen):
         yield Header()
         with Vertical(id="mon-body"):
             yield Static("", id="mon-head", classes="note")
+            yield Static("", id="mon-gpu", classes="gpu", markup=False)
             yield DataTable(id="mon-runs", cursor_type="row", zebra_stripes=True)
             with Horizontal(id="mon-detail"):
                 yield PlotextPlot(id="mon-plot")
@@ -91,7 +92,9 @@ class MonitorScreen(RttuiScreen):
 
         def read() -> ProgressPolled:
             try:
-                return ProgressPolled(name, api.study_progress(db, name))
+                data = api.study_progress(db, name)
+                data["gpus"] = api.gpu_telemetry(data["runner"])  # refreshed with the rest
+                return ProgressPolled(name, data)
             except RttuiError as exc:
                 return ProgressPolled(name, {}, str(exc).splitlines()[0])
 
@@ -110,6 +113,8 @@ class MonitorScreen(RttuiScreen):
         self.vary = tuple(a for a in AXES if len({r[a] for r in runs}) > 1) or ("model",)
         self._log_changes(runs, msg.data["runner"])
         self._head(runs, msg.data["runner"])
+        if "gpus" in msg.data:
+            self.query_one("#mon-gpu", Static).update("\n".join(gpu_lines(msg.data["gpus"])))
         t = self.query_one("#mon-runs", DataTable)
         now = self.rapp.clock()
         if [r["id"] for r in runs] != [r["id"] for r in self.runs]:

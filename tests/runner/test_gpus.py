@@ -1,0 +1,103 @@
+"""GPU telemetry through a fake NVML layer (no GPU here): per device utilisation and memory, what the runner's
+processes hold, and one line when there is no NVIDIA GPU."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from rttui.runner import gpus
+from rttui.tui.cells import gpu_lines
+
+GIB = 2**30
+
+
+class FakeNVML:
+    """The few pynvml calls gpus.py makes, over made-up devices."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, devices: list[dict]) -> None:
+        self.devices = devices
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> dict:
+        return self.devices[i]
+
+    def nvmlDeviceGetName(self, h: dict) -> bytes:
+        return h["name"].encode()
+
+    def nvmlDeviceGetMemoryInfo(self, h: dict) -> SimpleNamespace:
+        return SimpleNamespace(used=h["used"], total=h["total"], free=h["total"] - h["used"])
+
+    def nvmlDeviceGetUtilizationRates(self, h: dict) -> SimpleNamespace:
+        return SimpleNamespace(gpu=h["util"], memory=0)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: dict) -> list[SimpleNamespace]:
+        if h.get("procs") is None:
+            raise self.NVMLError("not supported")
+        return [SimpleNamespace(pid=p, usedGpuMemory=m) for p, m in h["procs"]]
+
+
+def test_devices_and_the_runners_own_memory() -> None:
+    me = os.getpid()
+    fake = FakeNVML(
+        [
+            {
+                "name": "NVIDIA H200",
+                "used": 40 * GIB,
+                "total": 140 * GIB,
+                "util": 87,
+                "procs": [(me, 38 * GIB), (1, GIB)],
+            },
+            {"name": "NVIDIA H200", "used": GIB, "total": 140 * GIB, "util": 0, "procs": [(1, GIB)]},
+            {"name": "NVIDIA H200", "used": 0, "total": 140 * GIB, "util": 3, "procs": None},
+        ]
+    )
+    tel = gpus.gpu_telemetry(me, nvml=fake)  # type: ignore[arg-type]
+    assert tel["available"]
+    d0, d1, d2 = tel["devices"]
+    assert (d0["util"], d0["mem_used"], d0["mem_total"], d0["runner_mem"], d0["runner_pids"]) == (
+        87,
+        40 * GIB,
+        140 * GIB,
+        38 * GIB,
+        [me],
+    )  # another user's process (pid 1) does not count as the runner's
+    assert d1["runner_mem"] == 0 and d1["runner_pids"] == []
+    assert d2["runner_mem"] is None  # NVML could not list processes: unknown, not 0
+    lines = gpu_lines({**tel, "runner_here": True})
+    assert lines[0] == f"GPU0 NVIDIA H200 · busy 87% · memory 40.0/140.0 GiB · runner 38.0 GiB (process {me})"
+    assert "not on this GPU" in lines[1] and "unknown" in lines[2]
+
+
+def test_no_nvidia_gpu_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpus, "_nvml", None)
+    monkeypatch.setattr(gpus, "_failed", "")
+    import pynvml
+
+    def no_library() -> None:
+        raise pynvml.NVMLError_LibraryNotFound()
+
+    monkeypatch.setattr(pynvml, "nvmlInit", no_library)
+    tel = gpus.gpu_telemetry(os.getpid())
+    assert not tel["available"] and tel["devices"] == []
+    (line,) = gpu_lines(tel)
+    assert line.startswith("no NVIDIA GPU")
+
+
+def test_the_runners_children_count_as_the_runner() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert {os.getpid(), child.pid} <= gpus.process_tree(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
