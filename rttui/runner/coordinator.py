@@ -119,6 +119,7 @@ class Coordinator:
                     clean_acc=event.clean_acc,
                     n_test=event.n_test,
                     seconds=event.seconds,
+                    peak_gpu_mem=event.peak_gpu_mem,
                     info={**event.info, **kept},
                     finished=time.time() if event.kind == "source" else None,
                 )

@@ -74,6 +74,7 @@ class UnitTrained:
     n_test: int
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    peak_gpu_mem: int | None = None  # bytes, training on a CUDA device (None elsewhere)
 
 
 @dataclass(kw_only=True)

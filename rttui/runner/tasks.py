@@ -45,6 +45,22 @@ def _scaled(cfg: dict[str, Any], opts: TaskOptions) -> dict[str, Any]:
     return {**cfg, "batch_size": _scaled_batch(cfg["batch_size"], opts)}
 
 
+def reset_peak_gpu_mem(dev: Any) -> None:
+    """Start counting a unit's peak GPU memory afresh (a worker runs units one after another)."""
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def peak_gpu_mem(dev: Any) -> int | None:
+    """Bytes of GPU memory the unit's tensors peaked at (PyTorch's allocator, since `reset_peak_gpu_mem`);
+    None on a CPU or other device, where there is nothing to measure."""
+    import torch
+
+    return int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None
+
+
 def _training_hooks(
     kind: str, uid: str, artifacts: Path, train_cfg: dict[str, Any], emit: Emit, opts: TaskOptions
 ) -> tuple[Any, Callable[[dict[str, Any]], None]]:
@@ -107,6 +123,7 @@ def train_source(
     cfg = sp.config
     seed = cfg["seed"] or 0
     dev = train.pick_device(device)
+    reset_peak_gpu_mem(dev)
     train.seed_everything(seed)
     # A source that only supplies weights (pretrained or a checkpoint, no epochs) needs no source data: it
     # keeps no head (num_classes 0), since every target run puts its own head on it.
@@ -142,6 +159,7 @@ def train_source(
     path = artifacts / "sources" / sp.id / "model.safetensors"
     sha = models.save_checkpoint(model, path, {"kind": "source", "id": sp.id, "config": cfg})
     weights_info = model.weights_info
+    peak = peak_gpu_mem(dev)
     del model
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -155,6 +173,7 @@ def train_source(
             clean_acc=acc,
             n_test=n_test,
             seconds=time.perf_counter() - t0,
+            peak_gpu_mem=peak,
             info={**info, "batch_size": train_cfg.get("batch_size"), "weights": weights_info},
         )
     )
@@ -260,6 +279,7 @@ def run_target(
     cfg = rp.config
     seed = cfg["seed"]
     dev = train.pick_device(device)
+    reset_peak_gpu_mem(dev)
     train.seed_everything(seed)
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
@@ -298,6 +318,7 @@ def run_target(
                 clean_acc=acc,
                 n_test=len(task.test),
                 seconds=time.perf_counter() - t0,
+                peak_gpu_mem=peak_gpu_mem(dev),
                 info={
                     **state.info(),
                     **(analysis.info if analysis is not None else {}),

@@ -45,6 +45,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "seconds": float,
             "error": str,
             "info": str,
+            "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
         },
         "id",
     ),
@@ -69,6 +70,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "seconds": float,
             "error": str,
             "info": str,
+            "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
         },
         "id",
     ),

@@ -101,3 +101,26 @@ def test_the_runners_children_count_as_the_runner() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_peak_gpu_memory_is_measured_on_cuda_and_stored_per_unit(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CUDA device the unit's peak is PyTorch's max_memory_allocated since the reset at its start; on a
+    CPU there is nothing to measure (None). The runs and sources tables keep it beside the unit."""
+    import torch
+
+    from rttui.runner.tasks import peak_gpu_mem, reset_peak_gpu_mem
+    from rttui.store import Store
+
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda dev: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda dev: calls.append("peak") or 3 * GIB)
+    cuda, cpu = SimpleNamespace(type="cuda"), SimpleNamespace(type="cpu")
+    reset_peak_gpu_mem(cuda)
+    assert peak_gpu_mem(cuda) == 3 * GIB and calls == ["reset", "peak"]
+    reset_peak_gpu_mem(cpu)
+    assert peak_gpu_mem(cpu) is None and calls == ["reset", "peak"]
+
+    with Store.open(tmp_path / "x.db", write=True) as s:
+        s.ensure_source("src", {"seed": 0, "model": {"name": "m"}, "data": {"dataset": "digits"}})
+        s.update_unit("source", "src", state="done", peak_gpu_mem=3 * GIB)
+        assert s.unit("source", "src")["peak_gpu_mem"] == 3 * GIB
