@@ -54,13 +54,10 @@ class RttuiApp(App[None]):
     TITLE = "rttui"
     BINDINGS = [
         *[Binding(key, f"mode('{mode}')", title, show=False) for mode, key, title, _ in SCREENS],
-        # The same keys with alt work from anywhere, a text input included (terminals send alt+N as ESC N, which
-        # survives SSH and tmux).
-        *[
-            Binding(f"alt+{key}", f"mode('{mode}')", title, show=False, priority=True)
-            for mode, key, title, _ in SCREENS
-        ],
-        Binding("question_mark,f1", "help", "Help"),
+        # The same screens on F1..F7 work from anywhere, a text input included. Function keys are plain escape
+        # sequences that survive SSH and tmux; alt+digit is not (tmux turned alt+4 into a typed "¢").
+        *[Binding(f"f{key}", f"mode('{mode}')", title, show=False, priority=True) for mode, key, title, _ in SCREENS],
+        Binding("question_mark", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]
 

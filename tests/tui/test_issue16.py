@@ -68,7 +68,7 @@ async def test_screen_keys_never_type_into_the_builder(app_in) -> None:
         await wait_for(pilot, lambda: app.current_mode == "builder")
         eps.focus()
         await pilot.pause()
-        await pilot.press("alt+6")
+        await pilot.press("f6")
         await wait_for(pilot, lambda: app.current_mode == "plots")
         assert eps.value == "0.01, 0.02, 0.04"
 
@@ -116,13 +116,13 @@ async def test_help_shows_the_screen_in_fronts_keys_and_the_studies_folder(demo_
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.press("4")
         await wait_for(pilot, lambda: app.current_mode == "results")
-        assert "1-7 screens" in app.screen.sub_title and "^q quit" in app.screen.sub_title
+        assert "1-7/F1-F7 screens" in app.screen.sub_title and "^q quit" in app.screen.sub_title
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: app.screen.query(Markdown))
         text = app.screen.query_one(Markdown).source
         assert "| Results |" in text and "next attack" in text and "transfer attacks" in text
         assert str(folder) in text
-        assert "alt+1" in text and "ctrl+q" in text
+        assert "`f1` .. `f7`" in text and "ctrl+q" in text
 
 
 def test_pick_pair_never_compares_a_value_with_itself() -> None:

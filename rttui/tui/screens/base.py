@@ -41,7 +41,7 @@ class RttuiScreen(Screen[None]):
 
     def on_mount(self) -> None:
         # The header names the keys a new user needs before any other: how to move between screens and out.
-        self.sub_title = f"{self.TITLE_TEXT} · 1-7 screens · ? keys · ^q quit"
+        self.sub_title = f"{self.TITLE_TEXT} · 1-7/F1-F7 screens · ? keys · ^q quit"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Read-only hides and refuses the screen's writing keys (the rule lives in `RttuiApp.refuses`)."""

@@ -20,9 +20,9 @@ detached `rttui run` process, so closing this terminal loses nothing), watch it,
 
 | key | anywhere |
 | --- | --- |
-| `alt+1` .. `alt+7` | the screens, also from inside a text field |
+| `f1` .. `f7` | the screens, also from inside a text field |
 | `ctrl+p` | command palette: every action by name |
-| `?` / `f1` | this help |
+| `?` | this help |
 | `ctrl+t` | dark / light theme |
 | `tab` / `shift+tab` | next / previous field |
 | `escape` | leave a text field (then `1`..`7` and the letters act again); close a dialog |
@@ -31,7 +31,7 @@ detached `rttui run` process, so closing this terminal loses nothing), watch it,
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
     def __init__(self, below: Screen | None = None) -> None:
         super().__init__()
