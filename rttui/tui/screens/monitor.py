@@ -21,6 +21,7 @@ from textual_plotext import PlotextPlot
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import bar, duration, fill_table, gpu_lines, pct
+from rttui.tui.eta import EtaModel
 from rttui.tui.messages import ProgressPolled
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 from rttui.tui.screens.confirm import Confirm
@@ -53,6 +54,7 @@ class MonitorScreen(RttuiScreen):
         self._prev_runner: Any = None
         self.follow = True
         self._auto_moving = False
+        self.eta = EtaModel()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,6 +80,7 @@ class MonitorScreen(RttuiScreen):
             self.poll_now()
             return
         self.study = name
+        self.eta = EtaModel()
         self._prev = None
         self.runs = []
         self.follow = True
@@ -110,6 +113,7 @@ class MonitorScreen(RttuiScreen):
             return
         self.data = msg.data
         runs = msg.data["runs"]
+        self.eta.update(runs, self.rapp.clock())
         self.vary = tuple(a for a in AXES if len({r[a] for r in runs}) > 1) or ("model",)
         self._log_changes(runs, msg.data["runner"])
         self._head(runs, msg.data["runner"])
@@ -145,9 +149,7 @@ class MonitorScreen(RttuiScreen):
         state = r["state"]
         if state == "running":
             elapsed = now - r["started"] if r["started"] else None
-            p = r["progress"]
-            eta = elapsed * (1 - p) / p if elapsed is not None and p > 0 else None
-            tm, eta_s = duration(elapsed), duration(eta)
+            tm, eta_s = duration(elapsed), duration(self.eta.run_eta(r["id"], now))
         else:
             tm, eta_s = duration(r["seconds"]), "-"
         styled = {"failed": "[red]failed[/red]", "done": "[green]done[/green]", "running": "[b]running[/b]"}
@@ -175,9 +177,9 @@ class MonitorScreen(RttuiScreen):
         if failed:
             parts.append(Content.assemble((f"{failed} failed", "red"), " (r: retry)"))
         left = [r for r in runs if r["state"] not in ("done", "failed")]
-        finished = [r["seconds"] for r in runs if r["state"] == "done" and r["seconds"]]
-        if runner and left and finished:
-            parts.append(Content(f"ETA ≈ {duration(sum(finished) / len(finished) * len(left))}"))
+        eta = self.eta.study_eta(runs, self.rapp.clock()) if runner and left else None
+        if eta is not None:  # the same model as the runs' ETA column, so the two agree
+            parts.append(Content(f"ETA ≈ {duration(eta)}"))
         self.query_one("#mon-head", Static).update(Content(" · ").join(parts))
 
     def _log_changes(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None) -> None:

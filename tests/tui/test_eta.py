@@ -1,0 +1,45 @@
+"""The Monitor's ETA model on a hand-made clock: it counts down while progress waits, the study's ETA is the
+runs' ETAs plus the waiting runs at the measured pace, and the two never contradict each other."""
+
+from __future__ import annotations
+
+import pytest
+
+from rttui.tui.eta import EtaModel
+
+
+def run(rid: str, state: str, progress: float = 0.0, started: float | None = None, seconds: float | None = None):
+    return {"id": rid, "state": state, "progress": progress, "started": started, "seconds": seconds}
+
+
+def test_run_eta_counts_down_while_progress_waits_and_study_eta_agrees() -> None:
+    m = EtaModel()
+    runs = [run("a", "running", 0.5, started=0.0), run("b", "pending")]
+    m.update(runs, now=100.0)
+    assert m.run_eta("a", 100.0) == pytest.approx(100.0)  # 100 s for half: 100 s to go
+    # ten seconds later, no step forward: the estimate counts down instead of growing (110 * 0.5 / 0.5)
+    m.update(runs, now=110.0)
+    assert m.run_eta("a", 110.0) == pytest.approx(90.0)
+    # b waits: it takes what a takes in all (200 s), after a
+    assert m.study_eta(runs, 110.0) == pytest.approx(90.0 + 200.0)
+    assert m.study_eta(runs, 110.0) >= m.run_eta("a", 110.0)
+    # a step forward re-measures the rate
+    runs[0]["progress"] = 0.6
+    m.update(runs, now=120.0)
+    assert m.run_eta("a", 120.0) == pytest.approx(120.0 * 0.4 / 0.6)
+
+
+def test_finished_runs_set_the_pace_and_parallel_runs_share_the_rest() -> None:
+    m = EtaModel()
+    runs = [
+        run("d", "done", 1.0, seconds=60.0),
+        run("a", "running", 0.5, started=0.0),
+        run("b", "running", 0.25, started=0.0),
+        run("w1", "pending"),
+        run("w2", "pending"),
+    ]
+    m.update(runs, now=30.0)
+    assert m.run_eta("a", 30.0) == pytest.approx(30.0) and m.run_eta("b", 30.0) == pytest.approx(90.0)
+    assert m.study_eta(runs, 30.0) == pytest.approx(90.0 + 2 * 60.0 / 2)
+    assert m.study_eta([run("d", "done", 1.0, seconds=1.0)], 30.0) == 0.0
+    assert EtaModel().study_eta([run("x", "pending")], 0.0) is None  # nothing measured yet
