@@ -184,7 +184,7 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
     """
     p = db_path(db)
     if not p.exists():
-        return {"runner": None, "runs": [], "metrics": {}, "checks": []}
+        return {"runner": None, "runs": [], "sources": [], "metrics": {}, "checks": []}
     with Store.open(p) as s:
         spec = s.study_spec(study)
         runs = s.runs(study)
@@ -195,14 +195,30 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         run_ids = {r["id"] for r in runs}
         checks_ = [c for c in s.checks() if c["run_id"] in run_ids]
     totals: dict[str, tuple[int, int]] = {}
+    source_totals: dict[str, int] = {}
     if spec is not None:
         try:
-            totals = plan_totals(make_plan(parse_study(study_toml(spec), study)))
+            plan = make_plan(parse_study(study_toml(spec), study))
+            totals = plan_totals(plan)
+            source_totals = {sp.id: int(sp.config["train"]["epochs"] or 0) for sp in plan.sources.values()}
         except Exception:  # an old spec that no longer validates: show what the database has
             totals = {}
+    source_rows: list[dict[str, Any]] = []
+    source_epochs: dict[str, dict[str, Any]] = {}
+    if source_totals:  # the plan names the study's sources (the runs table does not say which)
+        with Store.open(p) as s:
+            source_rows = [u for u in (s.unit("source", sid) for sid in source_totals) if u is not None]
+            source_epochs = s.last_unit_epochs(list(source_totals))
     return {
         "runner": lock if lock and lock["study"] == study else None,
         "runs": run_progress(runs, totals, evals, last),
+        # Source pretraining, as rows of their own: runs wait "pending" while their source trains.
+        "sources": run_progress(
+            [{**u, "strategy": "source", "technique": "", "seed": u.get("seed")} for u in source_rows],
+            {sid: (n, 0) for sid, n in source_totals.items()},
+            {},
+            source_epochs,
+        ),
         "metrics": metrics_by_run(recs),
         "checks": checks_,
     }

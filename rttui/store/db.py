@@ -770,6 +770,15 @@ class Store:
         )
         return {r["run_id"]: r["n"] for r in rows}
 
+    def last_unit_epochs(self, unit_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The latest epoch row of each of these units (a study's sources: they are not in study_runs)."""
+        out: dict[str, dict[str, Any]] = {}
+        for uid in unit_ids:
+            rows = self.rows("select * from epochs where unit_id = ? order by epoch desc limit 1", (uid,))
+            if rows:
+                out[uid] = rows[0]
+        return out
+
     def last_epochs(self, study: str) -> dict[str, dict[str, Any]]:
         """The latest epoch row of each run of a study (epoch, loss, train_acc, seconds)."""
         rows = self.rows(

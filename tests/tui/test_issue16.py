@@ -429,3 +429,25 @@ async def test_monitor_shows_gpu_telemetry_from_nvml(app_in, monkeypatch: pytest
         text = shown(app, "#mon-gpu")
         assert "GPU0 NVIDIA H200 · busy 42% · memory 5.0/140.0 GiB" in text
         assert "runner: none on this host" in text  # the demo study has no runner
+
+
+async def test_monitor_shows_source_pretraining_as_rows(app_in, demo_dir: Path, frozen_clock) -> None:
+    from textual.widgets import DataTable
+
+    from rttui import api
+    from rttui.store import Store
+
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        sid = next(iter(api.make_plan(api.load_study(demo_dir / "studies" / "demo.toml")).sources))
+        s.update_unit("source", sid, state="running", started=frozen_clock() - 30)
+        s.add_epoch(sid, "source", {"epoch": 1, "loss": 0.7, "train_acc": 0.5, "seconds": 15.0})
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.polls, tries=400)
+        st = app.screen.query_one("#mon-sources", DataTable)
+        assert st.display and st.row_count == 3  # the demo's three sources (one per seed)
+        cells = (
+            [str(c) for c in st.get_row_at(0)] + [str(c) for c in st.get_row_at(1)] + [str(c) for c in st.get_row_at(2)]
+        )
+        assert any("1/2" in c for c in cells) and any("50%" in c for c in cells)  # epoch 1 of 2

@@ -61,6 +61,7 @@ class MonitorScreen(RttuiScreen):
         with Vertical(id="mon-body"):
             yield Static("", id="mon-head", classes="note")
             yield Static("", id="mon-gpu", classes="gpu", markup=False)
+            yield DataTable(id="mon-sources", cursor_type="none", show_cursor=False)
             yield DataTable(id="mon-runs", cursor_type="row", zebra_stripes=True)
             with Horizontal(id="mon-detail"):
                 yield PlotextPlot(id="mon-plot")
@@ -133,6 +134,7 @@ class MonitorScreen(RttuiScreen):
                     for col, value in zip(t.columns, self._cells(r, now), strict=True):
                         t.update_cell(r["id"], col, value)
         self.runs = runs
+        self._sources(msg.data.get("sources", []), now)
         self._follow_running(t)
         self._detail()
 
@@ -142,6 +144,21 @@ class MonitorScreen(RttuiScreen):
         if self.follow and running and t.cursor_row not in running:
             self._auto_moving = True
             t.move_cursor(row=running[0])
+
+    def _sources(self, sources: list[dict[str, Any]], now: float) -> None:
+        """Source pretraining as rows of their own, shown while a source is not done (runs wait on them)."""
+        st = self.query_one("#mon-sources", DataTable)
+        st.display = any(s["state"] != "done" for s in sources)
+        if not st.display:
+            return
+        header = ["source", "state", "epoch", "loss", "progress", "time", "ETA"]
+        rows = []
+        for s in sources:
+            cells = self._cells(s, now)
+            cells[0] = f"source {s['model']}/s{s['seed']}"
+            rows.append(cells)
+        fill_table(st, header, rows, min_width=7)
+        st.styles.height = len(rows) + 1
 
     def _cells(self, r: dict[str, Any], now: float) -> list[str]:
         ep = f"{r['epoch'] or 0}/{r['epochs_total']}" if r["epochs_total"] else str(r["epoch"] or "-")
