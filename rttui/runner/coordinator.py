@@ -32,6 +32,9 @@ class Todo:
         return [r for r in plan.runs if r.id in self.evaluate or r in self.train]
 
 
+PROGRESS_EVERY = 1.0  # seconds between two progress writes of one unit
+
+
 class Coordinator:
     def __init__(self, store: Store, plan: Plan, listener: Listener | None = None) -> None:
         self.store = store
@@ -40,6 +43,7 @@ class Coordinator:
         self.failed: set[str] = set()
         self.done: set[str] = set()
         self.cancelled = False
+        self._progress_at: dict[str, float] = {}  # unit -> when its progress was last written
 
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""
@@ -103,6 +107,13 @@ class Coordinator:
                 retries.append({"reason": event.reason, "attempt": event.attempt, "batch_scale": event.batch_scale})
                 s.update_unit(kind, uid, state="pending")
                 s.merge_info(kind, uid, {"retries": retries})
+            case ev.Progress(kind=kind, unit_id=uid, phase=phase, done=done, total=total):
+                # Per batch, written at most once a second per unit (and at a phase's end): monitors see
+                # progress move between epochs without the database taking a write per batch.
+                now = time.monotonic()
+                if done >= total or now - self._progress_at.get(uid, -1e9) >= PROGRESS_EVERY:
+                    self._progress_at[uid] = now
+                    s.update_unit(kind, uid, phase=phase, phase_done=done, phase_total=total)
             case ev.EpochDone(kind=kind, unit_id=uid, record=rec):
                 s.add_epoch(uid, kind, rec)
             case ev.UnitTrained():

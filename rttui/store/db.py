@@ -46,6 +46,10 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "error": str,
             "info": str,
             "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
+            # where the unit is inside its current phase (training steps, an attack's batches), for monitors
+            "phase": str,
+            "phase_done": int,
+            "phase_total": int,
         },
         "id",
     ),
@@ -71,6 +75,10 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "error": str,
             "info": str,
             "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
+            # where the unit is inside its current phase (training steps, an attack's batches), for monitors
+            "phase": str,
+            "phase_done": int,
+            "phase_total": int,
         },
         "id",
     ),
@@ -621,7 +629,7 @@ class Store:
         )
         return self.rows(
             "select r.id, r.dataset, r.model, r.strategy, r.technique, r.seed, r.state, r.clean_acc, r.n_test, "
-            "r.seconds, r.error, r.started, r.finished, r.info, "
+            "r.seconds, r.error, r.started, r.finished, r.info, r.phase, r.phase_done, r.phase_total, "
             "(select max(epoch) from epochs e where e.unit_id = r.id) as epoch, "
             "(select group_concat(study) from study_runs sr where sr.run_id = r.id) as studies "
             f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",

@@ -74,6 +74,14 @@ def run_progress(
         evals_done = eval_counts.get(r["id"], 0)
         work_total = epochs_total + evals_total
         work_done = (epochs_total if r["state"] in ("trained", "done") else (ep.get("epoch") or 0)) + evals_done
+        # Inside the current phase, per batch (the runner writes it at a bounded rate): training steps count
+        # towards the epochs, an attack's batches towards its evaluation.
+        phase, pdone, ptotal = r.get("phase") or "", r.get("phase_done") or 0, r.get("phase_total") or 0
+        if r["state"] == "running" and ptotal:
+            if phase == "train":
+                work_done = max(work_done, epochs_total * pdone / ptotal + evals_done)
+            elif phase.startswith("eval:") and pdone < ptotal:
+                work_done += pdone / ptotal
         out.append(
             {
                 **{k: r[k] for k in RUN_FIELDS},
