@@ -34,6 +34,7 @@ from rttui.api.results import (
 )
 from rttui.api.runs import (
     cancel,
+    check_db,
     checks,
     ensure_no_runner,
     launch_study,
@@ -81,6 +82,7 @@ __all__ = [
     "cancel",
     "catalog",
     "check_data",
+    "check_db",
     "checks",
     "compare",
     "confusions",

@@ -113,6 +113,15 @@ def retry(run_id: Annotated[str, typer.Argument(help="id of a failed run")], db:
         out.print(f"retry of {run_id} requested from process {lock['pid']}")
 
 
+@app.command("check-db")
+def check_db(
+    db: DbOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="integrity_check: also every index (slower)")] = False,
+) -> None:
+    """Have SQLite check the database file for damage (quick_check; integrity_check with --full)."""
+    out.print(api.check_db(db, full), highlight=False)
+
+
 @app.command()
 def status(
     db: DbOpt = None,

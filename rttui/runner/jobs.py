@@ -65,7 +65,7 @@ class Outcome:
 
 def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = None, worker: int = 0) -> Outcome:
     """Run one job to the end, reporting through `emit`; failures come back as an Outcome, never raised."""
-    from rttui.errors import RttuiError
+    from rttui.errors import RttuiError, StoreError
 
     emit(ev.UnitStarted(job.kind, job.unit_id, job.label, job.phase, worker))
     opts = TaskOptions(batch_scale=job.batch_scale, attempt=job.attempt, label=job.label)
@@ -87,6 +87,8 @@ def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = Non
                 surrogates=job.surrogates,
                 stored=job.stored,
             )
+    except StoreError:
+        raise  # in-process, `emit` writes the database: a full disk there stops the runner, it is not this unit's
     except Exception as exc:
         oom = _is_oom(exc)
         msg = str(exc) if isinstance(exc, RttuiError) else f"{type(exc).__name__}: {exc}"

@@ -11,11 +11,13 @@ units left running go back to pending (their per-epoch checkpoint remains, so th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from rttui.errors import StoreError
 from rttui.runner import events as ev
 from rttui.runner.coordinator import Coordinator, Listener
 from rttui.runner.jobs import Cancelled, run_job
@@ -101,8 +103,9 @@ def execute(
                 retried=sched.retried,
             )
         )
-    except BaseException:  # Ctrl-C, SIGTERM, or a bug: nothing may stay 'running' in the database
-        coord.cancel_running()
+    except BaseException:  # Ctrl-C, SIGTERM, a full disk, or a bug: nothing may stay 'running' in the database
+        with contextlib.suppress(StoreError):  # unless the disk is full: then the next run resumes them anyway
+            coord.cancel_running()
         coord.emit(
             ev.StudyFinished(
                 plan.study.name,
