@@ -681,7 +681,7 @@ def catalog() -> dict[str, Any]:
     return {
         "strategies": entries(cat.STRATEGIES),
         "techniques": entries(cat.TECHNIQUES),
-        "attacks": entries(cat.ATTACKS),
+        "attacks": entries(cat.attacks()),
         "datasets": [{"name": k, "help": v} for k, v in cat.DATASETS.items()],
         "sections": {
             "source": params(cat.SOURCE_KEYS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,11 @@ class _Problems:
     def add(self, key: str, problem: str, fix: str) -> None:
         self.items.append(f"{self.where}: {key}: {problem}; {fix}")
 
+    def add_once(self, key: str, problem: str, fix: str) -> None:
+        """Add a problem that names its own subject (an attack needing an extra) once, however many keys hit it."""
+        if not any(item.endswith(f": {problem}; {fix}") for item in self.items):
+            self.add(key, problem, fix)
+
     def raise_if_any(self) -> None:
         if self.items:
             raise StudyError("\n".join(self.items))
@@ -162,8 +168,10 @@ def _resolve_choice(
     item: Any,
     registry: dict[str, Entry],
     defaults: dict[str, Any],
+    problem: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> Choice | None:
-    """An axis value is a name or an inline table {name = ..., param = ...}."""
+    """An axis value is a name or an inline table {name = ..., param = ...}. An attack the catalog knows but may not
+    run here (a torchattacks one without the extra, or one it refuses) gets its own reason."""
     if isinstance(item, str):
         name, inline = item, {}
     elif isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -172,6 +180,10 @@ def _resolve_choice(
         probs.add(key, f"expected a name or {{name = ...}}, got {item!r}", "write a quoted name")
         return None
     entry = registry.get(name)
+    why = problem(name) if problem is not None else None
+    if why is not None and why[1]:
+        probs.add_once(key, *why)
+        return None
     if entry is None:
         probs.add(key, f"unknown name {name!r}", _suggest(name, registry))
         return None
@@ -184,12 +196,19 @@ def _resolve_choice(
 
 
 def _axis(
-    probs: _Problems, key: str, values: Any, registry: dict[str, Entry], defaults: dict[str, Any]
+    probs: _Problems,
+    key: str,
+    values: Any,
+    registry: dict[str, Entry],
+    defaults: dict[str, Any],
+    problem: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> tuple[Choice, ...]:
     if not isinstance(values, list) or not values:
         probs.add(key, "expected a non-empty list", f'e.g. {key.rsplit(".", 1)[-1]} = ["{next(iter(registry))}"]')
         return ()
-    out = [c for i, v in enumerate(values) if (c := _resolve_choice(probs, f"{key}[{i}]", v, registry, defaults))]
+    out = [
+        c for i, v in enumerate(values) if (c := _resolve_choice(probs, f"{key}[{i}]", v, registry, defaults, problem))
+    ]
     names = [(c.name, tuple(sorted(c.params.items(), key=str))) for c in out]
     if len(set(names)) != len(names):
         probs.add(key, "lists the same value twice", "remove the duplicate")
@@ -319,9 +338,13 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
             probs.add(sec, f"expected tables such as [{sec}.NAME]", f"write parameters under [{sec}.NAME]")
             t = {}
         tables[sec] = t
+    attack_entries = catalog.attacks()
     for aname in tables["attacks"]:
-        if aname not in catalog.ATTACKS:
-            probs.add(f"attacks.{aname}", "unknown attack", _suggest(aname, catalog.ATTACKS))
+        why = catalog.attack_problem(aname)
+        if why is not None and why[1]:
+            probs.add_once(f"attacks.{aname}", *why)
+        elif aname not in attack_entries:
+            probs.add(f"attacks.{aname}", "unknown attack", _suggest(aname, attack_entries))
     for sname in tables["strategies"]:
         if sname not in catalog.STRATEGIES:
             probs.add(f"strategies.{sname}", "unknown strategy", _suggest(sname, catalog.STRATEGIES))
@@ -366,7 +389,7 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
             probs, f"{p}.techniques", b.get("techniques", ["none"]), catalog.TECHNIQUES, tables["techniques"]
         )
         attack_names = b.get("attacks", list(tables["attacks"]) or ["fgsm", "pgd"])
-        attacks = _axis(probs, f"{p}.attacks", attack_names, catalog.ATTACKS, tables["attacks"])
+        attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         bname = b.get("name", f"block{i}")
         blocks.append(Block(i, str(bname), source, target, train, ev, models, strategies, techniques, attacks))
     probs.raise_if_any()

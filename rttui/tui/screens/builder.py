@@ -81,6 +81,11 @@ def _name(item: Any) -> str:
     return item["name"] if isinstance(item, dict) else str(item)
 
 
+def widget_name(name: str) -> str:
+    """A catalog name as part of a widget id (ids take letters, digits, '_' and '-'; `ta:CW` has a colon)."""
+    return name.replace(":", "_")
+
+
 class ParamsChanged(Message):
     pass
 
@@ -163,13 +168,15 @@ class BuilderScreen(RttuiScreen):
 
     def _params(self, axis: str) -> ComposeResult:
         for e in self.catalog[axis]:
-            if not e["implemented"]:
+            # A catalogue attack (`ta:CW`: torchattacks, dozens of them with up to 11 arguments each) is listed and
+            # saved with its table, but its parameters are edited in the file: hundreds of inputs would bury the form.
+            if not e["implemented"] or ":" in e["name"]:
                 continue
             for k, p in e["params"].items():
                 yield self._row(
                     f"{e['name'][:6]}.{k}"[:14],
                     Input(
-                        id=f"p-{axis}-{e['name']}-{k}",
+                        id=f"p-{axis}-{widget_name(e['name'])}-{k}",
                         compact=True,
                         placeholder=f"{show_value(p['default']) or '-'}: {p['help']}",
                         tooltip=f"[{axis}.{e['name']}] {k}: {p['help']}",
@@ -245,7 +252,7 @@ class BuilderScreen(RttuiScreen):
                     sl.select(n)
             for e in self.catalog[axis]:
                 for k in e["params"]:
-                    w = self.query(f"#p-{axis}-{e['name']}-{k}")
+                    w = self.query(f"#p-{axis}-{widget_name(e['name'])}-{k}")
                     if w:
                         w.first(Input).value = show_value(((raw.get(axis) or {}).get(e["name"]) or {}).get(k))
         self.call_after_refresh(self._done_filling)
@@ -296,7 +303,7 @@ class BuilderScreen(RttuiScreen):
         for axis in ("strategies", "techniques", "attacks"):
             for e in self.catalog[axis]:
                 for k in e["params"]:
-                    w = self.query(f"#p-{axis}-{e['name']}-{k}")
+                    w = self.query(f"#p-{axis}-{widget_name(e['name'])}-{k}")
                     if not w:
                         continue
                     v = parse_value(w.first(Input).value, "scalar")
