@@ -33,6 +33,7 @@ __all__ = [
     "export_records",
     "export_table",
     "figure_kinds",
+    "frame",
     "layers",
     "load_run_model",
     "load_study",
@@ -979,3 +980,22 @@ def study_size(study: Study) -> dict[str, Any]:
         "attack_steps_per_image": steps,
         "models": sorted({m.name for b in study.blocks for m in b.models}),
     }
+
+
+def frame(db: str | Path | None = None, study: str | None = None, kind: str = "records") -> Any:
+    """A pandas DataFrame of stored results for notebooks (extra `rttui[pandas]`): `records` (one row per run,
+    attack and eps), `samples` (one row per evaluated test image) or `epochs` (one row per training epoch), with
+    typed columns and every parameter as a column. Read-only, like `export_records`."""
+    from rttui.analysis.frame import check_kind, require_pandas, to_frame
+
+    check_kind(kind)
+    require_pandas()
+    rows: list[dict[str, Any]]
+    if kind == "records":
+        rows = export_records(db, study)
+    else:
+        with open_store(db) as s:
+            if study and study not in {r["name"] for r in s.studies()}:
+                raise StoreError(f"study {study!r} is not in {s.path}; run `rttui status` to list its studies")
+            rows = s.sample_records(study) if kind == "samples" else s.epoch_records(study)
+    return to_frame(rows, kind)
