@@ -16,6 +16,7 @@ from rttui.analysis.compare import CompareTable, Comparison  # plain result type
 from rttui.errors import RttuiError, StoreError
 from rttui.store import Store, default_db_path
 from rttui.study import Plan, Study, check_models, load_study, make_plan, parse_study
+from rttui.study.spec import slurm_options
 
 __all__ = [
     "CompareTable",
@@ -126,21 +127,26 @@ def run_study(
     check_data_first: bool = True,
     workers: int | None = None,
     devices: list[str] | None = None,
-    executor: str = "local",
+    executor: str | None = None,
     address: str | None = None,
     max_retries: int = 1,
+    slurm: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a study into the database; returns counts of what happened.
 
     executor "local": in this process when one worker will do (no start-up cost), else a pool of worker
     processes (`workers` CPU workers, or one per device in `devices`, or one per visible GPU when there are
     several). executor "ray": each unit is a Ray task (`address` of an existing cluster, else a local one).
+    executor "slurm": each unit is a SLURM job (submitit), options from the study's `[run.slurm]` with `slurm`
+    (`KEY=VALUE` strings) on top. No executor given: the study's `[run] executor`, else local.
     The runner lock is taken before anything else is written or loaded, so a second runner is refused at once.
     """
     from rttui.errors import RttuiError
 
-    if executor not in ("local", "ray"):
-        raise RttuiError(f"--executor {executor!r} is not known; use local or ray")
+    executor = executor or study.run.get("executor") or "local"
+    if executor not in ("local", "ray", "slurm"):
+        raise RttuiError(f"--executor {executor!r} is not known; use local, ray or slurm")
+    slurm_opts = slurm_options(study, slurm) if executor == "slurm" or slurm else None
     if workers is not None and workers < 1:
         raise RttuiError(f"--workers {workers} must be at least 1")
     check_models(study)
@@ -158,6 +164,11 @@ def run_study(
                 from rttui.runner.ray_executor import RayExecutor
 
                 runner = RayExecutor(address, num_cpus=workers)
+            elif executor == "slurm":
+                from rttui.runner.slurm_executor import SlurmExecutor
+
+                runner = SlurmExecutor(slurm_opts or {}, store.artifacts)
+                runner.preflight()  # the artifacts folder must be shared with the nodes: checked before any write
             else:
                 pool_devices = _pool_devices(workers, devices, device)
                 if pool_devices is None:

@@ -371,3 +371,41 @@ MODEL_KEYS: dict[str, Param] = {
     "mean": Param(None, (list,), "per-channel mean for this model's weights", nullable=True),
     "std": Param(None, (list,), "per-channel std for this model's weights", nullable=True),
 }
+
+# How a study runs (the `[run]` table; the command line overrides it). Execution only: none of it is part of a
+# run's config, so it never changes a run id.
+RUN_KEYS: dict[str, Param] = {
+    "executor": Param(
+        None,
+        (str,),
+        "where units run when --executor is not given: local, ray or slurm",
+        choices=("local", "ray", "slurm"),
+        nullable=True,
+    ),
+}
+
+# `[run.slurm]` (or `--slurm KEY=VALUE`): the SLURM executor's job options (submitit).
+SLURM_KEYS: dict[str, Param] = {
+    "partition": Param(None, (str,), "partition (sbatch --partition)", nullable=True),
+    "time": Param(60, (int, str), "time limit per unit: minutes, or 'HH:MM:SS' / 'D-HH:MM:SS' (sbatch --time)"),
+    "gpus_per_task": Param(0, (int,), "GPUs per unit (sbatch --gpus-per-task)", low=0, high=64),
+    "cpus_per_task": Param(1, (int,), "CPU cores per unit, also its torch threads (sbatch --cpus-per-task)", low=1),
+    "mem_gb": Param(None, NUM, "memory per unit in GB (sbatch --mem)", low=0, nullable=True),
+    "account": Param(None, (str,), "account charged (sbatch --account)", nullable=True),
+    "sbatch": Param({}, (dict,), "extra sbatch options, e.g. { qos = 'high', constraint = 'a100' }"),
+    "setup": Param([], (list,), "shell lines run before each unit, e.g. ['module load cuda']"),
+    "max_jobs": Param(
+        None, (int,), "units queued or running at once (default: every ready unit)", low=1, nullable=True
+    ),
+    "array_parallelism": Param(256, (int,), "jobs of one array running at once (sbatch --array=...%N)", low=1),
+    "probe_timeout": Param(
+        600, NUM, "seconds to wait for the start-up probe job (checks the shared filesystem)", low=1
+    ),
+    "folder": Param(None, (str,), "submitit's job folder (default: <db stem>.artifacts/slurm)", nullable=True),
+    "cluster": Param(
+        "slurm",
+        (str,),
+        "'slurm' (sbatch), or 'local': submitit's local executor, the same path without sbatch (tests, one machine)",
+        choices=("slurm", "local"),
+    ),
+}

@@ -30,6 +30,7 @@ TOP_KEYS = {
     "techniques",
     "models",
     "grid",
+    "run",
 }
 BLOCK_KEYS = {
     "models",
@@ -83,6 +84,8 @@ class Study:
     blocks: tuple[Block, ...]
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # The resolved `[run]` table (executor, and `slurm` job options): how to run, never part of a run's config.
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 class _Problems:
@@ -392,8 +395,92 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         bname = b.get("name", f"block{i}")
         blocks.append(Block(i, str(bname), source, target, train, ev, models, strategies, techniques, attacks))
+    run = _run_table(probs, raw.get("run"))
     probs.raise_if_any()
-    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw)
+    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw, run)
+
+
+def _run_table(probs: _Problems, table: Any) -> dict[str, Any]:
+    """`[run]`: the default executor, and `[run.slurm]` job options (defaults filled, every value checked)."""
+    if table is None:
+        table = {}
+    if not isinstance(table, dict):
+        probs.add("run", f"expected a table, got {table!r}", "write it as [run] with key = value lines")
+        table = {}
+    out = _resolve_section(probs, "run", {**catalog.RUN_KEYS, "slurm": Param({}, (dict,), "")}, table)
+    out["slurm"] = _slurm_section(probs, "run.slurm", table.get("slurm"))
+    return out
+
+
+def _slurm_section(probs: _Problems, prefix: str, *layers: dict[str, Any] | None) -> dict[str, Any]:
+    out = _resolve_section(probs, prefix, catalog.SLURM_KEYS, *layers)
+    t = out["time"]
+    bad_text = isinstance(t, str) and parse_minutes(t) is None
+    if bad_text or (isinstance(t, int) and not isinstance(t, bool) and t < 1):
+        probs.add(f"{prefix}.time", f"{t!r} is not a time limit", "give minutes (120) or 'HH:MM:SS' or 'D-HH:MM:SS'")
+        out["time"] = catalog.SLURM_KEYS["time"].default
+    for k, v in out["sbatch"].items():
+        if isinstance(v, dict | list) or v is None:
+            probs.add(
+                f"{prefix}.sbatch.{k}", f"expected a string or number, got {v!r}", f'e.g. sbatch = {{ {k} = "..." }}'
+            )
+    if not all(isinstance(line, str) for line in out["setup"]):
+        probs.add(f"{prefix}.setup", "expected a list of shell lines", 'e.g. setup = ["module load cuda"]')
+    return out
+
+
+def parse_minutes(text: str) -> int | None:
+    """An sbatch time limit as whole minutes (rounded up): 'MM', 'HH:MM:SS', 'D-HH', 'D-HH:MM', 'D-HH:MM:SS';
+    None when it is none of those."""
+    days, _, rest = text.strip().rpartition("-")
+    try:
+        d = int(days) if days else 0
+        parts = [int(p) for p in rest.split(":")]
+    except ValueError:
+        return None
+    if d < 0 or any(p < 0 for p in parts) or not 1 <= len(parts) <= 3:
+        return None
+    if days:  # D-HH, D-HH:MM, D-HH:MM:SS
+        h, m, sec = [*parts, 0, 0][:3]
+    elif len(parts) == 1:  # MM
+        h, m, sec = 0, parts[0], 0
+    else:  # MM:SS or HH:MM:SS
+        h, m, sec = [0, *parts][-3:]
+    minutes = d * 1440 + h * 60 + m + (1 if sec else 0)
+    return minutes if minutes >= 1 else None
+
+
+def slurm_options(study: Study, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The study's `[run.slurm]` options with `--slurm KEY=VALUE` overrides on top (`sbatch.NAME=VALUE` for an
+    extra sbatch option), checked like the study: a wrong key or type is one line naming the fix."""
+    probs = _Problems("--slurm")
+    layer: dict[str, Any] = {}
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            probs.add(item, "expected KEY=VALUE", "e.g. --slurm partition=gpu --slurm time=120")
+            continue
+        value = _literal(text.strip())
+        if key.startswith("sbatch."):
+            layer.setdefault("sbatch", {})[key[len("sbatch.") :]] = value
+        else:
+            layer[key] = value
+    base = dict(study.run.get("slurm") or {})
+    if "sbatch" in layer:
+        layer["sbatch"] = {**base.get("sbatch", {}), **layer["sbatch"]}
+    out = _slurm_section(probs, "slurm", base, layer)
+    probs.raise_if_any()
+    return out
+
+
+def _literal(text: str) -> Any:
+    """A command-line value read as a TOML value (120, 1.5, true, [...]), else as the plain string."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    return value if isinstance(value, str | int | float | bool | list | dict) else text
 
 
 def load_study(path: str | Path) -> Study:
