@@ -1,4 +1,9 @@
-"""Mean +- std over seeds. Works on the flat records `Store.records()` returns (one per run, attack, eps)."""
+"""Mean +- std over seeds: the one aggregation every table, figure, end-of-run summary and screen uses.
+
+`cell_stats` turns the records of one configuration (already selected and labelled by `analysis.records`)
+into statistics over its seeds, one value per seed; `summarize` is the flat per-(configuration, attack, eps)
+view of it. Pure functions over the flat records `Store.records()` returns; no SQL, no I/O, no UI.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-CONFIG_AXES = ("dataset", "model", "strategy", "technique")
+from rttui.analysis.records import AXES, group, normalize, one_per_seed, params_label
 
 
 @dataclass(frozen=True)
@@ -37,37 +42,70 @@ class Stat:
         return {"mean": self.mean, "std": self.std, "n": self.n}
 
 
-def group(records: Iterable[dict[str, Any]], keys: Sequence[str]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
-    out: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+def auc_by_run(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """Area under the accuracy-vs-eps curve of each (run, attack), from eps = 0 (clean accuracy) to the
+    largest evaluated eps, divided by that eps: the mean accuracy over the attack's range (trapezoid rule)."""
+    curves: dict[tuple[str, str], dict[float, dict[str, Any]]] = defaultdict(dict)
     for r in records:
-        out[tuple(r[k] for k in keys)].append(r)
-    return dict(out)
+        curves[(r["run_id"], r["attack"])][float(r["eps"])] = r
+    out = {}
+    for key, pts in curves.items():
+        es = sorted(pts)
+        xs, ys = [0.0], [float(pts[es[0]]["clean_acc"])]
+        for e in es:
+            if e > 0:
+                xs.append(e)
+                ys.append(float(pts[e]["adv_acc"]))
+            else:
+                ys[0] = float(pts[e]["adv_acc"])
+        if xs[-1] <= 0:
+            out[key] = ys[0]
+            continue
+        area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
+        out[key] = area / xs[-1]
+    return out
 
 
-def summarize(
-    records: Iterable[dict[str, Any]], keys: Sequence[str] = (*CONFIG_AXES, "attack", "eps")
-) -> list[dict[str, Any]]:
-    """One row per key combination: clean, adv and drop (clean - adv) as Stat over the seeds present."""
+def cell_stats(recs: list[dict[str, Any]], aucs: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
+    """Every metric of one cell as a Stat over its seeds (one value per seed, first run wins)."""
+    rs = one_per_seed(recs)
+    clean = [float(r["clean_acc"]) for r in rs]
+    adv = [float(r["adv_acc"]) for r in rs]
+    drop = [c - a for c, a in zip(clean, adv, strict=True)]
+    rel = [d / c for d, c in zip(drop, clean, strict=True) if c > 0]
+    out: dict[str, Any] = {
+        "clean": Stat.of(clean),
+        "adv": Stat.of(adv),
+        "drop": Stat.of(drop),
+        "rel_drop": Stat.of(rel),
+        "seeds": [r["seed"] for r in rs],
+        "run_ids": [r["run_id"] for r in rs],
+        "eval_ids": [r.get("eval_id") for r in rs],
+        "values": {"clean": clean, "adv": adv, "drop": drop},
+        "duplicates": len(recs) - len(rs),
+    }
+    if aucs is not None:
+        out["auc"] = Stat.of([aucs[(r["run_id"], r["attack"])] for r in rs if (r["run_id"], r["attack"]) in aucs])
+    out["clean_sd"] = out["clean"]
+    out["adv_sd"] = out["adv"]
+    return out
+
+
+def summarize(records: Iterable[dict[str, Any]], keys: Sequence[str] = AXES) -> list[dict[str, Any]]:
+    """One row per key combination of the normalised records (variants labelled, as `compare` labels them):
+    clean, adv and drop (clean - adv) as Stat over the seeds present, through `cell_stats`."""
     rows = []
-    for key, recs in sorted(group(records, keys).items(), key=lambda kv: tuple(map(str, kv[0]))):
-        by_seed = {r["seed"]: r for r in recs}  # one value per seed (duplicates across studies collapse)
-        clean = [r["clean_acc"] for r in by_seed.values()]
-        adv = [r["adv_acc"] for r in by_seed.values()]
+    groups = group(normalize(records), keys)
+    for key, recs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        stats = cell_stats(recs)
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
-                "clean": Stat.of(clean),
-                "adv": Stat.of(adv),
-                "drop": Stat.of([c - a for c, a in zip(clean, adv, strict=True)]),
-                "seeds": sorted(by_seed),
+                "clean": stats["clean"],
+                "adv": stats["adv"],
+                "drop": stats["drop"],
+                "seeds": stats["seeds"],
                 "params": params_label(recs[0]),
             }
         )
     return rows
-
-
-def params_label(r: dict[str, Any]) -> str:
-    """The attack and the parameters a number came from, in one short string (e.g. for a table title)."""
-    p = r.get("attack_params") or {}
-    parts = [f"{k}={v}" for k, v in sorted(p.items()) if v is not None]
-    return f"{r['attack']} " + " ".join(parts) + f" mode={r['mode']}"

@@ -12,16 +12,49 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rttui.analysis.aggregate import Stat
-from rttui.errors import RttuiError
+from rttui.analysis.aggregate import Stat, auc_by_run, cell_stats
+from rttui.analysis.records import (
+    AXES,
+    CONFIG_AXES,
+    EPS_TOL,
+    AnalysisError,
+    apply_where,
+    attack_label,
+    config_label,
+    dedupe,
+    default_eps,
+    fmt_axis,
+    matches,
+    normalize,
+    params_str,
+    parse_where,
+    select,
+    variant_labels,
+)
 
-CONFIG_AXES = ("dataset", "model", "strategy", "technique")
-AXES = (*CONFIG_AXES, "attack", "eps")
-EPS_TOL = 1e-9
-
-
-class AnalysisError(RttuiError):
-    """A compare/test/plot request that names an axis, value or epsilon the data does not have."""
+# Re-exported: callers that compare results also select records and read these.
+__all__ = [
+    "AXES",
+    "CONFIG_AXES",
+    "DEFAULT_METRICS",
+    "EPS_TOL",
+    "METRICS",
+    "STABILITY_METRICS",
+    "AnalysisError",
+    "Cell",
+    "CompareTable",
+    "Comparison",
+    "Metric",
+    "apply_where",
+    "auc_by_run",
+    "cell_stats",
+    "compare",
+    "dedupe",
+    "default_eps",
+    "parse_where",
+    "select",
+    "variant_labels",
+]
 
 
 @dataclass(frozen=True)
@@ -46,163 +79,6 @@ METRICS: dict[str, Metric] = {
 }
 DEFAULT_METRICS = ("clean", "adv", "drop")
 STABILITY_METRICS = ("clean", "adv", "clean_sd", "adv_sd")
-
-
-# ---- normalising records ---------------------------------------------------------------------------
-def variant_labels(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Copies of the records where a strategy or technique that appears with several parameter sets is
-    labelled with its parameters (``layer_freezing[freeze=2]``), so different variants are never pooled."""
-    out = [dict(r) for r in records]
-    for axis in ("strategy", "technique"):
-        pkey = f"{axis}_params"
-        seen: dict[str, set[str]] = defaultdict(set)
-        for r in out:
-            seen[r[axis]].add(_params_str(r.get(pkey)))
-        for r in out:
-            r.setdefault(f"{axis}_name", r[axis])
-            if len(seen[r[axis]]) > 1:
-                ps = _params_str(r.get(pkey))
-                r[axis] = f"{r[axis]}[{ps}]" if ps else r[axis]
-    return out
-
-
-def _params_str(p: Any) -> str:
-    if not p:
-        return ""
-    return ",".join(f"{k}={v}" for k, v in sorted(p.items()))
-
-
-def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per (run, attack, eps): a run shared by two studies is counted once."""
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in records:
-        seen.setdefault((r["run_id"], r["attack"], round(float(r["eps"]), 12)), r)
-    return list(seen.values())
-
-
-def parse_where(where: Sequence[str] | dict[str, Any] | None) -> dict[str, list[str]]:
-    """`["model=resnet50", "strategy=full,layer_freezing"]` -> {axis: allowed values}; repeats OR together."""
-    if not where:
-        return {}
-    if isinstance(where, dict):
-        return {k: [str(v) for v in (vs if isinstance(vs, list | tuple | set) else [vs])] for k, vs in where.items()}
-    out: dict[str, list[str]] = defaultdict(list)
-    for item in where:
-        if "=" not in item:
-            raise AnalysisError(f"--where {item!r} is not AXIS=VALUE; write for example --where model=resnet50")
-        k, v = item.split("=", 1)
-        k = k.strip()
-        if k not in (*AXES, "seed", "study"):
-            raise AnalysisError(f"--where {item!r}: unknown axis {k!r}; use one of {', '.join((*AXES, 'seed'))}")
-        out[k] += [x.strip() for x in v.split(",") if x.strip()]
-    return dict(out)
-
-
-def _match(value: Any, allowed: list[str]) -> bool:
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        try:
-            return any(abs(float(value) - float(a)) < EPS_TOL for a in allowed)
-        except ValueError:
-            return False
-    name = str(value)
-    return name in allowed or name.split("[", 1)[0] in allowed
-
-
-def apply_where(records: Iterable[dict[str, Any]], where: dict[str, list[str]]) -> list[dict[str, Any]]:
-    return [r for r in records if all(_match(r.get(k), vs) for k, vs in where.items())]
-
-
-def select(
-    records: list[dict[str, Any]],
-    attack: str | None = None,
-    eps: float | None = None,
-    where: Sequence[str] | dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Normalised, de-duplicated records of one attack (None: all) and epsilon (None: all), filtered."""
-    recs = variant_labels(dedupe(records))
-    if not recs:
-        raise AnalysisError("no results stored yet; run the study first (rttui run STUDY --db DB)")
-    recs = apply_where(recs, parse_where(where))
-    if not recs:
-        raise AnalysisError(f"--where {where} matches no results; check the values with `rttui export`")
-    if attack is not None:
-        attacks = sorted({r["attack"] for r in recs})
-        if attack not in attacks:
-            raise AnalysisError(f"attack {attack!r} has no results here; use --attack with one of {', '.join(attacks)}")
-        recs = [r for r in recs if r["attack"] == attack]
-    if eps is not None:
-        grid = sorted({float(r["eps"]) for r in recs})
-        recs = [r for r in recs if abs(float(r["eps"]) - float(eps)) < EPS_TOL]
-        if not recs:
-            raise AnalysisError(
-                f"epsilon {eps:g} was not evaluated here; use --eps with one of {', '.join(f'{e:g}' for e in grid)}"
-            )
-    return recs
-
-
-def default_eps(records: Iterable[dict[str, Any]]) -> float:
-    """The epsilon a single-epsilon view shows when none is asked for: 0.03 (the paper's) if evaluated,
-    else the middle of the grid."""
-    grid = sorted({float(r["eps"]) for r in records})
-    if not grid:
-        raise AnalysisError("no results stored yet; run the study first")
-    for e in grid:
-        if abs(e - 0.03) < EPS_TOL:
-            return e
-    return grid[len(grid) // 2]
-
-
-# ---- per-seed values ---------------------------------------------------------------------------------
-def auc_by_run(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """Area under the accuracy-vs-eps curve of each (run, attack), from eps = 0 (clean accuracy) to the
-    largest evaluated eps, divided by that eps: the mean accuracy over the attack's range (trapezoid rule)."""
-    curves: dict[tuple[str, str], dict[float, dict[str, Any]]] = defaultdict(dict)
-    for r in records:
-        curves[(r["run_id"], r["attack"])][float(r["eps"])] = r
-    out = {}
-    for key, pts in curves.items():
-        es = sorted(pts)
-        xs, ys = [0.0], [float(pts[es[0]]["clean_acc"])]
-        for e in es:
-            if e > 0:
-                xs.append(e)
-                ys.append(float(pts[e]["adv_acc"]))
-            else:
-                ys[0] = float(pts[e]["adv_acc"])
-        if xs[-1] <= 0:
-            out[key] = ys[0]
-            continue
-        area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
-        out[key] = area / xs[-1]
-    return out
-
-
-def cell_stats(recs: list[dict[str, Any]], aucs: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
-    """Every metric of one cell as a Stat over its seeds (one value per seed, first run wins)."""
-    by_seed: dict[Any, dict[str, Any]] = {}
-    for r in sorted(recs, key=lambda r: (r["seed"], r["run_id"])):
-        by_seed.setdefault(r["seed"], r)
-    rs = list(by_seed.values())
-    clean = [float(r["clean_acc"]) for r in rs]
-    adv = [float(r["adv_acc"]) for r in rs]
-    drop = [c - a for c, a in zip(clean, adv, strict=True)]
-    rel = [d / c for d, c in zip(drop, clean, strict=True) if c > 0]
-    out: dict[str, Any] = {
-        "clean": Stat.of(clean),
-        "adv": Stat.of(adv),
-        "drop": Stat.of(drop),
-        "rel_drop": Stat.of(rel),
-        "seeds": sorted(by_seed),
-        "run_ids": [r["run_id"] for r in rs],
-        "eval_ids": [r["eval_id"] for r in rs],
-        "values": {"clean": clean, "adv": adv, "drop": drop},
-        "duplicates": len(recs) - len(rs),
-    }
-    if aucs is not None:
-        out["auc"] = Stat.of([aucs[(r["run_id"], r["attack"])] for r in rs if (r["run_id"], r["attack"]) in aucs])
-    out["clean_sd"] = out["clean"]
-    out["adv_sd"] = out["adv"]
-    return out
 
 
 # ---- the pivot ---------------------------------------------------------------------------------------
@@ -276,7 +152,7 @@ class CompareTable:
 
     @property
     def title(self) -> str:
-        fixed = ", ".join(_fmt_axis(k, v) if k == "eps" else f"{k}={v}" for k, v in self.fixed.items())
+        fixed = ", ".join(fmt_axis(k, v) if k == "eps" else f"{k}={v}" for k, v in self.fixed.items())
         what = "Accuracy (%)" if self.attack else "Accuracy (%) under attack"
         return f"{what}{' - ' + fixed if fixed else ''}{' [PARTIAL: study still running]' if self.partial else ''}"
 
@@ -327,7 +203,7 @@ class CompareTable:
         """(group label, width) spans over `columns()` for a two-level header ('' for ungrouped)."""
         groups: list[tuple[str, int]] = []
         for ck, _m in self.columns():
-            label = "" if ck is None else " ".join(_fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
+            label = "" if ck is None else " ".join(fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
             if groups and groups[-1][0] == label and ck is not None:
                 groups[-1] = (label, groups[-1][1] + 1)
             else:
@@ -342,7 +218,7 @@ class CompareTable:
     def header(self) -> list[str]:
         cols = [*self.row_axes]
         for ck, m in self.columns():
-            prefix = "" if ck is None else " ".join(_fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
+            prefix = "" if ck is None else " ".join(fmt_axis(a, v) for a, v in zip(self.col_axes, ck, strict=True))
             if ck is not None and self.col_axes == ["attack"] and m == "adv" and len(self.metrics) <= 2:
                 cols.append(str(ck[0]).upper())  # Table I: "FGSM", "PGD"
             else:
@@ -362,7 +238,7 @@ class CompareTable:
         """Formatted cells, one list per row (row-axis values first); '-' where a cell has no data."""
         out = []
         for rk in self.row_keys:
-            line = [_fmt_axis(a, v) for a, v in zip(self.row_axes, rk, strict=True)]
+            line = [fmt_axis(a, v) for a, v in zip(self.row_axes, rk, strict=True)]
             for j, (ck, m) in enumerate(self.columns()):
                 txt = self.formatted(rk, ck, m, marks)
                 cell = self.cell_at(rk, ck)
@@ -422,12 +298,6 @@ class Comparison:
         return {"study": self.study, "partial": self.partial, "tables": [t.as_dict() for t in self.tables]}
 
 
-def _fmt_axis(axis: str, v: Any) -> str:
-    if axis == "eps" and isinstance(v, float | int):
-        return f"ε={v:g}"
-    return str(v)
-
-
 def _split_axes(axes: Sequence[str] | str | None, name: str) -> list[str]:
     if axes is None:
         return []
@@ -442,6 +312,7 @@ def compare(
     records: list[dict[str, Any]],
     runs: Iterable[dict[str, Any]] = (),
     checks: Iterable[dict[str, Any]] = (),
+    *,
     attack: str | None = "pgd",
     eps: float | None = None,
     rows: Sequence[str] | str | None = None,
@@ -458,7 +329,7 @@ def compare(
     for m in metrics:
         if m not in METRICS:
             raise AnalysisError(f"metric {m!r} is unknown; use some of {', '.join(METRICS)}")
-    all_recs = variant_labels(dedupe(records))
+    all_recs = normalize(records)
     recs = select(records, attack, eps, where)
     aucs = auc_by_run(apply_where(all_recs, parse_where(where)))
     row_axes = _split_axes(rows, "rows")
@@ -483,7 +354,18 @@ def compare(
         grecs = groups[gkey]
         fixed = dict(zip(split, gkey, strict=True))
         tables.append(
-            _table(grecs, fixed, row_axes, col_axes, list(metrics), aucs, runs, where_d, checks_by_run, baseline)
+            _table(
+                grecs,
+                fixed=fixed,
+                row_axes=row_axes,
+                col_axes=col_axes,
+                metrics=list(metrics),
+                aucs=aucs,
+                runs=runs,
+                where=where_d,
+                checks_by_run=checks_by_run,
+                baseline=baseline,
+            )
         )
     return Comparison(tables, study, any(t.partial for t in tables))
 
@@ -494,6 +376,7 @@ def _sort_key(k: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _table(
     recs: list[dict[str, Any]],
+    *,
     fixed: dict[str, Any],
     row_axes: list[str],
     col_axes: list[str],
@@ -525,8 +408,8 @@ def _table(
     expected = [
         run
         for run in runs
-        if all(_match(run.get(k), vs) for k, vs in where.items() if k in CONFIG_AXES or k == "seed")
-        and all(_match(run.get(k), [str(v).split("[", 1)[0]]) for k, v in fixed.items() if k in CONFIG_AXES)
+        if all(matches(run.get(k), vs) for k, vs in where.items() if k in CONFIG_AXES or k == "seed")
+        and all(matches(run.get(k), [str(v).split("[", 1)[0]]) for k, v in fixed.items() if k in CONFIG_AXES)
     ]
     missing_runs = [run for run in expected if run["id"] not in have]
     missing = [
@@ -549,16 +432,19 @@ def _table(
                 if c["eval_id"] and c["eval_id"] not in eval_ids:
                     continue
                 if c["level"] in ("warning", "error"):
-                    msg = f"{c['level']}: {_label(crecs[0])} seed {_seed_of(crecs, rid)}: {c['message']}"
+                    msg = f"{c['level']}: {config_label(crecs[0])} seed {_seed_of(crecs, rid)}: {c['message']}"
                     cell.warnings.append(msg)
                     if msg not in warnings:
                         warnings.append(msg)
                 elif c["level"] == "info":
-                    msg = f"{_label(crecs[0])} seed {_seed_of(crecs, rid)}: {c['message']}"
+                    msg = f"{config_label(crecs[0])} seed {_seed_of(crecs, rid)}: {c['message']}"
                     if msg not in notes:
                         notes.append(msg)
         if stats["duplicates"]:
-            msg = f"{_label(crecs[0])}: {stats['duplicates']} run(s) share a seed with another run; the first is used"
+            msg = (
+                f"{config_label(crecs[0])}: {stats['duplicates']} run(s) share a seed with another run; "
+                "the first is used"
+            )
             cell.warnings.append(msg)
             warnings.append(msg)
         cells[(rk, ck)] = cell
@@ -569,11 +455,11 @@ def _table(
         by_attack[r["attack"]].append(r)
     labels = []
     for att, arecs in by_attack.items():
-        param_sets = {_params_str(r.get("attack_params")) for r in arecs}
+        param_sets = {params_str(r.get("attack_params")) for r in arecs}
         if len(param_sets) > 1:
             warnings.append(f"{att}: mixed attack parameters in one table: {' | '.join(sorted(param_sets))}")
         steps = sorted({r.get("step_size") for r in arecs if r.get("step_size") is not None})
-        labels.append(_attack_label(arecs[0], steps if len(eps_here) == 1 else None))
+        labels.append(attack_label(arecs[0], steps if len(eps_here) == 1 else None))
     label = "; ".join(labels)
     ns = [c.stats["clean"].n for c in cells.values()]
     table = CompareTable(
@@ -603,27 +489,6 @@ def _table(
 
 def _seed_of(recs: list[dict[str, Any]], run_id: str) -> Any:
     return next((r["seed"] for r in recs if r["run_id"] == run_id), "?")
-
-
-def _label(r: dict[str, Any]) -> str:
-    return "/".join(str(r[a]) for a in CONFIG_AXES)
-
-
-def _attack_label(r: dict[str, Any], step_sizes: list[float] | None) -> str:
-    """`pgd steps=10 step_size=0.0075 restarts=1 random_start=True norm=linf mode=sweep`."""
-    parts = [r["attack"]]
-    if r["attack"] != "fgsm":
-        parts.append(f"steps={r.get('steps')}")
-        if step_sizes:
-            parts.append("step_size=" + "/".join(f"{s:.3g}" for s in step_sizes))
-        p = r.get("attack_params") or {}
-        if "rel_step_size" in p and not step_sizes:
-            parts.append(f"step_size={p['rel_step_size']:g}·ε")
-        parts.append(f"restarts={r.get('restarts')}")
-        parts.append(f"random_start={bool(r.get('random_start'))}")
-    parts.append(f"norm={r.get('norm') or 'linf'}")
-    parts.append(f"mode={r.get('mode')}")
-    return " ".join(parts)
 
 
 def _mark_significance(table: CompareTable, baseline: tuple[str, str] | bool | None) -> None:

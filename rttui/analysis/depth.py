@@ -13,10 +13,23 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from rttui.analysis.aggregate import Stat, params_label
+from rttui.analysis.aggregate import cell_stats
+from rttui.analysis.records import (
+    EPS_TOL,
+    at_eps,
+    dedupe,
+    default_attack,
+    default_eps,
+    group,
+    one_per_seed,
+    params_label,
+    resolve_attack,
+)
 from rttui.errors import RttuiError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+# One row per configuration and strategy variant (its parameters as JSON); its seeds are averaged.
+DEPTH_KEYS = ("dataset", "model", "technique", "strategy", "sparams")
 
 
 def _strategy_label(strategy: str, params: dict[str, Any]) -> str:
@@ -26,18 +39,16 @@ def _strategy_label(strategy: str, params: dict[str, Any]) -> str:
 
 
 def pick_attack_eps(records: list[dict[str, Any]], attack: str | None, eps: float | None) -> tuple[str, float]:
-    """The attack (default: pgd if present, else the first) and epsilon (default: 0.03, else the smallest > 0)."""
+    """The attack and epsilon of the robustness column (defaults: `default_attack`, `default_eps`)."""
     attacks = sorted({r["attack"] for r in records})
     if not attacks:
         raise RttuiError("no evaluations stored for these runs; run the study first (rttui run STUDY)")
-    if attack is None:
-        attack = "pgd" if "pgd" in attacks else attacks[0]
-    elif attack not in attacks:
-        raise RttuiError(f"--attack {attack!r} has no results here; use one of {', '.join(attacks)}")
+    # `transfer` means the study's one transfer variant, when it has one
+    attack = default_attack(attacks) or attacks[0] if attack is None else resolve_attack(attack, attacks)
     grid = sorted({r["eps"] for r in records if r["attack"] == attack})
     if eps is None:
-        eps = 0.03 if 0.03 in grid else next((e for e in grid if e > 0), grid[0])
-    match = [e for e in grid if abs(e - eps) < 1e-9]
+        eps = default_eps(grid)
+    match = [e for e in grid if abs(e - eps) < EPS_TOL]
     if not match:
         raise RttuiError(f"--eps {eps:g} is not in the {attack} grid; use one of {', '.join(f'{e:g}' for e in grid)}")
     return attack, match[0]
@@ -52,40 +63,31 @@ def depth_rows(
     """
     attack, eps = pick_attack_eps(records, attack, eps)
     info = {r["id"]: json.loads(r["info"] or "{}") for r in runs}
-    cells: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = defaultdict(dict)
-    params = ""
-    for r in records:
-        if r["attack"] != attack or abs(r["eps"] - eps) > 1e-9:
-            continue
+    picked = []
+    for r in at_eps(dedupe(records), eps):
         i = info.get(r["run_id"], {})
-        if "frozen_groups" not in i:
+        if r["attack"] != attack or "frozen_groups" not in i:
             continue
-        params = params or params_label(r)
-        key = (
-            r["dataset"],
-            r["model"],
-            r["technique"],
-            r["strategy"],
-            json.dumps(r.get("strategy_params") or {}, sort_keys=True),
-        )
-        cells[key][r["seed"]] = {**r, "frozen_groups": i["frozen_groups"], "n_groups": i.get("n_groups")}
+        sparams = json.dumps(r.get("strategy_params") or {}, sort_keys=True)
+        picked.append({**r, "frozen_groups": i["frozen_groups"], "n_groups": i.get("n_groups"), "sparams": sparams})
+    params = params_label(picked[0]) if picked else ""
     rows = []
-    for (dataset, model, technique, strategy, sparams), by_seed in cells.items():
-        recs = list(by_seed.values())
-        depths = sorted({r["frozen_groups"] for r in recs})
+    for (dataset, model, technique, strategy, sparams), recs in group(picked, DEPTH_KEYS).items():
+        stats = cell_stats(recs)
+        per_seed = one_per_seed(recs)
         rows.append(
             {
                 "dataset": dataset,
                 "model": model,
                 "technique": technique,
                 "strategy": _strategy_label(strategy, json.loads(sparams)),
-                "depth": sum(r["frozen_groups"] for r in recs) / len(recs),
-                "depths": depths,
-                "n_groups": recs[0]["n_groups"],
-                "clean": Stat.of([r["clean_acc"] for r in recs]),
-                "adv": Stat.of([r["adv_acc"] for r in recs]),
-                "seeds": sorted(by_seed),
-                "n": recs[0]["n"],
+                "depth": sum(r["frozen_groups"] for r in per_seed) / len(per_seed),
+                "depths": sorted({r["frozen_groups"] for r in per_seed}),
+                "n_groups": per_seed[0]["n_groups"],
+                "clean": stats["clean"],
+                "adv": stats["adv"],
+                "seeds": stats["seeds"],
+                "n": per_seed[0]["n"],
             }
         )
     rows.sort(key=lambda r: (r["dataset"], r["model"], r["technique"], r["depth"], r["strategy"]))
@@ -149,18 +151,3 @@ def depth_figure(table: dict[str, Any], path: str | Path, title: str = "") -> Pa
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     return out
-
-
-def register_figure() -> None:
-    """Offer the depth figure as `rttui plot depth` (the analysis figure registry)."""
-    from rttui.analysis import figures
-
-    @figures.figure("depth", "accuracy and robustness against freeze depth, one line per architecture (sweeps)")
-    def fig_depth(data: dict[str, Any]) -> Any:
-        recs = data["records"]
-        if data.get("where"):
-            from rttui.analysis.compare import apply_where, parse_where
-
-            recs = apply_where(recs, parse_where(data["where"]))
-        table = depth_rows(recs, data.get("runs") or [], data.get("attack"), data.get("eps"))
-        return build_depth_figure(table, data.get("study") or "")

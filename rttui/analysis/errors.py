@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from rttui.analysis.compare import CONFIG_AXES, EPS_TOL
+from rttui.analysis.records import AXES, EPS_TOL
 
 
 def confusions(
@@ -25,7 +25,7 @@ def confusions(
         by_eval[c["eval_id"]].append(c)
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[tuple(r[a] for a in (*CONFIG_AXES, "attack", "eps"))].append(r)
+        groups[tuple(r[a] for a in AXES)].append(r)
     out = []
     for key, recs in groups.items():
         names = next((classes[r["run_id"]] for r in recs if r["run_id"] in classes), None)
@@ -63,7 +63,7 @@ def confusions(
         pairs.sort(key=lambda p: (-p["count"], p["true"], p["pred"]))
         out.append(
             {
-                **dict(zip((*CONFIG_AXES, "attack", "eps"), key, strict=True)),
+                **dict(zip(AXES, key, strict=True)),
                 "classes": names,
                 "matrix": matrix,
                 "seeds": sorted(seeds, key=str),

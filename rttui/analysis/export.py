@@ -13,9 +13,35 @@ import math
 import re
 from typing import Any
 
-from rttui.analysis.compare import METRICS, AnalysisError, CompareTable, Comparison, _fmt_axis
+from rttui.analysis.compare import METRICS, CompareTable, Comparison
+from rttui.analysis.records import AXES, AnalysisError, fmt_axis
 
 FORMATS = ("csv", "md", "latex", "json")
+RECORD_FORMATS = ("csv", "json")
+
+# The flat records as CSV: every parameter that produced a number, one column each (the JSON form holds
+# every field, nested parameters included).
+RECORD_FIELDS = (
+    "run_id",
+    "study",
+    "dataset",
+    "model",
+    "strategy",
+    "technique",
+    "attack",
+    "norm",
+    "steps",
+    "step_size",
+    "restarts",
+    "random_start",
+    "eps",
+    "seed",
+    "clean_acc",
+    "adv_acc",
+    "n",
+    "mode",
+    "precision",
+)
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -174,7 +200,7 @@ def table_latex(t: CompareTable, index: int = 0) -> str:
         out.append(" & ".join(latex_escape(h) for h in t.header()) + r" \\")
     out.append(r"\midrule")
     for rk in t.row_keys:
-        cells = [latex_escape(_fmt_axis(a, v)) for a, v in zip(t.row_axes, rk, strict=True)]
+        cells = [latex_escape(fmt_axis(a, v)) for a, v in zip(t.row_axes, rk, strict=True)]
         for j, (ck, m) in enumerate(columns):
             cell = t.cell_at(rk, ck)
             if cell is None:
@@ -207,15 +233,14 @@ def tests_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, indent=2, default=str) + "\n"
 
 
-def _test_axes(rows: list[dict[str, Any]]) -> list[str]:
-    axes = ["dataset", "model", "strategy", "technique", "attack", "eps"]
-    axes = [a for a in axes if rows and a in rows[0]]
+def test_axes(rows: list[dict[str, Any]]) -> list[str]:
+    """The axes a list of paired tests varies on (attack and eps always), in the order tables show them."""
+    axes = [a for a in AXES if rows and a in rows[0]]
     return [a for a in axes if len({str(r[a]) for r in rows}) > 1 or a in ("attack", "eps")]
 
 
 def tests_csv(rows: list[dict[str, Any]]) -> str:
-    axes = ["dataset", "model", "strategy", "technique", "attack", "eps"]
-    axes = [a for a in axes if rows and a in rows[0]]
+    axes = [a for a in AXES if rows and a in rows[0]]
     head = [*axes, "axis", "a", "b", "metric", "test", *TEST_FIELDS, "w", "warning", "mcnemar_p", "levene_p"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -239,7 +264,7 @@ def test_cells(r: dict[str, Any], axes: list[str]) -> list[str]:
     """The formatted cells of one comparison (differences in points)."""
     md = r.get("mean_diff")
     ci = "n/a" if r.get("ci_low") is None else f"[{r['ci_low'] * 100:+.1f}, {r['ci_high'] * 100:+.1f}]"
-    cells = [_fmt_axis(a, r[a]) if a != "eps" else f"{r[a]:g}" for a in axes]
+    cells = [fmt_axis(a, r[a]) if a != "eps" else f"{r[a]:g}" for a in axes]
     cells += [
         "n/a" if md is None else f"{md * 100:+.1f}",
         ci,
@@ -285,7 +310,7 @@ def tests_caption(rows: list[dict[str, Any]]) -> str:
 
 
 def tests_markdown(rows: list[dict[str, Any]]) -> str:
-    axes = _test_axes(rows)
+    axes = test_axes(rows)
     head = test_header(rows, axes)
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
     lines += ["| " + " | ".join(_md(c) for c in test_cells(r, axes)) + " |" for r in rows]
@@ -294,7 +319,7 @@ def tests_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def tests_latex(rows: list[dict[str, Any]]) -> str:
-    axes = _test_axes(rows)
+    axes = test_axes(rows)
     head = test_header(rows, axes)
     out = [r"\begin{table}[t]", r"\centering", r"\small", r"\caption{" + latex_escape(tests_caption(rows)) + "}"]
     out += [r"\begin{tabular}{" + "l" * len(axes) + "r" * (len(head) - len(axes)) + "}", r"\toprule"]
@@ -304,3 +329,17 @@ def tests_latex(rows: list[dict[str, Any]]) -> str:
         out.append(" & ".join(latex_escape(c) for c in test_cells(r, axes)) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(out) + "\n"
+
+
+def records_text(records: list[dict[str, Any]], fmt: str) -> str:
+    """The flat records (one per run, attack, eps) as `csv` (the RECORD_FIELDS columns) or `json` (every
+    field): the one writer behind `rttui export` and the app's Export screen."""
+    if fmt not in RECORD_FORMATS:
+        raise AnalysisError(f"--format {fmt!r} is not supported for records; use one of {', '.join(RECORD_FORMATS)}")
+    if fmt == "json":
+        return json.dumps(records, indent=2, default=str) + "\n"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(records)
+    return buf.getvalue()

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rttui.analysis.compare import CONFIG_AXES, EPS_TOL, AnalysisError, cell_stats, default_eps, select
+from rttui.analysis.aggregate import cell_stats
+from rttui.analysis.records import (
+    CONFIG_AXES,
+    EPS_TOL,
+    AnalysisError,
+    apply_where,
+    attack_label,
+    config_label,
+    default_attack,
+    default_eps,
+    parse_where,
+    select,
+)
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -92,33 +104,24 @@ def draw(kind: str, data: dict[str, Any], out: Path, formats: Sequence[str] = ("
     return written
 
 
-def _config_label(r: dict[str, Any], axes: Sequence[str]) -> str:
-    return "/".join(str(r[a]) for a in axes)
-
-
 def _varying(recs: list[dict[str, Any]], axes: Sequence[str]) -> list[str]:
     return [a for a in axes if len({r[a] for r in recs}) > 1]
 
 
 def _subtitle(recs: list[dict[str, Any]], eps: float | None, width: int = 70) -> str:
-    from rttui.analysis.compare import _attack_label
-
     seeds = sorted({r["seed"] for r in recs}, key=str)
     label = (
-        _attack_label(recs[0], None)
+        attack_label(recs[0])
         if len({r["attack"] for r in recs}) == 1
         else "attacks: " + ", ".join(sorted({r["attack"] for r in recs}))
     )
-    e = f", ε={eps:g}" if eps is not None else ""
-    return textwrap.fill(f"{label}{e}, n={len(seeds)} seed(s), {recs[0]['n']} test images", width)
+    eps_note = f", ε={eps:g}" if eps is not None else ""
+    return textwrap.fill(f"{label}{eps_note}, n={len(seeds)} seed(s), {recs[0]['n']} test images", width)
 
 
 def _one_eps(data: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
     """The records of one attack (asked for, else PGD if evaluated, else the first) at one epsilon."""
-    attack = data.get("attack")
-    if attack is None:
-        attacks = list(dict.fromkeys(r["attack"] for r in data["records"]))
-        attack = "pgd" if "pgd" in attacks or not attacks else attacks[0]
+    attack = data.get("attack") or default_attack(data["records"])
     recs = select(data["records"], attack, None, data.get("where"))
     eps = data.get("eps")
     if eps is None:
@@ -141,7 +144,7 @@ def fig_strategies(data: dict[str, Any]) -> Any:
     plt = _plt()
     recs, eps = _one_eps(data)
     groups_axes = [a for a in ("dataset", "model", "technique") if a in _varying(recs, CONFIG_AXES)] or ["dataset"]
-    groups = list(dict.fromkeys(_config_label(r, groups_axes) for r in recs))
+    groups = list(dict.fromkeys(config_label(r, groups_axes) for r in recs))
     strategies = list(dict.fromkeys(r["strategy"] for r in recs))
     width = 0.8 / max(1, len(strategies))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(groups) * max(1, len(strategies)) * 0.6 + 2), 3.2))
@@ -149,7 +152,7 @@ def fig_strategies(data: dict[str, Any]) -> Any:
     for si, strat in enumerate(strategies):
         means, sds = [], []
         for g in groups:
-            cell = [r for r in recs if r["strategy"] == strat and _config_label(r, groups_axes) == g]
+            cell = [r for r in recs if r["strategy"] == strat and config_label(r, groups_axes) == g]
             st = cell_stats(cell)["adv"] if cell else None
             means.append(st.mean * 100 if st and st.n else float("nan"))
             sds.append((st.std or 0) * 100 if st and st.n else 0)
@@ -171,13 +174,13 @@ def fig_tradeoff(data: dict[str, Any]) -> Any:
     techniques = list(dict.fromkeys(r["technique"] for r in recs))
     marker_axes = [a for a in ("dataset", "model", "strategy") if a in _varying(recs, CONFIG_AXES)]
     markers = "osD^v<>pP*X"
-    mkeys = list(dict.fromkeys(_config_label(r, marker_axes) for r in recs)) if marker_axes else [""]
+    mkeys = list(dict.fromkeys(config_label(r, marker_axes) for r in recs)) if marker_axes else [""]
     fig, ax = plt.subplots(figsize=(5.0, 4.0))
     cmap = plt.get_cmap("tab10")
     for ti, tech in enumerate(techniques):
         for mi, mk in enumerate(mkeys):
             cell = [
-                r for r in recs if r["technique"] == tech and (not marker_axes or _config_label(r, marker_axes) == mk)
+                r for r in recs if r["technique"] == tech and (not marker_axes or config_label(r, marker_axes) == mk)
             ]
             if not cell:
                 continue
@@ -215,9 +218,9 @@ def fig_curves(data: dict[str, Any]) -> Any:
     for ai, attack in enumerate(attacks):
         ax = axs[0][ai]
         arecs = [r for r in recs if r["attack"] == attack]
-        configs = list(dict.fromkeys(_config_label(r, axes_v) for r in arecs))
+        configs = list(dict.fromkeys(config_label(r, axes_v) for r in arecs))
         for ci, cfg in enumerate(configs):
-            crecs = [r for r in arecs if _config_label(r, axes_v) == cfg]
+            crecs = [r for r in arecs if config_label(r, axes_v) == cfg]
             grid = sorted({float(r["eps"]) for r in crecs})
             first = [r for r in crecs if abs(float(r["eps"]) - grid[0]) < EPS_TOL]
             xs, ms, sds = [0.0], [cell_stats(first)["clean"].mean * 100], [(cell_stats(first)["clean"].std or 0) * 100]
@@ -294,7 +297,12 @@ def fig_confusion(data: dict[str, Any]) -> Any:
     return fig
 
 
-# Figure kinds defined next to their own analysis register themselves here.
-from rttui.analysis import depth as _depth  # noqa: E402
+@figure("depth", "accuracy and robustness against freeze depth, one line per architecture (sweeps)")
+def fig_depth(data: dict[str, Any]) -> Any:
+    from rttui.analysis.depth import build_depth_figure, depth_rows
 
-_depth.register_figure()
+    recs = data["records"]
+    if data.get("where"):
+        recs = apply_where(recs, parse_where(data["where"]))
+    table = depth_rows(recs, data.get("runs") or [], data.get("attack"), data.get("eps"))
+    return build_depth_figure(table, data.get("study") or "")

@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from rttui.analysis.compare import CONFIG_AXES, AnalysisError, select
+from rttui.analysis.aggregate import Stat
+from rttui.analysis.records import AXES, CONFIG_AXES, AnalysisError, group, one_per_seed, select
 
 TESTS = ("t", "wilcoxon")
 TEST_METRICS = ("adv_acc", "clean_acc", "drop")
@@ -165,6 +166,7 @@ def comparisons(
     axis: str,
     a: str,
     b: str,
+    *,
     metric: str = "adv_acc",
     attack: str | None = None,
     eps: float | None = None,
@@ -188,7 +190,7 @@ def comparisons(
             raise AnalysisError(f"--axis {axis} has no value {v!r} in these results; it has {', '.join(values)}")
     if a == b:
         raise AnalysisError(f"--a and --b are both {a!r}; give two different values of {axis}")
-    others = [x for x in (*CONFIG_AXES, "attack", "eps") if x != axis]
+    others = [x for x in AXES if x != axis]
     side: dict[tuple[Any, ...], dict[str, dict[Any, dict[str, Any]]]] = defaultdict(lambda: {"a": {}, "b": {}})
     for r in sorted(recs, key=lambda r: (str(r["seed"]), r["run_id"])):
         v = str(r[axis])
@@ -278,20 +280,15 @@ def stability(
     records: list[dict[str, Any]], attack: str | None, eps: float | None, where: Any = None
 ) -> list[dict[str, Any]]:
     """Per configuration (and attack, eps): the spread of standard and adversarial accuracy over seeds."""
-    from rttui.analysis.aggregate import Stat
-
-    recs = select(records, attack, eps, where)
-    groups: dict[tuple[Any, ...], dict[Any, dict[str, Any]]] = defaultdict(dict)
-    for r in sorted(recs, key=lambda r: (str(r["seed"]), r["run_id"])):
-        groups[tuple(r[x] for x in (*CONFIG_AXES, "attack", "eps"))].setdefault(r["seed"], r)
+    groups = group(select(records, attack, eps, where), AXES)
     out = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
-        rs = list(groups[key].values())
+        rs = one_per_seed(groups[key])
         clean = Stat.of([r["clean_acc"] for r in rs])
         adv = Stat.of([r["adv_acc"] for r in rs])
         out.append(
             {
-                **dict(zip((*CONFIG_AXES, "attack", "eps"), key, strict=True)),
+                **dict(zip(AXES, key, strict=True)),
                 "n": len(rs),
                 "clean_mean": clean.mean,
                 "clean_sd": clean.std,

@@ -1,13 +1,20 @@
-"""Rich renderings of plain results: the per-attack accuracy tables and the sanity checks."""
+"""Rich renderings of plain results: the per-attack accuracy tables and the sanity checks.
+
+Rich reads strings as markup, and results hold labels such as `layer_freezing[freeze=2]` that it would drop:
+every value that comes from the data goes through `escape` before it reaches a table.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
-CONFIG = ("dataset", "model", "strategy", "technique")
+from rttui import api
+
+CONFIG = api.CONFIG_AXES
 
 
 def accuracy_tables(summary: list[dict[str, Any]], report_eps: float | None = None, title: str = "") -> list[Table]:
@@ -18,10 +25,12 @@ def accuracy_tables(summary: list[dict[str, Any]], report_eps: float | None = No
     tables = []
     for attack, rows in by_attack.items():
         epsilons = sorted({r["eps"] for r in rows})
-        ref = report_eps if report_eps in epsilons else (0.03 if 0.03 in epsilons else epsilons[0])
+        ref = api.default_eps(epsilons, preferred=report_eps)
         seeds = sorted({s for r in rows for s in r["seeds"]})
         t = Table(
-            title=f"{title}{attack.upper()} accuracy (%), mean±std over {len(seeds)} seed(s) [{rows[0]['params']}]",
+            title=escape(
+                f"{title}{attack.upper()} accuracy (%), mean±std over {len(seeds)} seed(s) [{rows[0]['params']}]"
+            ),
             title_justify="left",
         )
         varying = [k for k in CONFIG if len({r[k] for r in rows}) > 1] or ["model"]
@@ -36,7 +45,7 @@ def accuracy_tables(summary: list[dict[str, Any]], report_eps: float | None = No
             cells[tuple(r[k] for k in CONFIG)][r["eps"]] = r
         for per_eps in cells.values():
             first = next(iter(per_eps.values()))
-            line = [str(first[k]) for k in varying]
+            line = [escape(str(first[k])) for k in varying]
             line.append(first["clean"].fmt())
             line += [per_eps[e]["adv"].fmt() if e in per_eps else "-" for e in epsilons]
             line.append(per_eps[ref]["drop"].fmt() if ref in per_eps else "-")
@@ -60,21 +69,21 @@ def checks_table(checks: list[dict[str, Any]], labels: dict[str, str]) -> Table 
     for c in bad:
         t.add_row(
             f"[{LEVEL_STYLE.get(c['level'], '')}]{c['level']}[/]",
-            labels.get(c["run_id"], c["run_id"]),
-            c["message"],
+            escape(labels.get(c["run_id"], c["run_id"])),
+            escape(c["message"]),
         )
     return t
 
 
 def compare_table(t: Any) -> Table:
     """A `CompareTable` (from `api.compare`) as a rich table: best per column bold, caption below."""
-    table = Table(title=t.title, title_justify="left", caption=t.caption, caption_justify="left")
+    table = Table(title=escape(t.title), title_justify="left", caption=escape(t.caption), caption_justify="left")
     header = t.header()
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < len(t.row_axes) else "right")
+        table.add_column(escape(h), justify="left" if i < len(t.row_axes) else "right")
     best = t.best()
     for rk, row in zip(t.row_keys, t.body(), strict=True):
-        cells = list(row)
+        cells = [escape(c) for c in row]
         for j, winners in best.items():
             if rk in winners:
                 cells[len(t.row_axes) + j] = f"[bold]{cells[len(t.row_axes) + j]}[/]"
@@ -84,10 +93,10 @@ def compare_table(t: Any) -> Table:
 
 def compare_notes(t: Any) -> list[str]:
     """The lines printed under a compare table: sanity warnings and what is still missing."""
-    lines = [f"[bold yellow]warning[/] {w}" for w in t.warnings]
+    lines = [f"[bold yellow]warning[/] {escape(w)}" for w in t.warnings]
     if t.partial:
         more = f" (+{len(t.missing) - 5} more)" if len(t.missing) > 5 else ""
-        lines.append(f"[cyan]partial[/] not evaluated yet: {'; '.join(t.missing[:5])}{more}")
+        lines.append(f"[cyan]partial[/] not evaluated yet: {escape('; '.join(t.missing[:5]))}{more}")
     return lines
 
 
@@ -96,10 +105,11 @@ def tests_table(rows: list[dict[str, Any]]) -> Table:
     from rttui import api
 
     g = api.tests_grid(rows)
-    t = Table(title=g["title"], title_justify="left", caption=g["caption"], caption_justify="left")
+    t = Table(title=escape(g["title"]), title_justify="left", caption=escape(g["caption"]), caption_justify="left")
     for i, h in enumerate(g["header"]):
-        t.add_column(h, justify="left" if i < g["n_axes"] else "right")
+        t.add_column(escape(h), justify="left" if i < g["n_axes"] else "right")
     for r, cells in zip(rows, g["rows"], strict=True):
+        cells = [escape(c) for c in cells]
         if r.get("p_holm") is not None and r["p_holm"] < 0.05:
             cells = [f"[bold]{c}[/]" for c in cells]
         t.add_row(*cells)
@@ -143,8 +153,10 @@ def depth_table(table: dict[str, Any], study: str | None = None) -> Table:
     rows = table["rows"]
     seeds = sorted({s for r in rows for s in r["seeds"]})
     t = Table(
-        title=f"{study + ': ' if study else ''}accuracy (%) vs freeze depth, mean±std over {len(seeds)} seed(s); "
-        f"adversarial: {table['params']} ε={table['eps']:g}",
+        title=escape(
+            f"{study + ': ' if study else ''}accuracy (%) vs freeze depth, mean±std over {len(seeds)} seed(s); "
+            f"adversarial: {table['params']} ε={table['eps']:g}"
+        ),
         title_justify="left",
     )
     varying = [k for k in ("dataset", "model", "technique") if len({r[k] for r in rows}) > 1] or ["model"]
@@ -159,9 +171,9 @@ def depth_table(table: dict[str, Any], study: str | None = None) -> Table:
         depth = "/".join(str(d) for d in r["depths"]) + f" of {r['n_groups']}"
         drop = r["clean"].mean - r["adv"].mean
         t.add_row(
-            *[str(r[k]) for k in varying],
+            *[escape(str(r[k])) for k in varying],
             depth,
-            r["strategy"],
+            escape(r["strategy"]),
             r["clean"].fmt(),
             r["adv"].fmt(),
             f"{100 * drop:.1f}",

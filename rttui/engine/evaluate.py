@@ -146,21 +146,23 @@ def evaluate_attack(
     attack: str,
     params: dict[str, Any],
     epsilons: list[float],
+    *,
     mode: str = "sweep",
     batch_size: int = 250,
     seed: int = 0,
     clean_pred: np.ndarray | None = None,
     on_progress: Any = None,
-    *,
     num_classes: int | None = None,
     precision: str = "fp32",
     compile_model: bool = False,
     train_path: str | None = None,
+    surrogate: Any = None,
 ) -> AttackResult:
     """Attack every clean-correct test sample at every epsilon of the grid (see module doc for modes).
 
     `precision="bf16"` turns on bf16 autocast on CUDA only (fp32 elsewhere; the row records what ran).
     `train_path` names how the model was trained (e.g. "cached_features"), recorded in each row's path.
+    `surrogate` is the model a transfer attack crafts on (`attacks.transfer.Surrogate`); `model` only classifies.
     """
     driver = get_attack(attack)
     t0 = time.perf_counter()
@@ -207,6 +209,8 @@ def evaluate_attack(
             to_dev=to_dev,
             on_progress=on_progress,
             num_classes=num_classes,
+            batch_size=batch_size,
+            surrogate=surrogate,
         )
         with autocast:
             swept = driver.run(sweep)

@@ -191,6 +191,32 @@ ATTACK_PARAMS: dict[str, dict[str, Param]] = {
         "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
     },
     "autoattack": {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
+    # The transfer attack: crafted on a surrogate, classified by the run (rttui.engine.attacks.transfer).
+    "transfer": {
+        "surrogate": Param(
+            "source",
+            (str,),
+            "who crafts: 'source' (the pretrained source model the run was fine-tuned from, no head: feature-space "
+            "PGD) or 'sibling' (another fine-tuned run of the study, chosen by `sibling`: PGD on its cross-entropy)",
+            choices=("source", "sibling"),
+        ),
+        "sibling": Param(
+            None,
+            (dict,),
+            "surrogate = 'sibling': the run, by axis (model, strategy, technique, seed); an axis left out is the "
+            "target's own; seed = 'other' is the next seed of [study] seeds; {} is the target itself",
+            nullable=True,
+        ),
+        "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+        "steps": Param(10, (int,), "iterations on the surrogate", low=1, high=10_000),
+        "step_size": Param(None, NUM, "absolute step size; default rel_step_size * eps", low=0, nullable=True),
+        "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
+        "random_start": Param(True, (bool,), "start from a random point in the ball (the source attack needs it)"),
+        "restarts": Param(
+            1, (int,), "random restarts on the surrogate (sibling: the first that fools it is kept)", low=1
+        ),
+        "warm_start": Param(False, (bool,), "start each eps from the previous eps's crafted example"),
+    },
 }
 
 ATTACKS: dict[str, Entry] = {
@@ -350,7 +376,7 @@ EVAL_KEYS: dict[str, Param] = {
     "report_eps": Param(
         None,
         NUM,
-        "epsilon of the robustness-drop column (default: 0.03 or the first)",
+        "epsilon of the robustness-drop column (default: 0.03 if evaluated, else the middle of the grid)",
         low=0,
         high=1,
         nullable=True,
@@ -409,3 +435,49 @@ SLURM_KEYS: dict[str, Param] = {
         choices=("slurm", "local"),
     ),
 }
+
+
+# ---- the catalog as plain data, for faces that build pickers from it --------------------------------------
+def params_data(params: dict[str, Param]) -> dict[str, dict[str, Any]]:
+    """Parameters as plain dicts (default, type names, help, choices, range, nullable)."""
+    return {
+        k: {
+            "default": p.default,
+            "types": [t.__name__ for t in p.types],
+            "help": p.help,
+            "choices": list(p.choices),
+            "low": p.low,
+            "high": p.high,
+            "nullable": p.nullable,
+        }
+        for k, p in params.items()
+    }
+
+
+def entries_data(registry: dict[str, Entry]) -> list[dict[str, Any]]:
+    """An axis's entries as plain dicts (name, help, implemented, params), in catalog order."""
+    return [
+        {"name": e.name, "help": e.help, "implemented": e.implemented, "params": params_data(e.params)}
+        for e in registry.values()
+    ]
+
+
+def datasets_data() -> list[dict[str, str]]:
+    """The dataset names a study can use, what each is and where it looks for its files."""
+    return [{"name": n, "help": h, "files": DATASET_FILES.get(n, "")} for n, h in DATASETS.items()]
+
+
+def as_data() -> dict[str, Any]:
+    """The whole study vocabulary as plain data: a strategy or attack added here shows up in every face."""
+    return {
+        "strategies": entries_data(STRATEGIES),
+        "techniques": entries_data(TECHNIQUES),
+        "attacks": entries_data(attacks()),
+        "datasets": [{"name": k, "help": v} for k, v in DATASETS.items()],
+        "sections": {
+            "source": params_data(SOURCE_KEYS),
+            "target": params_data(TARGET_KEYS),
+            "train": params_data(TRAIN_KEYS),
+            "eval": params_data(EVAL_KEYS),
+        },
+    }

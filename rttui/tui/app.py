@@ -24,6 +24,12 @@ SCREENS: tuple[tuple[str, str, str, str], ...] = (
     ("export", "7", "Export", "write CSV, JSON, Markdown or LaTeX"),
 )
 
+# What read-only (`rttui tui --read-only`, `rttui serve --read-only`) takes away, in one place: the screens whose
+# purpose is to write (study files, exported files) and, on every other screen, the actions that change something
+# (the database, study files, runner processes), plus `new`/`edit`, which lead to the Builder.
+WRITING_SCREENS = frozenset({"builder", "export"})
+WRITE_ACTIONS = frozenset({"launch", "retry", "cancel", "delete", "duplicate", "save", "write", "new", "edit"})
+
 
 @dataclass
 class Current:
@@ -59,8 +65,13 @@ class RttuiApp(App[None]):
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
         theme: str = "textual-dark",
+        read_only: bool = False,
     ) -> None:
         super().__init__()
+        self.read_only = read_only
+        if read_only:
+            for mode in WRITING_SCREENS:
+                self.remove_mode(mode)
         self.db = api.db_path(db)
         self.studies_dir = Path(studies_dir) if studies_dir else None
         self.clock = clock
@@ -71,6 +82,8 @@ class RttuiApp(App[None]):
         self.ttest_query: dict = {}
         self.theme = theme
         self.sub_title = self.db.name
+        if read_only:
+            self.title = "rttui (read-only)"  # the header says so on every screen
 
     # Each screen lives in its own mode, so it keeps its state (and its poller) while another is in front.
     MODES = {mode: (lambda m=mode: _screen(m)) for mode, *_ in SCREENS}
@@ -78,7 +91,18 @@ class RttuiApp(App[None]):
     def on_mount(self) -> None:
         self.switch_mode("studies")
 
+    def refuses(self, action: str, parameters: tuple[object, ...] = ()) -> bool:
+        """Whether read-only forbids an action; every screen asks it for its keys and palette entries."""
+        if not self.read_only:
+            return False
+        if action == "mode":
+            return bool(parameters) and parameters[0] in WRITING_SCREENS
+        return action in WRITE_ACTIONS
+
     def action_mode(self, mode: str) -> None:
+        if self.refuses("mode", (mode,)):  # said, not hidden: people know the number keys by heart
+            self.notify(f"the {mode} screen is off: this app is read-only", severity="warning")
+            return
         if mode not in self.MODES:
             self.notify(f"the {mode} screen is not in this version", severity="warning")
             return
@@ -101,6 +125,8 @@ class RttuiApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, key, title, help_ in SCREENS:
+            if self.refuses("mode", (mode,)):
+                continue
             yield SystemCommand(f"Go to {title} ({key})", help_, lambda m=mode: self.action_mode(m))
         yield SystemCommand(
             "Toggle dark/light theme (ctrl+t)", "switch between the dark and light theme", self.action_toggle_theme
@@ -108,7 +134,7 @@ class RttuiApp(App[None]):
         yield SystemCommand("Help (?)", "every key of every screen", self.action_help)
         # Every key of the screen in front is also a palette entry.
         for b in getattr(type(screen), "BINDINGS", ()):
-            if isinstance(b, Binding) and b.description:
+            if isinstance(b, Binding) and b.description and not self.refuses(b.action.split("(")[0]):
                 yield SystemCommand(
                     f"{b.description} ({b.key_display or b.key.split(',')[0]})",
                     b.tooltip or b.description,
@@ -122,9 +148,13 @@ def make_app(
     clock: Callable[[], float] = time.time,
     poll_interval: float = 1.0,
     theme: str = "textual-dark",
+    read_only: bool = False,
 ) -> RttuiApp:
     """The one way to build the app: the CLI, `rttui serve`, the tests and the screenshot script all use it.
 
-    `clock` and `poll_interval` exist so tests and screenshots can freeze time and poll fast.
+    `clock` and `poll_interval` exist so tests and screenshots can freeze time and poll fast. `read_only` shows
+    the analysis screens only and refuses every action that writes (see `WRITE_ACTIONS`).
     """
-    return RttuiApp(db=db, studies_dir=studies_dir, clock=clock, poll_interval=poll_interval, theme=theme)
+    return RttuiApp(
+        db=db, studies_dir=studies_dir, clock=clock, poll_interval=poll_interval, theme=theme, read_only=read_only
+    )

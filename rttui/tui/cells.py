@@ -36,11 +36,24 @@ def config_label(r: dict) -> str:
 
 
 def fill_table(
-    table, header: list[str], rows: list[list[str]], keys: list[str] | None = None, min_width: int = 0
+    table,
+    header: list[str],
+    rows: list[list[str]],
+    keys: list[str] | None = None,
+    min_width: int = 0,
+    markup: bool = True,
 ) -> None:
-    """Replace a DataTable's columns and rows, sizing each column to its widest cell (markup not counted)."""
+    """Replace a DataTable's columns and rows, sizing each column to its widest cell (markup not counted).
+
+    `markup=False` shows the cells as they are: analysis results hold labels such as `layer_freezing[freeze=2]`,
+    which the DataTable would otherwise read as markup and drop.
+    """
+    from rich.markup import escape
     from rich.text import Text
 
+    if not markup:
+        header = [escape(h) for h in header]
+        rows = [[escape(str(c)) for c in r] for r in rows]
     table.clear(columns=True)
     for i, h in enumerate(header):
         width = max([len(h), min_width, *(Text.from_markup(str(r[i])).cell_len for r in rows)])

@@ -14,15 +14,18 @@ cli_app = importlib.import_module("rttui.cli.app")  # the module (rttui.cli.app 
 
 def test_no_command_and_tui_command_open_the_app(monkeypatch, tmp_path: Path) -> None:
     opened: list[tuple] = []
-    monkeypatch.setattr(cli_app, "_open_tui", lambda db, studies: opened.append((db, studies)))
+    monkeypatch.setattr(
+        cli_app, "_open_tui", lambda db, studies, read_only=False: opened.append((db, studies, read_only))
+    )
     runner = CliRunner()
     assert runner.invoke(cli_app.app, []).exit_code == 0
     db = tmp_path / "x.db"
     assert runner.invoke(cli_app.app, ["tui", "--db", str(db), "--studies", str(tmp_path)]).exit_code == 0
-    assert opened == [(None, Path("studies")), (db, tmp_path)]
+    assert runner.invoke(cli_app.app, ["tui", "--db", str(db), "--read-only"]).exit_code == 0
+    assert opened == [(None, Path("studies"), False), (db, tmp_path, False), (db, Path("studies"), True)]
     # a command still runs its command, not the app
     assert runner.invoke(cli_app.app, ["status", "--db", str(db)]).exit_code != 0
-    assert len(opened) == 2
+    assert len(opened) == 3
 
 
 def test_importing_the_app_does_not_import_torch() -> None:
@@ -36,20 +39,16 @@ def test_importing_the_app_does_not_import_torch() -> None:
 
 
 def test_serve_runs_the_tui_command_in_textual_serve(monkeypatch, tmp_path: Path) -> None:
-    import textual_serve.server
+    from rttui.tui.serve import SafeServer
 
     seen: dict = {}
 
-    class FakeServer:
-        def __init__(self, command: str, host: str, port: int, title: str) -> None:
-            seen.update(command=command, host=host, port=port)
+    def fake_serve(self: SafeServer) -> None:
+        seen.update(command=self.command, host=self.host, port=self.port, public_url=self.given_public_url)
 
-        def serve(self) -> None:
-            seen["served"] = True
-
-    monkeypatch.setattr(textual_serve.server, "Server", FakeServer)
+    monkeypatch.setattr(SafeServer, "serve", fake_serve)
     db = tmp_path / "x.db"
-    res = CliRunner().invoke(cli_app.app, ["serve", "--db", str(db), "--port", "8123"])
+    res = CliRunner().invoke(cli_app.app, ["serve", "--db", str(db), "--port", "8123", "--read-only"])
     assert res.exit_code == 0, res.output
-    assert seen["served"] and seen["port"] == 8123
-    assert "-m rttui tui" in seen["command"] and str(db) in seen["command"]
+    assert seen["port"] == 8123 and seen["host"] == "localhost" and seen["public_url"] is None
+    assert "-m rttui tui" in seen["command"] and str(db) in seen["command"] and "--read-only" in seen["command"]

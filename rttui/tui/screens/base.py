@@ -31,6 +31,10 @@ class RttuiScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = self.TITLE_TEXT
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Read-only hides and refuses the screen's writing keys (the rule lives in `RttuiApp.refuses`)."""
+        return not self.rapp.refuses(action, parameters)
+
     def tell(self, message: str, severity: str = "information", timeout: float = 5) -> None:
         """A toast with the text as written (messages name keys like `grid[0]` that are not markup)."""
         self.app.notify(message, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]

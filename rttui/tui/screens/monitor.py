@@ -24,7 +24,7 @@ from rttui.tui.messages import ProgressPolled
 from rttui.tui.screens.base import RttuiScreen
 from rttui.tui.screens.confirm import Confirm
 
-AXES = ("dataset", "model", "strategy", "technique")
+AXES = api.CONFIG_AXES
 
 
 def run_label(r: dict[str, Any], vary: tuple[str, ...] = AXES[1:]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -94,8 +95,8 @@ class PlotsScreen(RttuiScreen):
         self.summary = summary
         attacks = list(dict.fromkeys(r["attack"] for r in summary))
         eps = sorted({r["eps"] for r in summary})
-        self._options("#pl-attack", attacks, "pgd" if "pgd" in attacks else (attacks[0] if attacks else None))
-        mid = 0.03 if 0.03 in eps else (eps[len(eps) // 2] if eps else None)
+        self._options("#pl-attack", attacks, api.default_attack(attacks))
+        mid = api.default_eps(eps) if eps else None
         self._options("#pl-eps", [f"{e:g}" for e in eps], f"{mid:g}" if mid is not None else None)
         self.draw()
 
@@ -104,7 +105,7 @@ class PlotsScreen(RttuiScreen):
         self.choices[wid] = values
         old = sel.value
         with sel.prevent(Select.Changed):
-            sel.set_options([(v, v) for v in values])
+            sel.set_options([(Text(v), v) for v in values])  # plain text: `transfer[source]` is not markup
             if old in values:
                 sel.value = old
             elif default is not None:
@@ -137,8 +138,7 @@ class PlotsScreen(RttuiScreen):
             self.drawn = {}
             plot.refresh()
             return
-        axes = ("dataset", "model", "strategy", "technique")
-        vary = [a for a in axes if len({r[a] for r in rows}) > 1]
+        vary = [a for a in api.CONFIG_AXES if len({r[a] for r in rows}) > 1]
         seeds = sorted({s for r in rows for s in r["seeds"]})
         params = rows[0]["params"]
         self.drawn = {"kind": kind, "attack": attack, "eps": eps_v, "lines": {}}

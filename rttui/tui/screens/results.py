@@ -52,6 +52,7 @@ class ResultsScreen(AnalysisScreen):
         Binding("w", "cycle('rows')", "Rows", tooltip="next row axis"),
         Binding("o", "cycle('cols')", "Cols", tooltip="next column axis"),
         Binding("slash", "filter", "Filter", tooltip="filter: axis=value, comma separated (e.g. strategy=full)"),
+        Binding("x", "transfer", "Transfer", tooltip="transfer attacks: surrogate x target matrix"),
         Binding("f5", "refresh", "Refresh", show=False, tooltip="read the database again now"),
     ]
 
@@ -99,7 +100,7 @@ class ResultsScreen(AnalysisScreen):
         def read() -> Compared:
             try:
                 values = picker_values(api.export_records(db, name))
-                attack = q["attack"] or ("pgd" if "pgd" in values["attack"] else next(iter(values["attack"]), None))
+                attack = q["attack"] or api.default_attack(values["attack"])
                 comp = api.compare(db, name, attack, q["eps"], q["rows"], q["cols"], q["where"])
                 return Compared(name, {**q, "attack": attack}, values, comparison_view(comp), "")
             except RttuiError as exc:
@@ -113,6 +114,11 @@ class ResultsScreen(AnalysisScreen):
 
     def action_filter(self) -> None:
         self.query_one("#r-where", Input).focus()
+
+    def action_transfer(self) -> None:
+        from rttui.tui.screens.transfer import TransferScreen
+
+        self.app.push_screen(TransferScreen())
 
     def cycle_values(self, which: str) -> list[str]:
         if which in ("rows", "cols"):
@@ -156,7 +162,7 @@ class ResultsScreen(AnalysisScreen):
             ]
         box.mount_all(widgets)
         for dt, t in tables:
-            fill_table(dt, t["header"], t["body"])
+            fill_table(dt, t["header"], t["body"], markup=False)
 
 
 SCREEN = ResultsScreen

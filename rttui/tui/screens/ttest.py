@@ -159,7 +159,7 @@ class TTestScreen(AnalysisScreen):
             self.query_one("#t-caption", Static).update("")
             return
         title.update(f"[b]{escape(msg.grid['title'])}[/b]")
-        fill_table(table, msg.grid["header"], msg.grid["rows"])
+        fill_table(table, msg.grid["header"], msg.grid["rows"], markup=False)
         self.query_one("#t-caption", Static).update(msg.grid["caption"])
 
 

@@ -1,0 +1,258 @@
+"""The facade for running studies: run one here, launch one detached, ask the runner to cancel or retry, and
+read how far runs are (status, live progress, sanity checks, a run's model and layer analysis).
+
+Thin on purpose: executor choice is `rttui.runner.executors`, detached spawning `rttui.runner.detached`,
+progress rules `rttui.study.progress`, "is a runner holding this database" `Store.refuse_if_running`.
+Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from rttui.api.stores import db_path, open_store
+from rttui.api.studies import check_data, validate_study
+from rttui.errors import StoreError
+from rttui.store import Store
+from rttui.study import Plan, Study, check_models, make_plan, parse_study
+from rttui.study.files import study_toml
+from rttui.study.progress import metrics_by_run, plan_totals, run_progress
+from rttui.study.spec import slurm_options
+
+__all__ = [
+    "cancel",
+    "checks",
+    "ensure_no_runner",
+    "launch_study",
+    "layers",
+    "load_run_model",
+    "retry",
+    "run_study",
+    "status",
+    "study_progress",
+]
+
+# What a user who meets a running runner can do, per action (the rest of the line is `Store.refuse_if_running`).
+WAIT_OR_CANCEL = "wait for it to finish, or stop it (rttui cancel)"
+
+
+def run_study(
+    study: Study,
+    db: str | Path | None = None,
+    listener: Any = None,
+    device: str | None = None,
+    stop: threading.Event | None = None,
+    check_data_first: bool = True,
+    workers: int | None = None,
+    devices: list[str] | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    max_retries: int = 1,
+    slurm: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a study into the database; returns counts of what happened.
+
+    executor "local": in this process when one worker will do (no start-up cost), else a pool of worker
+    processes (`workers` CPU workers, or one per device in `devices`, or one per visible GPU when there are
+    several). executor "ray": each unit is a Ray task (`address` of an existing cluster, else a local one).
+    executor "slurm": each unit is a SLURM job (submitit), options from the study's `[run.slurm]` with `slurm`
+    (`KEY=VALUE` strings) on top. No executor given: the study's `[run] executor`, else local.
+    The runner lock is taken before anything else is written or loaded, so a second runner is refused at once.
+    """
+    from rttui.runner.executors import check_options, make_executor
+
+    executor = executor or study.run.get("executor") or "local"
+    check_options(executor, workers)
+    slurm_opts = slurm_options(study, slurm) if executor == "slurm" or slurm else None
+    check_models(study)
+    plan: Plan = make_plan(study)
+    store = Store.open(db_path(db), write=True)
+    try:
+        store.acquire_lock(study.name)
+        try:
+            if check_data_first:
+                check_data(study)
+            from rttui.runner.local import execute
+
+            runner = make_executor(
+                executor,
+                workers=workers,
+                devices=devices,
+                device=device,
+                address=address,
+                slurm=slurm_opts,
+                artifacts=store.artifacts,
+            )
+            coord = execute(plan, store, listener, device, stop, runner, max_retries)
+        finally:
+            store.release_lock()
+        return {
+            "done": len(coord.done),
+            "failed": len(coord.failed),
+            "runs": len(plan.runs),
+            "cancelled": coord.cancelled,
+        }
+    finally:
+        store.close()
+
+
+def ensure_no_runner(db: str | Path | None = None) -> None:
+    """Refuse at once (one line) when a live runner holds the database: checked before a study is even loaded.
+    `run_study` takes the lock itself too; this only makes the refusal immediate."""
+    p = db_path(db)
+    if not p.exists():
+        return
+    with Store.open(p) as s:
+        s.refuse_if_running(WAIT_OR_CANCEL)
+
+
+def launch_study(path: str | Path, db: str | Path | None = None) -> dict[str, Any]:
+    """Start `rttui run STUDY --db DB --quiet` as a detached process that outlives the caller (and its SSH).
+
+    The caller watches the database; the process's output goes to `<db stem>.log` next to the database.
+    """
+    from rttui.runner.detached import spawn_run
+
+    study = validate_study(path, check_models_=False)
+    p = db_path(db).resolve()
+    ensure_no_runner(p)
+    return {**spawn_run(path, p), "study": study.name, "db": str(p)}
+
+
+def cancel(db: str | Path | None = None) -> dict[str, Any] | None:
+    """Ask the runner holding the database to stop (it applies the request within a second, the database stays
+    consistent and the next `rttui run` resumes). Returns the runner's lock, or None when no runner was there."""
+    Store.open(db_path(db)).close()  # a missing or foreign file is refused before anything is written
+    with Store.open(db_path(db), write=True) as s:
+        lock = s.runner_lock()
+        if lock is not None:
+            s.add_request("cancel")
+        return lock
+
+
+def retry(db: str | Path | None, run_id: str) -> dict[str, Any] | None:
+    """Ask the running runner to run a failed run again; None when no runner holds the database (then a plain
+    `rttui run` retries every failed run anyway)."""
+    Store.open(db_path(db)).close()
+    with Store.open(db_path(db), write=True) as s:
+        lock = s.runner_lock()
+        if lock is not None:
+            s.add_request("retry", run_id)
+        return lock
+
+
+def check_db(db: str | Path | None = None, full: bool = False) -> str:
+    """SQLite's check of the database file (quick_check; integrity_check when full): a one-line verdict, or
+    `DatabaseDamaged` naming the damage and how to recover."""
+    with open_store(db) as s:
+        return s.check(full)
+
+
+def status(db: str | Path | None = None, study: str | None = None) -> dict[str, Any]:
+    """Studies and runs with their states (read-only)."""
+    with open_store(db) as s:
+        return {"studies": s.studies(), "runs": s.runs(study), "runner": s.runner_lock()}
+
+
+def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The sanity checks stored with the evaluations (of one run, or of all)."""
+    with open_store(db) as s:
+        return s.checks(run_id)
+
+
+def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
+    """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy.
+
+    Reads only; cheap enough to poll every second on a study of hundreds of runs.
+    """
+    p = db_path(db)
+    if not p.exists():
+        return {"runner": None, "runs": [], "metrics": {}, "checks": []}
+    with Store.open(p) as s:
+        spec = s.study_spec(study)
+        runs = s.runs(study)
+        lock = s.runner_lock()
+        evals = s.eval_counts(study)
+        last = s.last_epochs(study)
+        recs = s.records(study) if runs else []
+        run_ids = {r["id"] for r in runs}
+        checks_ = [c for c in s.checks() if c["run_id"] in run_ids]
+    totals: dict[str, tuple[int, int]] = {}
+    if spec is not None:
+        try:
+            totals = plan_totals(make_plan(parse_study(study_toml(spec), study)))
+        except Exception:  # an old spec that no longer validates: show what the database has
+            totals = {}
+    return {
+        "runner": lock if lock and lock["study"] == study else None,
+        "runs": run_progress(runs, totals, evals, last),
+        "metrics": metrics_by_run(recs),
+        "checks": checks_,
+    }
+
+
+def load_run_model(db: str | Path | None, run_id: str) -> Any:
+    """The trained model of a run, in eval mode, taking [0, 1] images (checkpoint hash verified)."""
+    from rttui.engine import models, strategies
+
+    with open_store(db) as s:
+        row = s.unit("run", run_id)
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
+        if not row["checkpoint"]:
+            raise StoreError(f"run {run_id} has no trained model yet (state {row['state']}); run its study first")
+        cfg = s.run_config(run_id)
+        path = s.abs(row["checkpoint"])
+    model = models.create_model(cfg["model"], row["num_classes"], cfg["target"]["image_size"])
+    strategies.add_adapters(model, cfg["strategy"])  # adapter runs saved LoRA modules: rebuild them first
+    models.load_checkpoint(model, path, row["sha256"])
+    return model.eval()
+
+
+def layers(
+    db: str | Path | None,
+    run_id: str,
+    n_images: int = 128,
+    recompute: bool = False,
+    store: bool = True,
+    device: str | None = None,
+) -> list[dict[str, Any]]:
+    """A run's layer analysis, one record per depth group (input side first).
+
+    Stored analyses are returned as they are; otherwise (or with `recompute`) it is computed from the run's
+    source checkpoint (before) and its own checkpoint (after) and, with `store`, written to the database, which
+    only happens while no runner holds it (the runner is the single writer while a study runs).
+    """
+    no_store = "pass --no-store to compute without storing, or wait for it to finish"
+    with open_store(db) as s:
+        row = s.unit("run", run_id)
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
+        have = s.layers(run_id)
+        if have and not recompute:
+            return have
+        if not row["checkpoint"]:
+            raise StoreError(f"run {run_id} has no trained model yet (state {row['state']}); run its study first")
+        src = s.unit("source", row["source_id"]) or {}
+        if not src.get("checkpoint"):
+            raise StoreError(
+                f"run {run_id}: its source model {row['source_id']} has no checkpoint; re-run the study to "
+                "train it, then ask again"
+            )
+        if store:
+            s.refuse_if_running(no_store)
+        cfg = s.run_config(run_id)
+        source = {**src, "checkpoint": str(s.abs(src["checkpoint"]))}
+        trained = {**row, "checkpoint": str(s.abs(row["checkpoint"]))}
+        path = s.path
+    from rttui.runner.layers import analyze_run
+
+    records = analyze_run(cfg, source, trained, n_images, device)
+    if store:
+        with Store.open(path, write=True) as w:
+            w.refuse_if_running(no_store)
+            w.set_layers(run_id, records)
+            return w.layers(run_id)
+    return [{**r, "run_id": run_id} for r in records]

@@ -1,0 +1,39 @@
+"""Where a face's database is and how the facade opens it: `--db`, else `$RTTUI_DB`, else ./rttui.db.
+
+Never import a face, the engine or torch here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rttui.errors import StoreError
+from rttui.store import Store, default_db_path
+
+
+def db_path(db: str | Path | None) -> Path:
+    """--db, else $RTTUI_DB, else ./rttui.db."""
+    return Path(db) if db else default_db_path()
+
+
+def open_store(db: str | Path | None = None, write: bool = False) -> Store:
+    return Store.open(db_path(db), write=write)
+
+
+def require_study(s: Store, study: str | None) -> None:
+    """Refuse (one line) a study name the database does not hold; None means every study."""
+    if study and study not in {r["name"] for r in s.studies()}:
+        names = ", ".join(r["name"] for r in s.studies()) or "none"
+        raise StoreError(f"study {study!r} is not in {s.path} (studies: {names}); pass one of them")
+
+
+def read_results(db: str | Path | None, study: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Store]:
+    """The records and runs of a study (or of every study), and the open store (the caller closes it)."""
+    s = open_store(db)
+    try:
+        require_study(s, study)
+    except StoreError:
+        s.close()
+        raise
+    return s.records(study), s.runs(study), s

@@ -1,0 +1,186 @@
+"""The facade for study files and the vocabulary: validate, plan, read and write studies, list them with their
+state, and the catalog as plain data for pickers.
+
+Thin on purpose: the TOML round trip is `rttui.study.files`, study states `rttui.study.progress`, plan size
+`Plan.size`, the catalog `rttui.study.catalog`. Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rttui.api.stores import db_path, open_store
+from rttui.errors import RttuiError, StoreError
+from rttui.store import Store
+from rttui.study import Study, check_models, load_study, make_plan, parse_study
+from rttui.study.files import duplicate_study, save_study, study_toml
+from rttui.study.progress import StudyRow, study_row
+
+__all__ = [
+    "PlanRow",
+    "StudyRow",
+    "catalog",
+    "check_data",
+    "datasets",
+    "delete_study",
+    "duplicate_study",
+    "list_studies",
+    "load_study",
+    "make_plan",
+    "model_names",
+    "parse_study",
+    "plan_status",
+    "save_study",
+    "study_size",
+    "study_source",
+    "study_toml",
+    "validate_study",
+]
+
+
+def validate_study(path: str | Path, check_models_: bool = True, data: bool = False) -> Study:
+    """Parse and check a study; `data=True` also loads every dataset it names (slow, needs the files)."""
+    study = load_study(path)
+    if check_models_:
+        check_models(study)
+    if data:
+        check_data(study)
+    return study
+
+
+def check_data(study: Study) -> None:
+    """Load each distinct dataset and starting weights once, so bad input fails before any run starts."""
+    from rttui.runner.preflight import check_inputs
+
+    check_inputs(make_plan(study))
+
+
+def datasets() -> list[dict[str, str]]:
+    """The dataset names a study can use, what each is and where it looks for its files."""
+    from rttui.study.catalog import datasets_data
+
+    return datasets_data()
+
+
+def catalog() -> dict[str, Any]:
+    """The study vocabulary as plain data (names, help, parameters with defaults), read from the catalog.
+
+    Faces build their pickers from this, so a strategy or attack added to the catalog shows up without UI code.
+    """
+    from rttui.study.catalog import as_data
+
+    return as_data()
+
+
+def model_names() -> list[str]:
+    """Every timm model name (imports timm, ~3 s: call it off the UI thread)."""
+    from rttui.engine.models import known_model_names
+
+    return sorted(known_model_names())
+
+
+def study_size(study: Study) -> dict[str, Any]:
+    """How big a study is (units of work and a rough cost; see `Plan.size`)."""
+    return make_plan(study).size()
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    id: str
+    label: str
+    state: str  # pending | trained | done | failed | running | ...
+    evals_total: int
+    evals_done: int
+
+
+def plan_status(study: Study, db: str | Path | None = None) -> list[PlanRow]:
+    """The runs a study implies and, where a database exists, how far each one is."""
+    plan = make_plan(study)
+    p = db_path(db)
+    store = Store.open(p) if p.exists() else None
+    rows = []
+    try:
+        for r in plan.runs:
+            state, done = "new", 0
+            if store is not None:
+                row = store.unit("run", r.id)
+                if row:
+                    state = row["state"]
+                    done = len(store.done_evals(r.id) & {ep.id for ep in r.evals})
+            rows.append(PlanRow(id=r.id, label=r.label, state=state, evals_total=len(r.evals), evals_done=done))
+    finally:
+        if store is not None:
+            store.close()
+    return rows
+
+
+def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = None) -> list[StudyRow]:
+    """Study files in `studies_dir` and studies in the database, with their progress (read-only)."""
+    p = db_path(db)
+    in_db: dict[str, dict[str, Any]] = {}
+    runner = None
+    states: dict[str, dict[str, str]] = {}
+    if p.exists():
+        with Store.open(p) as s:
+            in_db = {r["name"]: r for r in s.studies()}
+            runner = s.runner_lock()
+            for name in in_db:
+                states[name] = {r["id"]: r["state"] for r in s.runs(name)}
+    rows: list[StudyRow] = []
+    seen: set[str] = set()
+    files = sorted(Path(studies_dir).glob("*.toml")) if studies_dir and Path(studies_dir).is_dir() else []
+    # A run counts for a file when the database holds it, whichever study registered it.
+    known = {run_id: state for st in states.values() for run_id, state in st.items()}
+    for f in files:
+        try:
+            study = load_study(f)
+        except RttuiError as exc:
+            error = str(exc).splitlines()[0]
+            rows.append(
+                StudyRow(
+                    name=f.stem,
+                    path=str(f),
+                    in_db=False,
+                    runs=0,
+                    done=0,
+                    failed=0,
+                    running=0,
+                    state="invalid",
+                    error=error,
+                )
+            )
+            continue
+        ids = [r.id for r in make_plan(study).runs]
+        rows.append(study_row(study.name, str(f), study.name in in_db, ids, known, runner))
+        seen.add(study.name)
+    for name, r in in_db.items():
+        if name not in seen:
+            rows.append(study_row(name, r["path"] or "", True, list(states[name]), states[name], runner))
+    return rows
+
+
+def study_source(name: str, db: str | Path | None = None, path: str | Path | None = None) -> str:
+    """The TOML of a study: its file when there is one, else the spec the database stored when it ran."""
+    if path and Path(path).is_file():
+        return Path(path).read_text(encoding="utf-8")
+    with open_store(db) as s:
+        spec = s.study_spec(name)
+    if spec is None:
+        raise StoreError(f"study {name!r} has no file and is not in {db_path(db)}; open a study file instead")
+    return study_toml(spec)
+
+
+def delete_study(name: str, db: str | Path | None = None, path: str | Path | None = None) -> dict[str, Any]:
+    """Delete a study's file and its database entry (runs shared with other studies are kept)."""
+    out: dict[str, Any] = {"file": None, "runs_dropped": 0}
+    p = db_path(db)
+    if p.exists():
+        with Store.open(p, write=True) as s:
+            s.refuse_if_running("cancel it before deleting the study", study=name)
+            out["runs_dropped"] = s.forget_study(name)
+    if path and Path(path).is_file():
+        Path(path).unlink()
+        out["file"] = str(path)
+    return out

@@ -1,0 +1,81 @@
+"""Which executor runs a study: in this process, a pool of worker processes, or Ray tasks.
+
+In-process is fastest for small CPU studies (no worker start-up); with several GPUs (or `workers` / `devices`
+asking for more than one worker) a pool runs one worker process per device; `executor="ray"` runs each unit as
+a Ray task; `executor="slurm"` runs each unit as a SLURM job through submitit (slurm_executor.py). torch is
+imported only when the choice needs it (to count GPUs). Never import a face here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rttui.errors import RttuiError
+
+EXECUTORS = ("local", "ray", "slurm")
+
+
+def check_options(executor: str, workers: int | None) -> None:
+    """Refuse an unknown executor or a worker count below one, before anything is loaded or written."""
+    if executor not in EXECUTORS:
+        raise RttuiError(f"--executor {executor!r} is not known; use local, ray or slurm")
+    if workers is not None and workers < 1:
+        raise RttuiError(f"--workers {workers} must be at least 1")
+
+
+def make_executor(
+    executor: str = "local",
+    *,
+    workers: int | None = None,
+    devices: list[str] | None = None,
+    device: str | None = None,
+    address: str | None = None,
+    slurm: dict[str, Any] | None = None,
+    artifacts: Any = None,
+) -> Any:
+    """The executor for these options (see the module doc); sets torch's thread count when in-process.
+    A SLURM executor checks first that `artifacts` is shared with the nodes (`preflight`, one line if not)."""
+    if executor == "slurm":
+        from rttui.runner.slurm_executor import SlurmExecutor
+
+        runner = SlurmExecutor(slurm or {}, artifacts)
+        runner.preflight()
+        return runner
+    if executor == "ray":
+        from rttui.runner.ray_executor import RayExecutor
+
+        return RayExecutor(address, num_cpus=workers)
+    from rttui.runner.local import InProcess
+
+    pool_devices = pool_devices_for(workers, devices, device)
+    if pool_devices is None:
+        _set_threads()
+        return InProcess((devices or [None])[0] if devices else device)
+    from rttui.runner.pool import Pool
+
+    return Pool(pool_devices)
+
+
+def pool_devices_for(workers: int | None, devices: list[str] | None, device: str | None) -> list[str] | None:
+    """The pool's worker devices, or None when the study runs in this process (one worker, one device)."""
+    if workers is None and not devices:
+        if device is not None:
+            return None
+        import torch
+
+        if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+            return None  # one GPU or CPU: in-process is fastest
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]  # one worker per GPU
+    if (workers or 1) == 1 and len(devices or []) <= 1:
+        return None
+    from rttui.runner.pool import plan_workers
+
+    return plan_workers(workers, devices or ([device] if device else None))
+
+
+def _set_threads() -> None:
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
