@@ -59,7 +59,7 @@ def run_study(
     """
     from rttui.runner.executors import check_options, make_executor
 
-    check_options(executor, workers)
+    check_options(executor, workers, device=device, devices=devices, max_retries=max_retries)
     check_models(study)
     plan: Plan = make_plan(study)
     store = Store.open(db_path(db), write=True)
@@ -212,6 +212,10 @@ def layers(
     only happens while no runner holds it (the runner is the single writer while a study runs).
     """
     no_store = "pass --no-store to compute without storing, or wait for it to finish"
+    if device is not None:
+        from rttui.runner.executors import check_device
+
+        check_device(device)
     with open_store(db) as s:
         row = s.unit("run", run_id)
         if row is None:
