@@ -182,6 +182,13 @@ CASES = [
     ),
     Case("--device bogus", lambda tmp, db: [*_run()(tmp, db), "--device", "bogus"], "--device 'bogus' is not a"),
     Case("--retries -1", lambda tmp, db: [*_run()(tmp, db), "--retries", "-1"], "--retries -1 must be 0 or more"),
+    Case("--devices with a bogus one", lambda tmp, db: [*_run()(tmp, db), "--devices", "cpu,bogus"], "'bogus'"),
+    Case("--workers 0", lambda tmp, db: [*_run()(tmp, db), "--workers", "0"], "--workers 0 must be at least 1"),
+    Case(
+        "layers --device bogus",
+        lambda tmp, db: ["layers", "--db", str(db), "--run", "x", "--device", "bogus"],
+        "--device 'bogus' is not a torch device",
+    ),
     Case("epochs 1e9", _run(train={"epochs": 1_000_000_000}), "set allow_large = true under [study]"),
     Case("source epochs 1e9", _run(source={"epochs": 1_000_000_000}), "source.epochs: 1000000000 is above"),
     # -- issue #20: timm's loader options past rttui's checkpoint checks -----------------------------------------
