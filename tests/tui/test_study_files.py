@@ -72,11 +72,16 @@ async def test_studies_delete_keeps_a_file_outside_the_studies_folder(tmp_path: 
     outside.write_text(DEMO_STUDY)
     db = tmp_path / "demo.db"
     write_demo_db(db, outside)
+    outside.write_text(DEMO_STUDY + "# written there after the study ran\n")
+    kept = outside.read_text()
     app = make_app(db=db, studies_dir=sdir, clock=frozen_clock, poll_interval=0.1)
     async with app.run_test(size=(120, 36)) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: screen.rows)
         assert [(r.name, r.path) for r in screen.rows] == [("demo", str(outside))]
+        # The preview is the study the database stored, not the file outside the studies folder.
+        await wait_for(pilot, lambda: "[study]" in screen.preview_text)
+        assert "written there after" not in screen.preview_text
         await pilot.press("x")
         await wait_for(pilot, lambda: _confirm_question(app))
         question = _confirm_question(app)
@@ -84,7 +89,7 @@ async def test_studies_delete_keeps_a_file_outside_the_studies_folder(tmp_path: 
         assert "is left" in question
         await pilot.press("y")
         await wait_for(pilot, lambda: not screen.rows)
-    assert outside.read_text() == DEMO_STUDY  # the file is where it was, untouched
+    assert outside.read_text() == kept  # the file is where it was, untouched
     with Store.open(db) as s:
         assert [r["name"] for r in s.studies()] == []  # the study is forgotten in the database
 

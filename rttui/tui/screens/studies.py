@@ -114,10 +114,13 @@ class StudiesScreen(RttuiScreen):
             return
         db = self.rapp.db
         key = f"{row.name}|{row.path}"
+        # A path the database remembers may point anywhere (and `rttui serve` shows the preview to a browser):
+        # outside the studies folder, the preview is the study as the database stored it, not that file.
+        path = row.path if row.path and api.study_file_inside(row.path, self.rapp.studies_dir) else None
 
         def read() -> None:
             try:
-                text = api.study_source(row.name, db, row.path)
+                text = api.study_source(row.name, db, path)
             except (RttuiError, OSError) as exc:
                 text = f"# {exc}"
             if row.error:
