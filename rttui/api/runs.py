@@ -64,7 +64,7 @@ def run_study(
     from rttui.runner.executors import check_options, make_executor
 
     executor = executor or study.run.get("executor") or "local"
-    check_options(executor, workers)
+    check_options(executor, workers, device=device, devices=devices, max_retries=max_retries)
     slurm_opts = slurm_options(study, slurm) if executor == "slurm" or slurm else None
     check_models(study)
     plan: Plan = make_plan(study)
@@ -226,6 +226,10 @@ def layers(
     only happens while no runner holds it (the runner is the single writer while a study runs).
     """
     no_store = "pass --no-store to compute without storing, or wait for it to finish"
+    if device is not None:
+        from rttui.runner.executors import check_device
+
+        check_device(device)
     with open_store(db) as s:
         row = s.unit("run", run_id)
         if row is None:

@@ -165,6 +165,13 @@ def _stratified_split(
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
+    n_cls = len(np.unique(y))
+    for key, size in (("train_size", train_size), ("test_size", test_size)):
+        if size is not None and size < n_cls:
+            raise DataError(
+                f"{key} = {size} is smaller than the {n_cls} classes (a stratified split needs one image of each); "
+                f"set {key} >= {n_cls}"
+            )
     test_size = min(test_size, len(y) // 2)
     tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
     if train_size is not None and train_size < len(tr):

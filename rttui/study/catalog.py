@@ -34,6 +34,11 @@ class Param:
     # (key, value): the parameter only means something when another parameter has that value; otherwise it is
     # left out of the resolved config, so it cannot split identical runs into different ids.
     only_with: tuple[str, Any] | None = None
+    # The words a number-or-word parameter (a freeze depth) accepts besides numbers.
+    words: tuple[str, ...] = ()
+    # Above this a value is almost surely a typo (epochs = 1000000000): refused unless the study sets
+    # `allow_large = true` under [study], for whoever means it.
+    typo_above: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,20 @@ class Entry:
 
 NUM = (int, float)
 
+# Seeds (run seeds and split_seed) go to numpy's and scikit-learn's seeders, which take 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+# Epochs and batch sizes above these, and learning rates above 10, can only be typos for the tasks rttui runs.
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+MAX_LR = 10
+
 LR: dict[str, Param] = {
     "lr": Param(
         None,
         NUM,
         "learning rate of what this strategy trains besides the head (default: [train] lr)",
         low=0,
+        typo_above=MAX_LR,
         nullable=True,
         omit_default=True,
     ),
@@ -62,6 +75,7 @@ LR: dict[str, Param] = {
         NUM,
         "learning rate of the new head (default: [train] head_lr, else the lr)",
         low=0,
+        typo_above=MAX_LR,
         nullable=True,
         omit_default=True,
     ),
@@ -70,8 +84,9 @@ LR: dict[str, Param] = {
 FREEZE = Param(
     "half",
     (int, float, str),
-    "groups frozen from the input side: an int, a fraction in (0, 1), or 'half'",
+    "groups frozen from the input side: an int, a fraction in (0, 1), 'half' or 'all'",
     low=0,
+    words=("half", "all"),
 )
 
 LORA: dict[str, Param] = {
@@ -101,6 +116,7 @@ STRATEGIES: dict[str, Entry] = {
                     "groups frozen from the input side: an int, a fraction in (0, 1), 'half', 'all' or 'auto' "
                     "(picked from the gradient flow on target data; see auto_share)",
                     low=0,
+                    words=("half", "all", "auto"),
                 ),
                 "auto_share": Param(
                     0.1,
@@ -121,7 +137,11 @@ STRATEGIES: dict[str, Entry] = {
             {
                 "every": Param(1, (int,), "epochs between two unfreezing steps", low=1),
                 "keep_frozen": Param(
-                    0, (int, float, str), "groups from the input side that never unfreeze (like freeze)", low=0
+                    0,
+                    (int, float, str),
+                    "groups from the input side that never unfreeze (like freeze)",
+                    low=0,
+                    words=("half", "all"),
                 ),
                 **LR,
             },
@@ -181,7 +201,7 @@ ATTACK_PARAMS: dict[str, dict[str, Param]] = {
         "step_size": Param(None, NUM, "absolute step size; default rel_step_size * eps", low=0, nullable=True),
         "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
         "random_start": Param(True, (bool,), "start from a random point in the ball"),
-        "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1),
+        "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1, typo_above=1000),
         "warm_start": Param(False, (bool,), "sweep mode: start each eps from the previous eps's adversarial example"),
     },
     "deepfool": {
@@ -326,7 +346,7 @@ DATA_KEYS: dict[str, Param] = {
     "no_finding": Param(False, (bool,), "chestxray8: also keep 'No Finding' images as a class"),
     "root": Param(None, (str,), "folder holding the dataset's files", nullable=True),
     "download": Param(False, (bool,), "allow torchvision to download the dataset"),
-    "split_seed": Param(0, (int,), "seed of the fixed train/test split (not the run seed)"),
+    "split_seed": Param(0, (int,), "seed of the fixed train/test split (not the run seed)", low=0, high=MAX_SEED),
 }
 
 TARGET_KEYS: dict[str, Param] = {
@@ -337,9 +357,11 @@ TARGET_KEYS: dict[str, Param] = {
 SOURCE_KEYS: dict[str, Param] = {
     **DATA_KEYS,
     "pretrained": Param(False, (bool,), "start from timm's pretrained weights"),
-    "epochs": Param(8, (int,), "source pretraining epochs (0: use the weights as they are)", low=0),
-    "lr": Param(1e-3, NUM, "source learning rate", low=0),
-    "batch_size": Param(32, (int,), "source batch size", low=1),
+    "epochs": Param(
+        8, (int,), "source pretraining epochs (0: use the weights as they are)", low=0, typo_above=MAX_EPOCHS
+    ),
+    "lr": Param(1e-3, NUM, "source learning rate", low=0, typo_above=MAX_LR),
+    "batch_size": Param(32, (int,), "source batch size", low=1, typo_above=MAX_BATCH),
     "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
     "weight_decay": Param(0.0, NUM, "weight decay", low=0),
     "checkpoint": Param(
@@ -355,18 +377,18 @@ SOURCE_KEYS: dict[str, Param] = {
 
 TRAIN_KEYS: dict[str, Param] = {
     "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
-    "lr": Param(1e-4, NUM, "learning rate (paper: 1e-4)", low=0),
-    "batch_size": Param(32, (int,), "batch size (paper: 32)", low=1),
-    "epochs": Param(5, (int,), "fine-tuning epochs", low=0),
+    "lr": Param(1e-4, NUM, "learning rate (paper: 1e-4)", low=0, typo_above=MAX_LR),
+    "batch_size": Param(32, (int,), "batch size (paper: 32)", low=1, typo_above=MAX_BATCH),
+    "epochs": Param(5, (int,), "fine-tuning epochs", low=0, typo_above=MAX_EPOCHS),
     "weight_decay": Param(0.0, NUM, "weight decay", low=0),
-    "head_lr": Param(None, NUM, "learning rate of the new head (default: lr)", low=0, nullable=True),
+    "head_lr": Param(None, NUM, "learning rate of the new head (default: lr)", low=0, nullable=True, typo_above=MAX_LR),
 }
 
 EVAL_KEYS: dict[str, Param] = {
     "epsilons": Param(
         [0.01, 0.03, 0.05, 0.07, 0.09], (list,), "epsilon grid in [0, 1] pixel units (paper: 0.01..0.09)"
     ),
-    "batch_size": Param(250, (int,), "evaluation batch size", low=1),
+    "batch_size": Param(250, (int,), "evaluation batch size", low=1, typo_above=MAX_BATCH),
     "mode": Param(
         "sweep",
         (str,),

@@ -9,13 +9,14 @@ tables of the same name. Every problem becomes one line: `file: key: problem; fi
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rttui.errors import StudyError
+from rttui.errors import RttuiError, StudyError
 from rttui.study import catalog
 from rttui.study.catalog import Entry, Param
 from rttui.study.transfer import check_attacks as check_transfer_attacks
@@ -45,7 +46,18 @@ BLOCK_KEYS = {
     "name",
     "freeze_depths",
 }
-STUDY_KEYS = {"name", "description", "seeds"}
+STUDY_KEYS = {"name", "description", "seeds", "allow_large"}
+
+# timm.create_model's own loader keywords: they would load weights (or change where from) past rttui's checks of
+# checkpoints, or clash with what rttui sets itself. Each maps to the key of rttui that does the job.
+LOADER_KWARGS = {
+    "checkpoint_path": 'set checkpoint = "/path/to/weights.safetensors" under [models.NAME] instead',
+    "pretrained_cfg": "set checkpoint (and mean/std) under [models.NAME] instead",
+    "pretrained_cfg_overlay": "set checkpoint (and mean/std) under [models.NAME] instead",
+    "cache_dir": "put downloaded weights in the Hugging Face cache ($HF_HOME) instead",
+    "pretrained": "set pretrained = true under [models.NAME] or [source] instead",
+    "num_classes": "leave it out: rttui sizes the head for the task's classes",
+}
 
 
 @dataclass(frozen=True)
@@ -90,10 +102,14 @@ class Study:
 
 
 class _Problems:
-    """Collects one-line problems so a user sees all of them at once."""
+    """Collects one-line problems so a user sees all of them at once.
 
-    def __init__(self, where: str) -> None:
+    `allow_large` is the study's `[study] allow_large`: it lifts the typo bounds (`Param.typo_above`).
+    """
+
+    def __init__(self, where: str, allow_large: bool = False) -> None:
         self.where = where
+        self.allow_large = allow_large
         self.items: list[str] = []
 
     def add(self, key: str, problem: str, fix: str) -> None:
@@ -132,11 +148,23 @@ def _check_param(probs: _Problems, key: str, value: Any, spec: Param) -> Any:
     if spec.choices and value not in spec.choices:
         probs.add(key, f"unknown value {value!r}", _suggest(str(value), [str(c) for c in spec.choices]))
         return spec.default
+    if isinstance(value, str) and spec.words and value not in spec.words:
+        probs.add(key, f"unknown value {value!r}", f"use a number or {' or '.join(repr(w) for w in spec.words)}")
+        return spec.default
+    if isinstance(value, float) and not math.isfinite(value):
+        probs.add(key, f"{value} is not a finite number", f"give a number ({spec.help})")
+        return spec.default
     if isinstance(value, int | float) and not isinstance(value, bool):
         if spec.low is not None and value < spec.low:
             probs.add(key, f"{value} is below {spec.low}", f"use a value >= {spec.low}")
         if spec.high is not None and value > spec.high:
             probs.add(key, f"{value} is above {spec.high}", f"use a value <= {spec.high}")
+        elif spec.typo_above is not None and value > spec.typo_above and not probs.allow_large:
+            probs.add(
+                key,
+                f"{value} is above {spec.typo_above:g}, which is almost surely a typo",
+                "use a smaller value, or set allow_large = true under [study] if you mean it",
+            )
     return value
 
 
@@ -276,6 +304,11 @@ def _models(probs: _Problems, key: str, values: Any, defaults: dict[str, Any]) -
             probs.add(f"{key}[{i}]", f"expected a model name, got {v!r}", 'write a timm name such as "resnet50"')
             continue
         params = _resolve_section(probs, f"{key}[{name}]", catalog.MODEL_KEYS, defaults.get(name), inline)
+        for k in sorted(params.get("kwargs") or {}):
+            if k in LOADER_KWARGS:
+                probs.add(
+                    f"{key}[{name}].kwargs.{k}", "is timm's loader option, not a model argument", LOADER_KWARGS[k]
+                )
         out.append(Choice(name, params))
     return tuple(out)
 
@@ -305,6 +338,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{where}: not valid TOML ({exc}); fix the syntax at that line") from None
+    except RecursionError:  # tomllib recurses per nesting level: thousands of levels exhaust Python's stack
+        raise StudyError(f"{where}: arrays or tables nested too deeply to read; flatten the file") from None
     for k in raw:
         if k not in TOP_KEYS:
             probs.add(k, "unknown section", _suggest(k, TOP_KEYS))
@@ -313,6 +348,10 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         probs.add("study", "missing [study] table", 'add [study] with name = "..." and seeds = [0, 1, 2]')
         probs.raise_if_any()
         head = {}
+    allow_large = head.get("allow_large", False)
+    if not isinstance(allow_large, bool):
+        probs.add("study.allow_large", f"expected true or false, got {allow_large!r}", "write allow_large = true")
+    probs.allow_large = allow_large is True
     for k in head:
         if k not in STUDY_KEYS:
             probs.add(f"study.{k}", "unknown key", _suggest(k, STUDY_KEYS))
@@ -324,11 +363,11 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= catalog.MAX_SEED for s in seeds)
     ):
         probs.add(
             "study.seeds",
-            f"expected a list of non-negative integers, got {seeds!r}",
+            f"expected a list of integers in 0..{catalog.MAX_SEED}, got {seeds!r}",
             "e.g. seeds = [0, 1, 2]",
         )
         seeds = [0]
@@ -387,6 +426,15 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
                     f"need at least two distinct classes, got {cls!r}",
                     "list two or more class indices",
                 )
+            n_cls = cls if isinstance(cls, int) else len(cls) if isinstance(cls, list) else None
+            for size_key in ("train_size", "test_size"):
+                size = sec[size_key]
+                if n_cls is not None and isinstance(size, int) and not isinstance(size, bool) and 1 <= size < n_cls:
+                    probs.add(
+                        f"{p}.{sec_name}.{size_key}",
+                        f"{size} is smaller than the {n_cls} classes (a stratified split needs one image of each)",
+                        f"set {size_key} >= {n_cls}",
+                    )
         models = _models(probs, f"{p}.models", b.get("models"), tables["models"])
         strategies = _strategies(probs, p, b, tables["strategies"])
         techniques = _axis(
@@ -522,3 +570,43 @@ def check_models(study: Study) -> None:
             if base not in names:
                 probs.add(f"grid[{b.index}].models[{i}]", f"unknown timm model {m.name!r}", _suggest(base, names))
     probs.raise_if_any()
+    _check_model_shapes(study, probs)
+    probs.raise_if_any()
+
+
+def _check_model_shapes(study: Study, probs: _Problems) -> None:
+    """Build each model on the meta device (no memory, no weights): kwargs it does not take are refused, and so
+    is a freeze depth (freeze, keep_frozen, freeze_depths) deeper than the model's depth groups."""
+    from rttui.engine.models import model_skeleton
+    from rttui.engine.strategies import depth_groups, resolve_freeze
+    from rttui.errors import CheckpointError
+
+    groups: dict[str, int | None] = {}
+    for b in study.blocks:
+        size = b.target["image_size"]
+        for i, m in enumerate(b.models):
+            key = repr((m.name, sorted((m.params.get("kwargs") or {}).items(), key=str), size))
+            if key not in groups:
+                try:
+                    net = model_skeleton({"name": m.name, "kwargs": m.params.get("kwargs") or {}}, size)
+                except CheckpointError as exc:
+                    probs.add(f"grid[{b.index}].models[{i}]", str(exc).split("; ")[0], f"fix [models.{m.name}] kwargs")
+                    groups[key] = None
+                    continue
+                groups[key] = len(depth_groups(net)) if net is not None else None
+            n = groups[key]
+            if n is None:
+                continue
+            for j, st in enumerate(b.strategies):
+                for pk in ("freeze", "keep_frozen"):
+                    depth = st.params.get(pk)
+                    if depth is None or depth == "auto":
+                        continue
+                    try:
+                        resolve_freeze(depth, n, pk)
+                    except RttuiError:
+                        probs.add(
+                            f"grid[{b.index}].strategies[{j}][{st.name}].{pk}",
+                            f"{depth!r} groups, but model {m.name!r} has {n} depth groups",
+                            f"use 0..{n}, a fraction in (0, 1), 'half' or 'all'",
+                        )

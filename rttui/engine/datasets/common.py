@@ -6,7 +6,8 @@ Never decides a split with the run seed: only `split_seed`, so every run of a st
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def decode_image(path: Path, image_size: int) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with _no_bombs(path), Image.open(path) as im:
             im = im.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:
@@ -112,12 +113,31 @@ def decode_image(path: Path, image_size: int) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
+@contextmanager
+def _no_bombs(path: Path) -> Iterator[None]:
+    """PIL's decompression-bomb guard (an image of more pixels than `Image.MAX_IMAGE_PIXELS`: a warning, twice
+    that: an error) as one DataError naming the file: no dataset rttui reads needs images that large."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(
+            f"image {path} has more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL's decompression-bomb limit); "
+            "shrink it or remove it from the dataset folder"
+        ) from None
+
+
 def check_image_header(path: Path) -> None:
     """Cheap check that a file is an image PIL can read (header only), for lazy splits before a run."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with _no_bombs(path), Image.open(path) as im:
             im.verify()
     except FileNotFoundError:
         raise DataError(f"image {path} is missing; restore it or remove it from the dataset folder") from None
