@@ -65,6 +65,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `n` images and labels; a lazy split decodes only those (`x` would decode all of them:
+        ImageNet-100's training split at 224 pixels is ~30 GB as floats)."""
+        k = min(n, len(self))
+        if not self.lazy or k == 0:
+            return self.x[:k], self.y[:k]
+        return torch.stack([self.dataset[i][0] for i in range(k)]), self.y[:k]  # type: ignore[index]
+
     def _loader(self, batch_size: int, order: torch.Tensor | None, device: torch.device) -> DataLoader:
         from torch.utils.data import DataLoader
 
@@ -166,9 +174,14 @@ def _stratified_split(
 
     idx = np.arange(len(y))
     test_size = min(test_size, len(y) // 2)
-    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
+    k = len(np.unique(y))
+    # Stratified where every class fits on both sides; a cap below the class count (a smoke run's few images)
+    # draws a plain seeded subset, which scikit-learn's stratified split refuses.
+    strat = y if min(test_size, len(y) - test_size) >= k else None
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
     if train_size is not None and train_size < len(tr):
-        tr, _ = train_test_split(tr, train_size=train_size, random_state=seed, stratify=y[tr])
+        strat = y[tr] if min(train_size, len(tr) - train_size) >= k else None
+        tr, _ = train_test_split(tr, train_size=train_size, random_state=seed, stratify=strat)
     return np.sort(tr), np.sort(te)
 
 

@@ -156,11 +156,15 @@ def evaluate_attack(
     precision: str = "fp32",
     compile_model: bool = False,
     train_path: str | None = None,
+    labels: str = "true",
 ) -> AttackResult:
     """Attack every clean-correct test sample at every epsilon of the grid (see module doc for modes).
 
     `precision="bf16"` turns on bf16 autocast on CUDA only (fp32 elsewhere; the row records what ran).
     `train_path` names how the model was trained (e.g. "cached_features"), recorded in each row's path.
+    `labels="predicted"` attacks every sample away from the model's own clean prediction instead of its label
+    (every sample is then "clean-correct"; the row's path says `predicted_labels`): a smoke run uses it so each
+    attack runs on every image even on an untrained model, and throughput benchmarks so the work is known.
     """
     driver = get_attack(attack)
     t0 = time.perf_counter()
@@ -170,6 +174,13 @@ def evaluate_attack(
         cuda = dev.type == "cuda"
         parts = [mode]
         fwd = model
+        if labels == "predicted":
+            if clean_pred is None:
+                clean_pred = predict(model, x, batch_size, dev)
+            y = torch.as_tensor(clean_pred)
+            parts.append("predicted_labels")
+        elif labels != "true":
+            raise ValueError(f"labels must be 'true' or 'predicted', not {labels!r}")
         if nhwc:
             parts.append("channels_last")
         if cuda and not x.is_pinned():

@@ -210,9 +210,9 @@ def _start_layer_analysis(model: Any, strategy: dict[str, Any], train_split: Any
     """Layer-freezing runs (freeze-depth sweeps included) carry a layer analysis; it also resolves "auto"."""
     if strategy["name"] != "layer_freezing":
         return None
-    from rttui.engine.layers import RunAnalysis
+    from rttui.engine.layers import ANALYSIS_IMAGES, RunAnalysis
 
-    return RunAnalysis(model, strategy, train_split.x, train_split.y)
+    return RunAnalysis(model, strategy, *train_split.head(ANALYSIS_IMAGES))  # a lazy split decodes only these
 
 
 def _stored_train_path(trained: dict[str, Any]) -> str | None:
@@ -319,6 +319,7 @@ def run_target(
             precision=e.config.get("precision", "fp32"),
             compile_model=bool(e.config.get("compile", False)),
             train_path=train_path,
+            labels=e.config.get("labels", "true"),
         )
         rows = res.metrics()
         results[e.attack] = rows
