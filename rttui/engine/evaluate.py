@@ -58,6 +58,7 @@ class AttackResult:
     step_sizes: list[float | None] = field(default_factory=list)
     min_norm: np.ndarray | None = None  # (n,): minimal-perturbation attacks only; NaN where none was found
     path: str = ""
+    data_seconds: float = 0.0  # of `seconds`, the time spent gathering batches and copying them to the device
 
     @property
     def clean_correct(self) -> np.ndarray:
@@ -169,6 +170,7 @@ def evaluate_attack(
     driver = get_attack(attack)
     t0 = time.perf_counter()
     dev = next(model.parameters()).device
+    data_wait = [0.0]
     with channels_last(model, enabled=driver.info.channels_last) as nhwc:
         model.eval()
         cuda = dev.type == "cuda"
@@ -198,8 +200,11 @@ def evaluate_attack(
 
         def batches(idx: np.ndarray):
             for s in range(0, len(idx), batch_size):
+                t = time.perf_counter()
                 b = idx[s : s + batch_size]
-                yield b, to_dev(x[b]), to_dev(y[b])
+                xb, yb = to_dev(x[b]), to_dev(y[b])
+                data_wait[0] += time.perf_counter() - t  # gathering and copying the batch: the attack waits
+                yield b, xb, yb
 
         def pred(t: torch.Tensor) -> np.ndarray:
             return predict(fwd, t, pred_bs, dev)
@@ -242,6 +247,7 @@ def evaluate_attack(
             step_sizes=swept.step_sizes,
             min_norm=swept.min_norm,
             path="+".join(parts),
+            data_seconds=data_wait[0],
         )
 
 

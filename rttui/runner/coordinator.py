@@ -152,6 +152,8 @@ class Coordinator:
                     finished=time.time(),
                     seconds=(time.time() - row["started"]) if row.get("started") else e.seconds,
                 )
+                if e.info:
+                    s.merge_info(kind, uid, e.info)
                 self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 self.failed.add(uid)

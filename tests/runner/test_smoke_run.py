@@ -152,6 +152,19 @@ def test_smoke_cli_exit_codes_summary_and_export(broken_study: Path, tmp_path: P
     assert not db.exists()
 
 
+def test_every_unit_records_peak_gpu_memory_and_data_wait(tiny_run_db: Path) -> None:
+    """Peak GPU memory per unit (None off CUDA: nothing to measure) and the share of training spent waiting for
+    data, in each unit's info."""
+    con = sqlite3.connect(tiny_run_db)
+    for table in ("sources", "runs"):
+        infos = [json.loads(i) for (i,) in con.execute(f"select info from {table}")]
+        assert infos
+        for info in infos:
+            assert "peak_gpu_mem_mb" in info and info["peak_gpu_mem_mb"] is None
+            assert "data_wait_frac" in info and 0 <= info["data_wait_frac"] < 1
+    con.close()
+
+
 @pytest.mark.slow
 def test_paper_studies_inputs_check_at_real_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables I and II at smoke scale pass the real run's input checks on generated real-format data and real-size
