@@ -27,3 +27,13 @@ class StoreError(RttuiError):
 
 class CheckpointError(RttuiError):
     """A checkpoint is missing, untrusted, tampered with or does not fit the model."""
+
+
+class DatabaseDamaged(StoreError):
+    """SQLite found the database file corrupt: restore a backup, or `.recover` what is readable."""
+
+
+class DiskFull(StoreError):
+    """The disk refused a write of the database mid-work: what was committed stays, the run stops (exit 1)."""
+
+    exit_code = 1

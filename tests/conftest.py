@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.studies import tiny_study
+from tests.studies import TRANSFER_STUDY, tiny_study
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -36,4 +36,18 @@ def tiny_run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     study_file.write_text(TINY_STUDY)
     db = d / "tiny.db"
     api.run_study(api.load_study(study_file), db)
+    return db
+
+
+@pytest.fixture(scope="session")
+def transfer_run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The transfer study run once per session (in process: the sibling surrogates point at each other)."""
+    from rttui import api
+
+    d = tmp_path_factory.mktemp("transfer")
+    f = d / "tr.toml"
+    f.write_text(TRANSFER_STUDY)
+    db = d / "tr.db"
+    res = api.run_study(api.load_study(f), db)
+    assert res["failed"] == 0 and res["done"] == 4, res
     return db

@@ -89,3 +89,24 @@ def _insert_after(table: Container | Table, after: str | None, key: str, value: 
     table[key] = value
     for k, item in moved:
         table.append(k, item)
+
+
+# The transfer attack's study: two strategies, two seeds, FGSM, PGD and four transfer attacks (from the source,
+# from the full sibling, from the other seed's run, and from the run itself); shared by the runner, CLI and TUI
+# tests of the transfer view.
+SOURCE = {"name": "transfer", "surrogate": "source", "steps": 3}
+SIB_FULL = {"name": "transfer", "surrogate": "sibling", "sibling": {"strategy": "full"}, "steps": 3}
+SIB_OTHER = {"name": "transfer", "surrogate": "sibling", "sibling": {"seed": "other"}, "steps": 3}
+SELF = {"name": "transfer", "surrogate": "sibling", "sibling": {}, "steps": 3}
+TRANSFER_STUDY = tiny_study(
+    study={"name": "tr", "seeds": [0, 1]},
+    source={"epochs": 1, "train_size": 150},
+    target={"test_size": 40, "train_size": 100},
+    grid=[
+        {
+            "models": ["test_resnet"],
+            "strategies": ["full", "layer_freezing"],
+            "attacks": ["fgsm", "pgd", SOURCE, SIB_FULL, SIB_OTHER, SELF],
+        }
+    ],
+)

@@ -310,6 +310,7 @@ def compare(
     records: list[dict[str, Any]],
     runs: Iterable[dict[str, Any]] = (),
     checks: Iterable[dict[str, Any]] = (),
+    *,
     attack: str | None = "pgd",
     eps: float | None = None,
     rows: Sequence[str] | str | None = None,
@@ -351,7 +352,18 @@ def compare(
         grecs = groups[gkey]
         fixed = dict(zip(split, gkey, strict=True))
         tables.append(
-            _table(grecs, fixed, row_axes, col_axes, list(metrics), aucs, runs, where_d, checks_by_run, baseline)
+            _table(
+                grecs,
+                fixed=fixed,
+                row_axes=row_axes,
+                col_axes=col_axes,
+                metrics=list(metrics),
+                aucs=aucs,
+                runs=runs,
+                where=where_d,
+                checks_by_run=checks_by_run,
+                baseline=baseline,
+            )
         )
     return Comparison(tables, study, any(t.partial for t in tables))
 
@@ -362,6 +374,7 @@ def _sort_key(k: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _table(
     recs: list[dict[str, Any]],
+    *,
     fixed: dict[str, Any],
     row_axes: list[str],
     col_axes: list[str],

@@ -17,6 +17,31 @@ from rttui.analysis.compare import METRICS, CompareTable, Comparison
 from rttui.analysis.records import AXES, AnalysisError, fmt_axis
 
 FORMATS = ("csv", "md", "latex", "json")
+RECORD_FORMATS = ("csv", "json")
+
+# The flat records as CSV: every parameter that produced a number, one column each (the JSON form holds
+# every field, nested parameters included).
+RECORD_FIELDS = (
+    "run_id",
+    "study",
+    "dataset",
+    "model",
+    "strategy",
+    "technique",
+    "attack",
+    "norm",
+    "steps",
+    "step_size",
+    "restarts",
+    "random_start",
+    "eps",
+    "seed",
+    "clean_acc",
+    "adv_acc",
+    "n",
+    "mode",
+    "precision",
+)
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -304,3 +329,17 @@ def tests_latex(rows: list[dict[str, Any]]) -> str:
         out.append(" & ".join(latex_escape(c) for c in test_cells(r, axes)) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(out) + "\n"
+
+
+def records_text(records: list[dict[str, Any]], fmt: str) -> str:
+    """The flat records (one per run, attack, eps) as `csv` (the RECORD_FIELDS columns) or `json` (every
+    field): the one writer behind `rttui export` and the app's Export screen."""
+    if fmt not in RECORD_FORMATS:
+        raise AnalysisError(f"--format {fmt!r} is not supported for records; use one of {', '.join(RECORD_FORMATS)}")
+    if fmt == "json":
+        return json.dumps(records, indent=2, default=str) + "\n"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(records)
+    return buf.getvalue()

@@ -115,8 +115,8 @@ def _subtitle(recs: list[dict[str, Any]], eps: float | None, width: int = 70) ->
         if len({r["attack"] for r in recs}) == 1
         else "attacks: " + ", ".join(sorted({r["attack"] for r in recs}))
     )
-    e = f", ε={eps:g}" if eps is not None else ""
-    return textwrap.fill(f"{label}{e}, n={len(seeds)} seed(s), {recs[0]['n']} test images", width)
+    eps_note = f", ε={eps:g}" if eps is not None else ""
+    return textwrap.fill(f"{label}{eps_note}, n={len(seeds)} seed(s), {recs[0]['n']} test images", width)
 
 
 def _one_eps(data: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:

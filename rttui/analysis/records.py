@@ -137,9 +137,7 @@ def select(
     if not recs:
         raise AnalysisError(f"--where {where} matches no results; check the values with `rttui export`")
     if attack is not None:
-        attacks = sorted({r["attack"] for r in recs})
-        if attack not in attacks:
-            raise AnalysisError(f"attack {attack!r} has no results here; use --attack with one of {', '.join(attacks)}")
+        attack = resolve_attack(attack, {r["attack"] for r in recs})
         recs = [r for r in recs if r["attack"] == attack]
     if eps is not None:
         grid = sorted({float(r["eps"]) for r in recs})
@@ -149,6 +147,23 @@ def select(
                 f"epsilon {eps:g} was not evaluated here; use --eps with one of {', '.join(f'{e:g}' for e in grid)}"
             )
     return recs
+
+
+def resolve_attack(attack: str, labels: Iterable[str]) -> str:
+    """The stored attack label `attack` means: itself, or the one variant of that name (`transfer` ->
+    `transfer[source]` when it is the only transfer attack); AnalysisError naming the choices otherwise."""
+    have = sorted(set(labels))
+    if attack in have:
+        return attack
+    variants = [a for a in have if a.split("[", 1)[0] == attack]
+    if len(variants) == 1:
+        return variants[0]
+    if variants:
+        raise AnalysisError(
+            f"attack {attack!r} has {len(variants)} variants here ({', '.join(variants)}); "
+            f"pick one with --attack '{variants[0]}'"
+        )
+    raise AnalysisError(f"attack {attack!r} has no results here; use --attack with one of {', '.join(have)}")
 
 
 def at_eps(records: Iterable[dict[str, Any]], eps: float) -> list[dict[str, Any]]:

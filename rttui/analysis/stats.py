@@ -166,6 +166,7 @@ def comparisons(
     axis: str,
     a: str,
     b: str,
+    *,
     metric: str = "adv_acc",
     attack: str | None = None,
     eps: float | None = None,

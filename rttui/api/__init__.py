@@ -2,9 +2,9 @@
 
 Split by the faces' domains: `studies` (files, plans, the catalog), `runs` (run, launch, cancel, retry,
 progress), `smoke` (a study's whole path at tiny scale, in a database of its own), `results` (records, compare,
-tests, figures, exports), `report` (a study's report folder), and `stores` (which database).
-`from rttui import api; api.compare(...)` is the one way in for a face; every name a face uses is re-exported
-here and listed in `__all__`. Nothing here imports torch, or a face, at module level.
+tests, figures, exports), `transfer` (the transferability matrix), `report` (a study's report folder), and
+`stores` (which database). `from rttui import api; api.compare(...)` is the one way in for a face; every name a
+face uses is re-exported here and listed in `__all__`. Nothing here imports torch, or a face, at module level.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from rttui.api.results import (
     export_table,
     figure_kinds,
     plot,
+    records_text,
     stability,
     summary,
     tests_grid,
@@ -33,6 +34,7 @@ from rttui.api.results import (
 )
 from rttui.api.runs import (
     cancel,
+    check_db,
     checks,
     ensure_no_runner,
     launch_study,
@@ -65,19 +67,23 @@ from rttui.api.studies import (
     study_toml,
     validate_study,
 )
+from rttui.api.transfer import TRANSFER_FORMATS, TransferMatrix, transfer, transfer_text
 from rttui.study import Plan, Study
 
 __all__ = [
     "CONFIG_AXES",
+    "TRANSFER_FORMATS",
     "CompareTable",
     "Comparison",
     "Plan",
     "PlanRow",
     "Study",
     "StudyRow",
+    "TransferMatrix",
     "cancel",
     "catalog",
     "check_data",
+    "check_db",
     "checks",
     "compare",
     "confusions",
@@ -106,6 +112,7 @@ __all__ = [
     "parse_study",
     "plan_status",
     "plot",
+    "records_text",
     "report",
     "retry",
     "run_smoke",
@@ -120,6 +127,8 @@ __all__ = [
     "study_toml",
     "summary",
     "tests_grid",
+    "transfer",
+    "transfer_text",
     "ttest",
     "validate_study",
 ]

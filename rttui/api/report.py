@@ -5,6 +5,7 @@ an index.md that shows and links them. Composition only: every number comes from
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
         index += [f"**PARTIAL**: {len(todo)} of {len(runs)} runs are not done yet; numbers will change.", ""]
     index += [f"{len(runs)} runs, attacks: {', '.join(attacks)}; single-epsilon views use ε = {eps0:g}.", ""]
     index += _tables(db, study, attacks, eps0, folder)
+    if any(a.startswith("transfer[") for a in attacks):
+        index += _transfer(db, study, eps0, folder)
     index += _tests(db, study, recs, eps0, folder)
     index += _confusions(db, study, attacks, eps0, folder)
     index += _figures(db, study, attacks, folder)
@@ -65,7 +68,7 @@ def _tables(db: str | Path | None, study: str, attacks: list[str], eps0: float, 
     index = ["## Tables", ""]
     for attack in attacks:
         comp = compare(db, study, attack, eps0, metrics=REPORT_METRICS)
-        stem = f"compare_{attack}_eps{eps0:g}"
+        stem = f"compare_{_slug(attack)}_eps{eps0:g}"
         for fmt, ext in (("md", "md"), ("latex", "tex"), ("csv", "csv"), ("json", "json")):
             folder.write(f"{stem}.{ext}", export.render(comp, fmt))
         index += [
@@ -74,14 +77,39 @@ def _tables(db: str | Path | None, study: str, attacks: list[str], eps0: float, 
             "",
         ]
         curve = compare(db, study, attack, None, cols=("eps",), metrics=("adv",))
-        stem = f"compare_{attack}_all_eps"
+        stem = f"compare_{_slug(attack)}_all_eps"
         for fmt, ext in (("md", "md"), ("latex", "tex"), ("csv", "csv")):
             folder.write(f"{stem}.{ext}", export.render(curve, fmt))
         index += [export.comparison_markdown(curve, level=3)]
         stab = compare(db, study, attack, eps0, stability=True, baseline=None)
-        folder.write(f"stability_{attack}.md", export.render(stab, "md"))
+        folder.write(f"stability_{_slug(attack)}.md", export.render(stab, "md"))
         index += ["Stability across seeds:", "", export.comparison_markdown(stab, level=4)]
     return index
+
+
+def _slug(attack: str) -> str:
+    """An attack label as a file name part: `transfer[sibling: strategy=full]` -> `transfer-sibling-strategy-full`."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", attack).strip("-")
+
+
+def _transfer(db: str | Path | None, study: str, eps0: float, folder: _Folder) -> list[str]:
+    from rttui.api.transfer import transfer, transfer_text
+
+    try:
+        shown = transfer(db, study, eps0)
+    except RttuiError:  # the transfer attack ran on another grid: its own default epsilon
+        shown = transfer(db, study)
+    every = transfer(db, study, all_eps=True)
+    folder.write("transfer.md", transfer_text(shown, "md"))
+    folder.write("transfer.tex", transfer_text(shown, "latex"))
+    folder.write("transfer.json", transfer_text(every, "json"))
+    return [
+        "## Transfer attacks",
+        "",
+        transfer_text(shown, "md"),
+        "Files: [transfer.tex](transfer.tex), [transfer.json](transfer.json) (every epsilon)",
+        "",
+    ]
 
 
 def _tests(db: str | Path | None, study: str, recs: list[dict[str, Any]], eps0: float, folder: _Folder) -> list[str]:
@@ -95,7 +123,7 @@ def _tests(db: str | Path | None, study: str, recs: list[dict[str, Any]], eps0: 
         for v in values:
             if v == ref:
                 continue
-            rows = ttest(db, axis, v, ref, "adv_acc", None, eps0, study, mcnemar=True, variance=True)
+            rows = ttest(db, axis, v, ref, "adv_acc", eps=eps0, study=study, mcnemar=True, variance=True)
             if not rows:
                 continue
             stem = f"ttest_{axis}_{v}_vs_{ref}"

@@ -30,6 +30,7 @@ __all__ = [
     "export_table",
     "figure_kinds",
     "plot",
+    "records_text",
     "stability",
     "summary",
     "tests_grid",
@@ -60,6 +61,7 @@ def compare(
     rows: Sequence[str] | str | None = None,
     cols: Sequence[str] | str | None = None,
     where: Sequence[str] | dict[str, Any] | None = None,
+    *,
     metrics: Sequence[str] | None = None,
     stability: bool = False,
     baseline: tuple[str, str] | bool | None = True,
@@ -106,6 +108,7 @@ def ttest(
     attack: str | None = None,
     eps: float | None = None,
     study: str | None = None,
+    *,
     test: str = "t",
     mcnemar: bool = False,
     variance: bool = False,
@@ -206,6 +209,13 @@ def plot(
     if "confusions" in fig.needs:
         data["confusions"] = confusions(db, study, attack, eps, where)
     return figures.draw(kind, data, Path(out), tuple(formats))
+
+
+def records_text(records: list[dict[str, Any]], fmt: str) -> str:
+    """The flat records as csv (one column per parameter; see analysis.export.RECORD_FIELDS) or json."""
+    from rttui.analysis import export
+
+    return export.records_text(records, fmt)
 
 
 def export_table(comparison: Comparison | CompareTable | list[dict[str, Any]], fmt: str) -> str:

@@ -8,7 +8,6 @@ Nothing here imports torch at module level.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -130,6 +129,13 @@ def retry(db: str | Path | None, run_id: str) -> dict[str, Any] | None:
         return lock
 
 
+def check_db(db: str | Path | None = None, full: bool = False) -> str:
+    """SQLite's check of the database file (quick_check; integrity_check when full): a one-line verdict, or
+    `DatabaseDamaged` naming the damage and how to recover."""
+    with open_store(db) as s:
+        return s.check(full)
+
+
 def status(db: str | Path | None = None, study: str | None = None) -> dict[str, Any]:
     """Studies and runs with their states (read-only)."""
     with open_store(db) as s:
@@ -183,7 +189,7 @@ def load_run_model(db: str | Path | None, run_id: str) -> Any:
             raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
         if not row["checkpoint"]:
             raise StoreError(f"run {run_id} has no trained model yet (state {row['state']}); run its study first")
-        cfg = json.loads(row["config"])
+        cfg = s.run_config(run_id)
         path = s.abs(row["checkpoint"])
     model = models.create_model(cfg["model"], row["num_classes"], cfg["target"]["image_size"])
     strategies.add_adapters(model, cfg["strategy"])  # adapter runs saved LoRA modules: rebuild them first
@@ -223,7 +229,7 @@ def layers(
             )
         if store:
             s.refuse_if_running(no_store)
-        cfg = json.loads(row["config"])
+        cfg = s.run_config(run_id)
         source = {**src, "checkpoint": str(s.abs(src["checkpoint"]))}
         trained = {**row, "checkpoint": str(s.abs(row["checkpoint"]))}
         path = s.path

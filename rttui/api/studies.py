@@ -109,7 +109,7 @@ def plan_status(study: Study, db: str | Path | None = None) -> list[PlanRow]:
                 if row:
                     state = row["state"]
                     done = len(store.done_evals(r.id) & {ep.id for ep in r.evals})
-            rows.append(PlanRow(r.id, r.label, state, len(r.evals), done))
+            rows.append(PlanRow(id=r.id, label=r.label, state=state, evals_total=len(r.evals), evals_done=done))
     finally:
         if store is not None:
             store.close()
@@ -137,7 +137,20 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
         try:
             study = load_study(f)
         except RttuiError as exc:
-            rows.append(StudyRow(f.stem, str(f), False, 0, 0, 0, 0, "invalid", str(exc).splitlines()[0]))
+            error = str(exc).splitlines()[0]
+            rows.append(
+                StudyRow(
+                    name=f.stem,
+                    path=str(f),
+                    in_db=False,
+                    runs=0,
+                    done=0,
+                    failed=0,
+                    running=0,
+                    state="invalid",
+                    error=error,
+                )
+            )
             continue
         ids = [r.id for r in make_plan(study).runs]
         rows.append(study_row(study.name, str(f), study.name in in_db, ids, known, runner))

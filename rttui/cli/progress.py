@@ -53,14 +53,15 @@ class RichListener:
         if not self.quiet:
             self.progress.console.print(msg, highlight=False)
 
-    def __call__(self, e: ev.Event) -> None:
+    def __call__(self, event: ev.Event) -> None:
         p = self.progress
-        match e:
+        match event:
             case ev.StudyStarted():
-                total = e.todo_sources + e.todo_runs
+                total = event.todo_sources + event.todo_runs
                 self.log(
-                    f"[bold]{e.study}[/]: {e.n_runs} runs ({e.n_sources} sources, {e.n_evals} evaluations); "
-                    f"to do: {e.todo_sources} sources, {e.todo_runs} runs, {e.todo_evals} evaluations"
+                    f"[bold]{event.study}[/]: {event.n_runs} runs ({event.n_sources} sources, "
+                    f"{event.n_evals} evaluations); to do: {event.todo_sources} sources, {event.todo_runs} runs, "
+                    f"{event.todo_evals} evaluations"
                 )
                 self.overall = p.add_task("[bold]study", total=max(total, 1), completed=0 if total else 1)
             case ev.UnitStarted(unit_id=uid, label=label, phase=phase, worker=w):
@@ -86,10 +87,10 @@ class RichListener:
                 if kind == "source":
                     self._advance()
             case ev.EvalDone():
-                accs = " ".join(f"{m['eps']:g}:{m['adv_acc']:.2f}" for m in e.metrics)
-                warn = [c for c in e.checks if c["level"] == "warning"]
+                accs = " ".join(f"{m['eps']:g}:{m['adv_acc']:.2f}" for m in event.metrics)
+                warn = [c for c in event.checks if c["level"] == "warning"]
                 flag = f" [yellow]⚠ {warn[0]['message']}[/]" if warn else ""
-                self.log(f"    {e.attack:<6} adv acc by eps  {accs}  ({e.seconds:.1f}s){flag}")
+                self.log(f"    {event.attack:<6} adv acc by eps  {accs}  ({event.seconds:.1f}s){flag}")
             case ev.UnitFinished(kind="run"):
                 self._advance()
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
@@ -99,8 +100,10 @@ class RichListener:
                 for bar in self.bars.values():
                     p.remove_task(bar)
                 self.bars.clear()
-                state = "cancelled" if e.cancelled else "finished"
-                self.log(f"[bold]{e.study}[/] {state} in {e.seconds:.1f}s: {e.done} done, {e.failed} failed")
+                state = "cancelled" if event.cancelled else "finished"
+                self.log(
+                    f"[bold]{event.study}[/] {state} in {event.seconds:.1f}s: {event.done} done, {event.failed} failed"
+                )
             case _:
                 pass
 
@@ -116,8 +119,8 @@ class RichListener:
 class JsonListener:
     """`--json-events`: one JSON object per event on stdout (bulky per-sample payloads left out)."""
 
-    def __call__(self, e: ev.Event) -> None:
-        d = asdict(e)
+    def __call__(self, event: ev.Event) -> None:
+        d = asdict(event)
         d.pop("samples", None)
         d.pop("confusion", None)
-        print(json.dumps({"event": type(e).__name__, **d}, default=str), file=sys.stdout, flush=True)
+        print(json.dumps({"event": type(event).__name__, **d}, default=str), file=sys.stdout, flush=True)

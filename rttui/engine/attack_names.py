@@ -8,7 +8,9 @@ and the catalog name the same attacks. Never import torch or another rttui layer
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,5 +41,28 @@ ATTACKS: dict[str, AttackInfo] = {
             "AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square; torchattacks); needs >= 4 classes",
             channels_last=False,
         ),
+        AttackInfo(
+            "transfer",
+            "transfer attack: crafted on a surrogate (the public source backbone, feature-space PGD; or another "
+            "fine-tuned run of the study, PGD), classified by the target",
+        ),
     ]
 }
+
+
+# The axes a transfer attack's `sibling` selector may name, in the order its label lists them.
+SIBLING_AXES = ("model", "strategy", "technique", "seed")
+
+
+def variant_label(name: str, params: Mapping[str, Any] | None) -> str:
+    """The name tables show for an attack: its registry name, except for the transfer attack, whose surrogate is
+    part of what it is (``transfer[source]``, ``transfer[sibling: strategy=full]``, ``transfer[sibling: self]``
+    for a run used as its own surrogate), so two transfer attacks of one run are never pooled."""
+    if name != "transfer" or params is None:
+        return name
+    kind = params.get("surrogate") or "source"
+    if kind != "sibling":
+        return f"transfer[{kind}]"
+    sel = params.get("sibling") or {}
+    parts = ",".join(f"{k}={sel[k]}" for k in SIBLING_AXES if k in sel and sel[k] != "same")
+    return f"transfer[sibling: {parts or 'self'}]"

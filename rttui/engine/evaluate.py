@@ -147,17 +147,18 @@ def evaluate_attack(
     attack: str,
     params: dict[str, Any],
     epsilons: list[float],
+    *,
     mode: str = "sweep",
     batch_size: int = 250,
     seed: int = 0,
     clean_pred: np.ndarray | None = None,
     on_progress: Any = None,
-    *,
     num_classes: int | None = None,
     precision: str = "fp32",
     compile_model: bool = False,
     train_path: str | None = None,
     labels: str = "true",
+    surrogate: Any = None,
 ) -> AttackResult:
     """Attack every clean-correct test sample at every epsilon of the grid (see module doc for modes).
 
@@ -166,6 +167,7 @@ def evaluate_attack(
     `labels="predicted"` attacks every sample away from the model's own clean prediction instead of its label
     (every sample is then "clean-correct"; the row's path says `predicted_labels`): a smoke run uses it so each
     attack runs on every image even on an untrained model, and throughput benchmarks so the work is known.
+    `surrogate` is the model a transfer attack crafts on (`attacks.transfer.Surrogate`); `model` only classifies.
     """
     driver = get_attack(attack)
     t0 = time.perf_counter()
@@ -223,6 +225,8 @@ def evaluate_attack(
             to_dev=to_dev,
             on_progress=on_progress,
             num_classes=num_classes,
+            batch_size=batch_size,
+            surrogate=surrogate,
         )
         with autocast:
             swept = driver.run(sweep)

@@ -59,7 +59,7 @@ class Coordinator:
         for rp in self.plan.runs:
             row = self.store.unit("run", rp.id) or {}
             trained = row.get("state") in ("trained", "done") and row.get("checkpoint")
-            missing = [e for e in rp.evals if e.id not in self.store.done_evals(rp.id)]
+            missing = [ep for ep in rp.evals if ep.id not in self.store.done_evals(rp.id)]
             if trained and not missing:
                 continue
             if not trained:
@@ -84,10 +84,10 @@ class Coordinator:
             return None
         return {**row, "checkpoint": str(self.store.abs(row["checkpoint"]))}
 
-    def emit(self, e: ev.Event) -> None:
+    def emit(self, event: ev.Event) -> None:
         """Apply one event to the store, then hand it to the listener."""
         s = self.store
-        match e:
+        match event:
             case ev.UnitStarted(kind=kind, unit_id=uid, phase=phase):
                 fields: dict[str, Any] = {"state": "running", "error": None}
                 if phase == "train":
@@ -100,49 +100,50 @@ class Coordinator:
             case ev.UnitRetried(kind=kind, unit_id=uid):
                 row = s.unit(kind, uid) or {}
                 retries = json.loads(row.get("info") or "{}").get("retries", [])
-                retries.append({"reason": e.reason, "attempt": e.attempt, "batch_scale": e.batch_scale})
+                retries.append({"reason": event.reason, "attempt": event.attempt, "batch_scale": event.batch_scale})
                 s.update_unit(kind, uid, state="pending")
                 s.merge_info(kind, uid, {"retries": retries})
             case ev.EpochDone(kind=kind, unit_id=uid, record=rec):
                 s.add_epoch(uid, kind, rec)
             case ev.UnitTrained():
                 # Keep what the runner recorded about earlier attempts (retries, resume) next to the task's info.
-                old_info = json.loads((s.unit(e.kind, e.unit_id) or {}).get("info") or "{}")
+                old_info = json.loads((s.unit(event.kind, event.unit_id) or {}).get("info") or "{}")
                 kept = {k: old_info[k] for k in ("retries", "resumed_from_epoch") if k in old_info}
                 s.update_unit(
-                    e.kind,
-                    e.unit_id,
-                    state="done" if e.kind == "source" else "trained",
-                    checkpoint=s.rel(e.checkpoint),
-                    sha256=e.sha256,
-                    num_classes=e.num_classes,
-                    clean_acc=e.clean_acc,
-                    n_test=e.n_test,
-                    seconds=e.seconds,
-                    info={**e.info, **kept},
-                    finished=time.time() if e.kind == "source" else None,
+                    event.kind,
+                    event.unit_id,
+                    state="done" if event.kind == "source" else "trained",
+                    checkpoint=s.rel(event.checkpoint),
+                    sha256=event.sha256,
+                    num_classes=event.num_classes,
+                    clean_acc=event.clean_acc,
+                    n_test=event.n_test,
+                    seconds=event.seconds,
+                    info={**event.info, **kept},
+                    finished=time.time() if event.kind == "source" else None,
                 )
             case ev.EvalDone():
                 s.add_evaluation(
                     {
-                        "id": e.eval_id,
-                        "run_id": e.run_id,
-                        "attack": e.attack,
-                        "params": e.params,
-                        "epsilons": e.epsilons,
-                        "mode": e.mode,
-                        "n": e.n,
-                        "seconds": e.seconds,
+                        "id": event.eval_id,
+                        "run_id": event.run_id,
+                        "attack": event.attack,
+                        "params": event.params,
+                        "epsilons": event.epsilons,
+                        "mode": event.mode,
+                        "n": event.n,
+                        "seconds": event.seconds,
+                        **event.extra,
                     },
-                    e.metrics,
-                    e.samples,
-                    e.confusion,
-                    e.checks,
+                    event.metrics,
+                    event.samples,
+                    event.confusion,
+                    event.checks,
                 )
             case ev.RunChecks():
-                s.add_checks(e.run_id, e.checks)
+                s.add_checks(event.run_id, event.checks)
             case ev.LayersDone():
-                s.set_layers(e.run_id, e.records)
+                s.set_layers(event.run_id, event.records)
             case ev.UnitFinished(kind=kind, unit_id=uid):
                 row = s.unit(kind, uid) or {}
                 s.update_unit(
@@ -150,10 +151,10 @@ class Coordinator:
                     uid,
                     state="done",
                     finished=time.time(),
-                    seconds=(time.time() - row["started"]) if row.get("started") else e.seconds,
+                    seconds=(time.time() - row["started"]) if row.get("started") else event.seconds,
                 )
-                if e.info:
-                    s.merge_info(kind, uid, e.info)
+                if event.info:
+                    s.merge_info(kind, uid, event.info)
                 self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 self.failed.add(uid)
@@ -164,12 +165,12 @@ class Coordinator:
                     state="failed",
                     error=err,
                     finished=time.time(),
-                    info=json.dumps({**json.loads(row.get("info") or "{}"), "traceback": e.detail[-4000:]}),
+                    info=json.dumps({**json.loads(row.get("info") or "{}"), "traceback": event.detail[-4000:]}),
                 )
             case _:
                 pass
         if self.listener is not None:
-            self.listener(e)
+            self.listener(event)
 
     def take_requests(self) -> list[dict[str, Any]]:
         """Requests (cancel, retry) other processes left since the last look; each is applied once."""

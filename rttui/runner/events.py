@@ -63,7 +63,7 @@ class EpochDone:
     record: dict[str, Any]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class UnitTrained:
     kind: str
     unit_id: str
@@ -76,7 +76,7 @@ class UnitTrained:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EvalDone:
     run_id: str
     eval_id: str
@@ -90,6 +90,8 @@ class EvalDone:
     samples: list[dict[str, Any]]
     confusion: list[dict[str, Any]]
     checks: list[dict[str, Any]]
+    # Extra columns of the evaluation row (a transfer attack's surrogate id and hash, its image keys).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,7 +132,7 @@ class UnitSkipped:
     reason: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StudyStarted:
     study: str
     n_sources: int

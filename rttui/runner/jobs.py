@@ -33,6 +33,10 @@ class Job:
     source_info: dict[str, Any] | None = None  # the trained source (for a run that must train)
     trained: dict[str, Any] | None = None  # the run's own checkpoint (when only evaluations are missing)
     evals: tuple[EvalPlan, ...] = ()
+    # Transfer evaluations: eval id -> the surrogate to craft on (runner.transfer.surrogate_model reads it).
+    surrogates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Stored metric rows of the run's earlier evaluations (attack -> rows) that cross-attack checks compare with.
+    stored: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     attempt: int = 0
     batch_scale: float = 1.0
     retries: tuple[str, ...] = field(default_factory=tuple)  # reasons of earlier attempts
@@ -61,7 +65,7 @@ class Outcome:
 
 def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = None, worker: int = 0) -> Outcome:
     """Run one job to the end, reporting through `emit`; failures come back as an Outcome, never raised."""
-    from rttui.errors import RttuiError
+    from rttui.errors import RttuiError, StoreError
 
     emit(ev.UnitStarted(job.kind, job.unit_id, job.label, job.phase, worker))
     opts = TaskOptions(batch_scale=job.batch_scale, attempt=job.attempt, label=job.label)
@@ -80,7 +84,11 @@ def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = Non
                 emit,
                 device,
                 opts,
+                surrogates=job.surrogates,
+                stored=job.stored,
             )
+    except StoreError:
+        raise  # in-process, `emit` writes the database: a full disk there stops the runner, it is not this unit's
     except Exception as exc:
         oom = _is_oom(exc)
         msg = str(exc) if isinstance(exc, RttuiError) else f"{type(exc).__name__}: {exc}"

@@ -11,11 +11,13 @@ units left running go back to pending (their per-epoch checkpoint remains, so th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from rttui.errors import StoreError
 from rttui.runner import events as ev
 from rttui.runner.coordinator import Coordinator, Listener
 from rttui.runner.jobs import Cancelled, run_job
@@ -71,13 +73,13 @@ def execute(
         runs_todo = todo.runs(plan)
         coord.emit(
             ev.StudyStarted(
-                plan.study.name,
-                len(plan.sources),
-                len(plan.runs),
-                len(plan.evals),
-                len(todo.sources),
-                len(runs_todo),
-                sum(len(v) for v in todo.evaluate.values()),
+                study=plan.study.name,
+                n_sources=len(plan.sources),
+                n_runs=len(plan.runs),
+                n_evals=len(plan.evals),
+                todo_sources=len(todo.sources),
+                todo_runs=len(runs_todo),
+                todo_evals=sum(len(v) for v in todo.evaluate.values()),
             )
         )
         for rp in plan.runs:
@@ -101,8 +103,9 @@ def execute(
                 retried=sched.retried,
             )
         )
-    except BaseException:  # Ctrl-C, SIGTERM, or a bug: nothing may stay 'running' in the database
-        coord.cancel_running()
+    except BaseException:  # Ctrl-C, SIGTERM, a full disk, or a bug: nothing may stay 'running' in the database
+        with contextlib.suppress(StoreError):  # unless the disk is full: then the next run resumes them anyway
+            coord.cancel_running()
         coord.emit(
             ev.StudyFinished(
                 plan.study.name,
@@ -142,9 +145,9 @@ class InProcess:
     def _checked(control: Control) -> Callable[[ev.Event], None]:
         """Forward events to the coordinator, stopping the unit at the next event once a cancel arrives."""
 
-        def emit(e: Any) -> None:
-            control.coord.emit(e)
-            if not isinstance(e, ev.UnitStarted) and control.poll():
+        def emit(event: Any) -> None:
+            control.coord.emit(event)
+            if not isinstance(event, ev.UnitStarted) and control.poll():
                 raise Cancelled
 
         return emit

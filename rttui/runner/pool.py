@@ -6,15 +6,22 @@ SIGKILL is seen at once and cannot hang the others (a queue shared by workers ca
 lock). Workers never touch the database; the driver's coordinator applies their events.
 
 Workers ignore SIGINT: Ctrl-C reaches the driver, which stops them and leaves the database consistent.
+Workers die with the driver: if it is killed (SIGKILL, the OOM killer) they exit at once and quietly, through
+the kernel's parent-death signal on Linux, else a thread that watches the parent pid; and a worker that finds
+its pipe closed when it reports exits without a traceback. Nobody is left to use their work, and each epoch's
+checkpoint is already on disk for the next run to resume from.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -29,9 +36,10 @@ WAIT_S = 0.25
 MAX_FAILED_STARTS = 3  # workers that die before they are ready: a broken device or install, not bad luck
 
 
-def worker_main(wid: int, device: str, threads: int, conn: Connection) -> None:
+def worker_main(wid: int, device: str, threads: int, conn: Connection, parent: int) -> None:
     """A worker's life: pin to its device, then run jobs until told to stop (None) or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
     dev = pin_device(device)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
@@ -39,7 +47,14 @@ def worker_main(wid: int, device: str, threads: int, conn: Connection) -> None:
     torch.set_num_threads(threads)
     if dev.startswith("cuda"):
         torch.cuda.set_device(torch.device(dev))
-    conn.send(("ready", os.getpid()))
+
+    def send(message: tuple[str, Any]) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # BrokenPipeError, ConnectionResetError: the driver is gone, nobody to report to
+            os._exit(0)
+
+    send(("ready", os.getpid()))
     while True:
         try:
             job = conn.recv()
@@ -47,8 +62,35 @@ def worker_main(wid: int, device: str, threads: int, conn: Connection) -> None:
             return
         if job is None:
             return
-        outcome = run_job(job, lambda e: conn.send(("event", e)), dev, wid)
-        conn.send(("end", outcome))
+        outcome = run_job(job, lambda event: send(("event", event)), dev, wid)
+        send(("end", outcome))
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 0.5
+
+
+def die_with_parent(parent: int) -> None:
+    """Exit this process at once, quietly, when the process `parent` dies.
+
+    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL) has the kernel kill us the moment the parent goes (strictly: the
+    parent's thread that started us; the pool starts and stops its workers from one thread). Everywhere, also a
+    daemon thread that polls getppid(), which changes when the parent dies (we are re-parented). A parent that
+    died before this ran is caught by the first check.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the thread below does the job
+            arg = ctypes.c_ulong  # prctl is variadic and reads unsigned longs
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, arg(signal.SIGKILL), arg(0), arg(0), arg(0))
+    if os.getppid() != parent:
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="rttui-parent-watch", daemon=True).start()
 
 
 def pin_device(device: str) -> str:
@@ -109,7 +151,9 @@ class Pool:
     def _start(self, wid: int) -> _Slot:
         here, there = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(
-            target=worker_main, args=(wid, self.devices[wid], self.threads, there), name=f"rttui-worker-{wid}"
+            target=worker_main,
+            args=(wid, self.devices[wid], self.threads, there, os.getpid()),
+            name=f"rttui-worker-{wid}",
         )
         proc.daemon = True
         proc.start()
@@ -149,23 +193,25 @@ class Pool:
             self._stop()
 
     def _drain(self, s: _Slot, sched: Scheduler, coord: Any) -> None:
-        """Apply every message a worker has sent so far."""
-        try:
-            while s.conn.poll():
+        """Apply every message a worker has sent so far. Only reading the pipe can mean the worker died; an
+        error applying a message (the database's disk is full) is the runner's and stops it."""
+        while True:
+            try:
+                if not s.conn.poll():
+                    return
                 kind, payload = s.conn.recv()
-                if kind == "ready":
-                    s.ready, s.pid = True, payload
-                    coord.emit(ev.WorkerStarted(s.wid, payload, s.device))
-                elif kind == "event":
-                    coord.emit(payload)
-                elif kind == "end":
-                    job, s.job = s.job, None
-                    if job is not None:
-                        sched.report(job, payload)
-        except (EOFError, OSError):
-            s.dead = True
-        except Exception:  # a message torn by the worker's death cannot be decoded
-            s.dead = True
+            except Exception:  # closed pipe, or a message torn by the worker's death that cannot be decoded
+                s.dead = True
+                return
+            if kind == "ready":
+                s.ready, s.pid = True, payload
+                coord.emit(ev.WorkerStarted(s.wid, payload, s.device))
+            elif kind == "event":
+                coord.emit(payload)
+            elif kind == "end":
+                job, s.job = s.job, None
+                if job is not None:
+                    sched.report(job, payload)
 
     def _died(self, s: _Slot, sched: Scheduler) -> None:
         s.proc.join(timeout=5)

@@ -122,8 +122,8 @@ class RayExecutor:
     def _drain(queue: Any, coord: Any) -> None:
         n = queue.qsize()
         if n:
-            for e in queue.get_nowait_batch(n):
-                coord.emit(e)
+            for event in queue.get_nowait_batch(n):
+                coord.emit(event)
 
 
 def _import_roots() -> list[str]:

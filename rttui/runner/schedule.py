@@ -1,7 +1,11 @@
 """The scheduler: which unit may run next, and what a failed attempt means.
 
 Sources come first (each trained once); a run becomes ready when its source is done (or when it is already
-trained and only evaluations are missing); a run whose source failed fails with a pointer to it. Out of
+trained and only evaluations are missing); a run whose source failed fails with a pointer to it. A transfer
+evaluation whose surrogate is another run of the study (`EvalPlan.surrogate == ("run", id)`) waits until that
+run is trained: the run trains and runs its other evaluations meanwhile, and the waiting ones become an
+evaluation-only job later (so surrogates that point at each other, as `seed = "other"` does, never deadlock);
+if the surrogate run fails, the waiting run fails with a pointer to it. Out of
 memory halves that unit's batch and retries it; a worker that died is retried up to `max_retries` times.
 Every retry is an event (stored in the unit's info), so nothing is silently different. Executors ask for jobs
 and report outcomes; they never decide any of this.
@@ -11,11 +15,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
+from typing import Any
 
 from rttui.runner import events as ev
 from rttui.runner.coordinator import Coordinator, Todo
 from rttui.runner.jobs import Job, Outcome
-from rttui.study.plan import Plan, RunPlan
+from rttui.study.plan import EvalPlan, Plan, RunPlan
 
 MIN_BATCH_SCALE = 1 / 64  # after six halvings an out-of-memory is a failure, not a retry
 
@@ -30,6 +35,8 @@ class Scheduler:
         self.runs: deque[RunPlan] = deque(todo.runs(plan))
         self.running: dict[str, Job] = {}
         self.pending_sources: set[str] = set(todo.sources)
+        self.waiting: dict[str, list[EvalPlan]] = {}  # run id -> transfer evaluations waiting for a surrogate run
+        self.by_id: dict[str, RunPlan] = {r.id: r for r in plan.runs}
         self.retried = 0
         for sid in todo.sources:
             sp = plan.sources[sid]
@@ -37,13 +44,16 @@ class Scheduler:
             self.queue.append(Job("source", sid, label, str(coord.store.artifacts), source_plan=sp))
 
     def finished(self) -> bool:
-        return not self.queue and not self.runs and not self.running
+        return not self.queue and not self.runs and not self.running and not self.waiting
 
     def next_job(self) -> Job | None:
         """A job that may start now, or None (nothing ready until something running finishes)."""
         if self.queue:
             job = self.queue.popleft()
             self.running[job.unit_id] = job
+            return job
+        job = self._waiting_job()
+        if job is not None:
             return job
         for rp in list(self.runs):
             trained = self.coord.trained_info(rp.id)
@@ -58,17 +68,115 @@ class Scheduler:
                     self.coord.emit(ev.UnitFailed("run", rp.id, f"source {rp.source_id} failed: {err}"))
                     continue
             self.runs.remove(rp)
-            job = Job(
-                "run",
-                rp.id,
-                rp.label,
-                str(self.coord.store.artifacts),
-                run_plan=rp,
-                source_info=source,
-                trained=trained,
-                evals=tuple(e for e in rp.evals if e.id not in self.coord.store.done_evals(rp.id)),
-            )
+            evals = self._ready(rp, [ep for ep in rp.evals if ep.id not in self.coord.store.done_evals(rp.id)])
+            if trained is not None and not evals:
+                continue  # only evaluations waiting for a surrogate run are left
+            job = self._job(rp, source, trained, evals)
             self.running[job.unit_id] = job
+            return job
+        return None
+
+    # ---- transfer evaluations: surrogates and waiting --------------------------------------------------
+    def _ready(self, rp: RunPlan, evals: list[EvalPlan]) -> list[EvalPlan]:
+        """The evaluations that may run now; transfer evaluations whose surrogate run is not trained yet wait."""
+        ready = []
+        for e in evals:
+            sur = e.surrogate
+            if sur is not None and sur[0] == "run" and sur[1] != rp.id and self.coord.trained_info(sur[1]) is None:
+                have = self.waiting.setdefault(rp.id, [])
+                if e.id not in {w.id for w in have}:
+                    have.append(e)
+            else:
+                ready.append(e)
+        return ready
+
+    def _job(
+        self, rp: RunPlan, source: dict[str, Any] | None, trained: dict[str, Any] | None, evals: list[EvalPlan]
+    ) -> Job:
+        """A run's job, with what its transfer evaluations craft on and its stored FGSM/PGD rows."""
+        surrogates = {e.id: self._surrogate(rp, e, source) for e in evals if e.surrogate is not None}
+        stored = self.coord.store.attack_metrics(rp.id, ("fgsm", "pgd")) if trained is not None else {}
+        return Job(
+            "run",
+            rp.id,
+            rp.label,
+            str(self.coord.store.artifacts),
+            run_plan=rp,
+            source_info=source,
+            trained=trained,
+            evals=tuple(evals),
+            surrogates=surrogates,
+            stored=stored,
+        )
+
+    def _surrogate(self, rp: RunPlan, e: EvalPlan, source: dict[str, Any] | None) -> dict[str, Any]:
+        """What `runner.transfer.surrogate_model` needs: the source model of the run, or a trained sibling run
+        (its config, checkpoint and source); no checkpoint for the run itself (its job fills it in)."""
+        assert e.surrogate is not None
+        kind, uid = e.surrogate
+        if kind == "source":
+            src = source or {}
+            return {
+                "kind": "source",
+                "id": uid,
+                "checkpoint": src.get("checkpoint"),
+                "sha256": src.get("sha256"),
+                "num_classes": src.get("num_classes") or 0,
+                "model": rp.config["model"],
+                "seed": self.plan.sources[uid].config["seed"] or 0,
+            }
+        sib = self.by_id[uid]
+        trained = self.coord.trained_info(uid) if uid != rp.id else None
+        return {
+            "kind": "sibling",
+            "id": uid,
+            "checkpoint": trained["checkpoint"] if trained else None,
+            "sha256": trained["sha256"] if trained else None,
+            "num_classes": trained["num_classes"] if trained else None,
+            "config": sib.config,
+            "source": self.coord.source_info(sib.source_id) or {},
+            "seed": sib.config["seed"],
+        }
+
+    def _queued(self, run_id: str) -> bool:
+        return (
+            run_id in self.running
+            or any(r.id == run_id for r in self.runs)
+            or any(j.unit_id == run_id for j in self.queue)
+        )
+
+    def _waiting_job(self) -> Job | None:
+        """An evaluation-only job for a run whose waiting transfer evaluations can run now; fails a run whose
+        surrogate run failed (it cannot be evaluated until that one is fixed)."""
+        for rid, evals in list(self.waiting.items()):
+            if self._queued(rid):
+                continue  # the run itself is still to train (or training): its job comes first
+            ready = [e for e in evals if self.coord.trained_info(e.surrogate[1]) is not None]  # type: ignore[index]
+            stuck = [e for e in evals if e not in ready and not self._queued(e.surrogate[1])]  # type: ignore[index]
+            if stuck:
+                del self.waiting[rid]
+                sur = stuck[0].surrogate[1]  # type: ignore[index]
+                err = (self.coord.store.unit("run", sur) or {}).get("error") or "not trained"
+                self.coord.emit(
+                    ev.UnitFailed(
+                        "run", rid, f"transfer surrogate run {sur} failed ({err}); fix it and run the study again"
+                    )
+                )
+                continue
+            if not ready:
+                continue
+            trained = self.coord.trained_info(rid)
+            if trained is None:  # the run itself failed: its failure is recorded already
+                del self.waiting[rid]
+                continue
+            left = [e for e in evals if e not in ready]
+            if left:
+                self.waiting[rid] = left
+            else:
+                del self.waiting[rid]
+            rp = self.by_id[rid]
+            job = self._job(rp, self.coord.source_info(rp.source_id), trained, ready)
+            self.running[rid] = job
             return job
         return None
 
@@ -88,11 +196,10 @@ class Scheduler:
             # What the failed attempt finished stays done: a run trained before the crash only evaluates.
             rp = job.run_plan
             done = self.coord.store.done_evals(rp.id)
-            retry = replace(
-                retry,
-                trained=self.coord.trained_info(rp.id) or retry.trained,
-                evals=tuple(e for e in rp.evals if e.id not in done),
-            )
+            trained = self.coord.trained_info(rp.id) or retry.trained
+            redo = self._ready(rp, [ep for ep in job.evals if ep.id not in done])
+            fresh = self._job(rp, job.source_info, trained, redo)
+            retry = replace(retry, trained=trained, evals=fresh.evals, surrogates=fresh.surrogates, stored=fresh.stored)
         if retry is not None:
             self.retried += 1
             self.coord.emit(ev.UnitRetried(job.kind, job.unit_id, retry.retries[-1], retry.attempt, retry.batch_scale))

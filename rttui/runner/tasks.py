@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rttui.engine.attack_names import variant_label
 from rttui.runner import events as ev
 from rttui.runner import faults
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
@@ -30,11 +31,18 @@ class TaskOptions:
     label: str = ""
 
 
+def _scaled_batch(batch_size: int, opts: TaskOptions) -> int:
+    """A batch size scaled down after an out-of-memory (never below 1)."""
+    if opts.batch_scale == 1.0:
+        return batch_size
+    return max(1, int(int(batch_size) * opts.batch_scale))
+
+
 def _scaled(cfg: dict[str, Any], opts: TaskOptions) -> dict[str, Any]:
     """A config whose batch_size is scaled down after an out-of-memory (never below 1)."""
     if opts.batch_scale == 1.0 or "batch_size" not in cfg:
         return cfg
-    return {**cfg, "batch_size": max(1, int(int(cfg["batch_size"]) * opts.batch_scale))}
+    return {**cfg, "batch_size": _scaled_batch(cfg["batch_size"], opts)}
 
 
 def _training_hooks(
@@ -157,15 +165,15 @@ def train_source(
         torch.cuda.empty_cache()
     emit(
         ev.UnitTrained(
-            "source",
-            sp.id,
-            str(path),
-            sha,
-            num_classes,
-            acc,
-            n_test,
-            time.perf_counter() - t0,
-            {
+            kind="source",
+            unit_id=sp.id,
+            checkpoint=str(path),
+            sha256=sha,
+            num_classes=num_classes,
+            clean_acc=acc,
+            n_test=n_test,
+            seconds=time.perf_counter() - t0,
+            info={
                 **info,
                 "batch_size": train_cfg.get("batch_size"),
                 "weights": weights_info,
@@ -259,10 +267,18 @@ def run_target(
     emit: Emit,
     device: str | None = None,
     opts: TaskOptions | None = None,
+    *,
+    surrogates: dict[str, dict[str, Any]] | None = None,
+    stored: dict[str, list[dict[str, Any]]] | None = None,
 ) -> None:
-    """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations."""
+    """Fine-tune a run from its source (unless `trained` gives its checkpoint) and run the missing evaluations.
+
+    `surrogates` gives each transfer evaluation its surrogate (eval id -> spec; a spec without a checkpoint is
+    this run itself); `stored` the run's stored FGSM/PGD rows, for the cross-attack checks of an evaluation-only
+    job."""
     from rttui.engine import data, features, models, sanity, strategies, techniques, train
     from rttui.engine.evaluate import evaluate_attack
+    from rttui.runner.transfer import evaluate_transfer
 
     t0 = time.perf_counter()
     cfg = rp.config
@@ -301,15 +317,15 @@ def run_target(
         sha = models.save_checkpoint(model, path, {"kind": "run", "id": rp.id, "config": cfg})
         emit(
             ev.UnitTrained(
-                "run",
-                rp.id,
-                str(path),
-                sha,
-                task.num_classes,
-                acc,
-                len(task.test),
-                time.perf_counter() - t0,
-                {
+                kind="run",
+                unit_id=rp.id,
+                checkpoint=str(path),
+                sha256=sha,
+                num_classes=task.num_classes,
+                clean_acc=acc,
+                n_test=len(task.test),
+                seconds=time.perf_counter() - t0,
+                info={
                     **state.info(),
                     **(analysis.info if analysis is not None else {}),
                     **tech.info,
@@ -325,53 +341,97 @@ def run_target(
         if analysis is not None:
             emit(ev.LayersDone(rp.id, analysis.finish(model, state.frozen_groups).rows()))
         ckpt.clear()
+        own = {"checkpoint": str(path), "sha256": sha}
     else:
         models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
         acc, clean_pred = _clean_acc(model, task.test)
         train_path = _stored_train_path(trained)
+        own = {"checkpoint": trained["checkpoint"], "sha256": trained["sha256"]}
     model.eval()
-    results = {}
-    for e in evals:
+    results: dict[str, list[dict[str, Any]]] = {}
+    for ep in evals:
+        if ep.surrogate is not None:  # a transfer attack: crafted on its surrogate, classified here
+            spec = {**(surrogates or {})[ep.id]}
+            if spec["kind"] == "sibling" and spec["id"] == rp.id:  # its own surrogate: its checkpoint, read back
+                spec.update(own, num_classes=task.num_classes)
+            res, extra = evaluate_transfer(
+                model,
+                task.test,
+                cfg["target"],
+                ep,
+                spec,
+                artifacts,
+                clean_pred,
+                _scaled_batch(ep.batch_size, opts),
+                _progress(emit, "run", rp.id, f"eval:{ep.attack}"),
+                num_classes=task.num_classes,
+                precision=ep.precision,
+                compile_model=ep.compile,
+                train_path=train_path,
+            )
+            rows = res.metrics()
+            label = variant_label(ep.attack, ep.params)
+            wb = sanity.check_transfer(label, rows, results.get("pgd") or (stored or {}).get("pgd") or [])
+            emit(
+                ev.EvalDone(
+                    run_id=rp.id,
+                    eval_id=ep.id,
+                    attack=ep.attack,
+                    params=ep.params,
+                    epsilons=list(res.epsilons),
+                    mode=res.mode,
+                    n=len(res.labels),
+                    seconds=res.seconds,
+                    metrics=rows,
+                    samples=res.samples(),
+                    confusion=res.confusion(),
+                    checks=sanity.check_eval(label, rows) + ([wb] if wb else []),
+                    extra=extra,
+                )
+            )
+            continue
         res = evaluate_attack(
             model,
             task.test.x,
             task.test.y,
-            e.attack,
-            e.params,
-            list(e.epsilons),
-            e.config["mode"],
-            _scaled(e.config, opts)["batch_size"],
-            seed,
-            clean_pred,
-            _progress(emit, "run", rp.id, f"eval:{e.attack}"),
+            ep.attack,
+            ep.params,
+            list(ep.epsilons),
+            mode=ep.mode,
+            batch_size=_scaled_batch(ep.batch_size, opts),
+            seed=seed,
+            clean_pred=clean_pred,
+            on_progress=_progress(emit, "run", rp.id, f"eval:{ep.attack}"),
             num_classes=task.num_classes,
-            precision=e.config.get("precision", "fp32"),
-            compile_model=bool(e.config.get("compile", False)),
+            precision=ep.precision,
+            compile_model=ep.compile,
             train_path=train_path,
-            labels=e.config.get("labels", "true"),
+            labels=ep.config.get("labels", "true"),
         )
         rows = res.metrics()
-        results[e.attack] = rows
+        results[ep.attack] = rows
         emit(
             ev.EvalDone(
-                rp.id,
-                e.id,
-                e.attack,
-                e.params,
-                list(res.epsilons),
-                res.mode,
-                len(res.labels),
-                res.seconds,
-                rows,
-                res.samples(),
-                res.confusion(),
-                sanity.check_eval(e.attack, rows),
+                run_id=rp.id,
+                eval_id=ep.id,
+                attack=ep.attack,
+                params=ep.params,
+                epsilons=list(res.epsilons),
+                mode=res.mode,
+                n=len(res.labels),
+                seconds=res.seconds,
+                metrics=rows,
+                samples=res.samples(),
+                confusion=res.confusion(),
+                checks=sanity.check_eval(ep.attack, rows),
             )
         )
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.
     run_checks = techniques.technique_checks(model, cfg["technique"])
-    if "pgd" in results and "fgsm" in results:
-        run_checks.append(sanity.check_pair("pgd", results["pgd"], "fgsm", results["fgsm"]))
+    # What this job evaluated, else what is stored: an evaluation-only job keeps the run's cross-attack check.
+    both = {**(stored or {}), **results}
+    if "pgd" in both and "fgsm" in both:
+        run_checks.append(sanity.check_pair("pgd", both["pgd"], "fgsm", both["fgsm"]))
     if evals:
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
     if run_checks:

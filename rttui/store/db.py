@@ -1,7 +1,8 @@
 """The SQLite store (sqlite-utils, WAL): one writer (the process running a study), any number of readers.
 
-Read-only opens never create a file. A file that is not a database, or comes from a newer schema, is refused
-with a one-line error and left untouched.
+Read-only opens never create a file, and read a database on a read-only mount too. A file that is not a
+database, or comes from a newer schema, is refused with a one-line error and left untouched; SQLite's own
+errors (a damaged file, a full disk) become one line naming the file (`rttui.store.connection`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rttui.errors import StoreError
+from rttui.engine.attack_names import variant_label
+from rttui.errors import DatabaseDamaged, StoreError
+from rttui.store.connection import connect, damaged, is_damage, store_error
 
 SCHEMA_VERSION = 1
 
@@ -86,6 +89,11 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "n": int,
             "seconds": float,
             "created": float,
+            # transfer attacks: the surrogate unit (source or run id), its checkpoint's SHA-256, and the
+            # crafted-image file key per eps (JSON; files under <artifacts>/transfer/)
+            "surrogate_id": str,
+            "surrogate_sha256": str,
+            "crafted": str,
         },
         "id",
     ),
@@ -207,29 +215,40 @@ class Store:
         if not write and not p.exists():
             raise StoreError(f"{p}: no such database; run a study first (rttui run STUDY --db {p}) or pass --db")
         if write and p.exists() and not os.access(p, os.W_OK):
+            if hasattr(os, "statvfs") and os.statvfs(p).f_flag & os.ST_RDONLY:
+                raise StoreError(
+                    f"{p}: database is on a read-only file system; reading works, to run or change it copy it "
+                    "somewhere writable and pass that --db"
+                )
             raise StoreError(f"{p}: database is read-only; fix its permissions or pass another --db")
         if write and not p.exists() and not os.access(p.parent if str(p.parent) else Path("."), os.W_OK):
             raise StoreError(f"{p.parent}: directory is not writable; pass a --db in a writable directory")
+        conn = connect(p, write)
         try:
-            if write:
-                conn = sqlite3.connect(p, timeout=30, check_same_thread=False)
-            else:
-                conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
             store = cls(conn, p, write)
             store._check_or_init()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{p}: not a usable rttui database ({exc}); pass the right --db or move the file away"
-            ) from None
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise store_error(exc, p) or StoreError(
+                    f"{p}: not a usable rttui database ({exc}); pass the right --db or move the file away"
+                ) from None
+            raise
         return store
 
     def _check_or_init(self) -> None:
         tables = set(self.db.table_names())
         if "meta" in tables:
             row = self.conn.execute("select value from meta where key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else None
-            if version is None:
+            if row is None:
                 raise StoreError(f"{self.path}: database has no schema version; it was not written by rttui")
+            try:
+                version = int(row[0])
+            except (TypeError, ValueError):
+                raise DatabaseDamaged(
+                    f"{self.path}: database schema version {row[0]!r} is not a number; the file is damaged or was "
+                    "not written by rttui: restore it from a backup or pass another --db"
+                ) from None
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: database schema v{version} is newer than this rttui (v{SCHEMA_VERSION}); "
@@ -253,7 +272,10 @@ class Store:
             if set(TABLES) <= tables and not missing:
                 return  # nothing to create: the runner lock is the first write (a second runner is refused at once)
             self.db.enable_wal()
-            with self.conn:
+            # One transaction for every table, index and the version row: a creation that fails (a full disk)
+            # leaves no table behind, and the next open starts again from an empty file. Python's sqlite3 runs
+            # CREATE TABLE outside any transaction unless one was begun explicitly, hence atomic() (BEGIN).
+            with self.db.atomic():
                 for name, (cols, pk) in TABLES.items():
                     if name not in tables:
                         self.db[name].create(cols, pk=pk, not_null=None)
@@ -265,6 +287,32 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def integrity_problems(self, full: bool = False, limit: int = 100) -> list[str]:
+        """What SQLite's own check finds wrong with the file, [] when it is sound.
+
+        `quick_check` reads every page once (O(file size)) and checks the b-trees; `integrity_check` (full)
+        also checks that every index matches its table, which costs more. The raw sqlite3 call keeps SQLite's
+        own error: a page too broken to check is a finding; a disk or lock error is raised as one line.
+        """
+        pragma = "integrity_check" if full else "quick_check"
+        try:
+            rows = [str(r[0]) for r in sqlite3.Connection.execute(self.conn, f"pragma {pragma}({limit})").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                return [str(exc)]
+            raise store_error(exc, self.path) or exc from exc
+        return [] if rows == ["ok"] else rows
+
+    def check(self, full: bool = False) -> str:
+        """The file checked by SQLite: a one-line verdict, or DatabaseDamaged naming the damage and the fix."""
+        how = "integrity_check" if full else "quick_check"
+        t0 = time.perf_counter()
+        problems = self.integrity_problems(full)
+        if problems:
+            raise DatabaseDamaged(damaged(self.path, f"{how}: {_summary(problems)}"))
+        mib = self.path.stat().st_size / 2**20
+        return f"{self.path}: no damage found ({how} of {mib:.1f} MiB in {time.perf_counter() - t0:.2f} s)"
 
     def __enter__(self) -> Store:
         return self
@@ -296,27 +344,40 @@ class Store:
 
     # ---- lock: one runner per database -----------------------------------------------------------
     def acquire_lock(self, study: str) -> None:
-        """Refuse a second runner at once; a lock left by a dead process is taken over."""
+        """Refuse a second runner at once; a lock left by a dead process is taken over.
+
+        A runner taking the lock also has SQLite check the file (`quick_check`, before anything is written), so
+        it never adds results to a damaged database: readers of undamaged pages would not notice, and the damage
+        would grow.
+        """
         host = socket.gethostname()
         with self.conn:
             # BEGIN IMMEDIATE takes the write lock before the read, so two runners cannot both see "free".
             self.conn.execute("begin immediate")
             row = self.conn.execute("select pid, host, study from locks where name = 'runner'").fetchone()
+            held = False
             if row:
                 pid, lhost, lstudy = row
-                ours = lhost == host and pid == os.getpid()
-                if not ours and (lhost != host or _pid_alive(pid)):
+                held = lhost == host and pid == os.getpid()
+                if not held and (lhost != host or _pid_alive(pid)):
                     raise StoreError(
                         _busy(self.path, lstudy, pid, lhost, "wait for it to finish, or stop that process")
                     )
+            if not held:
+                self.check()  # damaged: raises, and the transaction ends with nothing written
             self.db["locks"].upsert(
                 {"name": "runner", "pid": os.getpid(), "host": host, "started": time.time(), "study": study},
                 pk="name",
             )
 
     def release_lock(self) -> None:
-        with self.conn:
-            self.conn.execute("delete from locks where name = 'runner' and pid = ?", (os.getpid(),))
+        """Give the runner lock back. Never raises: on a full or damaged disk the row may stay, and the next
+        runner takes over a lock whose process is gone (so an error here would only hide the first one)."""
+        try:
+            with self.conn:
+                self.conn.execute("delete from locks where name = 'runner' and pid = ?", (os.getpid(),))
+        except (StoreError, sqlite3.Error):
+            pass
 
     def runner_lock(self) -> dict[str, Any] | None:
         """The live runner's lock row, or None when no live runner holds the database."""
@@ -424,7 +485,7 @@ class Store:
     def merge_info(self, kind: str, uid: str, extra: dict[str, Any]) -> None:
         """Add keys to a unit's `info` JSON without losing what is there."""
         row = self.unit(kind, uid) or {}
-        info = json.loads(row.get("info") or "{}")
+        info = self._json(row.get("info") or "{}", f"the info of {kind} {uid}")
         self.update_unit(kind, uid, info={**info, **extra})
 
     # ---- requests: the small writes other processes may make while a runner holds the database ---------
@@ -509,6 +570,24 @@ class Store:
             self.db["layers"].insert_all(rows)
 
     # ---- reads ---------------------------------------------------------------------------------------
+    def _json(self, text: str, what: str) -> Any:
+        """A JSON column as rttui wrote it. Text that does not parse was damaged or edited by hand: one line
+        naming the file and the row, never a JSONDecodeError from deep inside a command."""
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise DatabaseDamaged(
+                f"{self.path}: {what} is not valid JSON ({exc}); the database was damaged or edited: restore it "
+                "from a backup, or run the study again into a new --db"
+            ) from None
+
+    def run_config(self, run_id: str) -> dict[str, Any]:
+        """The resolved config a run was trained with (its id is this config's hash)."""
+        row = self.conn.execute("select config from runs where id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {self.path}; run `rttui status` to list run ids")
+        return self._json(row[0], f"the config of run {run_id}")
+
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, tuple(params))
         cols = [d[0] for d in cur.description]
@@ -532,7 +611,7 @@ class Store:
 
     def study_spec(self, name: str) -> dict[str, Any] | None:
         rows = self.rows("select spec from studies where name = ?", (name,))
-        return json.loads(rows[0]["spec"]) if rows else None
+        return self._json(rows[0]["spec"], f"the spec of study {name!r}") if rows else None
 
     def runs(self, study: str | None = None) -> list[dict[str, Any]]:
         where, params = (
@@ -552,25 +631,49 @@ class Store:
         where, params = ("where sr.study = ?", [study]) if study else ("", [])
         # A database opened read-only may predate the `path` column (it is added when opened for writing).
         path_col = "m.path" if "path" in self.db["metrics"].columns_dict else "null as path"
+        sur_col = "e.surrogate_id" if "surrogate_id" in self.db["evaluations"].columns_dict else "null as surrogate_id"
         rows = self.rows(
             "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
             f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
             "r.config, "
-            "e.params as attack_params "
+            f"e.params as attack_params, {sur_col} "
             "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
             f"join evaluations e on e.id = m.eval_id {where} "
             "order by sr.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eps, r.seed",
             params,
         )
+        configs: dict[str, Any] = {}
         for r in rows:
-            cfg = json.loads(r.pop("config"))
+            rid = r["run_id"]
+            text = r.pop("config")
+            if rid not in configs:
+                configs[rid] = self._json(text, f"the config of run {rid}")
+            cfg = configs[rid]
             r["strategy_params"] = cfg["strategy"]["params"]
             r["technique_params"] = cfg["technique"]["params"]
-            r["attack_params"] = json.loads(r["attack_params"])
+            r["attack_params"] = self._json(r["attack_params"], f"the parameters of evaluation {r['eval_id']}")
+            # A transfer attack is named with its surrogate (transfer[source], ...), so two never pool.
+            r["attack_name"] = r["attack"]
+            r["attack"] = variant_label(r["attack"], r["attack_params"])
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
         return rows
+
+    def attack_metrics(self, run_id: str, attacks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The stored metric rows of a run's evaluations of these attacks (every parameter set), by attack: what
+        the cross-attack checks of a later evaluation compare against."""
+        names = list(attacks)
+        marks = ",".join("?" * len(names))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rows(
+            f"select m.* from metrics m join evaluations e on e.id = m.eval_id where m.run_id = ? "
+            f"and e.state = 'done' and m.attack in ({marks}) order by m.eval_id, m.eps",
+            (run_id, *names),
+        ):
+            r["random_start"] = bool(r["random_start"])
+            out.setdefault(r["attack"], []).append(r)
+        return out
 
     def checks(self, run_id: str | None = None) -> list[dict[str, Any]]:
         if run_id:
@@ -598,7 +701,8 @@ class Store:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for r in self.rows(f"select id, epsilons from evaluations where id in ({marks})", chunk):
-                out[r["id"]] = [float(e) for e in json.loads(r["epsilons"])]
+                grid = self._json(r["epsilons"], f"the epsilons of evaluation {r['id']}")
+                out[r["id"]] = [float(e) for e in grid]
         return out
 
     def samples(self, eval_id: str) -> list[dict[str, Any]]:
@@ -629,7 +733,7 @@ class Store:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for r in self.rows(f"select id, info from runs where id in ({marks})", chunk):
-                info = json.loads(r["info"]) if r["info"] else {}
+                info = self._json(r["info"], f"the info of run {r['id']}") if r["info"] else {}
                 if isinstance(info, dict) and info.get("classes"):
                     out[r["id"]] = [str(c) for c in info["classes"]]
         return out
@@ -648,7 +752,7 @@ class Store:
             for rid in orphans:
                 evals = [r[0] for r in self.conn.execute("select id from evaluations where run_id = ?", (rid,))]
                 for t in ("metrics", "samples", "confusion", "checks"):
-                    self.conn.executemany(f"delete from {t} where eval_id = ?", [(e,) for e in evals])
+                    self.conn.executemany(f"delete from {t} where eval_id = ?", [(eval_id,) for eval_id in evals])
                 self.conn.execute("delete from checks where run_id = ?", (rid,))
                 self.conn.execute("delete from evaluations where run_id = ?", (rid,))
                 self.conn.execute("delete from epochs where unit_id = ?", (rid,))
@@ -672,6 +776,13 @@ class Store:
             (study,),
         )
         return {r["unit_id"]: r for r in rows}
+
+
+def _summary(problems: list[str]) -> str:
+    """SQLite's findings in one line: the first, and how many there are."""
+    first = " ".join(problems[0].split())
+    first = first if len(first) <= 120 else first[:117] + "..."
+    return first if len(problems) == 1 else f"{len(problems)} problems, the first: {first}"
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:

@@ -188,6 +188,32 @@ ATTACK_PARAMS: dict[str, dict[str, Param]] = {
         "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
     },
     "autoattack": {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
+    # The transfer attack: crafted on a surrogate, classified by the run (rttui.engine.attacks.transfer).
+    "transfer": {
+        "surrogate": Param(
+            "source",
+            (str,),
+            "who crafts: 'source' (the pretrained source model the run was fine-tuned from, no head: feature-space "
+            "PGD) or 'sibling' (another fine-tuned run of the study, chosen by `sibling`: PGD on its cross-entropy)",
+            choices=("source", "sibling"),
+        ),
+        "sibling": Param(
+            None,
+            (dict,),
+            "surrogate = 'sibling': the run, by axis (model, strategy, technique, seed); an axis left out is the "
+            "target's own; seed = 'other' is the next seed of [study] seeds; {} is the target itself",
+            nullable=True,
+        ),
+        "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+        "steps": Param(10, (int,), "iterations on the surrogate", low=1, high=10_000),
+        "step_size": Param(None, NUM, "absolute step size; default rel_step_size * eps", low=0, nullable=True),
+        "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
+        "random_start": Param(True, (bool,), "start from a random point in the ball (the source attack needs it)"),
+        "restarts": Param(
+            1, (int,), "random restarts on the surrogate (sibling: the first that fools it is kept)", low=1
+        ),
+        "warm_start": Param(False, (bool,), "start each eps from the previous eps's crafted example"),
+    },
 }
 
 ATTACKS: dict[str, Entry] = {

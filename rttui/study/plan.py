@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rttui.study.spec import Study
+from rttui.study.spec import Block, Choice, Study
 
 # Bump when the meaning of a config changes in a way that makes old results incomparable.
 CONFIG_VERSION = 1
@@ -54,12 +54,25 @@ class SourcePlan:
 
 @dataclass(frozen=True)
 class EvalPlan:
+    """One attack over the epsilon grid on one run's model, with every setting the engine needs.
+
+    `config` is what the id hashes (and what the store keeps); the typed fields are read from it when the plan
+    is made, so no caller digs settings out of a dict.
+    """
+
     id: str
     run_id: str
     attack: str
     params: dict[str, Any]
     epsilons: tuple[float, ...]
     config: dict[str, Any]
+    mode: str = "sweep"  # sweep | independent
+    batch_size: int = 250
+    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA only)
+    compile: bool = False  # torch.compile the model for the attack
+    # The unit a transfer attack crafts on: ("source", source id) or ("run", run id); it must be trained before
+    # this evaluation runs (the scheduler waits for a sibling run). None for every other attack.
+    surrogate: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,7 @@ class Plan:
 
     @property
     def evals(self) -> list[EvalPlan]:
-        return [e for r in self.runs for e in r.evals]
+        return [ep for r in self.runs for ep in r.evals]
 
     def size(self) -> dict[str, Any]:
         """How big the study is, for a face to show while it is edited: units of work and a rough cost.
@@ -150,6 +163,7 @@ def make_plan(study: Study) -> Plan:
     """Expand every block into sources, runs and evaluations; duplicates across blocks collapse."""
     sources: dict[str, SourcePlan] = {}
     runs: dict[str, RunPlan] = {}
+    pending: list[tuple[str, str, Block, Choice]] = []
     for block in study.blocks:
         for model in block.models:
             m = model.as_dict()
@@ -173,6 +187,9 @@ def make_plan(study: Study) -> Plan:
                         rid = config_hash(rcfg)
                         evals = []
                         for attack in block.attacks:
+                            if attack.name == "transfer":  # its surrogate may be a run not expanded yet
+                                pending.append((rid, sid, block, attack))
+                                continue
                             params = dict(attack.params)
                             if attack.name in ATTACK_REVISIONS:
                                 params["revision"] = ATTACK_REVISIONS[attack.name]
@@ -191,17 +208,66 @@ def make_plan(study: Study) -> Plan:
                                     ecfg[key] = block.eval[key]
                             evals.append(
                                 EvalPlan(
-                                    config_hash(ecfg),
-                                    rid,
-                                    attack.name,
-                                    dict(params),
-                                    tuple(block.eval["epsilons"]),
-                                    ecfg,
+                                    id=config_hash(ecfg),
+                                    run_id=rid,
+                                    attack=attack.name,
+                                    params=dict(params),
+                                    epsilons=tuple(block.eval["epsilons"]),
+                                    config=ecfg,
+                                    mode=block.eval["mode"],
+                                    batch_size=int(block.eval["batch_size"]),
+                                    precision=block.eval.get("precision", "fp32"),
+                                    compile=bool(block.eval.get("compile", False)),
                                 )
                             )
                         if rid in runs:
                             # Same cell in two blocks: union of their evaluations.
-                            have = {e.id for e in runs[rid].evals}
-                            evals = list(runs[rid].evals) + [e for e in evals if e.id not in have]
+                            have = {ep.id for ep in runs[rid].evals}
+                            evals = list(runs[rid].evals) + [ep for ep in evals if ep.id not in have]
                         runs[rid] = RunPlan(rid, sid, rcfg, tuple(evals))
+    for rid, sid, block, attack in pending:
+        ep = _transfer_eval(study, block, attack, runs[rid], sid, runs)
+        if ep.id not in {other.id for other in runs[rid].evals}:
+            runs[rid] = RunPlan(rid, sid, runs[rid].config, (*runs[rid].evals, ep))
     return Plan(study, sources, tuple(runs.values()))
+
+
+def _transfer_eval(
+    study: Study, block: Block, attack: Choice, rp: RunPlan, sid: str, runs: dict[str, RunPlan]
+) -> EvalPlan:
+    """A transfer evaluation of run `rp`: its surrogate unit (the run's source, or the sibling run the selector
+    picks) joins the evaluation's identity, so a retrained surrogate is a new evaluation."""
+    from rttui.study.transfer import resolve_sibling
+
+    params = dict(attack.params)
+    if params.get("surrogate") == "sibling":
+        where = f"{study.path or study.name}: grid[{block.index}].attacks (transfer)"
+        configs = {r: p.config for r, p in runs.items()}
+        surrogate = ("run", resolve_sibling(where, rp.id, rp.config, params.get("sibling") or {}, configs, study.seeds))
+    else:
+        surrogate = ("source", sid)
+    ecfg = {
+        "run_id": rp.id,
+        "attack": attack.name,
+        "params": params,
+        "epsilons": list(block.eval["epsilons"]),
+        "mode": block.eval["mode"],
+        "batch_size": block.eval["batch_size"],
+        "surrogate": list(surrogate),
+    }
+    for key, default in (("precision", "fp32"), ("compile", False)):
+        if block.eval.get(key, default) != default:
+            ecfg[key] = block.eval[key]
+    return EvalPlan(
+        id=config_hash(ecfg),
+        run_id=rp.id,
+        attack=attack.name,
+        params=params,
+        epsilons=tuple(block.eval["epsilons"]),
+        config=ecfg,
+        mode=block.eval["mode"],
+        batch_size=int(block.eval["batch_size"]),
+        precision=block.eval.get("precision", "fp32"),
+        compile=bool(block.eval.get("compile", False)),
+        surrogate=surrogate,
+    )

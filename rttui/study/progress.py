@@ -15,7 +15,7 @@ from rttui.study.plan import Plan
 RUN_FIELDS = ("id", "dataset", "model", "strategy", "technique", "seed", "state", "error")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StudyRow:
     """One line of the studies list: a study file, a study in the database, or both."""
 
@@ -48,7 +48,9 @@ def study_row(
         state = "partial"
     else:
         state = "new"
-    return StudyRow(name, path, in_db, len(ids), done, failed, running, state)
+    return StudyRow(
+        name=name, path=path, in_db=in_db, runs=len(ids), done=done, failed=failed, running=running, state=state
+    )
 
 
 def plan_totals(plan: Plan) -> dict[str, tuple[int, int]]:

@@ -17,6 +17,7 @@ from typing import Any
 from rttui.errors import StudyError
 from rttui.study import catalog
 from rttui.study.catalog import Entry, Param
+from rttui.study.transfer import check_attacks as check_transfer_attacks
 
 TOP_KEYS = {
     "study",
@@ -190,7 +191,7 @@ def _axis(
         probs.add(key, "expected a non-empty list", f'e.g. {key.rsplit(".", 1)[-1]} = ["{next(iter(registry))}"]')
         return ()
     out = [c for i, v in enumerate(values) if (c := _resolve_choice(probs, f"{key}[{i}]", v, registry, defaults))]
-    names = [(c.name, tuple(sorted(c.params.items(), key=str))) for c in out]
+    names = [(c.name, repr(sorted(c.params.items(), key=str))) for c in out]  # values may be tables
     if len(set(names)) != len(names):
         probs.add(key, "lists the same value twice", "remove the duplicate")
     return tuple(out)
@@ -233,7 +234,7 @@ def _strategies(probs: _Problems, p: str, block: dict[str, Any], defaults: dict[
         c = _resolve_choice(probs, f"{key}[{i}]", {"name": "layer_freezing", "freeze": d}, catalog.STRATEGIES, defaults)
         if c is not None:
             out.append(c)
-    names = [(c.name, tuple(sorted(c.params.items(), key=str))) for c in out]
+    names = [(c.name, repr(sorted(c.params.items(), key=str))) for c in out]  # values may be tables
     if len(set(names)) != len(names):
         probs.add(key, "repeats a depth (or one the block's strategies already list)", "remove the duplicate")
     return tuple(out)
@@ -342,8 +343,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         source = _resolve_section(probs, f"{p}.source", catalog.SOURCE_KEYS, raw.get("source"), b.get("source"))
         target = _resolve_section(probs, f"{p}.target", catalog.TARGET_KEYS, raw.get("target"), b.get("target"))
         train = _resolve_section(probs, f"{p}.train", catalog.TRAIN_KEYS, raw.get("train"), b.get("train"))
-        ev = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
-        ev["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", ev["epsilons"])
+        eval_cfg = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
+        eval_cfg["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", eval_cfg["epsilons"])
         for sec_name, sec in (("source", source), ("target", target)):
             if not catalog.dataset_known(sec["dataset"]):
                 probs.add(
@@ -367,8 +368,22 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         )
         attack_names = b.get("attacks", list(tables["attacks"]) or ["fgsm", "pgd"])
         attacks = _axis(probs, f"{p}.attacks", attack_names, catalog.ATTACKS, tables["attacks"])
+        check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
         bname = b.get("name", f"block{i}")
-        blocks.append(Block(i, str(bname), source, target, train, ev, models, strategies, techniques, attacks))
+        blocks.append(
+            Block(
+                index=i,
+                name=str(bname),
+                source=source,
+                target=target,
+                train=train,
+                eval=eval_cfg,
+                models=models,
+                strategies=strategies,
+                techniques=techniques,
+                attacks=attacks,
+            )
+        )
     probs.raise_if_any()
     return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw)
 

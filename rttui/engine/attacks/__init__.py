@@ -1,10 +1,11 @@
 """Attacks, one per module, all in [0, 1] pixel space on eval-mode models (see base.py for the contract), and
 the registry of their sweep drivers (registry.py; the drivers are in sweep.py).
 
-Importing this package imports `sweep`, whose drivers register themselves in `registry.REGISTRY`.
+Importing this package imports `sweep` and `transfer`, whose drivers register themselves in `registry.REGISTRY`
+(transfer.py holds the transfer attack: crafted on a surrogate model, classified by the target).
 """
 
-from rttui.engine.attacks import sweep
+from rttui.engine.attacks import sweep, transfer
 from rttui.engine.attacks.base import attack_mode, perturbation_norm, project
 from rttui.engine.attacks.fgsm import fgsm, fgsm_grid
 from rttui.engine.attacks.pgd import pgd
@@ -22,4 +23,5 @@ __all__ = [
     "project",
     "register_attack",
     "sweep",
+    "transfer",
 ]

@@ -50,6 +50,8 @@ class Sweep:
     to_dev: Callable[[torch.Tensor], torch.Tensor]
     on_progress: Any = None
     num_classes: int | None = None
+    batch_size: int = 250
+    surrogate: Any = None  # the transfer attack's `attacks.transfer.Surrogate`; None for white-box attacks
 
     @property
     def norm(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.message import Message
 from textual.widgets import Select, Static
@@ -90,7 +91,8 @@ class AnalysisScreen(RttuiScreen):
     def fill_picker(self, wid: str, values: list[str], value: object, with_all: bool = False) -> None:
         """Offer `values` (after `all` when `with_all`) and select `value` if it is one of them, else `all`."""
         sel = self.query_one(wid, Select)
-        opts = ([(ALL, ALL)] if with_all else []) + [(v, v) for v in values]
+        # Text prompts: labels such as `transfer[source]` are not markup (a str prompt would lose "[source]").
+        opts = ([(ALL, ALL)] if with_all else []) + [(Text(v), v) for v in values]
         sel.set_options(opts)
         if value is not None and value in values:
             sel.value = value

@@ -2,7 +2,9 @@
 editing, and save a TOML file that `rttui run` accepts unchanged.
 
 The form edits a copy of the study's parsed TOML (`Study.raw`), so keys the form does not show (extra grid
-blocks, model kwargs, descriptions) survive a load-edit-save round trip.
+blocks, model kwargs, descriptions) survive a load-edit-save round trip. What the widgets show for a study and
+what they hold back into it is `rttui.tui.study_form` (pure, tested without an app); this screen only moves
+values between that `Form` and the widgets. The model search is its own widget (`widgets.model_search`).
 """
 
 from __future__ import annotations
@@ -17,68 +19,23 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Checkbox, Footer, Header, Input, Label, OptionList, Select, SelectionList, Static
+from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, SelectionList, Static
 
 from rttui import api
 from rttui.errors import RttuiError
-from rttui.tui.messages import ModelsListed, StudyChecked
+from rttui.tui.messages import StudyChecked
 from rttui.tui.screens.base import RttuiScreen
-
-# A new study: small enough to run offline on a CPU in about a minute.
-TEMPLATE: dict[str, Any] = {
-    "study": {"name": "new-study", "seeds": [0, 1, 2]},
-    "source": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "epochs": 4},
-    "target": {"dataset": "digits", "classes": [5, 6, 7, 8, 9], "image_size": 16, "test_size": 100},
-    "train": {"epochs": 2, "lr": 0.002},
-    "eval": {"epsilons": [0.01, 0.03, 0.05]},
-    "attacks": {"fgsm": {}, "pgd": {"steps": 10}},
-    "grid": [{"models": ["test_resnet"], "strategies": ["full", "feature_extraction"]}],
-}
-
-# (input id, section, key, label, kind): kind is "list" for comma-separated lists, else a scalar.
-FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("f-name", "study", "name", "name", "str"),
-    ("f-seeds", "study", "seeds", "seeds", "list"),
-    ("f-src-classes", "source", "classes", "classes", "list"),
-    ("f-src-epochs", "source", "epochs", "epochs", "scalar"),
-    ("f-tgt-classes", "target", "classes", "classes", "list"),
-    ("f-tgt-image", "target", "image_size", "image size", "scalar"),
-    ("f-tgt-test", "target", "test_size", "test size", "scalar"),
-    ("f-tgt-train", "target", "train_size", "train size", "scalar"),
-    ("f-train-epochs", "train", "epochs", "epochs", "scalar"),
-    ("f-train-lr", "train", "lr", "lr", "scalar"),
-    ("f-train-batch", "train", "batch_size", "batch size", "scalar"),
-    ("f-eps", "eval", "epsilons", "epsilons", "list"),
+from rttui.tui.study_form import (
+    AXES,
+    FIELDS,
+    TEMPLATE,
+    Form,
+    form_from_study,
+    param_id,
+    show_value,
+    study_from_form,
 )
-
-
-def parse_value(text: str, kind: str) -> Any:
-    """A field's text as a TOML value: `3` -> 3, `0.1` -> 0.1, `true` -> True, `half` -> "half"."""
-    text = text.strip()
-    if not text:
-        return None
-    if kind == "list" and not text.startswith("["):
-        text = f"[{text}]"
-    if kind == "str":
-        return text
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def show_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(show_value(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _name(item: Any) -> str:
-    return item["name"] if isinstance(item, dict) else str(item)
+from rttui.tui.widgets.model_search import ModelSearch
 
 
 class ParamsChanged(Message):
@@ -98,7 +55,6 @@ class BuilderScreen(RttuiScreen):
         super().__init__()
         self.catalog = api.catalog()
         self.raw: dict[str, Any] = copy.deepcopy(TEMPLATE)
-        self.models: list[str] = []
         self.errors: list[str] = []
         self.info: dict[str, Any] = {}
         self.checked = 0
@@ -135,8 +91,7 @@ class BuilderScreen(RttuiScreen):
                 yield self._row("batch size", Input(id="f-train-batch", compact=True))
                 yield Static("models (timm names)", classes="section-title")
                 yield self._row("models", Input(id="f-models", compact=True, placeholder="test_resnet, resnet50"))
-                yield self._row("search", Input(id="f-model-search", compact=True, placeholder="type to search timm"))
-                yield OptionList(id="f-model-matches", compact=True)
+                yield ModelSearch(api.model_names)
                 yield Static("strategies", classes="section-title")
                 yield SelectionList(*self._choices("strategies"), id="f-strategies", compact=True)
                 yield from self._params("strategies")
@@ -156,34 +111,33 @@ class BuilderScreen(RttuiScreen):
     def _choices(self, axis: str) -> list[tuple[str, str, bool, bool]]:
         # (prompt, value, selected, disabled): names the engine does not implement yet are shown, not offered.
         out = []
-        for e in self.catalog[axis]:
-            label = e["name"] if e["implemented"] else f"{e['name']} (not implemented)"
-            out.append((label, e["name"], False, not e["implemented"]))
+        for entry in self.catalog[axis]:
+            label = entry["name"] if entry["implemented"] else f"{entry['name']} (not implemented)"
+            out.append((label, entry["name"], False, not entry["implemented"]))
         return [(p, v, s) for p, v, s, _ in out]
 
     def _params(self, axis: str) -> ComposeResult:
-        for e in self.catalog[axis]:
-            if not e["implemented"]:
+        for entry in self.catalog[axis]:
+            if not entry["implemented"]:
                 continue
-            for k, p in e["params"].items():
+            for k, p in entry["params"].items():
                 yield self._row(
-                    f"{e['name'][:6]}.{k}"[:14],
+                    f"{entry['name'][:6]}.{k}"[:14],
                     Input(
-                        id=f"p-{axis}-{e['name']}-{k}",
+                        id=param_id(axis, entry["name"], k),
                         compact=True,
                         placeholder=f"{show_value(p['default']) or '-'}: {p['help']}",
-                        tooltip=f"[{axis}.{e['name']}] {k}: {p['help']}",
+                        tooltip=f"[{axis}.{entry['name']}] {k}: {p['help']}",
                     ),
                 )
 
     def on_mount(self) -> None:
         super().on_mount()
-        for axis in ("strategies", "techniques", "attacks"):
+        for axis in AXES:
             sl = self.query_one(f"#f-{axis}", SelectionList)
-            for i, e in enumerate(self.catalog[axis]):
-                if not e["implemented"]:
+            for i, entry in enumerate(self.catalog[axis]):
+                if not entry["implemented"]:
                     sl.get_option_at_index(i).disabled = True
-        self.query_one("#f-model-matches", OptionList).display = False
         self.on_screen_resume()
 
     def on_screen_resume(self) -> None:
@@ -220,34 +174,24 @@ class BuilderScreen(RttuiScreen):
     def _fill(self, path: str) -> None:
         """Put self.raw into the widgets (without treating that as an edit)."""
         self._filling = True
-        raw = self.raw
-        block = (raw.get("grid") or [{}])[0]
+        form = form_from_study(self.raw, self.catalog)
         self.query_one("#f-path", Input).value = path
-        for fid, sec, key, _, _ in FIELDS:
-            self.query_one(f"#{fid}", Input).value = show_value((raw.get(sec) or {}).get(key))
-        for sec, wid in (("source", "#f-src-dataset"), ("target", "#f-tgt-dataset")):
-            ds = (raw.get(sec) or {}).get("dataset", "digits")
-            sel = self.query_one(wid, Select)
-            if ds in {d["name"] for d in self.catalog["datasets"]}:
-                sel.value = ds
-        self.query_one("#f-src-pretrained", Checkbox).value = bool((raw.get("source") or {}).get("pretrained"))
-        self.query_one("#f-models", Input).value = ", ".join(_name(m) for m in block.get("models", []))
-        chosen = {
-            "strategies": [_name(s) for s in block.get("strategies", [])],
-            "techniques": [_name(s) for s in block.get("techniques", ["none"])],
-            "attacks": [_name(s) for s in block.get("attacks", list(raw.get("attacks", {})) or ["fgsm", "pgd"])],
-        }
-        for axis, names in chosen.items():
+        for fid, *_ in FIELDS:
+            self.query_one(f"#{fid}", Input).value = form.fields[fid]
+        for wid, ds in (("#f-src-dataset", form.source_dataset), ("#f-tgt-dataset", form.target_dataset)):
+            if ds is not None:
+                self.query_one(wid, Select).value = ds
+        self.query_one("#f-src-pretrained", Checkbox).value = form.pretrained
+        self.query_one("#f-models", Input).value = form.models
+        for axis in AXES:
             sl = self.query_one(f"#f-{axis}", SelectionList)
             sl.deselect_all()
-            for n in names:
-                if n in {e["name"] for e in self.catalog[axis] if e["implemented"]}:
-                    sl.select(n)
-            for e in self.catalog[axis]:
-                for k in e["params"]:
-                    w = self.query(f"#p-{axis}-{e['name']}-{k}")
-                    if w:
-                        w.first(Input).value = show_value(((raw.get(axis) or {}).get(e["name"]) or {}).get(k))
+            for name in form.selected[axis]:
+                sl.select(name)
+        for pid, text in form.params.items():
+            w = self.query(f"#{pid}")
+            if w:
+                w.first(Input).value = text
         self.call_after_refresh(self._done_filling)
 
     def _done_filling(self) -> None:
@@ -255,72 +199,27 @@ class BuilderScreen(RttuiScreen):
         self._changed()
 
     # ---- the form back into a study ----------------------------------------------------------------
+    def form(self) -> Form:
+        """What the widgets hold now."""
+        return Form(
+            fields={fid: self.query_one(f"#{fid}", Input).value for fid, *_ in FIELDS},
+            source_dataset=self.query_one("#f-src-dataset", Select).value,  # type: ignore[arg-type]
+            target_dataset=self.query_one("#f-tgt-dataset", Select).value,  # type: ignore[arg-type]
+            pretrained=self.query_one("#f-src-pretrained", Checkbox).value,
+            models=self.query_one("#f-models", Input).value,
+            selected={axis: list(self.query_one(f"#f-{axis}", SelectionList).selected) for axis in AXES},
+            params={w.id: w.value for w in self.query(Input) if w.id and w.id.startswith("p-")},
+        )
+
     def collect(self) -> dict[str, Any]:
         """The study the form shows, as a TOML-ready dict (self.raw with the form's values applied)."""
-        raw = copy.deepcopy(self.raw)
-
-        def put(sec: str, key: str, value: Any) -> None:
-            table = raw.setdefault(sec, {})
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = value
-
-        for fid, sec, key, _, kind in FIELDS:
-            put(sec, key, parse_value(self.query_one(f"#{fid}", Input).value, kind))
-        put("source", "dataset", self.query_one("#f-src-dataset", Select).value)
-        put("target", "dataset", self.query_one("#f-tgt-dataset", Select).value)
-        pre = self.query_one("#f-src-pretrained", Checkbox).value
-        put("source", "pretrained", True if pre else None)
-        grid = raw.setdefault("grid", [{}])
-        if not grid:
-            grid.append({})
-        block = grid[0]
-        old = {axis: {_name(x): x for x in block.get(axis, [])} for axis in ("models", "strategies", "techniques")}
-        models = [m.strip() for m in self.query_one("#f-models", Input).value.split(",") if m.strip()]
-        block["models"] = [old["models"].get(m, m) for m in models]
-        for axis in ("strategies", "techniques"):
-            names = self.query_one(f"#f-{axis}", SelectionList).selected
-            if axis == "techniques" and axis not in block and names == ["none"]:
-                continue  # the default: leave the file as it was
-            block[axis] = [old[axis].get(n, n) for n in names]
-        attacks = self.query_one("#f-attacks", SelectionList).selected
-        tables = raw.setdefault("attacks", {})
-        if "attacks" in block:
-            block["attacks"] = list(attacks)
-        for a in list(tables):
-            if a not in attacks and not any(a in map(_name, b.get("attacks", [])) for b in grid[1:]):
-                del tables[a]
-        for a in attacks:
-            tables.setdefault(a, {})
-        for axis in ("strategies", "techniques", "attacks"):
-            for e in self.catalog[axis]:
-                for k in e["params"]:
-                    w = self.query(f"#p-{axis}-{e['name']}-{k}")
-                    if not w:
-                        continue
-                    v = parse_value(w.first(Input).value, "scalar")
-                    if axis == "attacks" and e["name"] not in attacks:
-                        continue
-                    t = raw.setdefault(axis, {}).setdefault(e["name"], {})
-                    if v is None:
-                        t.pop(k, None)
-                    else:
-                        t[k] = v
-                    if axis != "attacks" and not t:
-                        raw[axis].pop(e["name"], None)
-            if axis in raw and not raw[axis] and axis != "attacks":
-                raw.pop(axis)
-        return raw
+        return study_from_form(self.raw, self.form(), self.catalog)
 
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
     @on(SelectionList.SelectedChanged)
     def _edited(self, event: Message) -> None:
-        if getattr(event, "input", None) is not None and event.input.id == "f-model-search":  # type: ignore[attr-defined]
-            self._search(event.value)  # type: ignore[attr-defined]
-            return
         if not self._filling:
             self._changed()
 
@@ -349,7 +248,7 @@ class BuilderScreen(RttuiScreen):
 
     def on_study_checked(self, msg: StudyChecked) -> None:
         self.checked += 1
-        self.errors = [e.removeprefix("study: ") for e in msg.error.splitlines()] if msg.error else []
+        self.errors = [line.removeprefix("study: ") for line in msg.error.splitlines()] if msg.error else []
         self.info = msg.info
         size = self.query_one("#b-size", Static)
         if msg.info:
@@ -361,59 +260,14 @@ class BuilderScreen(RttuiScreen):
             )
         else:
             size.update("[b]not valid yet[/b]")
-        self.query_one("#b-errors", Static).update("\n".join(f"✗ {e}" for e in self.errors))
+        self.query_one("#b-errors", Static).update("\n".join(f"✗ {line}" for line in self.errors))
         self.query_one("#b-toml", Static).update(msg.text)
 
-    # ---- model search (timm's list is loaded once, in a worker) ----------------------------------------
-    def _search(self, text: str) -> None:
-        matches = self.query_one("#f-model-matches", OptionList)
-        if not text.strip():
-            matches.display = False
-            return
-        matches.display = True
-        if not self.models:
-            matches.clear_options()
-            matches.add_option("loading timm's model list…")
-            if not getattr(self, "_loading", False):
-                self._loading = True
-
-                def load() -> None:
-                    try:
-                        self.post_message(ModelsListed(api.model_names()))
-                    except Exception as exc:
-                        self.post_message(ModelsListed([], str(exc)))
-
-                self.run_in_thread(load, "timm-models")
-            return
-        q = text.strip().lower()
-        hits = [m for m in self.models if q in m.lower()]
-        hits.sort(key=lambda m: (not m.lower().startswith(q), len(m), m))
-        matches.clear_options()
-        matches.add_options(hits[:50] or ["no timm model matches"])
-
-    def on_models_listed(self, msg: ModelsListed) -> None:
-        self._loading = False
-        if msg.error:
-            self.tell(f"timm models could not be listed: {msg.error}", severity="error")
-            return
-        self.models = msg.names
-        self._search(self.query_one("#f-model-search", Input).value)
-
-    @on(Input.Submitted, "#f-model-search")
-    def _pick_first(self) -> None:
-        matches = self.query_one("#f-model-matches", OptionList)
-        if matches.option_count and self.models:
-            idx = matches.highlighted if matches.highlighted is not None else 0
-            self._add_model(str(matches.get_option_at_index(idx).prompt))
-
-    @on(OptionList.OptionSelected, "#f-model-matches")
-    def _picked(self, event: OptionList.OptionSelected) -> None:
-        if self.models:
-            self._add_model(str(event.option.prompt))
+    # ---- a model picked in the search widget joins the models field ----------------------------------------
+    def on_model_search_picked(self, msg: ModelSearch.Picked) -> None:
+        self._add_model(msg.name)
 
     def _add_model(self, name: str) -> None:
-        if name not in self.models:
-            return
         w = self.query_one("#f-models", Input)
         have = [m.strip() for m in w.value.split(",") if m.strip()]
         if name not in have:

@@ -3,11 +3,7 @@ tests (as set up on T-test), the flat records, or a figure, as CSV, Markdown, La
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
-from typing import Any
 
 from rich.markup import escape
 from textual import on
@@ -42,18 +38,6 @@ class Exported(Message):
         self.preview = preview
         self.written = written
         self.error = error
-
-
-def records_text(records: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(records, indent=2, default=str) + "\n"
-    buf = io.StringIO()
-    fields = list(records[0]) if records else []
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    for r in records:
-        w.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()})
-    return buf.getvalue()
 
 
 class ExportScreen(RttuiScreen):
@@ -159,7 +143,7 @@ class ExportScreen(RttuiScreen):
                     self.post_message(Exported("", [str(f) for f in files]))
                     return
                 if what == "records":
-                    text = records_text(api.export_records(db, study), fmt)
+                    text = api.records_text(api.export_records(db, study), fmt)  # what `rttui export` writes
                 elif what == "table":
                     q = rq if rq.get("study") == study else {}
                     comp = api.compare(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -104,7 +105,7 @@ class PlotsScreen(RttuiScreen):
         self.choices[wid] = values
         old = sel.value
         with sel.prevent(Select.Changed):
-            sel.set_options([(v, v) for v in values])
+            sel.set_options([(Text(v), v) for v in values])  # plain text: `transfer[source]` is not markup
             if old in values:
                 sel.value = old
             elif default is not None:

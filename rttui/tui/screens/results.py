@@ -52,6 +52,7 @@ class ResultsScreen(AnalysisScreen):
         Binding("w", "cycle('rows')", "Rows", tooltip="next row axis"),
         Binding("o", "cycle('cols')", "Cols", tooltip="next column axis"),
         Binding("slash", "filter", "Filter", tooltip="filter: axis=value, comma separated (e.g. strategy=full)"),
+        Binding("x", "transfer", "Transfer", tooltip="transfer attacks: surrogate x target matrix"),
         Binding("f5", "refresh", "Refresh", show=False, tooltip="read the database again now"),
     ]
 
@@ -113,6 +114,11 @@ class ResultsScreen(AnalysisScreen):
 
     def action_filter(self) -> None:
         self.query_one("#r-where", Input).focus()
+
+    def action_transfer(self) -> None:
+        from rttui.tui.screens.transfer import TransferScreen
+
+        self.app.push_screen(TransferScreen())
 
     def cycle_values(self, which: str) -> list[str]:
         if which in ("rows", "cols"):

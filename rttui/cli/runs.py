@@ -1,0 +1,239 @@
+"""Commands about running studies: run (with live progress and the result tables at the end), cancel, retry,
+status, the stored sanity checks and a run's layer analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from rttui import api
+from rttui.cli.options import DbOpt, FormatOpt
+from rttui.cli.output import check_format, err, out, print_json
+from rttui.errors import RttuiError
+
+app = typer.Typer()
+
+
+@app.command()
+def run(
+    study: Annotated[Path, typer.Argument(help="study TOML file")],
+    db: DbOpt = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", help="worker processes (default: one per GPU when several, else in-process)"),
+    ] = None,
+    devices: Annotated[
+        str | None, typer.Option("--devices", help="comma-separated devices, one worker each: cuda:0,cuda:1")
+    ] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) or ray")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (default: start a local one)")
+    ] = None,
+    retries: Annotated[int, typer.Option("--retries", help="retries of a unit whose worker died")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    json_events: Annotated[bool, typer.Option("--json-events", help="one JSON event per line on stdout")] = False,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="the whole path at tiny scale, into DB's .smoke.db; the DB is not touched")
+    ] = False,
+    random_weights: Annotated[
+        bool, typer.Option("--random-weights", help="with --smoke: random init instead of timm's pretrained weights")
+    ] = False,
+) -> None:
+    """Run (or resume) a study: train sources and runs, attack them, store everything, print the results."""
+    from rttui.cli.progress import JsonListener, RichListener
+    from rttui.cli.render import accuracy_tables, checks_table
+
+    _term_is_interrupt()
+    api.ensure_no_runner(db)  # a second runner is refused before the study is even read
+    s = api.validate_study(study)
+    opts: dict[str, Any] = {
+        "workers": workers,
+        "devices": [d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+        "executor": executor,
+        "address": address,
+        "max_retries": retries,
+    }
+    if smoke or random_weights:  # smoke: its own database and a pass/fail summary instead of result tables
+        if not smoke:
+            raise RttuiError("--random-weights only goes with --smoke; to train from scratch set pretrained = false")
+        with RichListener(err, quiet=quiet or json_events) as rich:
+            listener = JsonListener() if json_events else rich
+            res = api.run_smoke(s, db, listener, device, random_weights=random_weights, **opts)
+        for line in res["lines"]:
+            (err if json_events else out).print(line, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(0 if res["passed"] else 130 if res["cancelled"] else 1)
+    if json_events:
+        result = api.run_study(s, db, JsonListener(), device, **opts)
+        _exit_status(result)
+        return
+    with RichListener(err, quiet=quiet) as listener:
+        result = api.run_study(s, db, listener, device, **opts)
+    if result["cancelled"]:
+        _exit_status(result)
+    records = api.export_records(db, s.name)
+    summary = api.summary(records)
+    report_eps = s.blocks[0].eval.get("report_eps")
+    for t in accuracy_tables(summary, report_eps, title=f"{s.name}: "):
+        out.print(t)
+    labels = {
+        r["id"]: f"{r['model']}/{r['strategy']}/{r['technique']}/s{r['seed']}" for r in api.status(db, s.name)["runs"]
+    }
+    ct = checks_table([c for c in api.checks(db) if c["run_id"] in labels], labels)
+    if ct is not None:
+        out.print(ct)
+    _exit_status(result)
+
+
+def _exit_status(result: dict[str, Any]) -> None:
+    """Exit 130 when cancelled (like Ctrl-C), 1 when a unit failed, else return."""
+    if result["cancelled"]:
+        err.print("rttui: cancelled; finished work is stored, run the same command again to resume")
+        raise typer.Exit(130)
+    if result["failed"]:
+        err.print(f"rttui: {result['failed']} unit(s) failed; see `rttui status --db ...` for the reasons")
+        raise typer.Exit(1)
+
+
+def _term_is_interrupt() -> None:
+    """SIGTERM (a TUI stopping its detached run, a job scheduler) stops as cleanly as Ctrl-C."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def cancel(db: DbOpt = None) -> None:
+    """Ask the study running on this database to stop; it stops within a second and the next run resumes."""
+    lock = api.cancel(db)
+    if lock is None:
+        out.print("no runner holds this database; nothing to cancel")
+    else:
+        out.print(f"cancel requested: study {lock['study']!r} in process {lock['pid']} on {lock['host']}")
+
+
+@app.command()
+def retry(run_id: Annotated[str, typer.Argument(help="id of a failed run")], db: DbOpt = None) -> None:
+    """Ask the running runner to run a failed run again (without a runner, `rttui run` retries failed runs)."""
+    lock = api.retry(db, run_id)
+    if lock is None:
+        out.print("no runner holds this database; `rttui run STUDY` retries every failed run")
+    else:
+        out.print(f"retry of {run_id} requested from process {lock['pid']}")
+
+
+@app.command("check-db")
+def check_db(
+    db: DbOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="integrity_check: also every index (slower)")] = False,
+) -> None:
+    """Have SQLite check the database file for damage (quick_check; integrity_check with --full)."""
+    out.print(api.check_db(db, full), highlight=False)
+
+
+@app.command()
+def status(
+    db: DbOpt = None,
+    study: Annotated[str | None, typer.Option(help="only this study's runs")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List studies and runs with their states (read-only)."""
+    check_format(fmt, ("table", "json"))
+    st = api.status(db, study)
+    if fmt == "json":
+        print_json(st)
+        return
+    if st["runner"]:
+        r = st["runner"]
+        out.print(f"runner: study {r['study']!r} running in process {r['pid']} on {r['host']}")
+    t = Table(title="studies", title_justify="left")
+    for c in ("study", "runs", "done", "failed", "running", "path"):
+        t.add_column(c)
+    for s in st["studies"]:
+        t.add_row(
+            s["name"],
+            str(s["runs"]),
+            str(s["done"] or 0),
+            str(s["failed"] or 0),
+            str(s["running"] or 0),
+            s["path"] or "",
+        )
+    out.print(t)
+    t = Table(title="runs", title_justify="left")
+    for c in (
+        "run id",
+        "dataset",
+        "model",
+        "strategy",
+        "technique",
+        "seed",
+        "state",
+        "epoch",
+        "clean",
+        "error",
+    ):
+        t.add_column(c)
+    for r in st["runs"]:
+        t.add_row(
+            r["id"],
+            r["dataset"],
+            r["model"],
+            r["strategy"],
+            r["technique"],
+            str(r["seed"]),
+            r["state"],
+            str(r["epoch"] or "-"),
+            f"{r['clean_acc']:.3f}" if r["clean_acc"] is not None else "-",
+            escape((r["error"] or "")[:80]),
+        )
+    out.print(t)
+
+
+@app.command()
+def checks(
+    db: DbOpt = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Show the sanity checks stored with the evaluations (adv <= clean, monotone in eps, PGD <= FGSM)."""
+    check_format(fmt, ("table", "json"))
+    rows = api.checks(db, run_id)
+    if fmt == "json":
+        print_json(rows)
+        return
+    t = Table(title="sanity checks", title_justify="left")
+    for c in ("run", "check", "level", "message"):
+        t.add_column(c)
+    for c in rows:
+        t.add_row(c["run_id"], c["check"], c["level"], escape(c["message"]))
+    out.print(t)
+
+
+@app.command()
+def layers(
+    run_id: Annotated[str, typer.Option("--run", help="run id (from `rttui status` or export records' run_id)")],
+    db: DbOpt = None,
+    fmt: FormatOpt = "table",
+    images: Annotated[int, typer.Option("--images", min=2, help="size of the fixed batch of target images")] = 128,
+    recompute: Annotated[bool, typer.Option("--recompute", help="compute again even if stored")] = False,
+    no_store: Annotated[bool, typer.Option("--no-store", help="compute and print, but do not write the database")] = (
+        False
+    ),
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu)")] = None,
+) -> None:
+    """A run's layer analysis per depth group: gradient flow of the target loss and CKA before/after fine-tuning."""
+    check_format(fmt, ("table", "json"))
+    rows = api.layers(db, run_id, images, recompute=recompute, store=not no_store, device=device)
+    if fmt == "json":
+        print_json(rows)
+        return
+    from rttui.cli.render import layers_table
+
+    out.print(layers_table(rows, run_id))

@@ -1,0 +1,187 @@
+"""The Builder's form as plain data, and the mapping between it and a study (`Study.raw`, the parsed TOML).
+
+`form_from_study` says what every field, picker and parameter box shows for a study; `study_from_form` applies
+what they hold back onto a copy of the study, so keys the form does not show (extra grid blocks, model kwargs,
+descriptions, inline strategy tables) survive a load-edit-save round trip. Pure functions over dicts and
+strings: no widgets, no Textual, no I/O, so the rules are unit-tested without an app.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+# A new study: small enough to run offline on a CPU in about a minute.
+TEMPLATE: dict[str, Any] = {
+    "study": {"name": "new-study", "seeds": [0, 1, 2]},
+    "source": {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "epochs": 4},
+    "target": {"dataset": "digits", "classes": [5, 6, 7, 8, 9], "image_size": 16, "test_size": 100},
+    "train": {"epochs": 2, "lr": 0.002},
+    "eval": {"epsilons": [0.01, 0.03, 0.05]},
+    "attacks": {"fgsm": {}, "pgd": {"steps": 10}},
+    "grid": [{"models": ["test_resnet"], "strategies": ["full", "feature_extraction"]}],
+}
+
+# (input id, section, key, label, kind): kind is "list" for comma-separated lists, else a scalar.
+FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("f-name", "study", "name", "name", "str"),
+    ("f-seeds", "study", "seeds", "seeds", "list"),
+    ("f-src-classes", "source", "classes", "classes", "list"),
+    ("f-src-epochs", "source", "epochs", "epochs", "scalar"),
+    ("f-tgt-classes", "target", "classes", "classes", "list"),
+    ("f-tgt-image", "target", "image_size", "image size", "scalar"),
+    ("f-tgt-test", "target", "test_size", "test size", "scalar"),
+    ("f-tgt-train", "target", "train_size", "train size", "scalar"),
+    ("f-train-epochs", "train", "epochs", "epochs", "scalar"),
+    ("f-train-lr", "train", "lr", "lr", "scalar"),
+    ("f-train-batch", "train", "batch_size", "batch size", "scalar"),
+    ("f-eps", "eval", "epsilons", "epsilons", "list"),
+)
+AXES = ("strategies", "techniques", "attacks")
+
+
+def parse_value(text: str, kind: str) -> Any:
+    """A field's text as a TOML value: `3` -> 3, `0.1` -> 0.1, `true` -> True, `half` -> "half"."""
+    text = text.strip()
+    if not text:
+        return None
+    if kind == "list" and not text.startswith("["):
+        text = f"[{text}]"
+    if kind == "str":
+        return text
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def show_value(value: Any) -> str:
+    """A study value as a field shows it (the inverse of `parse_value`): lists comma-separated, "" for unset."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(show_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def entry_name(item: Any) -> str:
+    """The name of an axis value, written either as a name or as an inline table {name = ...}."""
+    return item["name"] if isinstance(item, dict) else str(item)
+
+
+def param_id(axis: str, name: str, key: str) -> str:
+    """The widget id of one parameter box: `p-attacks-pgd-steps`."""
+    return f"p-{axis}-{name}-{key}"
+
+
+@dataclass
+class Form:
+    """What the Builder's widgets hold, as text and choices (no widgets).
+
+    `fields`: FIELDS input id -> text; `selected`: axis -> the names ticked in its list; `params`: parameter
+    box id (`param_id`) -> text. Datasets are None where the study names one the pickers do not offer.
+    """
+
+    fields: dict[str, str] = field(default_factory=dict)
+    source_dataset: str | None = "digits"
+    target_dataset: str | None = "digits"
+    pretrained: bool = False
+    models: str = ""
+    selected: dict[str, list[str]] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def form_from_study(raw: dict[str, Any], catalog: dict[str, Any]) -> Form:
+    """What each widget shows for a study: its first grid block's models and axes, the top-level sections, and
+    the parameters of each catalog entry. Names the engine does not implement are never ticked."""
+    block = (raw.get("grid") or [{}])[0]
+    datasets = {d["name"] for d in catalog["datasets"]}
+    form = Form()
+    for fid, sec, key, _, _ in FIELDS:
+        form.fields[fid] = show_value((raw.get(sec) or {}).get(key))
+    src = (raw.get("source") or {}).get("dataset", "digits")
+    tgt = (raw.get("target") or {}).get("dataset", "digits")
+    form.source_dataset = src if src in datasets else None
+    form.target_dataset = tgt if tgt in datasets else None
+    form.pretrained = bool((raw.get("source") or {}).get("pretrained"))
+    form.models = ", ".join(entry_name(m) for m in block.get("models", []))
+    chosen = {
+        "strategies": [entry_name(s) for s in block.get("strategies", [])],
+        "techniques": [entry_name(s) for s in block.get("techniques", ["none"])],
+        "attacks": [entry_name(s) for s in block.get("attacks", list(raw.get("attacks", {})) or ["fgsm", "pgd"])],
+    }
+    for axis, names in chosen.items():
+        offered = {entry["name"] for entry in catalog[axis] if entry["implemented"]}
+        form.selected[axis] = [n for n in names if n in offered]
+        for entry in catalog[axis]:
+            for k in entry["params"]:
+                value = ((raw.get(axis) or {}).get(entry["name"]) or {}).get(k)
+                form.params[param_id(axis, entry["name"], k)] = show_value(value)
+    return form
+
+
+def study_from_form(raw: dict[str, Any], form: Form, catalog: dict[str, Any]) -> dict[str, Any]:
+    """The study the form shows, as a TOML-ready dict: a copy of `raw` with the form's values applied.
+
+    Only the first grid block is edited; an empty field removes its key (the default applies); a strategy or
+    technique listed as an inline table keeps its table; an attack table is dropped when no block uses it any
+    more; parameter tables of unchecked attacks are left as they were.
+    """
+    raw = copy.deepcopy(raw)
+
+    def put(sec: str, key: str, value: Any) -> None:
+        table = raw.setdefault(sec, {})
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+    for fid, sec, key, _, kind in FIELDS:
+        put(sec, key, parse_value(form.fields.get(fid, ""), kind))
+    put("source", "dataset", form.source_dataset)
+    put("target", "dataset", form.target_dataset)
+    put("source", "pretrained", True if form.pretrained else None)
+    grid = raw.setdefault("grid", [{}])
+    if not grid:
+        grid.append({})
+    block = grid[0]
+    old = {axis: {entry_name(x): x for x in block.get(axis, [])} for axis in ("models", "strategies", "techniques")}
+    models = [m.strip() for m in form.models.split(",") if m.strip()]
+    block["models"] = [old["models"].get(m, m) for m in models]
+    for axis in ("strategies", "techniques"):
+        names = form.selected.get(axis, [])
+        if axis == "techniques" and axis not in block and names == ["none"]:
+            continue  # the default: leave the file as it was
+        block[axis] = [old[axis].get(n, n) for n in names]
+    attacks = form.selected.get("attacks", [])
+    tables = raw.setdefault("attacks", {})
+    if "attacks" in block:
+        block["attacks"] = list(attacks)
+    for a in list(tables):
+        if a not in attacks and not any(a in map(entry_name, b.get("attacks", [])) for b in grid[1:]):
+            del tables[a]
+    for a in attacks:
+        tables.setdefault(a, {})
+    for axis in AXES:
+        for entry in catalog[axis]:
+            for k in entry["params"]:
+                pid = param_id(axis, entry["name"], k)
+                if pid not in form.params:
+                    continue
+                v = parse_value(form.params[pid], "scalar")
+                if axis == "attacks" and entry["name"] not in attacks:
+                    continue
+                t = raw.setdefault(axis, {}).setdefault(entry["name"], {})
+                if v is None:
+                    t.pop(k, None)
+                else:
+                    t[k] = v
+                if axis != "attacks" and not t:
+                    raw[axis].pop(entry["name"], None)
+        if axis in raw and not raw[axis] and axis != "attacks":
+            raw.pop(axis)
+    return raw
