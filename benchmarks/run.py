@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rttui.engine import features
+from rttui.engine import features, ta_catalogue
 from rttui.engine.attacks.deepfool import deepfool_step, project_and_check
 from rttui.engine.data import load_task
 from rttui.engine.evaluate import evaluate_attack, predict
@@ -274,6 +274,9 @@ def main() -> int:
         from throughput import main as throughput_main
 
         return throughput_main(a)
+    if not ta_catalogue.installed():  # the baselines are torchattacks' attacks
+        print(f"benchmarks/run.py needs torchattacks for its baselines; {ta_catalogue.INSTALL}", file=sys.stderr)
+        return 2
     size = 16 if a.quick else 32
     dev = torch.device(a.device)
     seed_everything(a.seed)

@@ -165,7 +165,9 @@ class CompareTable:
         if self.params_label:
             parts.append(f"attack{'s' if ';' in self.params_label else ''} {self.params_label}")
         if self.eps is not None:
-            parts.append(f"ε = {self.eps:g} (L∞, [0, 1] pixels)")
+            norms = sorted({str(p.get("norm", "linf")) for p in self.params_by_attack.values()} or {"linf"})
+            label = " / ".join({"linf": "L∞", "l2": "L2"}.get(n, n) for n in norms)
+            parts.append(f"ε = {self.eps:g} ({label}, [0, 1] pixels)")
         if self.n_test:
             parts.append(f"{'/'.join(map(str, self.n_test))} test images")
         parts.append("drop = standard − adversarial (points)")

@@ -19,6 +19,7 @@ from rttui.store import Store
 from rttui.study import Plan, Study, check_models, make_plan, parse_study
 from rttui.study.files import study_toml
 from rttui.study.progress import metrics_by_run, plan_totals, run_progress
+from rttui.study.spec import slurm_options
 
 __all__ = [
     "cancel",
@@ -46,20 +47,25 @@ def run_study(
     check_data_first: bool = True,
     workers: int | None = None,
     devices: list[str] | None = None,
-    executor: str = "local",
+    executor: str | None = None,
     address: str | None = None,
     max_retries: int = 1,
+    slurm: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a study into the database; returns counts of what happened.
 
     executor "local": in this process when one worker will do (no start-up cost), else a pool of worker
     processes (`workers` CPU workers, or one per device in `devices`, or one per visible GPU when there are
     several). executor "ray": each unit is a Ray task (`address` of an existing cluster, else a local one).
+    executor "slurm": each unit is a SLURM job (submitit), options from the study's `[run.slurm]` with `slurm`
+    (`KEY=VALUE` strings) on top. No executor given: the study's `[run] executor`, else local.
     The runner lock is taken before anything else is written or loaded, so a second runner is refused at once.
     """
     from rttui.runner.executors import check_options, make_executor
 
+    executor = executor or study.run.get("executor") or "local"
     check_options(executor, workers)
+    slurm_opts = slurm_options(study, slurm) if executor == "slurm" or slurm else None
     check_models(study)
     plan: Plan = make_plan(study)
     store = Store.open(db_path(db), write=True)
@@ -70,7 +76,15 @@ def run_study(
                 check_data(study)
             from rttui.runner.local import execute
 
-            runner = make_executor(executor, workers=workers, devices=devices, device=device, address=address)
+            runner = make_executor(
+                executor,
+                workers=workers,
+                devices=devices,
+                device=device,
+                address=address,
+                slurm=slurm_opts,
+                artifacts=store.artifacts,
+            )
             coord = execute(plan, store, listener, device, stop, runner, max_retries)
         finally:
             store.release_lock()

@@ -30,11 +30,16 @@ def run(
     devices: Annotated[
         str | None, typer.Option("--devices", help="comma-separated devices, one worker each: cuda:0,cuda:1")
     ] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) or ray")] = "local",
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="local (default), ray, or slurm (default: the study's [run])")
+    ] = None,
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (default: start a local one)")
     ] = None,
     retries: Annotated[int, typer.Option("--retries", help="retries of a unit whose worker died")] = 1,
+    slurm: Annotated[
+        list[str] | None, typer.Option("--slurm", help="SLURM job option KEY=VALUE over [run.slurm], repeatable")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     json_events: Annotated[bool, typer.Option("--json-events", help="one JSON event per line on stdout")] = False,
     smoke: Annotated[
@@ -57,6 +62,7 @@ def run(
         "executor": executor,
         "address": address,
         "max_retries": retries,
+        "slurm": slurm,
     }
     if smoke or random_weights:  # smoke: its own database and a pass/fail summary instead of result tables
         if not smoke:

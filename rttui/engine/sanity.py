@@ -9,7 +9,16 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
+from rttui.engine import ta_catalogue
+
 ITERATIVE = {"pgd", "autoattack", "deepfool"}
+
+
+def iterative(attack: str) -> bool:
+    """Whether an attack iterates (then accuracy rising with epsilon beyond noise points to a weak attack); the
+    torchattacks catalogue's classes do, except its single-step ones (FGSM, FFGSM)."""
+    c = ta_catalogue.offered().get(attack)
+    return attack in ITERATIVE or (c is not None and not c.single_step)
 
 
 def _tolerance(n: int) -> int:
@@ -40,8 +49,8 @@ def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     else:
         a, b = max(rises, key=lambda ab: ab[1]["n_adv_correct"] - ab[0]["n_adv_correct"])
         d = b["n_adv_correct"] - a["n_adv_correct"]
-        level = "info" if attack not in ITERATIVE or d <= _tolerance(a["n"]) else "warning"
-        why = "a single step can overshoot" if attack == "fgsm" else "points to a weak attack"
+        level = "info" if not iterative(attack) or d <= _tolerance(a["n"]) else "warning"
+        why = "points to a weak attack" if iterative(attack) else "a single step can overshoot"
         if transfer:  # independent mode: an example crafted for a larger ball can transfer worse
             why = "an example crafted at a larger eps can transfer worse"
         out.append(

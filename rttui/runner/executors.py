@@ -2,7 +2,8 @@
 
 In-process is fastest for small CPU studies (no worker start-up); with several GPUs (or `workers` / `devices`
 asking for more than one worker) a pool runs one worker process per device; `executor="ray"` runs each unit as
-a Ray task. torch is imported only when the choice needs it (to count GPUs). Never import a face here.
+a Ray task; `executor="slurm"` runs each unit as a SLURM job through submitit (slurm_executor.py). torch is
+imported only when the choice needs it (to count GPUs). Never import a face here.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from typing import Any
 
 from rttui.errors import RttuiError
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "slurm")
 
 
 def check_options(executor: str, workers: int | None) -> None:
     """Refuse an unknown executor or a worker count below one, before anything is loaded or written."""
     if executor not in EXECUTORS:
-        raise RttuiError(f"--executor {executor!r} is not known; use local or ray")
+        raise RttuiError(f"--executor {executor!r} is not known; use local, ray or slurm")
     if workers is not None and workers < 1:
         raise RttuiError(f"--workers {workers} must be at least 1")
 
@@ -30,8 +31,17 @@ def make_executor(
     devices: list[str] | None = None,
     device: str | None = None,
     address: str | None = None,
+    slurm: dict[str, Any] | None = None,
+    artifacts: Any = None,
 ) -> Any:
-    """The executor for these options (see the module doc); sets torch's thread count when in-process."""
+    """The executor for these options (see the module doc); sets torch's thread count when in-process.
+    A SLURM executor checks first that `artifacts` is shared with the nodes (`preflight`, one line if not)."""
+    if executor == "slurm":
+        from rttui.runner.slurm_executor import SlurmExecutor
+
+        runner = SlurmExecutor(slurm or {}, artifacts)
+        runner.preflight()
+        return runner
     if executor == "ray":
         from rttui.runner.ray_executor import RayExecutor
 

@@ -675,6 +675,58 @@ class Store:
             out.setdefault(r["attack"], []).append(r)
         return out
 
+    def sample_records(self, study: str | None = None) -> list[dict[str, Any]]:
+        """One flat record per (study, run, evaluation, test sample): the per-sample outcomes with the run's axes
+        and every parameter of the run and the attack (what a notebook's DataFrame of samples reads)."""
+        where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        rows = self.rows(
+            "select sr.study, s.run_id, r.dataset, r.model, r.strategy, r.technique, r.seed, e.attack, e.mode, "
+            "s.eval_id, s.idx, s.label, s.clean_pred, s.clean_correct, s.fooled_mask, s.first_fooled_eps, "
+            "s.min_norm, e.epsilons, e.params as attack_params, r.config "
+            "from samples s join evaluations e on e.id = s.eval_id join runs r on r.id = s.run_id "
+            f"join study_runs sr on sr.run_id = r.id {where} "
+            "order by sr.study, r.dataset, r.model, r.strategy, r.technique, e.attack, r.seed, s.idx",
+            params,
+        )
+        for r in rows:
+            self._unpack_config(r)
+            r["attack_params"] = json.loads(r["attack_params"])
+            r["epsilons"] = [float(x) for x in json.loads(r["epsilons"])]
+            r["clean_correct"] = bool(r["clean_correct"])
+        return rows
+
+    def epoch_records(self, study: str | None = None) -> list[dict[str, Any]]:
+        """One flat record per training epoch of every unit of a study (its runs and their sources), with the
+        unit's axes and its strategy/technique parameters (sources have no strategy or technique)."""
+        where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        runs = self.rows(
+            "select distinct sr.study, 'run' as kind, r.id as unit_id, r.source_id, r.dataset, r.model, r.strategy, "
+            "r.technique, r.seed, ep.epoch, ep.loss, ep.train_acc, ep.seconds, r.config "
+            "from epochs ep join runs r on r.id = ep.unit_id join study_runs sr on sr.run_id = r.id "
+            f"{where} order by sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, ep.epoch",
+            params,
+        )
+        for r in runs:
+            self._unpack_config(r)
+        sources = self.rows(
+            "select distinct sr.study, 'source' as kind, so.id as unit_id, so.id as source_id, so.dataset, "
+            "so.model, so.seed, ep.epoch, ep.loss, ep.train_acc, ep.seconds "
+            "from epochs ep join sources so on so.id = ep.unit_id join runs r on r.source_id = so.id "
+            f"join study_runs sr on sr.run_id = r.id {where} "
+            "order by sr.study, so.dataset, so.model, so.seed, ep.epoch",
+            params,
+        )
+        for s in sources:
+            s.update({"strategy": None, "technique": None, "strategy_params": {}, "technique_params": {}})
+        return sources + runs
+
+    @staticmethod
+    def _unpack_config(r: dict[str, Any]) -> None:
+        """Replace a row's `config` JSON by the run's strategy and technique parameters."""
+        cfg = json.loads(r.pop("config"))
+        r["strategy_params"] = cfg["strategy"]["params"]
+        r["technique_params"] = cfg["technique"]["params"]
+
     def checks(self, run_id: str | None = None) -> list[dict[str, Any]]:
         if run_id:
             return self.rows('select * from checks where run_id = ? order by eval_id, "check"', (run_id,))

@@ -3,15 +3,18 @@
 This is the one place that fixes the vocabulary of a study (strategies, techniques, attacks, datasets and the
 keys of each section). It imports nothing heavy, so validation and `--help` stay fast; the engine implements
 each name and a test checks that both sides agree. Attack names and their help come from the engine's
-torch-free `rttui.engine.attack_names` (the list its attack registry is checked against).
+torch-free `rttui.engine.attack_names` (the list its attack registry is checked against); the torchattacks
+catalogue (`ta:CW`, `ta:Square`, ...) comes from `rttui.engine.ta_catalogue` and is offered by `attacks()` when
+that extra is installed.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from rttui.engine import attack_names
+from rttui.engine import attack_names, ta_catalogue
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,66 @@ ATTACKS: dict[str, Entry] = {
     name: Entry(name, info.help, ATTACK_PARAMS.get(name, {})) for name, info in attack_names.ATTACKS.items()
 }
 
+
+def _ta_param(c: ta_catalogue.TaClass, key: str, default: Any) -> Param:
+    """A torchattacks constructor argument as a study parameter: its type from its default (counts are ints,
+    other numbers take floats too), non-negative numbers, and the choices rttui knows for strings."""
+    if key == "norm":
+        return Param(default, (str,), "threat model (the eps-ball)", choices=ta_catalogue.norm_choices(c))
+    help = f"torchattacks {c.name}(..., {key}=...)"
+    if key == "alpha":
+        return Param(None, NUM, "absolute step size (default: rel_alpha * eps)", low=0, nullable=True)
+    if key == "rel_alpha":
+        return Param(default, NUM, "step size as a fraction of eps (torchattacks' own ratio)", low=0)
+    if isinstance(default, bool):
+        return Param(default, (bool,), help)
+    if isinstance(default, int) and key in ta_catalogue.COUNTS:
+        return Param(default, (int,), help, low=0)
+    if isinstance(default, int | float):
+        return Param(default, NUM, help, low=0)
+    return Param(default, (str,), help, choices=c.choices.get(key, ()))
+
+
+TA_ATTACKS: dict[str, Entry] = {
+    name: Entry(
+        name,
+        f"torchattacks {c.name}: {c.help}",
+        {k: _ta_param(c, k, v) for k, v in ta_catalogue.study_params(c).items()},
+    )
+    for name, c in ta_catalogue.offered().items()
+}
+
+
+def attacks() -> dict[str, Entry]:
+    """The attacks a study may name now: rttui's own, plus the torchattacks catalogue when that extra is installed
+    (asked each time, so installing it needs no restart of anything that only validates)."""
+    return {**ATTACKS, **TA_ATTACKS} if ta_catalogue.installed() else dict(ATTACKS)
+
+
+def attack_problem(name: str) -> tuple[str, str] | None:
+    """Why a study may not name this attack, as (problem, fix); None when it may."""
+    if name in ATTACKS:
+        return None
+    if not name.startswith(ta_catalogue.PREFIX):
+        return None if name in attacks() else ("unknown attack", "")  # the caller suggests close names
+    cls = name[len(ta_catalogue.PREFIX) :]
+    c = ta_catalogue.CLASSES.get(cls)
+    if c is None:
+        by_lower = {n.lower(): n for n in (x.name for x in ta_catalogue.CLASSES.values() if x.kind != "refused")}
+        close = [by_lower[m] for m in difflib.get_close_matches(cls.lower(), list(by_lower), n=3, cutoff=0.5)]
+        hint = (
+            "did you mean " + " or ".join(repr(ta_catalogue.PREFIX + n) for n in close) + "?"
+            if close
+            else "choose one of " + ", ".join(TA_ATTACKS)
+        )
+        return f"unknown torchattacks attack {name!r}", hint
+    if c.kind == "refused":
+        return f"{name} is not offered: {c.reason}", "remove it from the study"
+    if not ta_catalogue.installed():
+        return f"{name} needs the torchattacks extra, which is not installed", ta_catalogue.INSTALL
+    return None
+
+
 DATASETS: dict[str, str] = {
     "digits": "scikit-learn's bundled 8x8 handwritten digits (offline; resized, 3 channels)",
     "cifar10": "CIFAR-10, 50k train / 10k test 32x32 in 10 classes (python batches; download = true allowed)",
@@ -343,6 +406,44 @@ MODEL_KEYS: dict[str, Param] = {
     "std": Param(None, (list,), "per-channel std for this model's weights", nullable=True),
 }
 
+# How a study runs (the `[run]` table; the command line overrides it). Execution only: none of it is part of a
+# run's config, so it never changes a run id.
+RUN_KEYS: dict[str, Param] = {
+    "executor": Param(
+        None,
+        (str,),
+        "where units run when --executor is not given: local, ray or slurm",
+        choices=("local", "ray", "slurm"),
+        nullable=True,
+    ),
+}
+
+# `[run.slurm]` (or `--slurm KEY=VALUE`): the SLURM executor's job options (submitit).
+SLURM_KEYS: dict[str, Param] = {
+    "partition": Param(None, (str,), "partition (sbatch --partition)", nullable=True),
+    "time": Param(60, (int, str), "time limit per unit: minutes, or 'HH:MM:SS' / 'D-HH:MM:SS' (sbatch --time)"),
+    "gpus_per_task": Param(0, (int,), "GPUs per unit (sbatch --gpus-per-task)", low=0, high=64),
+    "cpus_per_task": Param(1, (int,), "CPU cores per unit, also its torch threads (sbatch --cpus-per-task)", low=1),
+    "mem_gb": Param(None, NUM, "memory per unit in GB (sbatch --mem)", low=0, nullable=True),
+    "account": Param(None, (str,), "account charged (sbatch --account)", nullable=True),
+    "sbatch": Param({}, (dict,), "extra sbatch options, e.g. { qos = 'high', constraint = 'a100' }"),
+    "setup": Param([], (list,), "shell lines run before each unit, e.g. ['module load cuda']"),
+    "max_jobs": Param(
+        None, (int,), "units queued or running at once (default: every ready unit)", low=1, nullable=True
+    ),
+    "array_parallelism": Param(256, (int,), "jobs of one array running at once (sbatch --array=...%N)", low=1),
+    "probe_timeout": Param(
+        600, NUM, "seconds to wait for the start-up probe job (checks the shared filesystem)", low=1
+    ),
+    "folder": Param(None, (str,), "submitit's job folder (default: <db stem>.artifacts/slurm)", nullable=True),
+    "cluster": Param(
+        "slurm",
+        (str,),
+        "'slurm' (sbatch), or 'local': submitit's local executor, the same path without sbatch (tests, one machine)",
+        choices=("slurm", "local"),
+    ),
+}
+
 
 # ---- the catalog as plain data, for faces that build pickers from it --------------------------------------
 def params_data(params: dict[str, Param]) -> dict[str, dict[str, Any]]:
@@ -379,7 +480,7 @@ def as_data() -> dict[str, Any]:
     return {
         "strategies": entries_data(STRATEGIES),
         "techniques": entries_data(TECHNIQUES),
-        "attacks": entries_data(ATTACKS),
+        "attacks": entries_data(attacks()),
         "datasets": [{"name": k, "help": v} for k, v in DATASETS.items()],
         "sections": {
             "source": params_data(SOURCE_KEYS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ TOP_KEYS = {
     "techniques",
     "models",
     "grid",
+    "run",
 }
 BLOCK_KEYS = {
     "models",
@@ -83,6 +85,8 @@ class Study:
     blocks: tuple[Block, ...]
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # The resolved `[run]` table (executor, and `slurm` job options): how to run, never part of a run's config.
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 class _Problems:
@@ -94,6 +98,11 @@ class _Problems:
 
     def add(self, key: str, problem: str, fix: str) -> None:
         self.items.append(f"{self.where}: {key}: {problem}; {fix}")
+
+    def add_once(self, key: str, problem: str, fix: str) -> None:
+        """Add a problem that names its own subject (an attack needing an extra) once, however many keys hit it."""
+        if not any(item.endswith(f": {problem}; {fix}") for item in self.items):
+            self.add(key, problem, fix)
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -163,8 +172,10 @@ def _resolve_choice(
     item: Any,
     registry: dict[str, Entry],
     defaults: dict[str, Any],
+    problem: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> Choice | None:
-    """An axis value is a name or an inline table {name = ..., param = ...}."""
+    """An axis value is a name or an inline table {name = ..., param = ...}. An attack the catalog knows but may not
+    run here (a torchattacks one without the extra, or one it refuses) gets its own reason."""
     if isinstance(item, str):
         name, inline = item, {}
     elif isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -173,6 +184,10 @@ def _resolve_choice(
         probs.add(key, f"expected a name or {{name = ...}}, got {item!r}", "write a quoted name")
         return None
     entry = registry.get(name)
+    why = problem(name) if problem is not None else None
+    if why is not None and why[1]:
+        probs.add_once(key, *why)
+        return None
     if entry is None:
         probs.add(key, f"unknown name {name!r}", _suggest(name, registry))
         return None
@@ -185,12 +200,19 @@ def _resolve_choice(
 
 
 def _axis(
-    probs: _Problems, key: str, values: Any, registry: dict[str, Entry], defaults: dict[str, Any]
+    probs: _Problems,
+    key: str,
+    values: Any,
+    registry: dict[str, Entry],
+    defaults: dict[str, Any],
+    problem: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> tuple[Choice, ...]:
     if not isinstance(values, list) or not values:
         probs.add(key, "expected a non-empty list", f'e.g. {key.rsplit(".", 1)[-1]} = ["{next(iter(registry))}"]')
         return ()
-    out = [c for i, v in enumerate(values) if (c := _resolve_choice(probs, f"{key}[{i}]", v, registry, defaults))]
+    out = [
+        c for i, v in enumerate(values) if (c := _resolve_choice(probs, f"{key}[{i}]", v, registry, defaults, problem))
+    ]
     names = [(c.name, repr(sorted(c.params.items(), key=str))) for c in out]  # values may be tables
     if len(set(names)) != len(names):
         probs.add(key, "lists the same value twice", "remove the duplicate")
@@ -320,9 +342,13 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
             probs.add(sec, f"expected tables such as [{sec}.NAME]", f"write parameters under [{sec}.NAME]")
             t = {}
         tables[sec] = t
+    attack_entries = catalog.attacks()
     for aname in tables["attacks"]:
-        if aname not in catalog.ATTACKS:
-            probs.add(f"attacks.{aname}", "unknown attack", _suggest(aname, catalog.ATTACKS))
+        why = catalog.attack_problem(aname)
+        if why is not None and why[1]:
+            probs.add_once(f"attacks.{aname}", *why)
+        elif aname not in attack_entries:
+            probs.add(f"attacks.{aname}", "unknown attack", _suggest(aname, attack_entries))
     for sname in tables["strategies"]:
         if sname not in catalog.STRATEGIES:
             probs.add(f"strategies.{sname}", "unknown strategy", _suggest(sname, catalog.STRATEGIES))
@@ -367,7 +393,7 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
             probs, f"{p}.techniques", b.get("techniques", ["none"]), catalog.TECHNIQUES, tables["techniques"]
         )
         attack_names = b.get("attacks", list(tables["attacks"]) or ["fgsm", "pgd"])
-        attacks = _axis(probs, f"{p}.attacks", attack_names, catalog.ATTACKS, tables["attacks"])
+        attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
         bname = b.get("name", f"block{i}")
         blocks.append(
@@ -384,8 +410,92 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
                 attacks=attacks,
             )
         )
+    run = _run_table(probs, raw.get("run"))
     probs.raise_if_any()
-    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw)
+    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw, run)
+
+
+def _run_table(probs: _Problems, table: Any) -> dict[str, Any]:
+    """`[run]`: the default executor, and `[run.slurm]` job options (defaults filled, every value checked)."""
+    if table is None:
+        table = {}
+    if not isinstance(table, dict):
+        probs.add("run", f"expected a table, got {table!r}", "write it as [run] with key = value lines")
+        table = {}
+    out = _resolve_section(probs, "run", {**catalog.RUN_KEYS, "slurm": Param({}, (dict,), "")}, table)
+    out["slurm"] = _slurm_section(probs, "run.slurm", table.get("slurm"))
+    return out
+
+
+def _slurm_section(probs: _Problems, prefix: str, *layers: dict[str, Any] | None) -> dict[str, Any]:
+    out = _resolve_section(probs, prefix, catalog.SLURM_KEYS, *layers)
+    t = out["time"]
+    bad_text = isinstance(t, str) and parse_minutes(t) is None
+    if bad_text or (isinstance(t, int) and not isinstance(t, bool) and t < 1):
+        probs.add(f"{prefix}.time", f"{t!r} is not a time limit", "give minutes (120) or 'HH:MM:SS' or 'D-HH:MM:SS'")
+        out["time"] = catalog.SLURM_KEYS["time"].default
+    for k, v in out["sbatch"].items():
+        if isinstance(v, dict | list) or v is None:
+            probs.add(
+                f"{prefix}.sbatch.{k}", f"expected a string or number, got {v!r}", f'e.g. sbatch = {{ {k} = "..." }}'
+            )
+    if not all(isinstance(line, str) for line in out["setup"]):
+        probs.add(f"{prefix}.setup", "expected a list of shell lines", 'e.g. setup = ["module load cuda"]')
+    return out
+
+
+def parse_minutes(text: str) -> int | None:
+    """An sbatch time limit as whole minutes (rounded up): 'MM', 'HH:MM:SS', 'D-HH', 'D-HH:MM', 'D-HH:MM:SS';
+    None when it is none of those."""
+    days, _, rest = text.strip().rpartition("-")
+    try:
+        d = int(days) if days else 0
+        parts = [int(p) for p in rest.split(":")]
+    except ValueError:
+        return None
+    if d < 0 or any(p < 0 for p in parts) or not 1 <= len(parts) <= 3:
+        return None
+    if days:  # D-HH, D-HH:MM, D-HH:MM:SS
+        h, m, sec = [*parts, 0, 0][:3]
+    elif len(parts) == 1:  # MM
+        h, m, sec = 0, parts[0], 0
+    else:  # MM:SS or HH:MM:SS
+        h, m, sec = [0, *parts][-3:]
+    minutes = d * 1440 + h * 60 + m + (1 if sec else 0)
+    return minutes if minutes >= 1 else None
+
+
+def slurm_options(study: Study, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The study's `[run.slurm]` options with `--slurm KEY=VALUE` overrides on top (`sbatch.NAME=VALUE` for an
+    extra sbatch option), checked like the study: a wrong key or type is one line naming the fix."""
+    probs = _Problems("--slurm")
+    layer: dict[str, Any] = {}
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            probs.add(item, "expected KEY=VALUE", "e.g. --slurm partition=gpu --slurm time=120")
+            continue
+        value = _literal(text.strip())
+        if key.startswith("sbatch."):
+            layer.setdefault("sbatch", {})[key[len("sbatch.") :]] = value
+        else:
+            layer[key] = value
+    base = dict(study.run.get("slurm") or {})
+    if "sbatch" in layer:
+        layer["sbatch"] = {**base.get("sbatch", {}), **layer["sbatch"]}
+    out = _slurm_section(probs, "slurm", base, layer)
+    probs.raise_if_any()
+    return out
+
+
+def _literal(text: str) -> Any:
+    """A command-line value read as a TOML value (120, 1.5, true, [...]), else as the plain string."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    return value if isinstance(value, str | int | float | bool | list | dict) else text
 
 
 def load_study(path: str | Path) -> Study:

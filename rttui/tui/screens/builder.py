@@ -118,7 +118,9 @@ class BuilderScreen(RttuiScreen):
 
     def _params(self, axis: str) -> ComposeResult:
         for entry in self.catalog[axis]:
-            if not entry["implemented"]:
+            # A catalogue attack (`ta:CW`: torchattacks, dozens of them with up to 11 arguments each) is listed and
+            # saved with its table, but its parameters are edited in the file: hundreds of inputs would bury the form.
+            if not entry["implemented"] or ":" in entry["name"]:
                 continue
             for k, p in entry["params"].items():
                 yield self._row(
