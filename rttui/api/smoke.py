@@ -135,9 +135,10 @@ def run_smoke(
     random_weights: bool = False,
     workers: int | None = None,
     devices: list[str] | None = None,
-    executor: str = "local",
+    executor: str | None = None,
     address: str | None = None,
     max_retries: int = 1,
+    slurm: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run `study` at smoke scale into `<db stem>.smoke.db` (see the module doc).
 
@@ -167,6 +168,7 @@ def run_smoke(
             executor=executor,
             address=address,
             max_retries=max_retries,
+            slurm=slurm,
         )
         cancelled = bool(result["cancelled"])
         block_lines, unit_failures, counts = _outcome(runnable, path)
