@@ -19,6 +19,11 @@ Prints a table; with --json the last line is one JSON object {name: {"speedup", 
 A disagreement beyond the method's tolerance is printed loudly.
 
     python benchmarks/run.py [--quick] [--json] [--device cpu]
+
+With --models the throughput rows run instead (benchmarks/throughput.py: images per second, FLOPs per image,
+fraction of the device's peak and data wait, for the PGD-10 sweep and for fine-tuning, at real sizes):
+
+    python benchmarks/run.py --models resnet50,vit_base_patch16_224,densenet121 --image-size 224 --device cuda --json
 """
 
 from __future__ import annotations
@@ -253,7 +258,22 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    # Throughput rows at real sizes (benchmarks/throughput.py); the rows above run when --models is not given.
+    ap.add_argument("--models", type=lambda v: [m for m in v.split(",") if m], help="throughput rows for these")
+    ap.add_argument("--image-size", type=int, default=224, help="throughput rows: image side (CPU in CI: 64)")
+    ap.add_argument("--data", choices=("imagefolder", "cifar10"), default="imagefolder", help="fine-tuning data")
+    ap.add_argument("--images", type=int, help="throughput: images attacked (default 512 on CUDA, 8 on CPU)")
+    ap.add_argument("--train-images", type=int, help="throughput: training images (default 2048 CUDA, 32 CPU)")
+    ap.add_argument("--batch-size", type=int, help="throughput: attack batch (default 256 CUDA, 8 CPU)")
+    ap.add_argument("--train-batch-size", type=int, help="throughput: training batch (default 64 CUDA, 8 CPU)")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 if it agrees")
+    ap.add_argument("--channels-last", choices=("on", "off"), default="off", help="throughput: NHWC for training")
+    ap.add_argument("--compile", action="store_true", help="throughput: torch.compile the attacked model")
     a = ap.parse_args()
+    if a.models:
+        from throughput import main as throughput_main
+
+        return throughput_main(a)
     if not ta_catalogue.installed():  # the baselines are torchattacks' attacks
         print(f"benchmarks/run.py needs torchattacks for its baselines; {ta_catalogue.INSTALL}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from rich.table import Table
 from rttui import api
 from rttui.cli.options import DbOpt, FormatOpt
 from rttui.cli.output import check_format, err, out, print_json
+from rttui.errors import RttuiError
 
 app = typer.Typer()
 
@@ -41,6 +42,12 @@ def run(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     json_events: Annotated[bool, typer.Option("--json-events", help="one JSON event per line on stdout")] = False,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="the whole path at tiny scale, into DB's .smoke.db; the DB is not touched")
+    ] = False,
+    random_weights: Annotated[
+        bool, typer.Option("--random-weights", help="with --smoke: random init instead of timm's pretrained weights")
+    ] = False,
 ) -> None:
     """Run (or resume) a study: train sources and runs, attack them, store everything, print the results."""
     from rttui.cli.progress import JsonListener, RichListener
@@ -57,6 +64,15 @@ def run(
         "max_retries": retries,
         "slurm": slurm,
     }
+    if smoke or random_weights:  # smoke: its own database and a pass/fail summary instead of result tables
+        if not smoke:
+            raise RttuiError("--random-weights only goes with --smoke; to train from scratch set pretrained = false")
+        with RichListener(err, quiet=quiet or json_events) as rich:
+            listener = JsonListener() if json_events else rich
+            res = api.run_smoke(s, db, listener, device, random_weights=random_weights, **opts)
+        for line in res["lines"]:
+            (err if json_events else out).print(line, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(0 if res["passed"] else 130 if res["cancelled"] else 1)
     if json_events:
         result = api.run_study(s, db, JsonListener(), device, **opts)
         _exit_status(result)

@@ -153,6 +153,8 @@ class Coordinator:
                     finished=time.time(),
                     seconds=(time.time() - row["started"]) if row.get("started") else event.seconds,
                 )
+                if event.info:
+                    s.merge_info(kind, uid, event.info)
                 self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 self.failed.add(uid)

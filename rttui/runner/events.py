@@ -113,6 +113,7 @@ class UnitFinished:
     kind: str
     unit_id: str
     seconds: float
+    info: dict[str, Any] = field(default_factory=dict)  # merged into the unit's info (e.g. its peak GPU memory)
 
 
 @dataclass

@@ -87,6 +87,21 @@ def _progress(emit: Emit, kind: str, uid: str, phase: str, every: float = 0.25) 
     return cb
 
 
+def _reset_peak_memory(dev: Any) -> None:
+    """Start counting this unit's peak GPU memory (a no-op off CUDA)."""
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def _peak_memory_mb(dev: Any) -> float | None:
+    """Peak GPU memory allocated by tensors since the unit started, in MiB (None off CUDA: nothing to measure)."""
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None
+
+
 def _clean_acc(model: Any, split: Any, batch: int = 500) -> tuple[float, Any]:
     from rttui.engine.evaluate import predict
 
@@ -107,6 +122,7 @@ def train_source(
     cfg = sp.config
     seed = cfg["seed"] or 0
     dev = train.pick_device(device)
+    _reset_peak_memory(dev)
     train.seed_everything(seed)
     # A source that only supplies weights (pretrained or a checkpoint, no epochs) needs no source data: it
     # keeps no head (num_classes 0), since every target run puts its own head on it.
@@ -120,6 +136,7 @@ def train_source(
     train_cfg = _scaled(cfg["train"], opts)
     ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
     acc, n_test = None, 0
+    timing: dict[str, float] = {}
     if task is not None:
         from rttui.engine.techniques import adversarial_transform
 
@@ -133,6 +150,7 @@ def train_source(
             on_progress=_progress(emit, "source", sp.id, "train"),
             resume=ckpt,
             batch_transform=adversarial_transform(adv, seed) if adv else None,
+            timing=timing,
         )
     if task is not None:
         if adv:
@@ -155,7 +173,13 @@ def train_source(
             clean_acc=acc,
             n_test=n_test,
             seconds=time.perf_counter() - t0,
-            info={**info, "batch_size": train_cfg.get("batch_size"), "weights": weights_info},
+            info={
+                **info,
+                "batch_size": train_cfg.get("batch_size"),
+                "weights": weights_info,
+                "data_wait_frac": train.data_wait_frac(timing),
+                "peak_gpu_mem_mb": _peak_memory_mb(dev),
+            },
         )
     )
     ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
@@ -218,9 +242,9 @@ def _start_layer_analysis(model: Any, strategy: dict[str, Any], train_split: Any
     """Layer-freezing runs (freeze-depth sweeps included) carry a layer analysis; it also resolves "auto"."""
     if strategy["name"] != "layer_freezing":
         return None
-    from rttui.engine.layers import RunAnalysis
+    from rttui.engine.layers import ANALYSIS_IMAGES, RunAnalysis
 
-    return RunAnalysis(model, strategy, train_split.x, train_split.y)
+    return RunAnalysis(model, strategy, *train_split.head(ANALYSIS_IMAGES))  # a lazy split decodes only these
 
 
 def _stored_train_path(trained: dict[str, Any]) -> str | None:
@@ -260,6 +284,7 @@ def run_target(
     cfg = rp.config
     seed = cfg["seed"]
     dev = train.pick_device(device)
+    _reset_peak_memory(dev)
     train.seed_everything(seed)
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
@@ -273,6 +298,7 @@ def run_target(
         train_cfg = _scaled(cfg["train"], opts)
         ckpt, on_epoch = _training_hooks("run", rp.id, artifacts, train_cfg, emit, opts)
         _maybe_poison("run", rp.id, task.train, opts)
+        timing: dict[str, float] = {}
         # Cached backbone features where that gives the plain loop's answer (feature extraction); see features.py.
         _, train_path = features.fit_auto(
             model,
@@ -284,6 +310,7 @@ def run_target(
             on_progress=_progress(emit, "run", rp.id, "train"),
             resume=ckpt,
             batch_transform=tech.batch_transform,
+            timing=timing,
         )
         acc, clean_pred = _clean_acc(model, task.test)
         path = artifacts / "runs" / rp.id / "model.safetensors"
@@ -306,6 +333,8 @@ def run_target(
                     "classes": task.classes,
                     "batch_size": train_cfg.get("batch_size"),
                     "train_path": train_path,
+                    "data_wait_frac": train.data_wait_frac(timing),
+                    "peak_gpu_mem_mb": _peak_memory_mb(dev),  # so far: training (the finished unit updates it)
                 },
             )
         )
@@ -377,6 +406,7 @@ def run_target(
             precision=ep.precision,
             compile_model=ep.compile,
             train_path=train_path,
+            labels=ep.config.get("labels", "true"),
         )
         rows = res.metrics()
         results[ep.attack] = rows
@@ -406,4 +436,4 @@ def run_target(
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
     if run_checks:
         emit(ev.RunChecks(rp.id, run_checks))
-    emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0))
+    emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0, {"peak_gpu_mem_mb": _peak_memory_mb(dev)}))

@@ -410,6 +410,14 @@ EVAL_KEYS: dict[str, Param] = {
         choices=("fp32", "bf16"),
     ),
     "compile": Param(False, (bool,), "torch.compile the model for attacks (pays off on GPUs and large grids)"),
+    "labels": Param(
+        "true",
+        (str,),
+        "'true' attacks clean-correct images away from their label; 'predicted' attacks every image away from the "
+        "model's own prediction (adv_acc is then the share of predictions an attack cannot change; smoke runs use "
+        "it so every attack runs even on an untrained model)",
+        choices=("true", "predicted"),
+    ),
 }
 
 MODEL_KEYS: dict[str, Param] = {

@@ -201,9 +201,9 @@ def make_plan(study: Study) -> Plan:
                                 "mode": block.eval["mode"],
                                 "batch_size": block.eval["batch_size"],
                             }
-                            # Speed options that may change an answer join the identity only when not default,
-                            # so evaluations stored before they existed keep their ids.
-                            for key, default in (("precision", "fp32"), ("compile", False)):
+                            # Options that may change an answer (speed paths, the labels attacked) join the identity
+                            # only when not default, so evaluations stored before they existed keep their ids.
+                            for key, default in (("precision", "fp32"), ("compile", False), ("labels", "true")):
                                 if block.eval.get(key, default) != default:
                                     ecfg[key] = block.eval[key]
                             evals.append(
