@@ -69,6 +69,19 @@ def _cap(value: Any, limit: int) -> int:
     return limit if value is None else min(int(value), limit)
 
 
+def _classes(section: dict[str, Any]) -> int:
+    """How many classes a split must hold one image of each (a stratified split refuses fewer images): the study's
+    `classes` when it names them, else 10 (digits and CIFAR-10, the datasets that have a default class set)."""
+    cls = section.get("classes")
+    return cls if isinstance(cls, int) else len(cls) if isinstance(cls, list) else 10
+
+
+def _sized(section: dict[str, Any], key: str, limit: int) -> int:
+    """A smoke split size: the real one capped at `limit`, but never below one image per class."""
+    size, real = _cap(section[key], limit), section[key]
+    return max(size, _classes(section) if real is None else min(_classes(section), int(real)))
+
+
 def _batch(bs: Any, scale: SmokeScale) -> int:
     return _cap(bs, scale.batch_cap) if scale.batch_cap else int(bs)
 
@@ -98,15 +111,15 @@ def _smoke_block(b: Block, scale: SmokeScale) -> dict[str, Any]:
         **b.source,
         "epochs": min(int(b.source["epochs"]), 1),
         "batch_size": src_bs,
-        "train_size": _cap(b.source["train_size"], scale.batches * src_bs),
-        "test_size": _cap(b.source["test_size"], scale.eval_batches * eval_bs),
+        "train_size": _sized(b.source, "train_size", scale.batches * src_bs),
+        "test_size": _sized(b.source, "test_size", scale.eval_batches * eval_bs),
     }
     if scale.random_weights:
         source["pretrained"] = False
     target = {
         **b.target,
-        "train_size": _cap(b.target["train_size"], scale.batches * train_bs),
-        "test_size": _cap(b.target["test_size"], scale.eval_batches * eval_bs),
+        "train_size": _sized(b.target, "train_size", scale.batches * train_bs),
+        "test_size": _sized(b.target, "test_size", scale.eval_batches * eval_bs),
     }
     train = {**b.train, "epochs": min(int(b.train["epochs"]), 1), "batch_size": train_bs}
     grid = _grid(list(b.eval["epsilons"]), scale.epsilons)
