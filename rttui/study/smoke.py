@@ -9,7 +9,8 @@ amount of work shrinks:
 - training: at most one epoch, for sources and runs;
 - data: two batches of every training split and one batch of every test split (the batch where an
   out-of-memory attack shows), through the datasets' own `train_size` / `test_size` caps (the loaders list files
-  and labels, then decode only the capped images);
+  and labels, then decode only the capped images), never fewer images than classes (a stratified split needs
+  one of each);
 - evaluation: two epsilons of the grid (its smallest positive one and its largest), every attack with its
   iteration counts cut (`steps`, DeepFool's `candidates`, PGD `restarts`), and `labels = "predicted"`: each test
   image is attacked away from the model's own prediction, so every attack runs on every capped image even on an

@@ -32,8 +32,11 @@ def test_every_block_keeps_its_paths_names_and_shape_and_only_the_work_shrinks(n
         # The work: <= 1 epoch, two training batches and one test batch at the study's batch sizes, two epsilons.
         assert s.train["epochs"] == min(r.train["epochs"], 1) and s.source["epochs"] == min(r.source["epochs"], 1)
         assert s.train["batch_size"] == r.train["batch_size"] and s.eval["batch_size"] == r.eval["batch_size"]
-        assert s.target["train_size"] == min(r.target["train_size"] or 10**9, 2 * r.train["batch_size"])
-        assert s.target["test_size"] == min(r.target["test_size"], r.eval["batch_size"])
+        # Two training batches and one test batch, but never fewer images than classes (a stratified split
+        # needs one of each, and validation refuses fewer).
+        n_cls = _classes(r.target)
+        assert s.target["train_size"] == max(min(r.target["train_size"] or 10**9, 2 * r.train["batch_size"]), n_cls)
+        assert s.target["test_size"] == max(min(r.target["test_size"], r.eval["batch_size"]), n_cls)
         eps = [e for e in r.eval["epsilons"] if e > 0]
         assert s.eval["epsilons"] == sorted({eps[0], eps[-1]})
         assert s.eval["labels"] == "predicted"
@@ -66,12 +69,19 @@ def test_the_smoke_study_is_a_study_file_of_its_own() -> None:
     assert smoke.name == "paper-table2" and "smoke run" in smoke.description
 
 
+def _classes(section: dict) -> int:
+    """One image per class: the study's classes, else the 10 of digits / CIFAR-10."""
+    cls = section.get("classes")
+    return cls if isinstance(cls, int) else len(cls) if isinstance(cls, list) else 10
+
+
 def test_batch_cap_and_random_weights() -> None:
     real = load_study(STUDIES / "paper-table2.toml")
     smoke = smoke_study(real, SmokeScale(batch_cap=2, random_weights=True))
     for b in smoke.blocks:
         assert b.train["batch_size"] == 2 and b.eval["batch_size"] == 2 and b.source["batch_size"] == 2
-        assert b.target["train_size"] == 4 and b.target["test_size"] == 2
+        n_cls = _classes(b.target)
+        assert b.target["train_size"] == max(4, n_cls) and b.target["test_size"] == max(2, n_cls)
         assert b.source["pretrained"] is False
     plan = make_plan(smoke)
     assert all(sp.config["pretrained"] is False for sp in plan.sources.values())
@@ -81,7 +91,7 @@ def test_batch_cap_and_random_weights() -> None:
     # The DenseNet block trains its own adversarial source: on its capped source data, 1 epoch, PGD steps cut.
     adv = smoke.blocks[3]
     assert adv.source["dataset"] == "imagenet_subset" and adv.source["epochs"] == 1
-    assert adv.source["train_size"] == 4 and adv.techniques[0].params["steps"] == 2
+    assert adv.source["train_size"] == max(4, _classes(adv.source)) and adv.techniques[0].params["steps"] == 2
 
 
 def test_blocks_can_be_taken_apart() -> None:
