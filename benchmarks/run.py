@@ -6,10 +6,11 @@
   from torch's global generator, rttui per sample), so their accuracies are compared as means over three seeds
   (loud beyond one sample).
 - fgsm_sweep: one gradient for the whole grid, clean pass shared, vs torchattacks FGSM per epsilon (exact).
-- deepfool: rttui's batched L-inf DeepFool (50 steps), projected onto each eps-ball, vs torchattacks' DeepFool
-  machinery run as shipped (its per-image loop and early stop, its Jacobian: one backward pass per class per
-  image through weights that still require grad) with rttui's step in place of its L2 step, since torchattacks
-  has no L-inf DeepFool. Same method, so accuracy must agree exactly.
+- deepfool: rttui's batched L-inf DeepFool (50 steps; both step variants, the smaller fooling perturbation kept
+  per image), projected onto each eps-ball, vs torchattacks' DeepFool machinery run as shipped (its per-image
+  loop and early stop, its Jacobian: one backward pass per class per image through weights that still require
+  grad) with rttui's steps in place of its L2 step, since torchattacks has no L-inf DeepFool, run once per
+  variant and combined the same way. Same method, so accuracy must agree exactly.
 - deepfool_l2_stock (reference, not a target; skipped with --quick): rttui's L2 DeepFool vs torchattacks.DeepFool
   exactly as shipped. These differ by design: torchattacks applies the overshoot to each step and lets clipped
   pixels eat its steps, so its iterates stall on the decision boundary (counted: examples within 1e-3 of it).
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from rttui.engine import features
+from rttui.engine.attacks.base import perturbation_norm
 from rttui.engine.attacks.deepfool import deepfool_step, project_and_check
 from rttui.engine.data import load_task
 from rttui.engine.evaluate import evaluate_attack, predict
@@ -115,9 +117,9 @@ def bench_fgsm(m, x, y, seed: int) -> dict[str, Any]:
     return {"ours": ours_counts(ours), "base": base, "t_ours": t_ours, "t_base": t_base, "n": len(y), "tolerance": 0}
 
 
-def torchattacks_deepfool(norm: str) -> type:
-    """torchattacks' DeepFool machinery with rttui's step (`deepfool_step`: box-aware, with the slack) for `norm`,
-    the overshoot scaling each image's total perturbation as rttui does."""
+def torchattacks_deepfool(norm: str, box_aware: bool) -> type:
+    """torchattacks' DeepFool machinery with rttui's step (`deepfool_step`, with the slack; box-aware or plain) for
+    `norm`, the overshoot scaling each image's total perturbation as rttui does."""
     import torchattacks
 
     class PerImageDeepFool(torchattacks.DeepFool):
@@ -145,7 +147,7 @@ def torchattacks_deepfool(norm: str) -> type:
             wrong = [k for k in range(len(fs)) if k != label]
             f_diff = (fs[wrong] - fs[label]).detach()[None]
             w_diff = (ws[wrong] - ws[label]).flatten(1)[None]
-            r_tot = r_tot + deepfool_step(image.detach(), f_diff, w_diff, norm)
+            r_tot = r_tot + deepfool_step(image.detach(), f_diff, w_diff, norm, box_aware)
             return False, (x0 + (1 + self.overshoot) * r_tot).clamp(0, 1).detach(), r_tot
 
     return PerImageDeepFool
@@ -173,9 +175,25 @@ def deepfool_baseline(m, x, y, attack: type) -> tuple[torch.Tensor, torch.Tensor
     return xs, ys, xa
 
 
+def smaller_fooling(m, xs, ys, xa_plain, xa_box, norm) -> torch.Tensor:
+    """Per image, the fooling example of smaller norm (the plain one on ties), as rttui's `deepfool` keeps it."""
+    with torch.no_grad():
+        ok_p, ok_b = m(xa_plain).argmax(1) != ys, m(xa_box).argmax(1) != ys
+    inf = torch.tensor(float("inf"))
+    n_p = torch.where(ok_p, perturbation_norm(xa_plain, xs, norm), inf)
+    n_b = torch.where(ok_b, perturbation_norm(xa_box, xs, norm), inf)
+    return torch.where((n_b < n_p).view(-1, 1, 1, 1), xa_box, xa_plain)
+
+
+def deepfool_both_baseline(m, x, y, norm: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    xs, ys, xa_plain = deepfool_baseline(m, x, y, torchattacks_deepfool(norm, False))
+    _, _, xa_box = deepfool_baseline(m, x, y, torchattacks_deepfool(norm, True))
+    return xs, ys, smaller_fooling(m, xs, ys, xa_plain, xa_box, norm)
+
+
 def bench_deepfool(m, x, y) -> dict[str, Any]:
     ours, t_ours = timed(lambda: evaluate_attack(m, x, y, "deepfool", {"norm": "linf", "steps": 50}, EPS))
-    (xs, ys, xa), t_base = timed(lambda: deepfool_baseline(m, x, y, torchattacks_deepfool("linf")))
+    (xs, ys, xa), t_base = timed(lambda: deepfool_both_baseline(m, x, y, "linf"))
     with torch.no_grad():
         base = projected_counts(m, xs, ys, xa, EPS, "linf")
     return {"ours": ours_counts(ours), "base": base, "t_ours": t_ours, "t_base": t_base, "n": len(y), "tolerance": 0}
