@@ -385,7 +385,9 @@ def run_target(
                 run_id=rp.id,
                 eval_id=ep.id,
                 attack=ep.attack,
-                params=ep.params,
+                # The plan's parameters plus what the engine recorded running them (AutoAttack: implementation
+                # and budgets); the evaluation id stays the plan's.
+                params={**res.params, **ep.params},
                 epsilons=list(res.epsilons),
                 mode=res.mode,
                 n=len(res.labels),

@@ -187,7 +187,16 @@ ATTACK_PARAMS: dict[str, dict[str, Param]] = {
         "overshoot": Param(0.02, NUM, "overshoot factor of each step", low=0, high=1),
         "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
     },
-    "autoattack": {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
+    "autoattack": {
+        "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+        "version": Param(
+            "standard",
+            (str,),
+            "the reference's version: standard (APGD-CE, APGD-T, FAB-T, Square; >= 4 classes), plus (adds APGD-DLR"
+            " and FAB with 5 restarts; >= 4 classes) or rand (APGD-CE and APGD-DLR with 20 EOT iterations; >= 3)",
+            choices=tuple(attack_names.AUTOATTACK_MIN_CLASSES),
+        ),
+    },
     # The transfer attack: crafted on a surrogate, classified by the run (rttui.engine.attacks.transfer).
     "transfer": {
         "surrogate": Param(
@@ -240,6 +249,20 @@ DATASET_FILES: dict[str, str] = {
     "imagefolder": "$RTTUI_DATA/imagefolder/{train,val}/<class>/* or $RTTUI_DATA/imagefolder/<class>/*",
     "torchvision:<Name>": "$RTTUI_DATA/<Name>/ as torchvision lays it out (download = true fetches it)",
 }
+
+
+# Class counts known without loading the data (the others are known once it is loaded).
+DATASET_CLASSES: dict[str, int] = {"digits": 10, "cifar10": 10, "cifar100": 100}
+
+
+def known_classes(data: dict[str, Any]) -> int | None:
+    """How many classes a [source]/[target] section's model will have, when the study alone says so."""
+    cls = data.get("classes")
+    if isinstance(cls, list):
+        return len(cls)
+    if isinstance(cls, int) and not isinstance(cls, bool):
+        return cls
+    return DATASET_CLASSES.get(str(data.get("dataset")))
 
 
 def dataset_known(name: str) -> bool:

@@ -27,7 +27,8 @@ CONFIG_VERSION = 1
 # deepfool 2: overshoot on the total perturbation and box-aware L2 steps (was torchattacks' per-step overshoot).
 # deepfool 3: per sample the smaller of Foolbox's exact step and the box-aware one (was box-aware only, 2.4% larger
 # minimal perturbations than Foolbox's in median).
-ATTACK_REVISIONS = {"deepfool": 3}
+# autoattack 2: the authors' reference code (pyautoattack) at its budgets (was torchattacks' 10-iteration variant).
+ATTACK_REVISIONS = {"deepfool": 3, "autoattack": 2}
 
 WEIGHT_KEYS = ("checkpoint", "mean", "std")
 # Data keys added after the first release: left out of the hashed config while at their defaults, so the
