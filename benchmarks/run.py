@@ -15,6 +15,9 @@
   exactly as shipped. These differ by design: torchattacks applies the overshoot to each step and lets clipped
   pixels eat its steps, so its iterates stall on the decision boundary (counted: examples within 1e-3 of it).
 - feature_extraction: 10 epochs on cached backbone features vs full forward passes every epoch (exact).
+- audit (a cost, not a speed-up): the attack-strength audit (engine/attacks/audit.py, default settings) of the
+  PGD-10 sweep, its time as a fraction of that sweep's time (target: at most 25%, shown as speed-up >= 4x) and
+  its gradient steps as a fraction of the sweep's; its counts are information (no tolerance).
 
 Prints a table; with --json the last line is one JSON object {name: {"speedup", "max_acc_diff", "n", ...}}.
 A disagreement beyond the method's tolerance is printed loudly.
@@ -46,7 +49,7 @@ from rttui.engine.train import fit, seed_everything
 
 EPS = [0.01, 0.03, 0.05, 0.07, 0.09]
 L2_EPS = [0.1, 0.25, 0.5, 1.0, 2.0]
-TARGETS = {"pgd_sweep": 2.5, "fgsm_sweep": 2.5, "deepfool": 15.0, "feature_extraction": 5.0}
+TARGETS = {"pgd_sweep": 2.5, "fgsm_sweep": 2.5, "deepfool": 15.0, "feature_extraction": 5.0, "audit": 4.0}
 BATCH = 250
 
 
@@ -242,6 +245,36 @@ def bench_features(task, model_cfg, image_size, seed, epochs: int, dev: torch.de
     return {"ours": [ours], "base": [base], "t_ours": t_ours, "t_base": t_base, "n": len(task.test), "tolerance": 0}
 
 
+def bench_audit(m, x, y, seed: int) -> dict[str, Any]:
+    """The audit's time over the PGD-10 sweep's it audits (same model, images, seed); t_base is the sweep."""
+    from rttui.engine.attacks.audit import audit_attack
+
+    params = {"steps": 10, "rel_step_size": 0.25, "random_start": True}
+    ev, t_eval = timed(lambda: evaluate_attack(m, x, y, "pgd", params, EPS, seed=seed))
+    au, t_audit = timed(lambda: audit_attack(m, x, y, ev.fooled, ev.clean_correct, EPS, "pgd", params, seed=seed))
+    rows = au["per_eps"]
+    # The sweep's gradient steps: each eps attacks the images still standing after the previous one.
+    cc = ev.clean_correct
+    attacked = [int(cc.sum())] + [int((cc & ~ev.fooled[i]).sum()) for i in range(len(EPS) - 1)]
+    eval_steps = params["steps"] * sum(attacked)
+    return {
+        "ours": [r["survived_stronger"] for r in rows],
+        "base": [r["n"] for r in rows],
+        "t_ours": t_audit,
+        "t_base": t_eval,
+        "n": len(y),
+        "tolerance": None,
+        "audit": {
+            "fraction": round(t_audit / t_eval, 3),
+            "n": [r["n"] for r in rows],
+            "survivors": [r["survivors"] for r in rows],
+            "flagged": au["flagged"],
+            "grad_steps": au["grad_steps"],
+            "grad_step_fraction": round(au["grad_steps"] / eval_steps, 3),
+        },
+    }
+
+
 def report(res: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Print the table; return the JSON record per benchmark and the loud lines."""
     out: dict[str, dict[str, Any]] = {}
@@ -261,7 +294,9 @@ def report(res: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], l
         if r["tolerance"] is not None and d > r["tolerance"]:
             loud.append(f"!!! {name}: accuracy differs by {d} samples: rttui {r['ours']} vs baseline {r['base']}")
         out[name] = {"speedup": round(speed, 2), "max_acc_diff": d / r["n"], "n": r["n"]}
-        out[name].update({k: r[k] for k in ("ours", "base", "agreement", "random_start", "on_boundary") if k in r})
+        out[name].update(
+            {k: r[k] for k in ("ours", "base", "agreement", "random_start", "on_boundary", "audit") if k in r}
+        )
     return out, loud
 
 
@@ -295,6 +330,7 @@ def main() -> int:
     if not a.quick:
         res["deepfool_l2_stock"] = bench_deepfool_stock(m, x, y, 100)
     res["feature_extraction"] = bench_features(task, model_cfg, size, a.seed, 10, dev)
+    res["audit"] = bench_audit(m, x, y, a.seed)
     out, loud = report(res)
     rs = res["pgd_sweep"]["random_start"]
     print(
@@ -310,6 +346,13 @@ def main() -> int:
             f"images unfooled at L2 eps {L2_EPS[-1]} (rttui: {st['ours'][-1]}); {st['on_boundary']} of its examples "
             "end within 1e-3 of the decision boundary (per-step overshoot, clipped steps)"
         )
+    au = res["audit"]["audit"]
+    print(
+        f"audit: {au['fraction']:.0%} of the PGD-10 sweep it audits (target <= 25%); re-attacked {au['n']} of "
+        f"{au['survivors']} survivors per eps, the stronger attack left {res['audit']['ours']}; "
+        f"{'FLAGGED' if au['flagged'] else 'not flagged'}; {au['grad_steps']} gradient steps "
+        f"({au['grad_step_fraction']:.0%} of the sweep's; small batches cost more per step)"
+    )
     for line in loud:
         print(line)
     if a.json:

@@ -15,7 +15,7 @@ from typing import Any
 
 from rttui.engine.attack_names import variant_label
 from rttui.runner import events as ev
-from rttui.runner import faults
+from rttui.runner import faults, provenance
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
 
 Emit = Callable[[ev.Event], None]
@@ -156,6 +156,7 @@ def train_source(
             n_test=n_test,
             seconds=time.perf_counter() - t0,
             info={**info, "batch_size": train_cfg.get("batch_size"), "weights": weights_info},
+            env=provenance.collect(),
         )
     )
     ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
@@ -307,6 +308,7 @@ def run_target(
                     "batch_size": train_cfg.get("batch_size"),
                     "train_path": train_path,
                 },
+                env=provenance.collect(),
             )
         )
         if analysis is not None:
@@ -358,6 +360,7 @@ def run_target(
                     confusion=res.confusion(),
                     checks=sanity.check_eval(label, rows) + ([wb] if wb else []),
                     extra=extra,
+                    env=provenance.collect(),
                 )
             )
             continue
@@ -380,6 +383,23 @@ def run_target(
         )
         rows = res.metrics()
         results[ep.attack] = rows
+        audit = None
+        if ep.audit is not None:  # was the attack strong enough? (rttui.engine.attacks.audit)
+            from rttui.engine.attacks.audit import audit_attack
+
+            audit = audit_attack(
+                model,
+                task.test.x,
+                task.test.y,
+                res.fooled,
+                res.clean_correct,
+                list(res.epsilons),
+                ep.attack,
+                res.params,
+                norm=res.params.get("norm", "linf"),
+                seed=seed,
+                settings=ep.audit,
+            )
         emit(
             ev.EvalDone(
                 run_id=rp.id,
@@ -395,7 +415,9 @@ def run_target(
                 metrics=rows,
                 samples=res.samples(),
                 confusion=res.confusion(),
-                checks=sanity.check_eval(ep.attack, rows),
+                checks=sanity.check_eval(ep.attack, rows) + sanity.check_audit(ep.attack, audit),
+                env=provenance.collect(),
+                audit=audit,
             )
         )
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.

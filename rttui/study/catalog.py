@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rttui.engine import attack_names
+from rttui.engine import attack_names, audit_settings
 
 
 @dataclass(frozen=True)
@@ -348,6 +348,13 @@ EVAL_KEYS: dict[str, Param] = {
         choices=("fp32", "bf16"),
     ),
     "compile": Param(False, (bool,), "torch.compile the model for attacks (pays off on GPUs and large grids)"),
+    "audit": Param(
+        None,
+        (dict,),
+        "attack-strength audit of FGSM/PGD/DeepFool (on by default): a seeded subsample of each eps's survivors "
+        "re-attacked by the reference APGD-CE; keys: " + ", ".join(audit_settings.DEFAULTS),
+        nullable=True,
+    ),
 }
 
 MODEL_KEYS: dict[str, Param] = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rttui.engine import attack_names
+from rttui.engine import attack_names, audit_settings
 from rttui.errors import StudyError
 from rttui.study import catalog
 from rttui.study.catalog import Entry, Param
@@ -364,6 +364,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         train = _resolve_section(probs, f"{p}.train", catalog.TRAIN_KEYS, raw.get("train"), b.get("train"))
         eval_cfg = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
         eval_cfg["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", eval_cfg["epsilons"])
+        if isinstance(eval_cfg.get("audit"), dict):
+            probs.items += [f"{where}: {p}.{line}" for line in audit_settings.check_settings(eval_cfg["audit"])]
         for sec_name, sec in (("source", source), ("target", target)):
             if not catalog.dataset_known(sec["dataset"]):
                 probs.add(
