@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from rttui.analysis.environment import env_fields, env_line
 from rttui.api.stores import db_path, open_store
 from rttui.api.studies import check_data, validate_study
 from rttui.errors import StoreError
@@ -150,10 +151,27 @@ def check_db(db: str | Path | None = None, full: bool = False) -> str:
         return s.check(full)
 
 
-def status(db: str | Path | None = None, study: str | None = None) -> dict[str, Any]:
-    """Studies and runs with their states (read-only)."""
+def status(db: str | Path | None = None, study: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Studies and runs with their states (read-only); with `run_id`, that run alone and the environment it and
+    each of its evaluations ran in (`env` None where the database predates provenance: "not recorded")."""
     with open_store(db) as s:
-        return {"studies": s.studies(), "runs": s.runs(study), "runner": s.runner_lock()}
+        if run_id is None:
+            return {"studies": s.studies(), "runs": s.runs(study), "runner": s.runner_lock()}
+        row = s.unit("run", run_id)
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
+        runs = [r for r in s.runs(study) if r["id"] == run_id]
+        evals = s.rows("select id, attack, created from evaluations where run_id = ? order by created", (run_id,))
+        for e in evals:
+            e["env"] = s.unit_env("evaluation", e["id"])
+            e["env_line"] = env_line(e["env"])
+        env = s.unit_env("run", run_id)
+        return {
+            "studies": [],
+            "runs": runs,
+            "runner": s.runner_lock(),
+            "run": {"id": run_id, "env": env, "env_rows": env_fields(env), "evaluations": evals},
+        }
 
 
 def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -173,6 +191,9 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
     with Store.open(p) as s:
         spec = s.study_spec(study)
         runs = s.runs(study)
+        envs = s.environments()
+        for r in runs:  # the run detail's environment line; None where it was not recorded
+            r["env_line"] = env_line(envs[r["env_id"]]) if r.get("env_id") in envs else None
         lock = s.runner_lock()
         evals = s.eval_counts(study)
         last = s.last_epochs(study)

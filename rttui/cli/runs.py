@@ -148,13 +148,19 @@ def check_db(
 def status(
     db: DbOpt = None,
     study: Annotated[str | None, typer.Option(help="only this study's runs")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="one run: its state and the environment it ran in")
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """List studies and runs with their states (read-only)."""
+    """List studies and runs with their states (read-only); --run RUN shows that run's environment."""
     check_format(fmt, ("table", "json"))
-    st = api.status(db, study)
+    st = api.status(db, study, run_id)
     if fmt == "json":
         print_json(st)
+        return
+    if run_id is not None:
+        _print_run_env(st["run"])
         return
     if st["runner"]:
         r = st["runner"]
@@ -200,6 +206,23 @@ def status(
             escape((r["error"] or "")[:80]),
         )
     out.print(t)
+
+
+def _print_run_env(run: dict) -> None:
+    """A run's environment, and its evaluations' where they differ from it."""
+    t = Table(title=f"run {run['id']}: environment", title_justify="left")
+    t.add_column("field")
+    t.add_column("value")
+    for k, v in run["env_rows"]:
+        t.add_row(k, escape(v))
+    out.print(t)
+    run_env = (run["env"] or {}).get("env_id")
+    for e in run["evaluations"]:
+        e_env = (e["env"] or {}).get("env_id")
+        same = " (same as the run)" if e_env and e_env == run_env else ""
+        out.print(
+            f"evaluation {e['id']} ({e['attack']}): {escape(e['env_line'])}{same}", highlight=False, soft_wrap=True
+        )
 
 
 @app.command()

@@ -26,6 +26,44 @@ def _tolerance(n: int) -> int:
     return max(2, n // 100)
 
 
+def check_audit(attack: str, audit: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The attack-strength audit as a check (rttui.engine.attacks.audit): a warning naming what the stronger
+    attack found at each flagged eps; none when the evaluation was not audited."""
+    if audit is None:
+        return []
+    flagged = [r for r in audit["per_eps"] if r["flagged"]]
+    strong = audit["stronger"]
+    how = []
+    if strong.get("apgd"):
+        how.append(f"reference APGD-CE, {strong['apgd']['n_iter']} iterations")
+    if strong.get("pgd"):
+        how.append(f"PGD {strong['pgd']['steps']} steps x {strong['pgd']['restarts']} restarts")
+    name = " then ".join(how)
+    if not flagged:
+        n = sum(r["n"] for r in audit["per_eps"])
+        return [
+            {
+                "check": "attack_strength",
+                "level": "ok",
+                "message": f"{attack}: a stronger attack ({name}) fooled no more than max(3, 1%) of {n} re-attacked "
+                "survivors at any eps",
+            }
+        ]
+    found = "; ".join(
+        f"eps {r['eps']:g}: {'at least ' if not r['complete'] else ''}{r['n'] - r['survived_stronger']} of {r['n']} "
+        f"(threshold {r['threshold']})"
+        for r in flagged
+    )
+    return [
+        {
+            "check": "attack_strength",
+            "level": "warning",
+            "message": f"{attack} is too weak: a stronger attack ({name}) fooled images that survived it: {found}; "
+            "its accuracy overstates robustness (more steps/restarts, or report the stronger attack)",
+        }
+    ]
+
+
 def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Checks within one attack's grid: adv <= clean, and non-increasing in epsilon."""
     out = []

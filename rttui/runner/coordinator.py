@@ -121,6 +121,7 @@ class Coordinator:
                     seconds=event.seconds,
                     info={**event.info, **kept},
                     finished=time.time() if event.kind == "source" else None,
+                    env_id=s.add_environment(event.env),
                 )
             case ev.EvalDone():
                 s.add_evaluation(
@@ -134,11 +135,13 @@ class Coordinator:
                         "n": event.n,
                         "seconds": event.seconds,
                         **event.extra,
+                        "env_id": s.add_environment(event.env),
                     },
                     event.metrics,
                     event.samples,
                     event.confusion,
                     event.checks,
+                    audit=event.audit,
                 )
             case ev.RunChecks():
                 s.add_checks(event.run_id, event.checks)

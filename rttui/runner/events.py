@@ -74,6 +74,7 @@ class UnitTrained:
     n_test: int
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] | None = None  # rttui.runner.provenance.collect() of the process that trained it
 
 
 @dataclass(kw_only=True)
@@ -92,6 +93,8 @@ class EvalDone:
     checks: list[dict[str, Any]]
     # Extra columns of the evaluation row (a transfer attack's surrogate id and hash, its image keys).
     extra: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] | None = None  # rttui.runner.provenance.collect() of the process that ran it
+    audit: dict[str, Any] | None = None  # rttui.engine.attacks.audit.audit_attack's result; None: not audited
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from rttui.engine.attack_names import variant_label
 from rttui.runner import events as ev
-from rttui.runner import faults
+from rttui.runner import faults, provenance
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
 
 Emit = Callable[[ev.Event], None]
@@ -180,6 +180,7 @@ def train_source(
                 "data_wait_frac": train.data_wait_frac(timing),
                 "peak_gpu_mem_mb": _peak_memory_mb(dev),
             },
+            env=provenance.collect(),
         )
     )
     ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
@@ -336,6 +337,7 @@ def run_target(
                     "data_wait_frac": train.data_wait_frac(timing),
                     "peak_gpu_mem_mb": _peak_memory_mb(dev),  # so far: training (the finished unit updates it)
                 },
+                env=provenance.collect(),
             )
         )
         if analysis is not None:
@@ -387,6 +389,7 @@ def run_target(
                     confusion=res.confusion(),
                     checks=sanity.check_eval(label, rows) + ([wb] if wb else []),
                     extra=extra,
+                    env=provenance.collect(),
                 )
             )
             continue
@@ -410,12 +413,35 @@ def run_target(
         )
         rows = res.metrics()
         results[ep.attack] = rows
+        audit = None
+        if ep.audit is not None:  # was the attack strong enough? (rttui.engine.attacks.audit)
+            import torch
+
+            from rttui.engine.attacks.audit import audit_attack
+
+            # The labels the audited attack attacked: a smoke run's are the model's own predictions.
+            predicted = ep.config.get("labels", "true") == "predicted"
+            audit = audit_attack(
+                model,
+                task.test.x,
+                torch.as_tensor(clean_pred, dtype=torch.long) if predicted else task.test.y,
+                res.fooled,
+                res.clean_correct,
+                list(res.epsilons),
+                ep.attack,
+                res.params,
+                norm=res.params.get("norm", "linf"),
+                seed=seed,
+                settings=ep.audit,
+            )
         emit(
             ev.EvalDone(
                 run_id=rp.id,
                 eval_id=ep.id,
                 attack=ep.attack,
-                params=ep.params,
+                # The plan's parameters plus what the engine recorded running them (AutoAttack: implementation
+                # and budgets); the evaluation id stays the plan's.
+                params={**res.params, **ep.params},
                 epsilons=list(res.epsilons),
                 mode=res.mode,
                 n=len(res.labels),
@@ -423,7 +449,9 @@ def run_target(
                 metrics=rows,
                 samples=res.samples(),
                 confusion=res.confusion(),
-                checks=sanity.check_eval(ep.attack, rows),
+                checks=sanity.check_eval(ep.attack, rows) + sanity.check_audit(ep.attack, audit),
+                env=provenance.collect(),
+                audit=audit,
             )
         )
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.

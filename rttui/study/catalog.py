@@ -14,7 +14,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from rttui.engine import attack_names, ta_catalogue
+from rttui.engine import attack_names, audit_settings, ta_catalogue
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,16 @@ ATTACK_PARAMS: dict[str, dict[str, Param]] = {
         "overshoot": Param(0.02, NUM, "overshoot factor of each step", low=0, high=1),
         "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
     },
-    "autoattack": {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
+    "autoattack": {
+        "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+        "version": Param(
+            "standard",
+            (str,),
+            "the reference's version: standard (APGD-CE, APGD-T, FAB-T, Square; >= 4 classes), plus (adds APGD-DLR"
+            " and FAB with 5 restarts; >= 4 classes) or rand (APGD-CE and APGD-DLR with 20 EOT iterations; >= 3)",
+            choices=tuple(attack_names.AUTOATTACK_MIN_CLASSES),
+        ),
+    },
     # The transfer attack: crafted on a surrogate, classified by the run (rttui.engine.attacks.transfer).
     "transfer": {
         "surrogate": Param(
@@ -325,6 +334,20 @@ DATASET_FILES: dict[str, str] = {
 }
 
 
+# Class counts known without loading the data (the others are known once it is loaded).
+DATASET_CLASSES: dict[str, int] = {"digits": 10, "cifar10": 10, "cifar100": 100}
+
+
+def known_classes(data: dict[str, Any]) -> int | None:
+    """How many classes a [source]/[target] section's model will have, when the study alone says so."""
+    cls = data.get("classes")
+    if isinstance(cls, list):
+        return len(cls)
+    if isinstance(cls, int) and not isinstance(cls, bool):
+        return cls
+    return DATASET_CLASSES.get(str(data.get("dataset")))
+
+
 def dataset_known(name: str) -> bool:
     """A registry name, or torchvision:<Name> (checked against torchvision only when loading)."""
     return name in DATASETS or (name.startswith("torchvision:") and len(name) > len("torchvision:"))
@@ -417,6 +440,13 @@ EVAL_KEYS: dict[str, Param] = {
         "model's own prediction (adv_acc is then the share of predictions an attack cannot change; smoke runs use "
         "it so every attack runs even on an untrained model)",
         choices=("true", "predicted"),
+    ),
+    "audit": Param(
+        None,
+        (dict,),
+        "attack-strength audit of FGSM/PGD/DeepFool (on by default): a seeded subsample of each eps's survivors "
+        "re-attacked by the reference APGD-CE; keys: " + ", ".join(audit_settings.DEFAULTS),
+        nullable=True,
     ),
 }
 

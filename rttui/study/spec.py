@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rttui.engine import attack_names, audit_settings
 from rttui.errors import RttuiError, StudyError
 from rttui.study import catalog
 from rttui.study.catalog import Entry, Param
@@ -331,6 +332,24 @@ def _epsilons(probs: _Problems, key: str, eps: Any) -> list[float]:
     return sorted(set(out))
 
 
+def _check_autoattack_classes(probs: _Problems, p: str, attacks: tuple[Choice, ...], target: dict[str, Any]) -> None:
+    """Refuse an AutoAttack version the target's class count cannot run (when the study alone says the count),
+    before anything is trained; the engine checks again once the model exists."""
+    n = catalog.known_classes(target)
+    for a in attacks:
+        if a.name != "autoattack" or n is None:
+            continue
+        version = str(a.params.get("version", "standard"))
+        need = attack_names.AUTOATTACK_MIN_CLASSES.get(version)
+        if need is not None and n < need:
+            fix = ' or version = "rand" (needs 3)' if n == 3 else ""
+            probs.add(
+                f"{p}.attacks (autoattack)",
+                f"the target has {n} classes but AutoAttack version {version!r} needs at least {need}",
+                f"remove autoattack, use a target with >= {need} classes{fix}",
+            )
+
+
 def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> Study:
     """Parse and validate a study from TOML text; raises StudyError with every problem found."""
     probs = _Problems(where)
@@ -410,6 +429,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         train = _resolve_section(probs, f"{p}.train", catalog.TRAIN_KEYS, raw.get("train"), b.get("train"))
         eval_cfg = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
         eval_cfg["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", eval_cfg["epsilons"])
+        if isinstance(eval_cfg.get("audit"), dict):
+            probs.items += [f"{where}: {p}.{line}" for line in audit_settings.check_settings(eval_cfg["audit"])]
         for sec_name, sec in (("source", source), ("target", target)):
             if not catalog.dataset_known(sec["dataset"]):
                 probs.add(
@@ -443,6 +464,7 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         attack_names = b.get("attacks", list(tables["attacks"]) or ["fgsm", "pgd"])
         attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
+        _check_autoattack_classes(probs, p, attacks, target)
         bname = b.get("name", f"block{i}")
         blocks.append(
             Block(

@@ -224,6 +224,8 @@ class MonitorScreen(RttuiScreen):
         head = f"[b]{run_label(r, self.vary)}[/b]  clean {pct(clean)}%"
         if r["state"] == "failed":
             head += f"\n[red]failed: {escape(r['error'] or '')}[/red]"
+        if r.get("env_line"):  # the environment it trained in (rttui.runner.provenance); absent: not recorded
+            head += f"\n[dim]{escape(r['env_line'])}[/dim]"
         title.update(head)
         eps = sorted({e for v in by_attack.values() for e in v})
         rows = [[f"{e:g}", *[pct(by_attack[a].get(e)) for a in by_attack]] for e in eps]
