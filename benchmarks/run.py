@@ -6,19 +6,28 @@
   from torch's global generator, rttui per sample), so their accuracies are compared as means over three seeds
   (loud beyond one sample).
 - fgsm_sweep: one gradient for the whole grid, clean pass shared, vs torchattacks FGSM per epsilon (exact).
-- deepfool: rttui's batched L-inf DeepFool (50 steps), projected onto each eps-ball, vs torchattacks' DeepFool
-  machinery run as shipped (its per-image loop and early stop, its Jacobian: one backward pass per class per
-  image through weights that still require grad) with rttui's step in place of its L2 step, since torchattacks
-  has no L-inf DeepFool. Same method, so accuracy must agree exactly.
+- deepfool: rttui's batched L-inf DeepFool (50 steps; both step variants, the smaller fooling perturbation kept
+  per image), projected onto each eps-ball, vs torchattacks' DeepFool machinery run as shipped (its per-image
+  loop and early stop, its Jacobian: one backward pass per class per image through weights that still require
+  grad) with rttui's steps in place of its L2 step, since torchattacks has no L-inf DeepFool, run once per
+  variant and combined the same way. Same method, so accuracy must agree exactly.
 - deepfool_l2_stock (reference, not a target; skipped with --quick): rttui's L2 DeepFool vs torchattacks.DeepFool
   exactly as shipped. These differ by design: torchattacks applies the overshoot to each step and lets clipped
   pixels eat its steps, so its iterates stall on the decision boundary (counted: examples within 1e-3 of it).
 - feature_extraction: 10 epochs on cached backbone features vs full forward passes every epoch (exact).
+- audit (a cost, not a speed-up): the attack-strength audit (engine/attacks/audit.py, default settings) of the
+  PGD-10 sweep, its time as a fraction of that sweep's time (target: at most 25%, shown as speed-up >= 4x) and
+  its gradient steps as a fraction of the sweep's; its counts are information (no tolerance).
 
 Prints a table; with --json the last line is one JSON object {name: {"speedup", "max_acc_diff", "n", ...}}.
 A disagreement beyond the method's tolerance is printed loudly.
 
     python benchmarks/run.py [--quick] [--json] [--device cpu]
+
+With --models the throughput rows run instead (benchmarks/throughput.py: images per second, FLOPs per image,
+fraction of the device's peak and data wait, for the PGD-10 sweep and for fine-tuning, at real sizes):
+
+    python benchmarks/run.py --models resnet50,vit_base_patch16_224,densenet121 --image-size 224 --device cuda --json
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rttui.engine import features
+from rttui.engine import features, ta_catalogue
+from rttui.engine.attacks.base import perturbation_norm
 from rttui.engine.attacks.deepfool import deepfool_step, project_and_check
 from rttui.engine.data import load_task
 from rttui.engine.evaluate import evaluate_attack, predict
@@ -44,7 +54,7 @@ from rttui.engine.train import fit, seed_everything
 
 EPS = [0.01, 0.03, 0.05, 0.07, 0.09]
 L2_EPS = [0.1, 0.25, 0.5, 1.0, 2.0]
-TARGETS = {"pgd_sweep": 2.5, "fgsm_sweep": 2.5, "deepfool": 15.0, "feature_extraction": 5.0}
+TARGETS = {"pgd_sweep": 2.5, "fgsm_sweep": 2.5, "deepfool": 15.0, "feature_extraction": 5.0, "audit": 4.0}
 BATCH = 250
 
 
@@ -115,9 +125,9 @@ def bench_fgsm(m, x, y, seed: int) -> dict[str, Any]:
     return {"ours": ours_counts(ours), "base": base, "t_ours": t_ours, "t_base": t_base, "n": len(y), "tolerance": 0}
 
 
-def torchattacks_deepfool(norm: str) -> type:
-    """torchattacks' DeepFool machinery with rttui's step (`deepfool_step`: box-aware, with the slack) for `norm`,
-    the overshoot scaling each image's total perturbation as rttui does."""
+def torchattacks_deepfool(norm: str, box_aware: bool) -> type:
+    """torchattacks' DeepFool machinery with rttui's step (`deepfool_step`, with the slack; box-aware or plain) for
+    `norm`, the overshoot scaling each image's total perturbation as rttui does."""
     import torchattacks
 
     class PerImageDeepFool(torchattacks.DeepFool):
@@ -145,7 +155,7 @@ def torchattacks_deepfool(norm: str) -> type:
             wrong = [k for k in range(len(fs)) if k != label]
             f_diff = (fs[wrong] - fs[label]).detach()[None]
             w_diff = (ws[wrong] - ws[label]).flatten(1)[None]
-            r_tot = r_tot + deepfool_step(image.detach(), f_diff, w_diff, norm)
+            r_tot = r_tot + deepfool_step(image.detach(), f_diff, w_diff, norm, box_aware)
             return False, (x0 + (1 + self.overshoot) * r_tot).clamp(0, 1).detach(), r_tot
 
     return PerImageDeepFool
@@ -173,9 +183,25 @@ def deepfool_baseline(m, x, y, attack: type) -> tuple[torch.Tensor, torch.Tensor
     return xs, ys, xa
 
 
+def smaller_fooling(m, xs, ys, xa_plain, xa_box, norm) -> torch.Tensor:
+    """Per image, the fooling example of smaller norm (the plain one on ties), as rttui's `deepfool` keeps it."""
+    with torch.no_grad():
+        ok_p, ok_b = m(xa_plain).argmax(1) != ys, m(xa_box).argmax(1) != ys
+    inf = torch.tensor(float("inf"))
+    n_p = torch.where(ok_p, perturbation_norm(xa_plain, xs, norm), inf)
+    n_b = torch.where(ok_b, perturbation_norm(xa_box, xs, norm), inf)
+    return torch.where((n_b < n_p).view(-1, 1, 1, 1), xa_box, xa_plain)
+
+
+def deepfool_both_baseline(m, x, y, norm: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    xs, ys, xa_plain = deepfool_baseline(m, x, y, torchattacks_deepfool(norm, False))
+    _, _, xa_box = deepfool_baseline(m, x, y, torchattacks_deepfool(norm, True))
+    return xs, ys, smaller_fooling(m, xs, ys, xa_plain, xa_box, norm)
+
+
 def bench_deepfool(m, x, y) -> dict[str, Any]:
     ours, t_ours = timed(lambda: evaluate_attack(m, x, y, "deepfool", {"norm": "linf", "steps": 50}, EPS))
-    (xs, ys, xa), t_base = timed(lambda: deepfool_baseline(m, x, y, torchattacks_deepfool("linf")))
+    (xs, ys, xa), t_base = timed(lambda: deepfool_both_baseline(m, x, y, "linf"))
     with torch.no_grad():
         base = projected_counts(m, xs, ys, xa, EPS, "linf")
     return {"ours": ours_counts(ours), "base": base, "t_ours": t_ours, "t_base": t_base, "n": len(y), "tolerance": 0}
@@ -224,6 +250,36 @@ def bench_features(task, model_cfg, image_size, seed, epochs: int, dev: torch.de
     return {"ours": [ours], "base": [base], "t_ours": t_ours, "t_base": t_base, "n": len(task.test), "tolerance": 0}
 
 
+def bench_audit(m, x, y, seed: int) -> dict[str, Any]:
+    """The audit's time over the PGD-10 sweep's it audits (same model, images, seed); t_base is the sweep."""
+    from rttui.engine.attacks.audit import audit_attack
+
+    params = {"steps": 10, "rel_step_size": 0.25, "random_start": True}
+    ev, t_eval = timed(lambda: evaluate_attack(m, x, y, "pgd", params, EPS, seed=seed))
+    au, t_audit = timed(lambda: audit_attack(m, x, y, ev.fooled, ev.clean_correct, EPS, "pgd", params, seed=seed))
+    rows = au["per_eps"]
+    # The sweep's gradient steps: each eps attacks the images still standing after the previous one.
+    cc = ev.clean_correct
+    attacked = [int(cc.sum())] + [int((cc & ~ev.fooled[i]).sum()) for i in range(len(EPS) - 1)]
+    eval_steps = params["steps"] * sum(attacked)
+    return {
+        "ours": [r["survived_stronger"] for r in rows],
+        "base": [r["n"] for r in rows],
+        "t_ours": t_audit,
+        "t_base": t_eval,
+        "n": len(y),
+        "tolerance": None,
+        "audit": {
+            "fraction": round(t_audit / t_eval, 3),
+            "n": [r["n"] for r in rows],
+            "survivors": [r["survivors"] for r in rows],
+            "flagged": au["flagged"],
+            "grad_steps": au["grad_steps"],
+            "grad_step_fraction": round(au["grad_steps"] / eval_steps, 3),
+        },
+    }
+
+
 def report(res: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Print the table; return the JSON record per benchmark and the loud lines."""
     out: dict[str, dict[str, Any]] = {}
@@ -243,7 +299,9 @@ def report(res: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], l
         if r["tolerance"] is not None and d > r["tolerance"]:
             loud.append(f"!!! {name}: accuracy differs by {d} samples: rttui {r['ours']} vs baseline {r['base']}")
         out[name] = {"speedup": round(speed, 2), "max_acc_diff": d / r["n"], "n": r["n"]}
-        out[name].update({k: r[k] for k in ("ours", "base", "agreement", "random_start", "on_boundary") if k in r})
+        out[name].update(
+            {k: r[k] for k in ("ours", "base", "agreement", "random_start", "on_boundary", "audit") if k in r}
+        )
     return out, loud
 
 
@@ -253,7 +311,25 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    # Throughput rows at real sizes (benchmarks/throughput.py); the rows above run when --models is not given.
+    ap.add_argument("--models", type=lambda v: [m for m in v.split(",") if m], help="throughput rows for these")
+    ap.add_argument("--image-size", type=int, default=224, help="throughput rows: image side (CPU in CI: 64)")
+    ap.add_argument("--data", choices=("imagefolder", "cifar10"), default="imagefolder", help="fine-tuning data")
+    ap.add_argument("--images", type=int, help="throughput: images attacked (default 512 on CUDA, 8 on CPU)")
+    ap.add_argument("--train-images", type=int, help="throughput: training images (default 2048 CUDA, 32 CPU)")
+    ap.add_argument("--batch-size", type=int, help="throughput: attack batch (default 256 CUDA, 8 CPU)")
+    ap.add_argument("--train-batch-size", type=int, help="throughput: training batch (default 64 CUDA, 8 CPU)")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 if it agrees")
+    ap.add_argument("--channels-last", choices=("on", "off"), default="off", help="throughput: NHWC for training")
+    ap.add_argument("--compile", action="store_true", help="throughput: torch.compile the attacked model")
     a = ap.parse_args()
+    if a.models:
+        from throughput import main as throughput_main
+
+        return throughput_main(a)
+    if not ta_catalogue.installed():  # the baselines are torchattacks' attacks
+        print(f"benchmarks/run.py needs torchattacks for its baselines; {ta_catalogue.INSTALL}", file=sys.stderr)
+        return 2
     size = 16 if a.quick else 32
     dev = torch.device(a.device)
     seed_everything(a.seed)
@@ -277,6 +353,7 @@ def main() -> int:
     if not a.quick:
         res["deepfool_l2_stock"] = bench_deepfool_stock(m, x, y, 100)
     res["feature_extraction"] = bench_features(task, model_cfg, size, a.seed, 10, dev)
+    res["audit"] = bench_audit(m, x, y, a.seed)
     out, loud = report(res)
     rs = res["pgd_sweep"]["random_start"]
     print(
@@ -292,6 +369,13 @@ def main() -> int:
             f"images unfooled at L2 eps {L2_EPS[-1]} (rttui: {st['ours'][-1]}); {st['on_boundary']} of its examples "
             "end within 1e-3 of the decision boundary (per-step overshoot, clipped steps)"
         )
+    au = res["audit"]["audit"]
+    print(
+        f"audit: {au['fraction']:.0%} of the PGD-10 sweep it audits (target <= 25%); re-attacked {au['n']} of "
+        f"{au['survivors']} survivors per eps, the stronger attack left {res['audit']['ours']}; "
+        f"{'FLAGGED' if au['flagged'] else 'not flagged'}; {au['grad_steps']} gradient steps "
+        f"({au['grad_step_fraction']:.0%} of the sweep's; small batches cost more per step)"
+    )
     for line in loud:
         print(line)
     if a.json:

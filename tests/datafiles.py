@@ -1,4 +1,10 @@
-"""Tiny datasets written in their real on-disk formats (CIFAR python batches, ImageFolder PNGs, NIH CSV)."""
+"""Tiny datasets written in their real on-disk formats (CIFAR python batches, ImageFolder PNGs and JPEGs, NIH CSV),
+and real-size checkpoints in the layouts robust models are published in.
+
+`python -m tests.datafiles paper DIR` writes everything `studies/paper-table1.toml` and `paper-table2.toml` read
+under DIR (use it as $RTTUI_DATA), so `rttui run studies/paper-table1.toml --smoke --random-weights` can check
+those studies' whole path on a machine without the datasets or an internet connection.
+"""
 
 from __future__ import annotations
 
@@ -90,3 +96,88 @@ def write_mnist(root: Path, n_train: int = 20, n_test: int = 10) -> Path:
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + imgs.tobytes())
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.tobytes())
     return root
+
+
+def write_imagenet(root: Path, classes: int = 100, n_train: int = 2, n_val: int = 1, size: int = 40) -> Path:
+    """root/train/<wnid>/<wnid>_<i>.JPEG and root/val/<wnid>/ILSVRC2012_val_<k>.JPEG (val sorted into class
+    folders, as the paper study expects), JPEG-encoded like ILSVRC-2012."""
+    rng = np.random.default_rng(4)
+    k = 0
+    for c in range(classes):
+        wnid = f"n{1440764 + 17 * c:08d}"
+        for split, n in (("train", n_train), ("val", n_val)):
+            d = root / split / wnid
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                k += 1
+                name = f"{wnid}_{i}.JPEG" if split == "train" else f"ILSVRC2012_val_{k:08d}.JPEG"
+                Image.fromarray(_pattern(c, rng, size)).save(d / name, quality=90)
+    return root
+
+
+def write_jpeg_folder(root: Path, classes: int = 4, per_class: int = 32, size: tuple[int, int] = (500, 375)) -> Path:
+    """root/train/<class>/*.jpg and root/val/<class>/*.jpg at ImageNet's typical size (500x375), for measuring
+    decoding and resizing throughput on real-format files."""
+    rng = np.random.default_rng(5)
+    w, h = size
+    for split, n in (("train", per_class), ("val", max(1, per_class // 4))):
+        for c in range(classes):
+            d = root / split / f"class{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+                img[: h // 2, : w // 2] = (40 * c) % 255  # some structure, so JPEG sizes are realistic
+                Image.fromarray(img).save(d / f"{c}_{i}.jpg", quality=90)
+    return root
+
+
+def write_madry_resnet50(path: Path) -> Path:
+    """A ResNet-50 checkpoint as MadryLab `robustness` publishes one (imagenet_linf_4.pt): {'model': state dict
+    with module.model.*, module.attacker.model.* and module.normalizer.*, 'epoch'}, real size, random weights."""
+    import timm
+    import torch
+
+    sd = timm.create_model("resnet50", num_classes=1000).state_dict()
+    state = {f"module.model.{k}": v for k, v in sd.items()}
+    state |= {f"module.attacker.model.{k}": v for k, v in sd.items()}
+    state |= {
+        "module.normalizer.new_mean": torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1),
+        "module.normalizer.new_std": torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1),
+        "module.attacker.normalize.new_mean": torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1),
+        "module.attacker.normalize.new_std": torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state, "epoch": 90}, path)
+    return path
+
+
+def write_timm_safetensors(path: Path, model: str = "vit_base_patch16_224", **kwargs: object) -> Path:
+    """A timm-layout safetensors checkpoint of `model` (real size, random weights), as RobustBench-style robust
+    timm models are shared."""
+    import timm
+    from safetensors.torch import save_file
+
+    sd = timm.create_model(model, num_classes=1000, **kwargs).state_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    return path
+
+
+def write_paper_data(root: Path) -> Path:
+    """Everything studies/paper-table1.toml and paper-table2.toml read, under root (their $RTTUI_DATA), in the
+    real formats: CIFAR-10 batches, an ImageNet tree of 100 classes of JPEGs, ChestX-ray8's CSV and PNGs, and the
+    two robust checkpoints of paper-table2 (real architectures and sizes, random weights)."""
+    write_cifar10(root / "cifar10")
+    write_imagenet(root / "imagenet")
+    write_chestxray(root / "chestxray8")
+    write_madry_resnet50(root / "robust" / "resnet50_imagenet_linf_4.pt")
+    write_timm_safetensors(root / "robust" / "vit_b16_imagenet_linf_4.safetensors")
+    return root
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "paper":
+        sys.exit("usage: python -m tests.datafiles paper DIR   (writes the paper studies' data under DIR)")
+    print(write_paper_data(Path(sys.argv[2])))

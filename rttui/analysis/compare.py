@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rttui.analysis.aggregate import Stat, auc_by_run, cell_stats
+from rttui.analysis.environment import mixed_envs_warning
 from rttui.analysis.records import (
+    AUDIT_CHECK,
+    AUDIT_MARK,
     AXES,
     CONFIG_AXES,
     EPS_TOL,
     AnalysisError,
     apply_where,
     attack_label,
+    audit_warning,
     config_label,
     dedupe,
     default_eps,
@@ -92,6 +96,9 @@ class Cell:
     warnings: list[str] = field(default_factory=list)
     mark: str = ""  # significance mark from the paired test against the baseline ("*", "**" or "")
     test: dict[str, Any] | None = None
+    # The attack-strength audit flagged an evaluation behind this cell (rttui.engine.attacks.audit): a stronger
+    # attack fooled more than max(3, 1%) of a subsample of the images that survived the stored one.
+    flagged: bool = False
 
     def stat(self, metric: str) -> Stat:
         return self.stats[metric]
@@ -120,6 +127,7 @@ class Cell:
         d["partial"] = self.partial
         d["warnings"] = self.warnings
         d["mark"] = self.mark
+        d["audit_flagged"] = self.flagged
         if self.test is not None:
             d["test"] = self.test
         return d
@@ -168,7 +176,9 @@ class CompareTable:
         if self.params_label:
             parts.append(f"attack{'s' if ';' in self.params_label else ''} {self.params_label}")
         if self.eps is not None:
-            parts.append(f"ε = {self.eps:g} (L∞, [0, 1] pixels)")
+            norms = sorted({str(p.get("norm", "linf")) for p in self.params_by_attack.values()} or {"linf"})
+            label = " / ".join({"linf": "L∞", "l2": "L2"}.get(n, n) for n in norms)
+            parts.append(f"ε = {self.eps:g} ({label}, [0, 1] pixels)")
         if self.n_test:
             parts.append(f"{'/'.join(map(str, self.n_test))} test images")
         parts.append("drop = standard − adversarial (points)")
@@ -185,6 +195,11 @@ class CompareTable:
             parts.append(f"PARTIAL: {len(self.missing)} run(s) not evaluated yet")
         elif self.partial:
             parts.append(incomplete_label(self.missing_states, False))
+        if any(c.flagged for c in self.cells.values()):
+            parts.append(
+                f"{AUDIT_MARK} flagged by the attack-strength audit: a stronger attack fooled more than "
+                "max(3, 1%) of a subsample of the images that survived, so the accuracy overstates robustness"
+            )
         if self.warnings:
             parts.append(f"{len(self.warnings)} sanity warning(s)")
         return "; ".join(parts)
@@ -235,6 +250,8 @@ class CompareTable:
         txt = cell.fmt(m)
         if marks and m == "adv" and cell.mark:
             txt += cell.mark
+        if marks and m == "adv" and cell.flagged:
+            txt += AUDIT_MARK
         return txt
 
     def body(self, marks: bool = True) -> list[list[str]]:
@@ -449,9 +466,19 @@ def _table(
         key = {**dict(zip(row_axes, rk, strict=True)), **dict(zip(col_axes, ck, strict=True))}
         base_cfg = tuple(str(crecs[0].get(f"{a}_name", crecs[0][a])) for a in CONFIG_AXES)
         cell = Cell(key, stats, partial=base_cfg in missing_cfg)
+        for r in crecs:
+            msg = audit_warning(r)
+            if msg:
+                cell.flagged = True
+                msg = f"{config_label(r)} seed {r['seed']}: {msg}"
+                cell.warnings.append(msg)
+                if msg not in warnings:
+                    warnings.append(msg)
         for rid in stats["run_ids"]:
             for c in checks_by_run.get(rid, []):
                 if c["eval_id"] and c["eval_id"] not in eval_ids:
+                    continue
+                if c["check"] == AUDIT_CHECK:  # shown per eps from the records' audit (above), not per evaluation
                     continue
                 if c["level"] in ("warning", "error"):
                     msg = f"{c['level']}: {config_label(crecs[0])} seed {_seed_of(crecs, rid)}: {c['message']}"
@@ -482,6 +509,9 @@ def _table(
             warnings.append(f"{att}: mixed attack parameters in one table: {' | '.join(sorted(param_sets))}")
         steps = sorted({r.get("step_size") for r in arecs if r.get("step_size") is not None})
         labels.append(attack_label(arecs[0], steps if len(eps_here) == 1 else None))
+    mixed_env = mixed_envs_warning(recs)
+    if mixed_env:
+        warnings.append(mixed_env)
     label = "; ".join(labels)
     ns = [c.stats["clean"].n for c in cells.values()]
     table = CompareTable(

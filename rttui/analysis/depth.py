@@ -43,6 +43,8 @@ def pick_attack_eps(records: list[dict[str, Any]], attack: str | None, eps: floa
     attacks = sorted({r["attack"] for r in records})
     if not attacks:
         raise RttuiError("no evaluations stored for these runs; run the study first (rttui run STUDY)")
+    if attack is not None and not any(a.split("[", 1)[0] == attack.split("[", 1)[0] for a in attacks):
+        raise RttuiError(f"--attack {attack!r} has no results here; use one of {', '.join(attacks)}")
     # `transfer` means the study's one transfer variant, when it has one
     attack = default_attack(attacks) or attacks[0] if attack is None else resolve_attack(attack, attacks)
     grid = sorted({r["eps"] for r in records if r["attack"] == attack})

@@ -62,6 +62,7 @@ _LATEX_UNICODE = {
     "∈": r"$\in$",
     "·": r"$\cdot$",
     "∞": r"$\infty$",
+    "†": r"$^{\dagger}$",
     "–": "--",
 }
 

@@ -221,9 +221,50 @@ def params_label(r: dict[str, Any]) -> str:
     return f"{r['attack']} " + " ".join(parts) + f" mode={r['mode']}"
 
 
+AUDIT_MARK = "†"  # a cell whose evaluation the attack-strength audit flagged
+AUDIT_CHECK = "attack_strength"  # the sanity check the audit stores per evaluation
+
+
+def audit_warning(r: dict[str, Any]) -> str | None:
+    """What the stronger attack found where a record's audit is flagged (None otherwise)."""
+    a = r.get("audit")
+    if not a or not a.get("flagged"):
+        return None
+    return f"audit at ε={float(r['eps']):g}: " + audit_finding(r.get("attack_name", r["attack"]), a)
+
+
+def audit_finding(attack: str, a: dict[str, Any]) -> str:
+    """`a stronger attack (reference APGD-CE, 20 iterations) fooled 11 of 50 images that survived pgd (flagged
+    above 3)`: one audit row (a store row or an engine per-eps dict with its `stronger` parameters)."""
+    strong = a.get("stronger") or {}
+    names = []
+    if strong.get("apgd"):
+        names.append(f"reference APGD-CE, {strong['apgd']['n_iter']} iterations")
+    if strong.get("pgd"):
+        p = strong["pgd"]
+        names.append(f"PGD {p['steps']} steps x {p['restarts']} restarts")
+    fooled = int(a["n"]) - int(a["survived_stronger"])
+    bound = "" if a.get("complete", True) else " at least"
+    return (
+        f"a stronger attack ({' then '.join(names) or 'stronger'}) fooled{bound} {fooled} of {a['n']} images that "
+        f"survived {attack} (flagged above {a['threshold']})"
+    )
+
+
 def attack_label(r: dict[str, Any], step_sizes: list[float] | None = None) -> str:
-    """`pgd steps=10 step_size=0.0075 restarts=1 random_start=True norm=linf mode=sweep`."""
+    """`pgd steps=10 step_size=0.0075 restarts=1 random_start=True norm=linf mode=sweep implementation=rttui`:
+    the whole threat model (AutoAttack: its version and the reference's budgets)."""
     parts = [r["attack"]]
+    p = r.get("attack_params") or {}
+    if r["attack"] == "autoattack":
+        parts.append(f"version={p.get('version', 'standard')}")
+        for key, name in (("n_iter", "n_iter"), ("n_target_classes", "targets"), ("square_n_queries", "queries")):
+            if p.get(key) is not None:
+                parts.append(f"{name}={p[key]}")
+        parts.append(f"norm={r.get('norm') or 'linf'}")
+        parts.append(f"mode={r.get('mode')}")
+        parts.append(f"implementation={p.get('implementation', 'not recorded')}")
+        return " ".join(parts)
     if r["attack"] != "fgsm":
         parts.append(f"steps={r.get('steps')}")
         if step_sizes:
@@ -235,4 +276,5 @@ def attack_label(r: dict[str, Any], step_sizes: list[float] | None = None) -> st
         parts.append(f"random_start={bool(r.get('random_start'))}")
     parts.append(f"norm={r.get('norm') or 'linf'}")
     parts.append(f"mode={r.get('mode')}")
+    parts.append("implementation=rttui")
     return " ".join(parts)

@@ -1,10 +1,10 @@
 """The facade: everything the CLI and the TUI do goes through `rttui.api` (plain data in and out).
 
 Split by the faces' domains: `studies` (files, plans, the catalog), `runs` (run, launch, cancel, retry,
-progress), `results` (records, compare, tests, figures, exports), `transfer` (the transferability matrix),
-`report` (a study's report folder), and `stores` (which database). `from rttui import api; api.compare(...)`
-is the one way in for a face; every name a face uses is re-exported here and listed in `__all__`. Nothing here
-imports torch, or a face, at module level.
+progress), `smoke` (a study's whole path at tiny scale, in a database of its own), `results` (records, compare,
+tests, figures, exports), `transfer` (the transferability matrix), `report` (a study's report folder), and
+`stores` (which database). `from rttui import api; api.compare(...)` is the one way in for a face; every name a
+face uses is re-exported here and listed in `__all__`. Nothing here imports torch, or a face, at module level.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rttui.api.results import (
     export_records,
     export_table,
     figure_kinds,
+    frame,
     incomplete,
     plot,
     records_text,
@@ -48,7 +49,8 @@ from rttui.api.runs import (
     study_progress,
     watch_launch,
 )
-from rttui.api.stores import db_path, open_store
+from rttui.api.smoke import run_smoke
+from rttui.api.stores import db_path, open_store, smoke_db_path
 from rttui.api.studies import (
     PlanRow,
     StudyRow,
@@ -64,6 +66,7 @@ from rttui.api.studies import (
     parse_study,
     plan_status,
     save_study,
+    study_file_inside,
     study_size,
     study_source,
     study_toml,
@@ -103,6 +106,7 @@ __all__ = [
     "export_records",
     "export_table",
     "figure_kinds",
+    "frame",
     "gpu_telemetry",
     "incomplete",
     "launch_study",
@@ -119,10 +123,13 @@ __all__ = [
     "records_text",
     "report",
     "retry",
+    "run_smoke",
     "run_study",
     "save_study",
+    "smoke_db_path",
     "stability",
     "status",
+    "study_file_inside",
     "study_progress",
     "study_size",
     "study_source",

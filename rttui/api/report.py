@@ -65,8 +65,54 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
     index += _tests(db, study, recs, eps0, folder)
     index += _confusions(db, study, attacks, eps0, folder)
     index += _figures(db, study, attacks, folder)
+    index += _audits(recs)
+    index += _environments(recs)
     idx = folder.write("index.md", "\n".join(index) + "\n")
     return {"index": idx, "files": folder.files, "partial": bool(todo), "incomplete": label}
+
+
+def _audits(recs: list[dict[str, Any]]) -> list[str]:
+    """The attack-strength audit: every flagged (run, attack, eps) and what the stronger attack found."""
+    from rttui.analysis.records import AUDIT_MARK, audit_finding, config_label
+
+    audited = [r for r in recs if r.get("audit")]
+    flagged = [r for r in audited if r["audit"]["flagged"]]
+    out = ["## Attack-strength audit", ""]
+    if not audited:
+        return [*out, "No evaluation of this study was audited (or the database predates the audit).", ""]
+    out += [
+        f"{len(audited)} (run, attack, ε) results audited: a seeded subsample of the images that survived each was "
+        "re-attacked by a stronger attack; flagged when it fooled more than max(3, 1%) of them "
+        f"(marked {AUDIT_MARK} in the tables).",
+        "",
+    ]
+    if not flagged:
+        return [*out, "None is flagged.", ""]
+    out += [f"**{len(flagged)} flagged** (their accuracies overstate robustness):", ""]
+    for r in flagged:
+        finding = audit_finding(r.get("attack_name", r["attack"]), r["audit"])
+        out.append(f"- {config_label(r)} seed {r['seed']}, {r['attack']} at ε = {float(r['eps']):g}: {finding}")
+    return [*out, ""]
+
+
+def _environments(recs: list[dict[str, Any]]) -> list[str]:
+    """Each distinct environment the study's numbers were made in, and the runs whose evaluations ran there."""
+    from rttui.analysis.environment import NOT_RECORDED, env_fields
+
+    runs_by_env: dict[str, set[str]] = {}
+    envs: dict[str, dict[str, Any] | None] = {}
+    for r in recs:
+        key = r.get("env_id") or NOT_RECORDED
+        runs_by_env.setdefault(key, set()).add(r["run_id"])
+        envs.setdefault(key, r.get("env"))
+    out = ["## Environments", ""]
+    if len(runs_by_env) > 1:
+        out += [f"**Mixed environments**: the numbers come from {len(runs_by_env)} environments.", ""]
+    for key, rids in runs_by_env.items():
+        out += [f"### {key}", "", "| field | value |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in env_fields(envs[key])]
+        out += ["", f"Runs: {', '.join(sorted(rids))}", ""]
+    return out
 
 
 def _tables(db: str | Path | None, study: str, attacks: list[str], eps0: float, folder: _Folder) -> list[str]:

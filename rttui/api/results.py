@@ -45,6 +45,24 @@ def export_records(db: str | Path | None = None, study: str | None = None) -> li
         return s.records(study)
 
 
+def frame(db: str | Path | None = None, study: str | None = None, kind: str = "records") -> Any:
+    """A pandas DataFrame of stored results for notebooks (extra `rttui[pandas]`): `records` (one row per run,
+    attack and eps), `samples` (one row per evaluated test image) or `epochs` (one row per training epoch), with
+    typed columns and every parameter as a column. Read-only, like `export_records`."""
+    from rttui.analysis.frame import check_kind, require_pandas, to_frame
+
+    check_kind(kind)
+    require_pandas()
+    rows: list[dict[str, Any]]
+    if kind == "records":
+        rows = export_records(db, study)
+    else:
+        with open_store(db) as s:
+            require_study(s, study)
+            rows = s.sample_records(study) if kind == "samples" else s.epoch_records(study)
+    return to_frame(rows, kind)
+
+
 def incomplete(db: str | Path | None, study: str | None) -> str:
     """One line saying what a study's results still lack, "" when every run is done: `PARTIAL: study still
     running` while a runner works on it, else what stopped it (`rttui.analysis.compare.incomplete_label`).

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from rttui.analysis.environment import env_fields, env_line
 from rttui.api.stores import db_path, open_store
 from rttui.api.studies import check_data, validate_study
 from rttui.errors import StoreError
@@ -19,6 +20,7 @@ from rttui.store import Store
 from rttui.study import Plan, Study, check_models, make_plan, parse_study
 from rttui.study.files import study_toml
 from rttui.study.progress import metrics_by_run, plan_totals, run_progress
+from rttui.study.spec import slurm_options
 
 __all__ = [
     "cancel",
@@ -46,20 +48,25 @@ def run_study(
     check_data_first: bool = True,
     workers: int | None = None,
     devices: list[str] | None = None,
-    executor: str = "local",
+    executor: str | None = None,
     address: str | None = None,
     max_retries: int = 1,
+    slurm: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a study into the database; returns counts of what happened.
 
     executor "local": in this process when one worker will do (no start-up cost), else a pool of worker
     processes (`workers` CPU workers, or one per device in `devices`, or one per visible GPU when there are
     several). executor "ray": each unit is a Ray task (`address` of an existing cluster, else a local one).
+    executor "slurm": each unit is a SLURM job (submitit), options from the study's `[run.slurm]` with `slurm`
+    (`KEY=VALUE` strings) on top. No executor given: the study's `[run] executor`, else local.
     The runner lock is taken before anything else is written or loaded, so a second runner is refused at once.
     """
     from rttui.runner.executors import check_options, make_executor
 
-    check_options(executor, workers)
+    executor = executor or study.run.get("executor") or "local"
+    check_options(executor, workers, device=device, devices=devices, max_retries=max_retries)
+    slurm_opts = slurm_options(study, slurm) if executor == "slurm" or slurm else None
     check_models(study)
     plan: Plan = make_plan(study)
     store = Store.open(db_path(db), write=True)
@@ -70,7 +77,15 @@ def run_study(
                 check_data(study)
             from rttui.runner.local import execute
 
-            runner = make_executor(executor, workers=workers, devices=devices, device=device, address=address)
+            runner = make_executor(
+                executor,
+                workers=workers,
+                devices=devices,
+                device=device,
+                address=address,
+                slurm=slurm_opts,
+                artifacts=store.artifacts,
+            )
             coord = execute(plan, store, listener, device, stop, runner, max_retries)
         finally:
             store.release_lock()
@@ -152,10 +167,27 @@ def check_db(db: str | Path | None = None, full: bool = False) -> str:
         return s.check(full)
 
 
-def status(db: str | Path | None = None, study: str | None = None) -> dict[str, Any]:
-    """Studies and runs with their states (read-only)."""
+def status(db: str | Path | None = None, study: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Studies and runs with their states (read-only); with `run_id`, that run alone and the environment it and
+    each of its evaluations ran in (`env` None where the database predates provenance: "not recorded")."""
     with open_store(db) as s:
-        return {"studies": s.studies(), "runs": s.runs(study), "runner": s.runner_lock()}
+        if run_id is None:
+            return {"studies": s.studies(), "runs": s.runs(study), "runner": s.runner_lock()}
+        row = s.unit("run", run_id)
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
+        runs = [r for r in s.runs(study) if r["id"] == run_id]
+        evals = s.rows("select id, attack, created from evaluations where run_id = ? order by created", (run_id,))
+        for e in evals:
+            e["env"] = s.unit_env("evaluation", e["id"])
+            e["env_line"] = env_line(e["env"])
+        env = s.unit_env("run", run_id)
+        return {
+            "studies": [],
+            "runs": runs,
+            "runner": s.runner_lock(),
+            "run": {"id": run_id, "env": env, "env_rows": env_fields(env), "evaluations": evals},
+        }
 
 
 def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -188,6 +220,9 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
     with Store.open(p) as s:
         spec = s.study_spec(study)
         runs = s.runs(study)
+        envs = s.environments()
+        for r in runs:  # the run detail's environment line; None where it was not recorded
+            r["env_line"] = env_line(envs[r["env_id"]]) if r.get("env_id") in envs else None
         lock = s.runner_lock()
         evals = s.eval_counts(study)
         last = s.last_epochs(study)
@@ -257,6 +292,10 @@ def layers(
     only happens while no runner holds it (the runner is the single writer while a study runs).
     """
     no_store = "pass --no-store to compute without storing, or wait for it to finish"
+    if device is not None:
+        from rttui.runner.executors import check_device
+
+        check_device(device)
     with open_store(db) as s:
         row = s.unit("run", run_id)
         if row is None:

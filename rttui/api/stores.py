@@ -17,8 +17,21 @@ def db_path(db: str | Path | None) -> Path:
     return Path(db) if db else default_db_path()
 
 
+def smoke_db_path(db: str | Path | None) -> Path:
+    """Where `rttui run --smoke` puts the smoke results of `db`: `<stem>.smoke<suffix>` next to it."""
+    p = db_path(db)
+    return p.with_name(f"{p.stem}.smoke{p.suffix or '.db'}")
+
+
 def open_store(db: str | Path | None = None, write: bool = False) -> Store:
-    return Store.open(db_path(db), write=write)
+    """The database for a face; a missing one with smoke results next to it says that they are not results."""
+    p, smoke = db_path(db), smoke_db_path(db)
+    if not write and not p.exists() and smoke.exists():
+        raise StoreError(
+            f"{p}: no such database ({smoke.name} next to it holds smoke results only, which are never read as "
+            f"results); run the study without --smoke to fill {p}, or pass --db {smoke} to look at the smoke run"
+        )
+    return Store.open(p, write=write)
 
 
 def require_study(s: Store, study: str | None) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "parse_study",
     "plan_status",
     "save_study",
+    "study_file_inside",
     "study_size",
     "study_source",
     "study_toml",
@@ -179,15 +180,36 @@ def study_source(name: str, db: str | Path | None = None, path: str | Path | Non
     return study_toml(spec)
 
 
-def delete_study(name: str, db: str | Path | None = None, path: str | Path | None = None) -> dict[str, Any]:
-    """Delete a study's file and its database entry (runs shared with other studies are kept)."""
-    out: dict[str, Any] = {"file": None, "runs_dropped": 0}
+def delete_study(
+    name: str,
+    db: str | Path | None = None,
+    path: str | Path | None = None,
+    studies_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Delete a study's database entry (runs shared with other studies are kept) and its file, but the file only
+    when it lies inside `studies_dir`, the folder the caller was given: a path read from the database may point
+    anywhere, and deleting a file elsewhere is not this call's to do.
+
+    Returns {"file": the file deleted or None, "file_left": a file kept because it lies outside `studies_dir`
+    (or no folder was given) or None, "runs_dropped": n}.
+    """
+    out: dict[str, Any] = {"file": None, "file_left": None, "runs_dropped": 0}
     p = db_path(db)
     if p.exists():
         with Store.open(p, write=True) as s:
             s.refuse_if_running("cancel it before deleting the study", study=name)
             out["runs_dropped"] = s.forget_study(name)
     if path and Path(path).is_file():
-        Path(path).unlink()
-        out["file"] = str(path)
+        if study_file_inside(path, studies_dir):
+            Path(path).unlink()
+            out["file"] = str(path)
+        else:
+            out["file_left"] = str(Path(path).resolve())
     return out
+
+
+def study_file_inside(path: str | Path, studies_dir: str | Path | None) -> bool:
+    """Whether `path` (symlinks and `..` resolved) lies inside the folder `studies_dir`."""
+    if not studies_dir:
+        return False
+    return Path(path).resolve().is_relative_to(Path(studies_dir).resolve())

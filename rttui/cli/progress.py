@@ -41,19 +41,30 @@ class RichListener:
         self.bars: dict[int, Any] = {}  # worker -> its bar
         self.worker_of: dict[str, int] = {}  # unit id -> the worker running it
         self.labels: dict[str, str] = {}
+        self.started = False
 
     def __enter__(self) -> RichListener:
-        self.progress.__enter__()
+        # The display starts with the first event, so a study refused before it runs (bad data, a device) leaves
+        # its one-line error alone on stderr, without the blank line an empty display draws when it stops.
+        self.started = False
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
+        if self.started:
+            self.progress.__exit__(None, None, None)
+
+    def _start(self) -> None:
+        if not self.started:
+            self.started = True
+            self.progress.__enter__()
 
     def log(self, msg: str) -> None:
         if not self.quiet:
+            self._start()
             self.progress.console.print(msg, highlight=False)
 
     def __call__(self, event: ev.Event) -> None:
+        self._start()
         p = self.progress
         match event:
             case ev.StudyStarted():

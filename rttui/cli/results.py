@@ -12,7 +12,16 @@ from rich.table import Table
 
 from rttui import api
 from rttui.cli.options import AttackOpt, ColsOpt, DbOpt, EpsOpt, FormatOpt, RowsOpt, WhereOpt, attack_or_all
-from rttui.cli.output import check_format, emit, err, out, print_json
+from rttui.cli.output import (
+    FIGURE_SUFFIXES,
+    check_format,
+    check_output_file,
+    check_output_folder,
+    emit,
+    err,
+    out,
+    print_json,
+)
 
 app = typer.Typer()
 
@@ -33,6 +42,7 @@ def export(
 ) -> None:
     """Export one record per (run, attack, eps) as json/csv, or the compare tables as md/latex."""
     check_format(fmt, ("json", "csv", "md", "latex"))
+    check_output_file(output, "--output")
     if fmt in ("md", "latex"):
         comp = api.compare(db, study, attack_or_all(attack), eps, rows, cols, where)
         text = api.export_table(comp, fmt)
@@ -66,6 +76,7 @@ def compare(
     from rttui.cli.render import compare_notes, compare_table
 
     check_format(fmt, ("table", "json", "md", "latex", "csv"))
+    check_output_file(output, "--output")
     ms = [m.strip() for m in metrics.split(",")] if metrics else None
     comp = api.compare(db, study, attack_or_all(attack), eps, rows, cols, where, metrics=ms, stability=stability)
     if not comp.tables:
@@ -103,6 +114,7 @@ def ttest(
     from rttui.cli.render import tests_table
 
     check_format(fmt, ("table", "json", "md", "latex", "csv"))
+    check_output_file(output, "--output")
     rows = api.ttest(
         db,
         axis,
@@ -179,6 +191,10 @@ def plot(
     formats: Annotated[str, typer.Option("--formats", help="comma list of png, svg, pdf")] = "png,svg",
 ) -> None:
     """Draw figures: Figure 1 (strategies), Figure 2 (tradeoff), accuracy-vs-ε curves, confusion maps."""
+    if out_dir.suffix in FIGURE_SUFFIXES:  # a file name, as `figures.draw` reads it
+        check_output_file(out_dir, "--out", creates_folder=True)
+    else:
+        check_output_folder(out_dir, "--out")
     wanted = kinds or ["all"]
     if "all" in wanted:
         wanted = list(api.figure_kinds())
@@ -197,6 +213,7 @@ def report(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder to write into (created)")] = Path("report"),
 ) -> None:
     """Write every table and figure of a study into one folder, with an index.md."""
+    check_output_folder(out_dir, "--out")
     res = api.report(db, study, out_dir)
     out.print(f"wrote {len(res['files'])} files to {out_dir}; open {res['index']}")
     if res["partial"]:
@@ -214,6 +231,7 @@ def depth(
 ) -> None:
     """Accuracy and robustness against freeze depth (0 = full fine-tuning ... all = feature extraction)."""
     check_format(fmt, ("table", "json"))
+    check_output_file(plot, "--plot", creates_folder=True)
     table = api.depth_table(db, study, attack, eps)
     if plot is not None:
         path = api.depth_figure(table, plot, study or "")

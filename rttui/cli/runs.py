@@ -13,6 +13,7 @@ from rich.table import Table
 from rttui import api
 from rttui.cli.options import DbOpt, FormatOpt
 from rttui.cli.output import check_format, err, out, print_json
+from rttui.errors import RttuiError
 
 app = typer.Typer()
 
@@ -29,13 +30,24 @@ def run(
     devices: Annotated[
         str | None, typer.Option("--devices", help="comma-separated devices, one worker each: cuda:0,cuda:1")
     ] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) or ray")] = "local",
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="local (default), ray, or slurm (default: the study's [run])")
+    ] = None,
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (default: start a local one)")
     ] = None,
     retries: Annotated[int, typer.Option("--retries", help="retries of a unit whose worker died")] = 1,
+    slurm: Annotated[
+        list[str] | None, typer.Option("--slurm", help="SLURM job option KEY=VALUE over [run.slurm], repeatable")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     json_events: Annotated[bool, typer.Option("--json-events", help="one JSON event per line on stdout")] = False,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="the whole path at tiny scale, into DB's .smoke.db; the DB is not touched")
+    ] = False,
+    random_weights: Annotated[
+        bool, typer.Option("--random-weights", help="with --smoke: random init instead of timm's pretrained weights")
+    ] = False,
 ) -> None:
     """Run (or resume) a study: train sources and runs, attack them, store everything, print the results."""
     from rttui.cli.progress import JsonListener, RichListener
@@ -50,7 +62,17 @@ def run(
         "executor": executor,
         "address": address,
         "max_retries": retries,
+        "slurm": slurm,
     }
+    if smoke or random_weights:  # smoke: its own database and a pass/fail summary instead of result tables
+        if not smoke:
+            raise RttuiError("--random-weights only goes with --smoke; to train from scratch set pretrained = false")
+        with RichListener(err, quiet=quiet or json_events) as rich:
+            listener = JsonListener() if json_events else rich
+            res = api.run_smoke(s, db, listener, device, random_weights=random_weights, **opts)
+        for line in res["lines"]:
+            (err if json_events else out).print(line, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(0 if res["passed"] else 130 if res["cancelled"] else 1)
     if json_events:
         result = api.run_study(s, db, JsonListener(), device, **opts)
         _exit_status(result)
@@ -126,13 +148,19 @@ def check_db(
 def status(
     db: DbOpt = None,
     study: Annotated[str | None, typer.Option(help="only this study's runs")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="one run: its state and the environment it ran in")
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """List studies and runs with their states (read-only)."""
+    """List studies and runs with their states (read-only); --run RUN shows that run's environment."""
     check_format(fmt, ("table", "json"))
-    st = api.status(db, study)
+    st = api.status(db, study, run_id)
     if fmt == "json":
         print_json(st)
+        return
+    if run_id is not None:
+        _print_run_env(st["run"])
         return
     if st["runner"]:
         r = st["runner"]
@@ -178,6 +206,23 @@ def status(
             escape((r["error"] or "")[:80]),
         )
     out.print(t)
+
+
+def _print_run_env(run: dict) -> None:
+    """A run's environment, and its evaluations' where they differ from it."""
+    t = Table(title=f"run {run['id']}: environment", title_justify="left")
+    t.add_column("field")
+    t.add_column("value")
+    for k, v in run["env_rows"]:
+        t.add_row(k, escape(v))
+    out.print(t)
+    run_env = (run["env"] or {}).get("env_id")
+    for e in run["evaluations"]:
+        e_env = (e["env"] or {}).get("env_id")
+        same = " (same as the run)" if e_env and e_env == run_env else ""
+        out.print(
+            f"evaluation {e['id']} ({e['attack']}): {escape(e['env_line'])}{same}", highlight=False, soft_wrap=True
+        )
 
 
 @app.command()

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from rttui import api
 from rttui.cli.options import DbOpt
-from rttui.cli.output import check_format, emit, out
+from rttui.cli.output import check_format, check_output_file, emit, out
 
 app = typer.Typer()
 
@@ -32,6 +32,7 @@ def transfer(
 ) -> None:
     """Transfer attacks: surrogate x target adversarial accuracy (mean±std over seeds), white-box PGD diagonal."""
     check_format(fmt, api.TRANSFER_FORMATS)
+    check_output_file(output, "--output")
     matrices = api.transfer(db, study, eps, all_eps=fmt in ("json", "csv"))
     if fmt != "table":
         emit(api.transfer_text(matrices, fmt), output, f"wrote {len(matrices)} matrix(es) to {output}")

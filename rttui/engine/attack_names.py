@@ -35,10 +35,12 @@ ATTACKS: dict[str, AttackInfo] = {
             "deepfool",
             "minimal-perturbation attack (batched), run once; per eps its perturbation is projected and re-checked",
         ),
-        # torchattacks' FAB (inside AutoAttack) reshapes input gradients with .view.
+        # Run on the caller's memory layout, so it equals a direct call to the reference exactly.
         AttackInfo(
             "autoattack",
-            "AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square; torchattacks); needs >= 4 classes",
+            "AutoAttack, the authors' reference code (pyautoattack); version standard (APGD-CE, APGD-T, FAB-T, "
+            "Square at 100 iterations, min(9, classes-1) targets, 5,000 queries; needs >= 4 classes), plus or rand "
+            "(>= 3 classes)",
             channels_last=False,
         ),
         AttackInfo(
@@ -49,6 +51,11 @@ ATTACKS: dict[str, AttackInfo] = {
     ]
 }
 
+
+# The fewest classes each reference AutoAttack version runs on (its most demanding attack: APGD-T's targeted DLR
+# loss reads the 4th-largest logit, APGD-DLR's the 3rd). Torch-free so a study is checked at validation; a test
+# holds it equal to `rttui.engine.attacks.autoattack.min_classes`.
+AUTOATTACK_MIN_CLASSES = {"standard": 4, "plus": 4, "rand": 3}
 
 # The axes a transfer attack's `sibling` selector may name, in the order its label lists them.
 SIBLING_AXES = ("model", "strategy", "technique", "seed")

@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 class Split:
     """Images and labels of one side of a task.
 
-    Either in memory (`x`: float tensor (N, 3, H, W) in [0, 1]; small tasks such as digits, and every test
-    split, which is capped) or lazy (`dataset`: a torch Dataset yielding (image, label) decoded on the fly,
-    for training sets too large for memory, e.g. ImageNet-100 at 224x224 is ~30 GB as floats). Labels are
-    always in memory. `batches()` is the one way training iterates either kind.
+    Either in memory (float images (N, 3, H, W) in [0, 1], or the uint8 pixels a training split of image files
+    is held as: a quarter of the bytes, decoded once; small tasks such as digits, and every test split, which is
+    capped) or lazy (`dataset`: a torch Dataset yielding (image, label) decoded on the fly, for training sets too
+    large for memory, e.g. ImageNet-100 at 224x224 is ~7.5 GB as uint8, ~30 GB as floats). Labels are always in
+    memory. `batches()` is the one way training iterates either kind; `x` and `head()` always give floats.
     """
 
     def __init__(
@@ -52,11 +53,18 @@ class Split:
 
     @property
     def x(self) -> torch.Tensor:
-        """The images as one tensor; a lazy split is decoded once on first use (only small splits should)."""
+        """The images as one float tensor; a lazy split is decoded once on first use (only small splits should),
+        a uint8-held one is converted on every call (iterate `batches` or take `head` instead)."""
         if self._x is None:
-            parts = [xb for xb, _ in self._loader(256, None, torch.device("cpu"))]
-            self._x = torch.cat(parts) if parts else torch.zeros(0, 3, 1, 1)
-        return self._x
+            self.load()
+        return as_float(self._x)  # type: ignore[arg-type]
+
+    def load(self, keep_uint8: bool = False) -> None:
+        """Decode every image into memory now: as floats, or (`keep_uint8`) as the decoder's uint8 pixels."""
+        parts = [xb for xb, _ in self._loader(256, None, torch.device("cpu"))]
+        if not keep_uint8:
+            parts = [as_float(xb) for xb in parts]
+        self._x = torch.cat(parts) if parts else torch.zeros(0, 3, 1, 1)
 
     @x.setter
     def x(self, value: torch.Tensor) -> None:
@@ -64,6 +72,14 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `n` images and labels; a lazy split decodes only those (`x` would decode all of them:
+        ImageNet-100's training split at 224 pixels is ~30 GB as floats)."""
+        k = min(n, len(self))
+        if not self.lazy or k == 0:
+            return as_float(self._x[:k]) if self._x is not None else self.x[:k], self.y[:k]
+        return as_float(torch.stack([self.dataset[i][0] for i in range(k)])), self.y[:k]  # type: ignore[index]
 
     def _loader(self, batch_size: int, order: torch.Tensor | None, device: torch.device) -> DataLoader:
         from torch.utils.data import DataLoader
@@ -75,7 +91,8 @@ class Split:
             sampler=order.tolist() if order is not None else None,
             num_workers=workers,
             pin_memory=device.type == "cuda",
-            persistent_workers=False,
+            prefetch_factor=PREFETCH if workers else None,
+            persistent_workers=False,  # one loader per epoch (its seeded order); workers start in well under a step
         )
 
     def batches(
@@ -94,21 +111,32 @@ class Split:
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
         if not self.lazy:
-            # One copy per call (per epoch), freed when training ends; a no-op on CPU.
-            x_all, y_all = self.x.to(dev), self.y.to(dev)
+            # One copy per call (per epoch), freed when training ends; a no-op on CPU. uint8 pixels become floats
+            # batch by batch, on the device.
+            x_all, y_all = self._x.to(dev), self.y.to(dev)  # type: ignore[union-attr]
             idx_all = order.to(dev) if order is not None else None
             for s in range(0, n, batch_size):
                 if idx_all is None:
-                    yield x_all[s : s + batch_size], y_all[s : s + batch_size]
+                    yield as_float(x_all[s : s + batch_size]), y_all[s : s + batch_size]
                 else:
                     idx = idx_all[s : s + batch_size]
-                    yield x_all[idx], y_all[idx]
+                    yield as_float(x_all[idx]), y_all[idx]
             return
         try:
             for xb, yb in self._loader(batch_size, order, dev):
-                yield xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+                yield as_float(xb.to(dev, non_blocking=True)), yb.to(dev, non_blocking=True)
         except DataError as exc:  # from a worker: torch prepends the worker's traceback; keep the message
             raise DataError(str(exc).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
+
+
+# Batches each DataLoader worker keeps ready: decoding time varies per image (JPEG sizes), so a deeper queue keeps
+# the device fed through slow ones; uint8 batches keep it cheap (64 images at 224 pixels: 9.6 MB).
+PREFETCH = 4
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (as decoders and workers hand them over) -> float in [0, 1]; float images as they are."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def default_workers() -> int:
@@ -165,10 +193,22 @@ def _stratified_split(
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
+    n_cls = len(np.unique(y))
+    for key, size in (("train_size", train_size), ("test_size", test_size)):
+        if size is not None and size < n_cls:
+            raise DataError(
+                f"{key} = {size} is smaller than the {n_cls} classes (a stratified split needs one image of each); "
+                f"set {key} >= {n_cls}"
+            )
     test_size = min(test_size, len(y) // 2)
-    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
+    k = len(np.unique(y))
+    # Stratified where every class fits on both sides; a cap below the class count (a smoke run's few images)
+    # draws a plain seeded subset, which scikit-learn's stratified split refuses.
+    strat = y if min(test_size, len(y) - test_size) >= k else None
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
     if train_size is not None and train_size < len(tr):
-        tr, _ = train_test_split(tr, train_size=train_size, random_state=seed, stratify=y[tr])
+        strat = y[tr] if min(train_size, len(tr) - train_size) >= k else None
+        tr, _ = train_test_split(tr, train_size=train_size, random_state=seed, stratify=strat)
     return np.sort(tr), np.sort(te)
 
 

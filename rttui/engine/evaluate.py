@@ -58,6 +58,7 @@ class AttackResult:
     step_sizes: list[float | None] = field(default_factory=list)
     min_norm: np.ndarray | None = None  # (n,): minimal-perturbation attacks only; NaN where none was found
     path: str = ""
+    data_seconds: float = 0.0  # of `seconds`, the time spent gathering batches and copying them to the device
 
     @property
     def clean_correct(self) -> np.ndarray:
@@ -156,22 +157,34 @@ def evaluate_attack(
     precision: str = "fp32",
     compile_model: bool = False,
     train_path: str | None = None,
+    labels: str = "true",
     surrogate: Any = None,
 ) -> AttackResult:
     """Attack every clean-correct test sample at every epsilon of the grid (see module doc for modes).
 
     `precision="bf16"` turns on bf16 autocast on CUDA only (fp32 elsewhere; the row records what ran).
     `train_path` names how the model was trained (e.g. "cached_features"), recorded in each row's path.
+    `labels="predicted"` attacks every sample away from the model's own clean prediction instead of its label
+    (every sample is then "clean-correct"; the row's path says `predicted_labels`): a smoke run uses it so each
+    attack runs on every image even on an untrained model, and throughput benchmarks so the work is known.
     `surrogate` is the model a transfer attack crafts on (`attacks.transfer.Surrogate`); `model` only classifies.
     """
     driver = get_attack(attack)
     t0 = time.perf_counter()
     dev = next(model.parameters()).device
+    data_wait = [0.0]
     with channels_last(model, enabled=driver.info.channels_last) as nhwc:
         model.eval()
         cuda = dev.type == "cuda"
         parts = [mode]
         fwd = model
+        if labels == "predicted":
+            if clean_pred is None:
+                clean_pred = predict(model, x, batch_size, dev)
+            y = torch.as_tensor(clean_pred)
+            parts.append("predicted_labels")
+        elif labels != "true":
+            raise ValueError(f"labels must be 'true' or 'predicted', not {labels!r}")
         if nhwc:
             parts.append("channels_last")
         if cuda and not x.is_pinned():
@@ -189,8 +202,11 @@ def evaluate_attack(
 
         def batches(idx: np.ndarray):
             for s in range(0, len(idx), batch_size):
+                t = time.perf_counter()
                 b = idx[s : s + batch_size]
-                yield b, to_dev(x[b]), to_dev(y[b])
+                xb, yb = to_dev(x[b]), to_dev(y[b])
+                data_wait[0] += time.perf_counter() - t  # gathering and copying the batch: the attack waits
+                yield b, xb, yb
 
         def pred(t: torch.Tensor) -> np.ndarray:
             return predict(fwd, t, pred_bs, dev)
@@ -235,6 +251,7 @@ def evaluate_attack(
             step_sizes=swept.step_sizes,
             min_norm=swept.min_norm,
             path="+".join(parts),
+            data_seconds=data_wait[0],
         )
 
 

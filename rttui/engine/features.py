@@ -121,6 +121,7 @@ def fit_auto(
     on_progress: train.ProgressCallback | None = None,
     batch_transform: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     resume: Any = None,
+    timing: dict[str, float] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """`train.fit`, on cached backbone features wherever that gives the same answer; returns (history, path).
 
@@ -142,8 +143,10 @@ def fit_auto(
         if same:
             if resume is not None and getattr(resume, "on_start", None) is not None:
                 resume.on_start(0, [])  # a fresh start, announced as the plain path would
-            history = train.fit(head, Split(feats, data.y), cfg, seed, None, on_epoch, on_progress)
+            history = train.fit(head, Split(feats, data.y), cfg, seed, None, on_epoch, on_progress, timing=timing)
             model.eval()
             return history, CACHED
-    history = train.fit(model, data, cfg, seed, state, on_epoch, on_progress, batch_transform, resume=resume)
+    history = train.fit(
+        model, data, cfg, seed, state, on_epoch, on_progress, batch_transform, resume=resume, timing=timing
+    )
     return history, PLAIN

@@ -295,6 +295,9 @@ def analyze(
     return LayerAnalysis(recs, before.head_grad_norm)
 
 
+ANALYSIS_IMAGES = 128  # the fixed batch's size: the first images of the target training split
+
+
 def fixed_batch(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The analysis batch: the first n images of the target training split (fixed by split_seed, not the seed).
 
@@ -335,7 +338,9 @@ class RunAnalysis:
     batch-norm statistics, requires_grad flags and train/eval mode as they were, so the run trains the same.
     """
 
-    def __init__(self, model: nn.Module, strategy: dict[str, Any], x: torch.Tensor, y: torch.Tensor, n: int = 128):
+    def __init__(
+        self, model: nn.Module, strategy: dict[str, Any], x: torch.Tensor, y: torch.Tensor, n: int = ANALYSIS_IMAGES
+    ):
         self.x, self.y, self.batch = fixed_batch(x, y, n)
         dev = next(model.parameters()).device
         self.x, self.y = self.x.to(dev), self.y.to(dev)

@@ -98,6 +98,32 @@ def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, p
     return wrapped
 
 
+def model_skeleton(model_cfg: dict[str, Any], image_size: int) -> Normalized | None:
+    """The model built on the meta device: no memory, no weights, no download, a fraction of a second even for
+    a large ViT. A study's check builds it so that kwargs the model does not take, or a freeze depth it does not
+    have, are refused before anything runs (a TypeError of the constructor names the keyword). None when the
+    model cannot be built on the meta device for another reason (a real build would say which)."""
+    import timm
+
+    name = model_cfg["name"]
+    kwargs = dict(model_cfg.get("kwargs") or {})
+    try:
+        with torch.device("meta"):
+            try:
+                model = timm.create_model(name, pretrained=False, num_classes=2, **{"img_size": image_size, **kwargs})
+            except TypeError:
+                if "img_size" in kwargs:
+                    raise
+                model = timm.create_model(name, pretrained=False, num_classes=2, **kwargs)
+    except TypeError as exc:
+        raise CheckpointError(
+            f"model {name!r} rejects its kwargs ({exc}); fix [models.{name}] kwargs (see the model's timm signature)"
+        ) from None
+    except Exception:  # a model that cannot be built on the meta device: the real build at run time will say why
+        return None
+    return Normalized(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
 def weights_path(spec: str) -> Path:
     """A checkpoint path as a study writes it: `~` and `$VARS` expanded, `$RTTUI_DATA` defaulting to ./data
     (as for datasets), so a study can name files under the data folder on any machine."""

@@ -9,12 +9,59 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
+from rttui.engine import ta_catalogue
+
 ITERATIVE = {"pgd", "autoattack", "deepfool"}
+
+
+def iterative(attack: str) -> bool:
+    """Whether an attack iterates (then accuracy rising with epsilon beyond noise points to a weak attack); the
+    torchattacks catalogue's classes do, except its single-step ones (FGSM, FFGSM)."""
+    c = ta_catalogue.offered().get(attack)
+    return attack in ITERATIVE or (c is not None and not c.single_step)
 
 
 def _tolerance(n: int) -> int:
     """Random-start noise allowance: a sample or two, or 1% of the test set, whichever is larger."""
     return max(2, n // 100)
+
+
+def check_audit(attack: str, audit: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The attack-strength audit as a check (rttui.engine.attacks.audit): a warning naming what the stronger
+    attack found at each flagged eps; none when the evaluation was not audited."""
+    if audit is None:
+        return []
+    flagged = [r for r in audit["per_eps"] if r["flagged"]]
+    strong = audit["stronger"]
+    how = []
+    if strong.get("apgd"):
+        how.append(f"reference APGD-CE, {strong['apgd']['n_iter']} iterations")
+    if strong.get("pgd"):
+        how.append(f"PGD {strong['pgd']['steps']} steps x {strong['pgd']['restarts']} restarts")
+    name = " then ".join(how)
+    if not flagged:
+        n = sum(r["n"] for r in audit["per_eps"])
+        return [
+            {
+                "check": "attack_strength",
+                "level": "ok",
+                "message": f"{attack}: a stronger attack ({name}) fooled no more than max(3, 1%) of {n} re-attacked "
+                "survivors at any eps",
+            }
+        ]
+    found = "; ".join(
+        f"eps {r['eps']:g}: {'at least ' if not r['complete'] else ''}{r['n'] - r['survived_stronger']} of {r['n']} "
+        f"(threshold {r['threshold']})"
+        for r in flagged
+    )
+    return [
+        {
+            "check": "attack_strength",
+            "level": "warning",
+            "message": f"{attack} is too weak: a stronger attack ({name}) fooled images that survived it: {found}; "
+            "its accuracy overstates robustness (more steps/restarts, or report the stronger attack)",
+        }
+    ]
 
 
 def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -40,8 +87,8 @@ def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     else:
         a, b = max(rises, key=lambda ab: ab[1]["n_adv_correct"] - ab[0]["n_adv_correct"])
         d = b["n_adv_correct"] - a["n_adv_correct"]
-        level = "info" if attack not in ITERATIVE or d <= _tolerance(a["n"]) else "warning"
-        why = "a single step can overshoot" if attack == "fgsm" else "points to a weak attack"
+        level = "info" if not iterative(attack) or d <= _tolerance(a["n"]) else "warning"
+        why = "points to a weak attack" if iterative(attack) else "a single step can overshoot"
         if transfer:  # independent mode: an example crafted for a larger ball can transfer worse
             why = "an example crafted at a larger eps can transfer worse"
         out.append(

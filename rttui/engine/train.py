@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,25 @@ ProgressCallback = Callable[[int, int], None]
 
 class NonFiniteLoss(RuntimeError):
     """Training diverged (NaN or inf loss); the run fails with this reason."""
+
+
+def waited(batches: Iterable[Any], clock: list[float]) -> Iterator[Any]:
+    """The items of `batches`, adding to `clock[0]` the time spent waiting for each one."""
+    it = iter(batches)
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        clock[0] += time.perf_counter() - t
+        yield item
+
+
+def data_wait_frac(timing: dict[str, float]) -> float | None:
+    """The share of training time spent waiting for data (None when nothing was timed)."""
+    sec = timing.get("seconds", 0.0)
+    return round(timing.get("data_seconds", 0.0) / sec, 4) if sec > 0 else None
 
 
 def seed_everything(seed: int) -> None:
@@ -59,6 +78,7 @@ def fit(
     on_progress: ProgressCallback | None = None,
     batch_transform: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     resume: EpochCheckpoint | None = None,
+    timing: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Train the model's trainable parameters with cross-entropy; returns one record per epoch.
 
@@ -69,6 +89,9 @@ def fit(
     a resumed run equals an uninterrupted one.
     With a strategy, `state.begin_epoch(model, epoch)` runs before every epoch (schedules such as gradual
     unfreezing change the trainable set there) and the optimizer gets the strategy's param groups.
+    `timing`, when given, accumulates `seconds` (epochs' wall time), `data_seconds` (of which the loop waited for
+    its next batch: decoding, resizing, copying to the device) and `images`, so a caller can tell whether the
+    device starves.
     """
     dev = next(model.parameters()).device
     params: list[Any] = state.param_groups(model, cfg) if state else [p for p in model.parameters() if p.requires_grad]
@@ -84,6 +107,7 @@ def fit(
     n = len(data)
     steps_per_epoch = math.ceil(n / bs)
     start = 0
+    clock = [0.0]  # seconds this epoch waited for its next batch
     if resume is not None:
         start, history = resume.restore(model, opt, gen, extra)
     for epoch in range(start + 1, epochs + 1):
@@ -91,7 +115,8 @@ def fit(
         (state.begin_epoch(model, epoch) if state else model.train())
         tot_loss, correct, seen = 0.0, 0, 0
         bn_trains = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
-        for s, (xb, yb) in enumerate(data.batches(bs, shuffle=True, generator=gen, device=dev)):
+        batches = waited(data.batches(bs, shuffle=True, generator=gen, device=dev), clock)
+        for s, (xb, yb) in enumerate(batches):
             # Batch norm cannot train on one image (torch raises): an epoch's single last image sits out.
             if len(yb) > 1 or not bn_trains:
                 if batch_transform is not None:
@@ -108,6 +133,11 @@ def fit(
                 seen += len(yb)
             if on_progress:
                 on_progress((epoch - 1) * steps_per_epoch + s + 1, epochs * steps_per_epoch)
+        if timing is not None:
+            timing["seconds"] = timing.get("seconds", 0.0) + time.perf_counter() - t0
+            timing["data_seconds"] = timing.get("data_seconds", 0.0) + clock[0]
+            timing["images"] = timing.get("images", 0.0) + seen
+        clock[0] = 0.0
         rec = {
             "epoch": epoch,
             "loss": tot_loss / max(seen, 1),

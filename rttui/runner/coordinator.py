@@ -133,6 +133,7 @@ class Coordinator:
                     peak_gpu_mem=event.peak_gpu_mem,
                     info={**event.info, **kept},
                     finished=time.time() if event.kind == "source" else None,
+                    env_id=s.add_environment(event.env),
                 )
             case ev.EvalDone():
                 s.add_evaluation(
@@ -146,11 +147,13 @@ class Coordinator:
                         "n": event.n,
                         "seconds": event.seconds,
                         **event.extra,
+                        "env_id": s.add_environment(event.env),
                     },
                     event.metrics,
                     event.samples,
                     event.confusion,
                     event.checks,
+                    audit=event.audit,
                 )
             case ev.RunChecks():
                 s.add_checks(event.run_id, event.checks)
@@ -165,6 +168,8 @@ class Coordinator:
                     finished=time.time(),
                     seconds=(time.time() - row["started"]) if row.get("started") else event.seconds,
                 )
+                if event.info:
+                    s.merge_info(kind, uid, event.info)
                 self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 self.failed.add(uid)

@@ -75,6 +75,7 @@ class UnitTrained:
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
     peak_gpu_mem: int | None = None  # bytes, training on a CUDA device (None elsewhere)
+    env: dict[str, Any] | None = None  # rttui.runner.provenance.collect() of the process that trained it
 
 
 @dataclass(kw_only=True)
@@ -93,6 +94,8 @@ class EvalDone:
     checks: list[dict[str, Any]]
     # Extra columns of the evaluation row (a transfer attack's surrogate id and hash, its image keys).
     extra: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] | None = None  # rttui.runner.provenance.collect() of the process that ran it
+    audit: dict[str, Any] | None = None  # rttui.engine.attacks.audit.audit_attack's result; None: not audited
 
 
 @dataclass
@@ -114,6 +117,7 @@ class UnitFinished:
     kind: str
     unit_id: str
     seconds: float
+    info: dict[str, Any] = field(default_factory=dict)  # merged into the unit's info (e.g. its peak GPU memory)
 
 
 @dataclass

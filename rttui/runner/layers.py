@@ -23,7 +23,7 @@ def analyze_run(
 
     dev = train.pick_device(device)
     task = data.load_task(config["target"], config["target"]["image_size"])
-    x, y, batch = layers.fixed_batch(task.train.x, task.train.y, n_images)
+    x, y, batch = layers.fixed_batch(*task.train.head(n_images), n_images)
     x, y = x.to(dev), y.to(dev)
     start = build_target_model(config, source, task.num_classes, dev)
     before = layers.snapshot(start, x, y)

@@ -15,7 +15,7 @@ from typing import Any
 
 from rttui.engine.attack_names import variant_label
 from rttui.runner import events as ev
-from rttui.runner import faults
+from rttui.runner import faults, provenance
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
 
 Emit = Callable[[ev.Event], None]
@@ -103,6 +103,21 @@ def _progress(emit: Emit, kind: str, uid: str, phase: str, every: float = 0.25) 
     return cb
 
 
+def _reset_peak_memory(dev: Any) -> None:
+    """Start counting this unit's peak GPU memory (a no-op off CUDA)."""
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def _peak_memory_mb(dev: Any) -> float | None:
+    """Peak GPU memory allocated by tensors since the unit started, in MiB (None off CUDA: nothing to measure)."""
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None
+
+
 def _clean_acc(model: Any, split: Any, batch: int = 500) -> tuple[float, Any]:
     from rttui.engine.evaluate import predict
 
@@ -137,6 +152,7 @@ def train_source(
     train_cfg = _scaled(cfg["train"], opts)
     ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
     acc, n_test = None, 0
+    timing: dict[str, float] = {}
     if task is not None:
         from rttui.engine.techniques import adversarial_transform
 
@@ -150,6 +166,7 @@ def train_source(
             on_progress=_progress(emit, "source", sp.id, "train"),
             resume=ckpt,
             batch_transform=adversarial_transform(adv, seed) if adv else None,
+            timing=timing,
         )
     if task is not None:
         if adv:
@@ -174,7 +191,14 @@ def train_source(
             n_test=n_test,
             seconds=time.perf_counter() - t0,
             peak_gpu_mem=peak,
-            info={**info, "batch_size": train_cfg.get("batch_size"), "weights": weights_info},
+            info={
+                **info,
+                "batch_size": train_cfg.get("batch_size"),
+                "weights": weights_info,
+                "data_wait_frac": train.data_wait_frac(timing),
+                "peak_gpu_mem_mb": _peak_memory_mb(dev),
+            },
+            env=provenance.collect(),
         )
     )
     ckpt.clear()  # the final checkpoint is stored; the per-epoch state is no longer needed
@@ -237,9 +261,9 @@ def _start_layer_analysis(model: Any, strategy: dict[str, Any], train_split: Any
     """Layer-freezing runs (freeze-depth sweeps included) carry a layer analysis; it also resolves "auto"."""
     if strategy["name"] != "layer_freezing":
         return None
-    from rttui.engine.layers import RunAnalysis
+    from rttui.engine.layers import ANALYSIS_IMAGES, RunAnalysis
 
-    return RunAnalysis(model, strategy, train_split.x, train_split.y)
+    return RunAnalysis(model, strategy, *train_split.head(ANALYSIS_IMAGES))  # a lazy split decodes only these
 
 
 def _stored_train_path(trained: dict[str, Any]) -> str | None:
@@ -293,6 +317,7 @@ def run_target(
         train_cfg = _scaled(cfg["train"], opts)
         ckpt, on_epoch = _training_hooks("run", rp.id, artifacts, train_cfg, emit, opts)
         _maybe_poison("run", rp.id, task.train, opts)
+        timing: dict[str, float] = {}
         # Cached backbone features where that gives the plain loop's answer (feature extraction); see features.py.
         _, train_path = features.fit_auto(
             model,
@@ -304,6 +329,7 @@ def run_target(
             on_progress=_progress(emit, "run", rp.id, "train"),
             resume=ckpt,
             batch_transform=tech.batch_transform,
+            timing=timing,
         )
         acc, clean_pred = _clean_acc(model, task.test)
         path = artifacts / "runs" / rp.id / "model.safetensors"
@@ -327,7 +353,10 @@ def run_target(
                     "classes": task.classes,
                     "batch_size": train_cfg.get("batch_size"),
                     "train_path": train_path,
+                    "data_wait_frac": train.data_wait_frac(timing),
+                    "peak_gpu_mem_mb": _peak_memory_mb(dev),  # so far: training (the finished unit updates it)
                 },
+                env=provenance.collect(),
             )
         )
         if analysis is not None:
@@ -379,6 +408,7 @@ def run_target(
                     confusion=res.confusion(),
                     checks=sanity.check_eval(label, rows) + ([wb] if wb else []),
                     extra=extra,
+                    env=provenance.collect(),
                 )
             )
             continue
@@ -398,15 +428,39 @@ def run_target(
             precision=ep.precision,
             compile_model=ep.compile,
             train_path=train_path,
+            labels=ep.config.get("labels", "true"),
         )
         rows = res.metrics()
         results[ep.attack] = rows
+        audit = None
+        if ep.audit is not None:  # was the attack strong enough? (rttui.engine.attacks.audit)
+            import torch
+
+            from rttui.engine.attacks.audit import audit_attack
+
+            # The labels the audited attack attacked: a smoke run's are the model's own predictions.
+            predicted = ep.config.get("labels", "true") == "predicted"
+            audit = audit_attack(
+                model,
+                task.test.x,
+                torch.as_tensor(clean_pred, dtype=torch.long) if predicted else task.test.y,
+                res.fooled,
+                res.clean_correct,
+                list(res.epsilons),
+                ep.attack,
+                res.params,
+                norm=res.params.get("norm", "linf"),
+                seed=seed,
+                settings=ep.audit,
+            )
         emit(
             ev.EvalDone(
                 run_id=rp.id,
                 eval_id=ep.id,
                 attack=ep.attack,
-                params=ep.params,
+                # The plan's parameters plus what the engine recorded running them (AutoAttack: implementation
+                # and budgets); the evaluation id stays the plan's.
+                params={**res.params, **ep.params},
                 epsilons=list(res.epsilons),
                 mode=res.mode,
                 n=len(res.labels),
@@ -414,7 +468,9 @@ def run_target(
                 metrics=rows,
                 samples=res.samples(),
                 confusion=res.confusion(),
-                checks=sanity.check_eval(ep.attack, rows),
+                checks=sanity.check_eval(ep.attack, rows) + sanity.check_audit(ep.attack, audit),
+                env=provenance.collect(),
+                audit=audit,
             )
         )
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.
@@ -427,4 +483,4 @@ def run_target(
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
     if run_checks:
         emit(ev.RunChecks(rp.id, run_checks))
-    emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0))
+    emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0, {"peak_gpu_mem_mb": _peak_memory_mb(dev)}))

@@ -21,7 +21,12 @@ from rttui.engine.attack_names import variant_label
 from rttui.errors import DatabaseDamaged, StoreError
 from rttui.store.connection import connect, damaged, is_damage, store_error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What each schema version added; opening an older file for writing applies every later step in one
+# transaction (tables and columns only: old rows read NULL there, which readers show as "not recorded").
+MIGRATIONS: dict[int, str] = {
+    2: "environments table (provenance by env_id), env_id on sources/runs/evaluations, audits table",
+}
 
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
 TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
@@ -50,6 +55,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "phase": str,
             "phase_done": int,
             "phase_total": int,
+            "env_id": str,  # the environment that trained it (environments.env_id); NULL: not recorded
         },
         "id",
     ),
@@ -79,6 +85,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "phase": str,
             "phase_done": int,
             "phase_total": int,
+            "env_id": str,  # the environment that trained it (environments.env_id); NULL: not recorded
         },
         "id",
     ),
@@ -104,8 +111,31 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "surrogate_id": str,
             "surrogate_sha256": str,
             "crafted": str,
+            "env_id": str,  # the environment that ran it; NULL: not recorded
         },
         "id",
+    ),
+    # One row per distinct environment a unit ran in (rttui.runner.provenance.collect(), JSON).
+    "environments": ({"env_id": str, "env": str, "first_seen": float}, "env_id"),
+    # The attack-strength audit of an evaluation, per eps (rttui.engine.attacks.audit). Its own table, so the
+    # audited evaluation's id and rows are what they would be without it.
+    "audits": (
+        {
+            "eval_id": str,
+            "eps": float,
+            "run_id": str,
+            "n": int,
+            "survivors": int,
+            "survived_attack": int,
+            "survived_stronger": int,
+            "threshold": int,
+            "flagged": int,
+            "complete": int,
+            "fooled_ids": str,
+            "stronger": str,
+            "seconds": float,
+        },
+        ("eval_id", "eps"),
     ),
     "metrics": (
         {
@@ -182,6 +212,7 @@ INDEXES = [
     ("evaluations", ["run_id"]),
     ("samples", ["run_id"]),
     ("study_runs", ["run_id"]),
+    ("audits", ["run_id"]),
 ]
 
 
@@ -217,6 +248,7 @@ class Store:
         self.write = write
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
+        self.schema_version = SCHEMA_VERSION  # the file's, once opened (older files read NULL in newer columns)
 
     # ---- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -259,14 +291,17 @@ class Store:
                     f"{self.path}: database schema version {row[0]!r} is not a number; the file is damaged or was "
                     "not written by rttui: restore it from a backup or pass another --db"
                 ) from None
+            self.schema_version = version
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: database schema v{version} is newer than this rttui (v{SCHEMA_VERSION}); "
                     "upgrade rttui (pip install -U rttui)"
                 )
-        elif tables:
+        else:
+            self.schema_version = SCHEMA_VERSION
+        if tables and "meta" not in tables:
             raise StoreError(f"{self.path}: SQLite file holds other tables, not an rttui database; pass another --db")
-        elif not self.write:
+        if not tables and not self.write:
             raise StoreError(f"{self.path}: empty database; run a study into it first")
         if self.write:
             self.conn.execute("pragma synchronous = normal")
@@ -293,7 +328,11 @@ class Store:
                     self.db[name].add_column(col, typ)
                 for table, cols in INDEXES:
                     self.db[table].create_index(cols, if_not_exists=True)
+                for step in range(self.schema_version + 1, SCHEMA_VERSION + 1):
+                    note = f"{time.time():.0f}: {MIGRATIONS[step]}"
+                    self.db["meta"].upsert({"key": f"migration_{step}", "value": note}, pk="key")
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+                self.schema_version = SCHEMA_VERSION
 
     def close(self) -> None:
         self.conn.close()
@@ -524,11 +563,12 @@ class Store:
         samples: list[dict[str, Any]],
         confusion: list[dict[str, Any]],
         checks: list[dict[str, Any]],
+        audit: dict[str, Any] | None = None,
     ) -> None:
-        """Store one evaluation atomically: it is either all there or not at all."""
+        """Store one evaluation atomically (with its audit, when it has one): all there or not at all."""
         eid, rid = eval_row["id"], eval_row["run_id"]
         with self.conn:
-            for t in ("metrics", "samples", "confusion"):
+            for t in ("metrics", "samples", "confusion", "audits"):
                 self.conn.execute(f"delete from {t} where eval_id = ?", (eid,))
             self.conn.execute("delete from checks where eval_id = ?", (eid,))
             self.db["evaluations"].upsert(
@@ -547,6 +587,43 @@ class Store:
             self.db["samples"].insert_all([{**s, "eval_id": eid, "run_id": rid} for s in samples], batch_size=1000)
             self.db["confusion"].insert_all([{**c, "eval_id": eid} for c in confusion], batch_size=1000)
             self.db["checks"].insert_all([{**c, "eval_id": eid, "run_id": rid} for c in checks])
+            self._insert_audit(eid, rid, audit)
+
+    def add_environment(self, env: dict[str, Any] | None) -> str | None:
+        """Keep one row per distinct environment (its env_id); returns the env_id to store on a unit."""
+        if not env or not env.get("env_id"):
+            return None
+        eid = str(env["env_id"])
+        with self.conn:
+            if not self.conn.execute("select 1 from environments where env_id = ?", (eid,)).fetchone():
+                self.db["environments"].insert(
+                    {"env_id": eid, "env": json.dumps(env, sort_keys=True, default=str), "first_seen": time.time()}
+                )
+        return eid
+
+    def _insert_audit(self, eval_id: str, run_id: str, audit: dict[str, Any] | None) -> None:
+        """An evaluation's audit rows (one per eps; none when the audit did not run), inside the caller's
+        transaction (its old rows are deleted with the evaluation's)."""
+        rows = [
+            {
+                "eval_id": eval_id,
+                "eps": r["eps"],
+                "run_id": run_id,
+                "n": r["n"],
+                "survivors": r["survivors"],
+                "survived_attack": r["survived_attack"],
+                "survived_stronger": r["survived_stronger"],
+                "threshold": r["threshold"],
+                "flagged": int(bool(r["flagged"])),
+                "complete": int(bool(r["complete"])),
+                "fooled_ids": json.dumps(r.get("fooled_ids", [])),
+                "stronger": json.dumps({**audit["stronger"], "settings": audit["settings"]}, sort_keys=True),
+                "seconds": r["seconds"],
+            }
+            for r in (audit or {}).get("per_eps", [])
+        ]
+        if rows:
+            self.db["audits"].insert_all(rows)
 
     def add_checks(self, run_id: str, checks: list[dict[str, Any]]) -> None:
         """Cross-attack checks of a run (eval_id empty)."""
@@ -627,9 +704,16 @@ class Store:
         where, params = (
             ("where r.id in (select run_id from study_runs where study = ?)", [study]) if study else ("", [])
         )
+        env_col = "r.env_id" if self.has_column("runs", "env_id") else "null as env_id"
+        # A database read-only from before these columns (a results archive) reads them as empty.
+        phase_cols = (
+            "r.phase, r.phase_done, r.phase_total"
+            if self.has_column("runs", "phase")
+            else "null as phase, null as phase_done, null as phase_total"
+        )
         return self.rows(
             "select r.id, r.dataset, r.model, r.strategy, r.technique, r.seed, r.state, r.clean_acc, r.n_test, "
-            "r.seconds, r.error, r.started, r.finished, r.info, r.phase, r.phase_done, r.phase_total, "
+            f"r.seconds, r.error, r.started, r.finished, r.info, {phase_cols}, {env_col}, "
             "(select max(epoch) from epochs e where e.unit_id = r.id) as epoch, "
             "(select group_concat(study) from study_runs sr where sr.run_id = r.id) as studies "
             f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",
@@ -642,20 +726,26 @@ class Store:
         # A database opened read-only may predate the `path` column (it is added when opened for writing).
         path_col = "m.path" if "path" in self.db["metrics"].columns_dict else "null as path"
         sur_col = "e.surrogate_id" if "surrogate_id" in self.db["evaluations"].columns_dict else "null as surrogate_id"
+        env_col = "e.env_id" if self.has_column("evaluations", "env_id") else "null as env_id"
         rows = self.rows(
             "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
             f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
             "r.config, "
-            f"e.params as attack_params, {sur_col} "
+            f"e.params as attack_params, {sur_col}, {env_col} "
             "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
             f"join evaluations e on e.id = m.eval_id {where} "
             "order by sr.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eps, r.seed",
             params,
         )
         configs: dict[str, Any] = {}
+        envs = self.environments()
+        audits = self.audits(r["eval_id"] for r in rows)
         for r in rows:
             rid = r["run_id"]
+            # Provenance and audit: None where the database predates them or the unit ran without them.
+            r["env"] = envs.get(r["env_id"]) if r["env_id"] else None
+            r["audit"] = audits.get((r["eval_id"], float(r["eps"])))
             text = r.pop("config")
             if rid not in configs:
                 configs[rid] = self._json(text, f"the config of run {rid}")
@@ -669,6 +759,41 @@ class Store:
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
         return rows
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether the file has this column: a database opened read-only may predate it."""
+        return table in self.db.table_names() and column in self.db[table].columns_dict
+
+    def environments(self) -> dict[str, dict[str, Any]]:
+        """Every recorded environment by env_id ({} for a database written before they were recorded)."""
+        if "environments" not in self.db.table_names():
+            return {}
+        return {
+            r["env_id"]: self._json(r["env"], f"the environment {r['env_id']}")
+            for r in self.rows("select env_id, env from environments order by first_seen")
+        }
+
+    def unit_env(self, kind: str, uid: str) -> dict[str, Any] | None:
+        """The environment a source or run was trained in, or None when it was not recorded."""
+        table = {"source": "sources", "run": "runs", "evaluation": "evaluations"}[kind]
+        if not self.has_column(table, "env_id"):
+            return None
+        row = self.conn.execute(f"select env_id from {table} where id = ?", (uid,)).fetchone()
+        return self.environments().get(row[0]) if row and row[0] else None
+
+    def audits(self, eval_ids: Iterable[str]) -> dict[tuple[str, float], dict[str, Any]]:
+        """The stored audit rows by (eval_id, eps); {} for a database written before audits existed."""
+        if "audits" not in self.db.table_names():
+            return {}
+        out: dict[tuple[str, float], dict[str, Any]] = {}
+        for chunk in _chunks(list(dict.fromkeys(eval_ids))):
+            marks = ",".join("?" * len(chunk))
+            for r in self.rows(f"select * from audits where eval_id in ({marks})", chunk):
+                r["flagged"], r["complete"] = bool(r["flagged"]), bool(r["complete"])
+                r["stronger"] = self._json(r["stronger"], f"the audit of evaluation {r['eval_id']}")
+                r["fooled_ids"] = self._json(r["fooled_ids"], f"the audit of evaluation {r['eval_id']}")
+                out[(r["eval_id"], float(r["eps"]))] = r
+        return out
 
     def attack_metrics(self, run_id: str, attacks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """The stored metric rows of a run's evaluations of these attacks (every parameter set), by attack: what
@@ -684,6 +809,58 @@ class Store:
             r["random_start"] = bool(r["random_start"])
             out.setdefault(r["attack"], []).append(r)
         return out
+
+    def sample_records(self, study: str | None = None) -> list[dict[str, Any]]:
+        """One flat record per (study, run, evaluation, test sample): the per-sample outcomes with the run's axes
+        and every parameter of the run and the attack (what a notebook's DataFrame of samples reads)."""
+        where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        rows = self.rows(
+            "select sr.study, s.run_id, r.dataset, r.model, r.strategy, r.technique, r.seed, e.attack, e.mode, "
+            "s.eval_id, s.idx, s.label, s.clean_pred, s.clean_correct, s.fooled_mask, s.first_fooled_eps, "
+            "s.min_norm, e.epsilons, e.params as attack_params, r.config "
+            "from samples s join evaluations e on e.id = s.eval_id join runs r on r.id = s.run_id "
+            f"join study_runs sr on sr.run_id = r.id {where} "
+            "order by sr.study, r.dataset, r.model, r.strategy, r.technique, e.attack, r.seed, s.idx",
+            params,
+        )
+        for r in rows:
+            self._unpack_config(r)
+            r["attack_params"] = json.loads(r["attack_params"])
+            r["epsilons"] = [float(x) for x in json.loads(r["epsilons"])]
+            r["clean_correct"] = bool(r["clean_correct"])
+        return rows
+
+    def epoch_records(self, study: str | None = None) -> list[dict[str, Any]]:
+        """One flat record per training epoch of every unit of a study (its runs and their sources), with the
+        unit's axes and its strategy/technique parameters (sources have no strategy or technique)."""
+        where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        runs = self.rows(
+            "select distinct sr.study, 'run' as kind, r.id as unit_id, r.source_id, r.dataset, r.model, r.strategy, "
+            "r.technique, r.seed, ep.epoch, ep.loss, ep.train_acc, ep.seconds, r.config "
+            "from epochs ep join runs r on r.id = ep.unit_id join study_runs sr on sr.run_id = r.id "
+            f"{where} order by sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, ep.epoch",
+            params,
+        )
+        for r in runs:
+            self._unpack_config(r)
+        sources = self.rows(
+            "select distinct sr.study, 'source' as kind, so.id as unit_id, so.id as source_id, so.dataset, "
+            "so.model, so.seed, ep.epoch, ep.loss, ep.train_acc, ep.seconds "
+            "from epochs ep join sources so on so.id = ep.unit_id join runs r on r.source_id = so.id "
+            f"join study_runs sr on sr.run_id = r.id {where} "
+            "order by sr.study, so.dataset, so.model, so.seed, ep.epoch",
+            params,
+        )
+        for s in sources:
+            s.update({"strategy": None, "technique": None, "strategy_params": {}, "technique_params": {}})
+        return sources + runs
+
+    @staticmethod
+    def _unpack_config(r: dict[str, Any]) -> None:
+        """Replace a row's `config` JSON by the run's strategy and technique parameters."""
+        cfg = json.loads(r.pop("config"))
+        r["strategy_params"] = cfg["strategy"]["params"]
+        r["technique_params"] = cfg["technique"]["params"]
 
     def checks(self, run_id: str | None = None) -> list[dict[str, Any]]:
         if run_id:
@@ -759,9 +936,10 @@ class Store:
                 for rid in ids
                 if not self.conn.execute("select 1 from study_runs where run_id = ?", (rid,)).fetchone()
             ]
+            tables = set(self.db.table_names())
             for rid in orphans:
                 evals = [r[0] for r in self.conn.execute("select id from evaluations where run_id = ?", (rid,))]
-                for t in ("metrics", "samples", "confusion", "checks"):
+                for t in ("metrics", "samples", "confusion", "checks", *(["audits"] if "audits" in tables else [])):
                     self.conn.executemany(f"delete from {t} where eval_id = ?", [(eval_id,) for eval_id in evals])
                 self.conn.execute("delete from checks where run_id = ?", (rid,))
                 self.conn.execute("delete from evaluations where run_id = ?", (rid,))

@@ -3,15 +3,18 @@
 This is the one place that fixes the vocabulary of a study (strategies, techniques, attacks, datasets and the
 keys of each section). It imports nothing heavy, so validation and `--help` stay fast; the engine implements
 each name and a test checks that both sides agree. Attack names and their help come from the engine's
-torch-free `rttui.engine.attack_names` (the list its attack registry is checked against).
+torch-free `rttui.engine.attack_names` (the list its attack registry is checked against); the torchattacks
+catalogue (`ta:CW`, `ta:Square`, ...) comes from `rttui.engine.ta_catalogue` and is offered by `attacks()` when
+that extra is installed.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from rttui.engine import attack_names
+from rttui.engine import attack_names, audit_settings, ta_catalogue
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,11 @@ class Param:
     # (key, value): the parameter only means something when another parameter has that value; otherwise it is
     # left out of the resolved config, so it cannot split identical runs into different ids.
     only_with: tuple[str, Any] | None = None
+    # The words a number-or-word parameter (a freeze depth) accepts besides numbers.
+    words: tuple[str, ...] = ()
+    # Above this a value is almost surely a typo (epochs = 1000000000): refused unless the study sets
+    # `allow_large = true` under [study], for whoever means it.
+    typo_above: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,12 +53,20 @@ class Entry:
 
 NUM = (int, float)
 
+# Seeds (run seeds and split_seed) go to numpy's and scikit-learn's seeders, which take 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+# Epochs and batch sizes above these, and learning rates above 10, can only be typos for the tasks rttui runs.
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+MAX_LR = 10
+
 LR: dict[str, Param] = {
     "lr": Param(
         None,
         NUM,
         "learning rate of what this strategy trains besides the head (default: [train] lr)",
         low=0,
+        typo_above=MAX_LR,
         nullable=True,
         omit_default=True,
     ),
@@ -59,6 +75,7 @@ LR: dict[str, Param] = {
         NUM,
         "learning rate of the new head (default: [train] head_lr, else the lr)",
         low=0,
+        typo_above=MAX_LR,
         nullable=True,
         omit_default=True,
     ),
@@ -67,8 +84,9 @@ LR: dict[str, Param] = {
 FREEZE = Param(
     "half",
     (int, float, str),
-    "groups frozen from the input side: an int, a fraction in (0, 1), or 'half'",
+    "groups frozen from the input side: an int, a fraction in (0, 1), 'half' or 'all'",
     low=0,
+    words=("half", "all"),
 )
 
 LORA: dict[str, Param] = {
@@ -98,6 +116,7 @@ STRATEGIES: dict[str, Entry] = {
                     "groups frozen from the input side: an int, a fraction in (0, 1), 'half', 'all' or 'auto' "
                     "(picked from the gradient flow on target data; see auto_share)",
                     low=0,
+                    words=("half", "all", "auto"),
                 ),
                 "auto_share": Param(
                     0.1,
@@ -118,7 +137,11 @@ STRATEGIES: dict[str, Entry] = {
             {
                 "every": Param(1, (int,), "epochs between two unfreezing steps", low=1),
                 "keep_frozen": Param(
-                    0, (int, float, str), "groups from the input side that never unfreeze (like freeze)", low=0
+                    0,
+                    (int, float, str),
+                    "groups from the input side that never unfreeze (like freeze)",
+                    low=0,
+                    words=("half", "all"),
                 ),
                 **LR,
             },
@@ -178,7 +201,7 @@ ATTACK_PARAMS: dict[str, dict[str, Param]] = {
         "step_size": Param(None, NUM, "absolute step size; default rel_step_size * eps", low=0, nullable=True),
         "rel_step_size": Param(0.25, NUM, "step size as a fraction of eps", low=0, high=10),
         "random_start": Param(True, (bool,), "start from a random point in the ball"),
-        "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1),
+        "restarts": Param(1, (int,), "random restarts (a sample counts as fooled if any is)", low=1, typo_above=1000),
         "warm_start": Param(False, (bool,), "sweep mode: start each eps from the previous eps's adversarial example"),
     },
     "deepfool": {
@@ -187,7 +210,16 @@ ATTACK_PARAMS: dict[str, dict[str, Param]] = {
         "overshoot": Param(0.02, NUM, "overshoot factor of each step", low=0, high=1),
         "candidates": Param(10, (int,), "classes considered (top ones of the clean logits)", low=2),
     },
-    "autoattack": {"norm": Param("linf", (str,), "threat model", choices=("linf", "l2"))},
+    "autoattack": {
+        "norm": Param("linf", (str,), "threat model", choices=("linf", "l2")),
+        "version": Param(
+            "standard",
+            (str,),
+            "the reference's version: standard (APGD-CE, APGD-T, FAB-T, Square; >= 4 classes), plus (adds APGD-DLR"
+            " and FAB with 5 restarts; >= 4 classes) or rand (APGD-CE and APGD-DLR with 20 EOT iterations; >= 3)",
+            choices=tuple(attack_names.AUTOATTACK_MIN_CLASSES),
+        ),
+    },
     # The transfer attack: crafted on a surrogate, classified by the run (rttui.engine.attacks.transfer).
     "transfer": {
         "surrogate": Param(
@@ -220,6 +252,66 @@ ATTACKS: dict[str, Entry] = {
     name: Entry(name, info.help, ATTACK_PARAMS.get(name, {})) for name, info in attack_names.ATTACKS.items()
 }
 
+
+def _ta_param(c: ta_catalogue.TaClass, key: str, default: Any) -> Param:
+    """A torchattacks constructor argument as a study parameter: its type from its default (counts are ints,
+    other numbers take floats too), non-negative numbers, and the choices rttui knows for strings."""
+    if key == "norm":
+        return Param(default, (str,), "threat model (the eps-ball)", choices=ta_catalogue.norm_choices(c))
+    help = f"torchattacks {c.name}(..., {key}=...)"
+    if key == "alpha":
+        return Param(None, NUM, "absolute step size (default: rel_alpha * eps)", low=0, nullable=True)
+    if key == "rel_alpha":
+        return Param(default, NUM, "step size as a fraction of eps (torchattacks' own ratio)", low=0)
+    if isinstance(default, bool):
+        return Param(default, (bool,), help)
+    if isinstance(default, int) and key in ta_catalogue.COUNTS:
+        return Param(default, (int,), help, low=0)
+    if isinstance(default, int | float):
+        return Param(default, NUM, help, low=0)
+    return Param(default, (str,), help, choices=c.choices.get(key, ()))
+
+
+TA_ATTACKS: dict[str, Entry] = {
+    name: Entry(
+        name,
+        f"torchattacks {c.name}: {c.help}",
+        {k: _ta_param(c, k, v) for k, v in ta_catalogue.study_params(c).items()},
+    )
+    for name, c in ta_catalogue.offered().items()
+}
+
+
+def attacks() -> dict[str, Entry]:
+    """The attacks a study may name now: rttui's own, plus the torchattacks catalogue when that extra is installed
+    (asked each time, so installing it needs no restart of anything that only validates)."""
+    return {**ATTACKS, **TA_ATTACKS} if ta_catalogue.installed() else dict(ATTACKS)
+
+
+def attack_problem(name: str) -> tuple[str, str] | None:
+    """Why a study may not name this attack, as (problem, fix); None when it may."""
+    if name in ATTACKS:
+        return None
+    if not name.startswith(ta_catalogue.PREFIX):
+        return None if name in attacks() else ("unknown attack", "")  # the caller suggests close names
+    cls = name[len(ta_catalogue.PREFIX) :]
+    c = ta_catalogue.CLASSES.get(cls)
+    if c is None:
+        by_lower = {n.lower(): n for n in (x.name for x in ta_catalogue.CLASSES.values() if x.kind != "refused")}
+        close = [by_lower[m] for m in difflib.get_close_matches(cls.lower(), list(by_lower), n=3, cutoff=0.5)]
+        hint = (
+            "did you mean " + " or ".join(repr(ta_catalogue.PREFIX + n) for n in close) + "?"
+            if close
+            else "choose one of " + ", ".join(TA_ATTACKS)
+        )
+        return f"unknown torchattacks attack {name!r}", hint
+    if c.kind == "refused":
+        return f"{name} is not offered: {c.reason}", "remove it from the study"
+    if not ta_catalogue.installed():
+        return f"{name} needs the torchattacks extra, which is not installed", ta_catalogue.INSTALL
+    return None
+
+
 DATASETS: dict[str, str] = {
     "digits": "scikit-learn's bundled 8x8 handwritten digits (offline; resized, 3 channels)",
     "cifar10": "CIFAR-10, 50k train / 10k test 32x32 in 10 classes (python batches; download = true allowed)",
@@ -240,6 +332,20 @@ DATASET_FILES: dict[str, str] = {
     "imagefolder": "$RTTUI_DATA/imagefolder/{train,val}/<class>/* or $RTTUI_DATA/imagefolder/<class>/*",
     "torchvision:<Name>": "$RTTUI_DATA/<Name>/ as torchvision lays it out (download = true fetches it)",
 }
+
+
+# Class counts known without loading the data (the others are known once it is loaded).
+DATASET_CLASSES: dict[str, int] = {"digits": 10, "cifar10": 10, "cifar100": 100}
+
+
+def known_classes(data: dict[str, Any]) -> int | None:
+    """How many classes a [source]/[target] section's model will have, when the study alone says so."""
+    cls = data.get("classes")
+    if isinstance(cls, list):
+        return len(cls)
+    if isinstance(cls, int) and not isinstance(cls, bool):
+        return cls
+    return DATASET_CLASSES.get(str(data.get("dataset")))
 
 
 def dataset_known(name: str) -> bool:
@@ -263,7 +369,7 @@ DATA_KEYS: dict[str, Param] = {
     "no_finding": Param(False, (bool,), "chestxray8: also keep 'No Finding' images as a class"),
     "root": Param(None, (str,), "folder holding the dataset's files", nullable=True),
     "download": Param(False, (bool,), "allow torchvision to download the dataset"),
-    "split_seed": Param(0, (int,), "seed of the fixed train/test split (not the run seed)"),
+    "split_seed": Param(0, (int,), "seed of the fixed train/test split (not the run seed)", low=0, high=MAX_SEED),
 }
 
 TARGET_KEYS: dict[str, Param] = {
@@ -274,9 +380,11 @@ TARGET_KEYS: dict[str, Param] = {
 SOURCE_KEYS: dict[str, Param] = {
     **DATA_KEYS,
     "pretrained": Param(False, (bool,), "start from timm's pretrained weights"),
-    "epochs": Param(8, (int,), "source pretraining epochs (0: use the weights as they are)", low=0),
-    "lr": Param(1e-3, NUM, "source learning rate", low=0),
-    "batch_size": Param(32, (int,), "source batch size", low=1),
+    "epochs": Param(
+        8, (int,), "source pretraining epochs (0: use the weights as they are)", low=0, typo_above=MAX_EPOCHS
+    ),
+    "lr": Param(1e-3, NUM, "source learning rate", low=0, typo_above=MAX_LR),
+    "batch_size": Param(32, (int,), "source batch size", low=1, typo_above=MAX_BATCH),
     "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
     "weight_decay": Param(0.0, NUM, "weight decay", low=0),
     "checkpoint": Param(
@@ -292,18 +400,18 @@ SOURCE_KEYS: dict[str, Param] = {
 
 TRAIN_KEYS: dict[str, Param] = {
     "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
-    "lr": Param(1e-4, NUM, "learning rate (paper: 1e-4)", low=0),
-    "batch_size": Param(32, (int,), "batch size (paper: 32)", low=1),
-    "epochs": Param(5, (int,), "fine-tuning epochs", low=0),
+    "lr": Param(1e-4, NUM, "learning rate (paper: 1e-4)", low=0, typo_above=MAX_LR),
+    "batch_size": Param(32, (int,), "batch size (paper: 32)", low=1, typo_above=MAX_BATCH),
+    "epochs": Param(5, (int,), "fine-tuning epochs", low=0, typo_above=MAX_EPOCHS),
     "weight_decay": Param(0.0, NUM, "weight decay", low=0),
-    "head_lr": Param(None, NUM, "learning rate of the new head (default: lr)", low=0, nullable=True),
+    "head_lr": Param(None, NUM, "learning rate of the new head (default: lr)", low=0, nullable=True, typo_above=MAX_LR),
 }
 
 EVAL_KEYS: dict[str, Param] = {
     "epsilons": Param(
         [0.01, 0.03, 0.05, 0.07, 0.09], (list,), "epsilon grid in [0, 1] pixel units (paper: 0.01..0.09)"
     ),
-    "batch_size": Param(250, (int,), "evaluation batch size", low=1),
+    "batch_size": Param(250, (int,), "evaluation batch size", low=1, typo_above=MAX_BATCH),
     "mode": Param(
         "sweep",
         (str,),
@@ -325,6 +433,21 @@ EVAL_KEYS: dict[str, Param] = {
         choices=("fp32", "bf16"),
     ),
     "compile": Param(False, (bool,), "torch.compile the model for attacks (pays off on GPUs and large grids)"),
+    "labels": Param(
+        "true",
+        (str,),
+        "'true' attacks clean-correct images away from their label; 'predicted' attacks every image away from the "
+        "model's own prediction (adv_acc is then the share of predictions an attack cannot change; smoke runs use "
+        "it so every attack runs even on an untrained model)",
+        choices=("true", "predicted"),
+    ),
+    "audit": Param(
+        None,
+        (dict,),
+        "attack-strength audit of FGSM/PGD/DeepFool (on by default): a seeded subsample of each eps's survivors "
+        "re-attacked by the reference APGD-CE; keys: " + ", ".join(audit_settings.DEFAULTS),
+        nullable=True,
+    ),
 }
 
 MODEL_KEYS: dict[str, Param] = {
@@ -333,6 +456,44 @@ MODEL_KEYS: dict[str, Param] = {
     "checkpoint": Param(None, (str,), "local weights for this model (overrides [source] checkpoint)", nullable=True),
     "mean": Param(None, (list,), "per-channel mean for this model's weights", nullable=True),
     "std": Param(None, (list,), "per-channel std for this model's weights", nullable=True),
+}
+
+# How a study runs (the `[run]` table; the command line overrides it). Execution only: none of it is part of a
+# run's config, so it never changes a run id.
+RUN_KEYS: dict[str, Param] = {
+    "executor": Param(
+        None,
+        (str,),
+        "where units run when --executor is not given: local, ray or slurm",
+        choices=("local", "ray", "slurm"),
+        nullable=True,
+    ),
+}
+
+# `[run.slurm]` (or `--slurm KEY=VALUE`): the SLURM executor's job options (submitit).
+SLURM_KEYS: dict[str, Param] = {
+    "partition": Param(None, (str,), "partition (sbatch --partition)", nullable=True),
+    "time": Param(60, (int, str), "time limit per unit: minutes, or 'HH:MM:SS' / 'D-HH:MM:SS' (sbatch --time)"),
+    "gpus_per_task": Param(0, (int,), "GPUs per unit (sbatch --gpus-per-task)", low=0, high=64),
+    "cpus_per_task": Param(1, (int,), "CPU cores per unit, also its torch threads (sbatch --cpus-per-task)", low=1),
+    "mem_gb": Param(None, NUM, "memory per unit in GB (sbatch --mem)", low=0, nullable=True),
+    "account": Param(None, (str,), "account charged (sbatch --account)", nullable=True),
+    "sbatch": Param({}, (dict,), "extra sbatch options, e.g. { qos = 'high', constraint = 'a100' }"),
+    "setup": Param([], (list,), "shell lines run before each unit, e.g. ['module load cuda']"),
+    "max_jobs": Param(
+        None, (int,), "units queued or running at once (default: every ready unit)", low=1, nullable=True
+    ),
+    "array_parallelism": Param(256, (int,), "jobs of one array running at once (sbatch --array=...%N)", low=1),
+    "probe_timeout": Param(
+        600, NUM, "seconds to wait for the start-up probe job (checks the shared filesystem)", low=1
+    ),
+    "folder": Param(None, (str,), "submitit's job folder (default: <db stem>.artifacts/slurm)", nullable=True),
+    "cluster": Param(
+        "slurm",
+        (str,),
+        "'slurm' (sbatch), or 'local': submitit's local executor, the same path without sbatch (tests, one machine)",
+        choices=("slurm", "local"),
+    ),
 }
 
 
@@ -371,7 +532,7 @@ def as_data() -> dict[str, Any]:
     return {
         "strategies": entries_data(STRATEGIES),
         "techniques": entries_data(TECHNIQUES),
-        "attacks": entries_data(ATTACKS),
+        "attacks": entries_data(attacks()),
         "datasets": [{"name": k, "help": v} for k, v in DATASETS.items()],
         "sections": {
             "source": params_data(SOURCE_KEYS),

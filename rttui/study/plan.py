@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rttui.engine import audit_settings
 from rttui.study.spec import Block, Choice, Study
 
 # Bump when the meaning of a config changes in a way that makes old results incomparable.
@@ -25,7 +26,10 @@ CONFIG_VERSION = 1
 # parameters (so its identity), so a stored result of the old algorithm is recomputed, never taken for the new
 # one's, and a table that holds both says "mixed attack parameters".
 # deepfool 2: overshoot on the total perturbation and box-aware L2 steps (was torchattacks' per-step overshoot).
-ATTACK_REVISIONS = {"deepfool": 2}
+# deepfool 3: per sample the smaller of Foolbox's exact step and the box-aware one (was box-aware only, 2.4% larger
+# minimal perturbations than Foolbox's in median).
+# autoattack 2: the authors' reference code (pyautoattack) at its budgets (was torchattacks' 10-iteration variant).
+ATTACK_REVISIONS = {"deepfool": 3, "autoattack": 2}
 
 WEIGHT_KEYS = ("checkpoint", "mean", "std")
 # Data keys added after the first release: left out of the hashed config while at their defaults, so the
@@ -73,6 +77,9 @@ class EvalPlan:
     # The unit a transfer attack crafts on: ("source", source id) or ("run", run id); it must be trained before
     # this evaluation runs (the scheduler waits for a sibling run). None for every other attack.
     surrogate: tuple[str, str] | None = None
+    # The attack-strength audit's resolved settings (rttui.engine.audit_settings), None when this evaluation is
+    # not audited. Not part of `config`: auditing never changes an evaluation's id; the audit is stored beside it.
+    audit: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,17 +117,29 @@ class Plan:
         src_epochs = sum(int(sp.config["train"]["epochs"]) for sp in self.sources.values())
         run_epochs = sum(int(rp.config["train"]["epochs"]) for rp in self.runs)
         steps = 0
+        audit = 0.0
         for ep in self.evals:
             per_eps = int(ep.params.get("steps") or 1) * int(ep.params.get("restarts") or 1)
             steps += per_eps * len(ep.epsilons)
+            if ep.audit is not None:  # worst case: `fraction` of the test set survives and is re-attacked
+                share = float(ep.audit["fraction"])
+                audit += audit_settings.cost_per_image(ep.attack, ep.params, ep.audit) * share * len(ep.epsilons)
         return {
             "sources": len(self.sources),
             "runs": len(self.runs),
             "evaluations": len(self.evals),
             "train_epochs": src_epochs + run_epochs,
             "attack_steps_per_image": steps,
+            # the audit's gradient steps per test image, worst case (every image survives; see eval.audit)
+            "audit_steps_per_image": round(audit),
             "models": sorted({m.name for b in self.study.blocks for m in b.models}),
         }
+
+
+def _audit(attack: str, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The resolved audit settings of an evaluation of `attack`, or None when it is not audited."""
+    s = audit_settings.resolve(settings)
+    return s if s["enabled"] and attack in audit_settings.AUDITED else None
 
 
 def _set(d: dict[str, Any]) -> dict[str, Any]:
@@ -201,9 +220,9 @@ def make_plan(study: Study) -> Plan:
                                 "mode": block.eval["mode"],
                                 "batch_size": block.eval["batch_size"],
                             }
-                            # Speed options that may change an answer join the identity only when not default,
-                            # so evaluations stored before they existed keep their ids.
-                            for key, default in (("precision", "fp32"), ("compile", False)):
+                            # Options that may change an answer (speed paths, the labels attacked) join the identity
+                            # only when not default, so evaluations stored before they existed keep their ids.
+                            for key, default in (("precision", "fp32"), ("compile", False), ("labels", "true")):
                                 if block.eval.get(key, default) != default:
                                     ecfg[key] = block.eval[key]
                             evals.append(
@@ -218,6 +237,7 @@ def make_plan(study: Study) -> Plan:
                                     batch_size=int(block.eval["batch_size"]),
                                     precision=block.eval.get("precision", "fp32"),
                                     compile=bool(block.eval.get("compile", False)),
+                                    audit=_audit(attack.name, block.eval.get("audit")),
                                 )
                             )
                         if rid in runs:

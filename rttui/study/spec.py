@@ -9,12 +9,15 @@ tables of the same name. Every problem becomes one line: `file: key: problem; fi
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rttui.errors import StudyError
+from rttui.engine import attack_names, audit_settings
+from rttui.errors import RttuiError, StudyError
 from rttui.study import catalog
 from rttui.study.catalog import Entry, Param
 from rttui.study.transfer import check_attacks as check_transfer_attacks
@@ -30,6 +33,7 @@ TOP_KEYS = {
     "techniques",
     "models",
     "grid",
+    "run",
 }
 BLOCK_KEYS = {
     "models",
@@ -43,7 +47,18 @@ BLOCK_KEYS = {
     "name",
     "freeze_depths",
 }
-STUDY_KEYS = {"name", "description", "seeds"}
+STUDY_KEYS = {"name", "description", "seeds", "allow_large"}
+
+# timm.create_model's own loader keywords: they would load weights (or change where from) past rttui's checks of
+# checkpoints, or clash with what rttui sets itself. Each maps to the key of rttui that does the job.
+LOADER_KWARGS = {
+    "checkpoint_path": 'set checkpoint = "/path/to/weights.safetensors" under [models.NAME] instead',
+    "pretrained_cfg": "set checkpoint (and mean/std) under [models.NAME] instead",
+    "pretrained_cfg_overlay": "set checkpoint (and mean/std) under [models.NAME] instead",
+    "cache_dir": "put downloaded weights in the Hugging Face cache ($HF_HOME) instead",
+    "pretrained": "set pretrained = true under [models.NAME] or [source] instead",
+    "num_classes": "leave it out: rttui sizes the head for the task's classes",
+}
 
 
 @dataclass(frozen=True)
@@ -83,17 +98,28 @@ class Study:
     blocks: tuple[Block, ...]
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # The resolved `[run]` table (executor, and `slurm` job options): how to run, never part of a run's config.
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 class _Problems:
-    """Collects one-line problems so a user sees all of them at once."""
+    """Collects one-line problems so a user sees all of them at once.
 
-    def __init__(self, where: str) -> None:
+    `allow_large` is the study's `[study] allow_large`: it lifts the typo bounds (`Param.typo_above`).
+    """
+
+    def __init__(self, where: str, allow_large: bool = False) -> None:
         self.where = where
+        self.allow_large = allow_large
         self.items: list[str] = []
 
     def add(self, key: str, problem: str, fix: str) -> None:
         self.items.append(f"{self.where}: {key}: {problem}; {fix}")
+
+    def add_once(self, key: str, problem: str, fix: str) -> None:
+        """Add a problem that names its own subject (an attack needing an extra) once, however many keys hit it."""
+        if not any(item.endswith(f": {problem}; {fix}") for item in self.items):
+            self.add(key, problem, fix)
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -123,11 +149,23 @@ def _check_param(probs: _Problems, key: str, value: Any, spec: Param) -> Any:
     if spec.choices and value not in spec.choices:
         probs.add(key, f"unknown value {value!r}", _suggest(str(value), [str(c) for c in spec.choices]))
         return spec.default
+    if isinstance(value, str) and spec.words and value not in spec.words:
+        probs.add(key, f"unknown value {value!r}", f"use a number or {' or '.join(repr(w) for w in spec.words)}")
+        return spec.default
+    if isinstance(value, float) and not math.isfinite(value):
+        probs.add(key, f"{value} is not a finite number", f"give a number ({spec.help})")
+        return spec.default
     if isinstance(value, int | float) and not isinstance(value, bool):
         if spec.low is not None and value < spec.low:
             probs.add(key, f"{value} is below {spec.low}", f"use a value >= {spec.low}")
         if spec.high is not None and value > spec.high:
             probs.add(key, f"{value} is above {spec.high}", f"use a value <= {spec.high}")
+        elif spec.typo_above is not None and value > spec.typo_above and not probs.allow_large:
+            probs.add(
+                key,
+                f"{value} is above {spec.typo_above:g}, which is almost surely a typo",
+                "use a smaller value, or set allow_large = true under [study] if you mean it",
+            )
     return value
 
 
@@ -163,8 +201,10 @@ def _resolve_choice(
     item: Any,
     registry: dict[str, Entry],
     defaults: dict[str, Any],
+    problem: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> Choice | None:
-    """An axis value is a name or an inline table {name = ..., param = ...}."""
+    """An axis value is a name or an inline table {name = ..., param = ...}. An attack the catalog knows but may not
+    run here (a torchattacks one without the extra, or one it refuses) gets its own reason."""
     if isinstance(item, str):
         name, inline = item, {}
     elif isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -173,6 +213,10 @@ def _resolve_choice(
         probs.add(key, f"expected a name or {{name = ...}}, got {item!r}", "write a quoted name")
         return None
     entry = registry.get(name)
+    why = problem(name) if problem is not None else None
+    if why is not None and why[1]:
+        probs.add_once(key, *why)
+        return None
     if entry is None:
         probs.add(key, f"unknown name {name!r}", _suggest(name, registry))
         return None
@@ -185,12 +229,19 @@ def _resolve_choice(
 
 
 def _axis(
-    probs: _Problems, key: str, values: Any, registry: dict[str, Entry], defaults: dict[str, Any]
+    probs: _Problems,
+    key: str,
+    values: Any,
+    registry: dict[str, Entry],
+    defaults: dict[str, Any],
+    problem: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> tuple[Choice, ...]:
     if not isinstance(values, list) or not values:
         probs.add(key, "expected a non-empty list", f'e.g. {key.rsplit(".", 1)[-1]} = ["{next(iter(registry))}"]')
         return ()
-    out = [c for i, v in enumerate(values) if (c := _resolve_choice(probs, f"{key}[{i}]", v, registry, defaults))]
+    out = [
+        c for i, v in enumerate(values) if (c := _resolve_choice(probs, f"{key}[{i}]", v, registry, defaults, problem))
+    ]
     names = [(c.name, repr(sorted(c.params.items(), key=str))) for c in out]  # values may be tables
     if len(set(names)) != len(names):
         probs.add(key, "lists the same value twice", "remove the duplicate")
@@ -254,6 +305,11 @@ def _models(probs: _Problems, key: str, values: Any, defaults: dict[str, Any]) -
             probs.add(f"{key}[{i}]", f"expected a model name, got {v!r}", 'write a timm name such as "resnet50"')
             continue
         params = _resolve_section(probs, f"{key}[{name}]", catalog.MODEL_KEYS, defaults.get(name), inline)
+        for k in sorted(params.get("kwargs") or {}):
+            if k in LOADER_KWARGS:
+                probs.add(
+                    f"{key}[{name}].kwargs.{k}", "is timm's loader option, not a model argument", LOADER_KWARGS[k]
+                )
         out.append(Choice(name, params))
     return tuple(out)
 
@@ -276,6 +332,24 @@ def _epsilons(probs: _Problems, key: str, eps: Any) -> list[float]:
     return sorted(set(out))
 
 
+def _check_autoattack_classes(probs: _Problems, p: str, attacks: tuple[Choice, ...], target: dict[str, Any]) -> None:
+    """Refuse an AutoAttack version the target's class count cannot run (when the study alone says the count),
+    before anything is trained; the engine checks again once the model exists."""
+    n = catalog.known_classes(target)
+    for a in attacks:
+        if a.name != "autoattack" or n is None:
+            continue
+        version = str(a.params.get("version", "standard"))
+        need = attack_names.AUTOATTACK_MIN_CLASSES.get(version)
+        if need is not None and n < need:
+            fix = ' or version = "rand" (needs 3)' if n == 3 else ""
+            probs.add(
+                f"{p}.attacks (autoattack)",
+                f"the target has {n} classes but AutoAttack version {version!r} needs at least {need}",
+                f"remove autoattack, use a target with >= {need} classes{fix}",
+            )
+
+
 def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> Study:
     """Parse and validate a study from TOML text; raises StudyError with every problem found."""
     probs = _Problems(where)
@@ -283,6 +357,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{where}: not valid TOML ({exc}); fix the syntax at that line") from None
+    except RecursionError:  # tomllib recurses per nesting level: thousands of levels exhaust Python's stack
+        raise StudyError(f"{where}: arrays or tables nested too deeply to read; flatten the file") from None
     for k in raw:
         if k not in TOP_KEYS:
             probs.add(k, "unknown section", _suggest(k, TOP_KEYS))
@@ -291,6 +367,10 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         probs.add("study", "missing [study] table", 'add [study] with name = "..." and seeds = [0, 1, 2]')
         probs.raise_if_any()
         head = {}
+    allow_large = head.get("allow_large", False)
+    if not isinstance(allow_large, bool):
+        probs.add("study.allow_large", f"expected true or false, got {allow_large!r}", "write allow_large = true")
+    probs.allow_large = allow_large is True
     for k in head:
         if k not in STUDY_KEYS:
             probs.add(f"study.{k}", "unknown key", _suggest(k, STUDY_KEYS))
@@ -302,11 +382,11 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= catalog.MAX_SEED for s in seeds)
     ):
         probs.add(
             "study.seeds",
-            f"expected a list of non-negative integers, got {seeds!r}",
+            f"expected a list of integers in 0..{catalog.MAX_SEED}, got {seeds!r}",
             "e.g. seeds = [0, 1, 2]",
         )
         seeds = [0]
@@ -320,9 +400,13 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
             probs.add(sec, f"expected tables such as [{sec}.NAME]", f"write parameters under [{sec}.NAME]")
             t = {}
         tables[sec] = t
+    attack_entries = catalog.attacks()
     for aname in tables["attacks"]:
-        if aname not in catalog.ATTACKS:
-            probs.add(f"attacks.{aname}", "unknown attack", _suggest(aname, catalog.ATTACKS))
+        why = catalog.attack_problem(aname)
+        if why is not None and why[1]:
+            probs.add_once(f"attacks.{aname}", *why)
+        elif aname not in attack_entries:
+            probs.add(f"attacks.{aname}", "unknown attack", _suggest(aname, attack_entries))
     for sname in tables["strategies"]:
         if sname not in catalog.STRATEGIES:
             probs.add(f"strategies.{sname}", "unknown strategy", _suggest(sname, catalog.STRATEGIES))
@@ -345,6 +429,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         train = _resolve_section(probs, f"{p}.train", catalog.TRAIN_KEYS, raw.get("train"), b.get("train"))
         eval_cfg = _resolve_section(probs, f"{p}.eval", catalog.EVAL_KEYS, raw.get("eval"), b.get("eval"))
         eval_cfg["epsilons"] = _epsilons(probs, f"{p}.eval.epsilons", eval_cfg["epsilons"])
+        if isinstance(eval_cfg.get("audit"), dict):
+            probs.items += [f"{where}: {p}.{line}" for line in audit_settings.check_settings(eval_cfg["audit"])]
         for sec_name, sec in (("source", source), ("target", target)):
             if not catalog.dataset_known(sec["dataset"]):
                 probs.add(
@@ -361,14 +447,24 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
                     f"need at least two distinct classes, got {cls!r}",
                     "list two or more class indices",
                 )
+            n_cls = cls if isinstance(cls, int) else len(cls) if isinstance(cls, list) else None
+            for size_key in ("train_size", "test_size"):
+                size = sec[size_key]
+                if n_cls is not None and isinstance(size, int) and not isinstance(size, bool) and 1 <= size < n_cls:
+                    probs.add(
+                        f"{p}.{sec_name}.{size_key}",
+                        f"{size} is smaller than the {n_cls} classes (a stratified split needs one image of each)",
+                        f"set {size_key} >= {n_cls}",
+                    )
         models = _models(probs, f"{p}.models", b.get("models"), tables["models"])
         strategies = _strategies(probs, p, b, tables["strategies"])
         techniques = _axis(
             probs, f"{p}.techniques", b.get("techniques", ["none"]), catalog.TECHNIQUES, tables["techniques"]
         )
         attack_names = b.get("attacks", list(tables["attacks"]) or ["fgsm", "pgd"])
-        attacks = _axis(probs, f"{p}.attacks", attack_names, catalog.ATTACKS, tables["attacks"])
+        attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
+        _check_autoattack_classes(probs, p, attacks, target)
         bname = b.get("name", f"block{i}")
         blocks.append(
             Block(
@@ -384,8 +480,92 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
                 attacks=attacks,
             )
         )
+    run = _run_table(probs, raw.get("run"))
     probs.raise_if_any()
-    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw)
+    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw, run)
+
+
+def _run_table(probs: _Problems, table: Any) -> dict[str, Any]:
+    """`[run]`: the default executor, and `[run.slurm]` job options (defaults filled, every value checked)."""
+    if table is None:
+        table = {}
+    if not isinstance(table, dict):
+        probs.add("run", f"expected a table, got {table!r}", "write it as [run] with key = value lines")
+        table = {}
+    out = _resolve_section(probs, "run", {**catalog.RUN_KEYS, "slurm": Param({}, (dict,), "")}, table)
+    out["slurm"] = _slurm_section(probs, "run.slurm", table.get("slurm"))
+    return out
+
+
+def _slurm_section(probs: _Problems, prefix: str, *layers: dict[str, Any] | None) -> dict[str, Any]:
+    out = _resolve_section(probs, prefix, catalog.SLURM_KEYS, *layers)
+    t = out["time"]
+    bad_text = isinstance(t, str) and parse_minutes(t) is None
+    if bad_text or (isinstance(t, int) and not isinstance(t, bool) and t < 1):
+        probs.add(f"{prefix}.time", f"{t!r} is not a time limit", "give minutes (120) or 'HH:MM:SS' or 'D-HH:MM:SS'")
+        out["time"] = catalog.SLURM_KEYS["time"].default
+    for k, v in out["sbatch"].items():
+        if isinstance(v, dict | list) or v is None:
+            probs.add(
+                f"{prefix}.sbatch.{k}", f"expected a string or number, got {v!r}", f'e.g. sbatch = {{ {k} = "..." }}'
+            )
+    if not all(isinstance(line, str) for line in out["setup"]):
+        probs.add(f"{prefix}.setup", "expected a list of shell lines", 'e.g. setup = ["module load cuda"]')
+    return out
+
+
+def parse_minutes(text: str) -> int | None:
+    """An sbatch time limit as whole minutes (rounded up): 'MM', 'HH:MM:SS', 'D-HH', 'D-HH:MM', 'D-HH:MM:SS';
+    None when it is none of those."""
+    days, _, rest = text.strip().rpartition("-")
+    try:
+        d = int(days) if days else 0
+        parts = [int(p) for p in rest.split(":")]
+    except ValueError:
+        return None
+    if d < 0 or any(p < 0 for p in parts) or not 1 <= len(parts) <= 3:
+        return None
+    if days:  # D-HH, D-HH:MM, D-HH:MM:SS
+        h, m, sec = [*parts, 0, 0][:3]
+    elif len(parts) == 1:  # MM
+        h, m, sec = 0, parts[0], 0
+    else:  # MM:SS or HH:MM:SS
+        h, m, sec = [0, *parts][-3:]
+    minutes = d * 1440 + h * 60 + m + (1 if sec else 0)
+    return minutes if minutes >= 1 else None
+
+
+def slurm_options(study: Study, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The study's `[run.slurm]` options with `--slurm KEY=VALUE` overrides on top (`sbatch.NAME=VALUE` for an
+    extra sbatch option), checked like the study: a wrong key or type is one line naming the fix."""
+    probs = _Problems("--slurm")
+    layer: dict[str, Any] = {}
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            probs.add(item, "expected KEY=VALUE", "e.g. --slurm partition=gpu --slurm time=120")
+            continue
+        value = _literal(text.strip())
+        if key.startswith("sbatch."):
+            layer.setdefault("sbatch", {})[key[len("sbatch.") :]] = value
+        else:
+            layer[key] = value
+    base = dict(study.run.get("slurm") or {})
+    if "sbatch" in layer:
+        layer["sbatch"] = {**base.get("sbatch", {}), **layer["sbatch"]}
+    out = _slurm_section(probs, "slurm", base, layer)
+    probs.raise_if_any()
+    return out
+
+
+def _literal(text: str) -> Any:
+    """A command-line value read as a TOML value (120, 1.5, true, [...]), else as the plain string."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    return value if isinstance(value, str | int | float | bool | list | dict) else text
 
 
 def load_study(path: str | Path) -> Study:
@@ -412,3 +592,43 @@ def check_models(study: Study) -> None:
             if base not in names:
                 probs.add(f"grid[{b.index}].models[{i}]", f"unknown timm model {m.name!r}", _suggest(base, names))
     probs.raise_if_any()
+    _check_model_shapes(study, probs)
+    probs.raise_if_any()
+
+
+def _check_model_shapes(study: Study, probs: _Problems) -> None:
+    """Build each model on the meta device (no memory, no weights): kwargs it does not take are refused, and so
+    is a freeze depth (freeze, keep_frozen, freeze_depths) deeper than the model's depth groups."""
+    from rttui.engine.models import model_skeleton
+    from rttui.engine.strategies import depth_groups, resolve_freeze
+    from rttui.errors import CheckpointError
+
+    groups: dict[str, int | None] = {}
+    for b in study.blocks:
+        size = b.target["image_size"]
+        for i, m in enumerate(b.models):
+            key = repr((m.name, sorted((m.params.get("kwargs") or {}).items(), key=str), size))
+            if key not in groups:
+                try:
+                    net = model_skeleton({"name": m.name, "kwargs": m.params.get("kwargs") or {}}, size)
+                except CheckpointError as exc:
+                    probs.add(f"grid[{b.index}].models[{i}]", str(exc).split("; ")[0], f"fix [models.{m.name}] kwargs")
+                    groups[key] = None
+                    continue
+                groups[key] = len(depth_groups(net)) if net is not None else None
+            n = groups[key]
+            if n is None:
+                continue
+            for j, st in enumerate(b.strategies):
+                for pk in ("freeze", "keep_frozen"):
+                    depth = st.params.get(pk)
+                    if depth is None or depth == "auto":
+                        continue
+                    try:
+                        resolve_freeze(depth, n, pk)
+                    except RttuiError:
+                        probs.add(
+                            f"grid[{b.index}].strategies[{j}][{st.name}].{pk}",
+                            f"{depth!r} groups, but model {m.name!r} has {n} depth groups",
+                            f"use 0..{n}, a fraction in (0, 1), 'half' or 'all'",
+                        )

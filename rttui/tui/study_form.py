@@ -74,8 +74,9 @@ def entry_name(item: Any) -> str:
 
 
 def param_id(axis: str, name: str, key: str) -> str:
-    """The widget id of one parameter box: `p-attacks-pgd-steps`."""
-    return f"p-{axis}-{name}-{key}"
+    """The widget id of one parameter box: `p-attacks-pgd-steps` (ids take letters, digits, '_' and '-', so the
+    colon of a catalogue name such as `ta:CW` becomes '_')."""
+    return f"p-{axis}-{name.replace(':', '_')}-{key}"
 
 
 @dataclass

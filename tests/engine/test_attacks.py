@@ -156,3 +156,19 @@ def test_per_sample_outcomes_reproduce_the_metrics(trained) -> None:
     conf = res.confusion()
     assert sum(c["count"] for c in conf if c["eps"] == 0.03) == len(y)
     assert np.all(res.adv_pred[:, ~res.clean_correct] == res.clean_pred[~res.clean_correct])
+
+
+def test_predicted_labels_attack_every_image_and_report_data_wait(trained) -> None:
+    """labels="predicted" attacks each image away from the model's own prediction (all count as correct);
+    with true labels only the correctly classified ones are attacked. Both report their data time."""
+    m, x, y = trained
+    true = evaluate_attack(m, x, y, "pgd", {"steps": 2}, [0.03], seed=0)
+    pred = evaluate_attack(m, x, y, "pgd", {"steps": 2}, [0.03], seed=0, labels="predicted")
+    rt, rp = true.metrics()[0], pred.metrics()[0]
+    assert rt["n_clean_correct"] < len(y) == rp["n_clean_correct"] == rp["n"]
+    assert "predicted_labels" in rp["path"] and "predicted_labels" not in rt["path"]
+    assert np.array_equal(pred.labels, predict(m, x))
+    for res in (true, pred):
+        assert 0 < res.data_seconds < res.seconds
+    with pytest.raises(ValueError, match="labels must be"):
+        evaluate_attack(m, x, y, "fgsm", {}, [0.03], labels="gold")

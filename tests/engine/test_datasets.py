@@ -92,6 +92,10 @@ def test_lazy_split_decodes_the_same_images(tmp_path: Path, monkeypatch: pytest.
     g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
     for (xa, ya), (xb, yb) in zip(mem.train.batches(5, True, g1), lazy.train.batches(5, True, g2), strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert xa.dtype == torch.float32 and float(xa.max()) <= 1.0
+    # Image files are held as their uint8 pixels (decoded once, a quarter of the bytes); test splits as floats.
+    assert mem.train._x.dtype == torch.uint8 and mem.test._x.dtype == torch.float32
+    assert torch.equal(mem.train.x, lazy.train.x) and torch.equal(mem.train.head(3)[0], lazy.train.head(3)[0])
 
 
 @pytest.mark.parametrize(

@@ -66,3 +66,48 @@ def test_a_last_batch_of_one_is_skipped_while_batch_norm_trains() -> None:
     vit = create_model({"name": "test_vit"}, 3, 16)
     (rec,) = fit(vit, split, {"epochs": 1, "lr": 1e-3, "batch_size": 32}, 0)
     assert float(rec["train_acc"] * 33).is_integer()
+
+
+class _CountingU8(torch.utils.data.Dataset):
+    """uint8 images as the file decoders hand them over, counting how many were decoded."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y, self.decoded = x, y, 0
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        self.decoded += 1
+        return self.x[i], int(self.y[i])
+
+
+def test_uint8_images_become_the_same_floats_and_head_decodes_only_what_it_returns() -> None:
+    g = torch.Generator().manual_seed(0)
+    u8 = torch.randint(0, 256, (20, 3, 6, 6), dtype=torch.uint8, generator=g)
+    y = torch.arange(20) % 4
+    ds = _CountingU8(u8, y)
+    lazy = Split(y=y, dataset=ds, workers=0)
+    want = u8.float() / 255  # what decode_image gives for the same pixels
+    xb = torch.cat([b for b, _ in lazy.batches(8)])
+    assert xb.dtype == torch.float32 and torch.equal(xb, want)
+    ds.decoded = 0
+    x5, y5 = lazy.head(5)
+    assert ds.decoded == 5 and torch.equal(x5, want[:5]) and torch.equal(y5, y[:5])
+    assert torch.equal(Split(want, y).head(5)[0], x5)  # in memory: the same first images
+
+
+def test_fit_reports_how_long_it_waited_for_data() -> None:
+    import timm
+
+    from rttui.engine.train import data_wait_frac, fit
+
+    mem, lazy = _splits(16)
+    for split in (mem, lazy):
+        torch.manual_seed(0)
+        model = timm.create_model("test_vit", num_classes=3, img_size=8, patch_size=4)
+        timing: dict[str, float] = {}
+        fit(model, split, {"epochs": 2, "lr": 1e-3, "batch_size": 8}, seed=0, timing=timing)
+        assert timing["images"] == 32 and 0 < timing["data_seconds"] < timing["seconds"]
+        assert data_wait_frac(timing) == round(timing["data_seconds"] / timing["seconds"], 4)
+    assert data_wait_frac({}) is None

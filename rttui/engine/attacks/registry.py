@@ -35,15 +35,16 @@ class AttackDriver:
 REGISTRY: dict[str, AttackDriver] = {}
 
 
-def register_attack(name: str) -> Callable[[Driver], Driver]:
-    """Register `fn` as the sweep driver of attack `name` (which `attack_names.ATTACKS` must list)."""
+def register_attack(name: str, info: AttackInfo | None = None) -> Callable[[Driver], Driver]:
+    """Register `fn` as the sweep driver of attack `name`, which `attack_names.ATTACKS` must list; a catalogue
+    registered at run time (the torchattacks extra, `ta:` names) passes its own torch-free `info` instead."""
 
     def deco(fn: Driver) -> Driver:
-        if name not in ATTACKS:
+        if info is None and name not in ATTACKS:
             raise ValueError(f"attack {name!r} is not listed in rttui.engine.attack_names.ATTACKS; add it there")
         if name in REGISTRY:
             raise ValueError(f"attack {name!r} is registered twice")
-        REGISTRY[name] = AttackDriver(ATTACKS[name], fn)
+        REGISTRY[name] = AttackDriver(info or ATTACKS[name], fn)
         return fn
 
     return deco

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rttui.engine.attacks.autoattack import autoattack, check_classes
+from rttui.engine.attacks.autoattack import autoattack, check_classes, reference_budgets
 from rttui.engine.attacks.base import attack_mode, input_grad, perturbation_norm
 from rttui.engine.attacks.deepfool import deepfool, project_and_check
 from rttui.engine.attacks.fgsm import fgsm_grid
@@ -249,21 +249,25 @@ def sweep_deepfool(sw: Sweep) -> Swept:
 
 @register_attack("autoattack")
 def sweep_autoattack(sw: Sweep) -> Swept:
-    """AutoAttack per epsilon; sweep mode attacks only samples that survived the previous epsilon."""
+    """The reference AutoAttack (pyautoattack) per epsilon; sweep mode attacks only samples that survived the
+    previous epsilon. The row records `implementation = "reference"` and the budgets that ran (n_iter, target
+    classes, Square queries, per attack), read from the configured reference objects."""
     model, labels, eps_sorted, mode = sw.model, sw.labels, sw.epsilons, sw.mode
     batches, pred, seed, norm = sw.batches, sw.pred, sw.seed, sw.norm
-    clean_pred = sw.clean()
+    version = str(sw.params.get("version", "standard"))
     num_classes = sw.num_classes
     if num_classes is None:
         with torch.no_grad():
             num_classes = int(model(sw.to_dev(sw.x[:1])).shape[1])
-    check_classes(num_classes)
+    check_classes(num_classes, version)  # before any time is spent
+    clean_pred = sw.clean()
     n, k = len(labels), len(eps_sorted)
     cc = clean_pred == labels
     adv_pred = np.tile(clean_pred, (k, 1))
     fooled = np.zeros((k, n), dtype=bool)
     max_pert = [0.0] * k
     active = cc.copy()
+    warnings: list[str] = []
     tick = progress_counter(sw.on_progress, k * int(cc.sum()))
     for i, eps in enumerate(eps_sorted):
         if mode == "sweep" and i > 0:
@@ -272,11 +276,15 @@ def sweep_autoattack(sw: Sweep) -> Swept:
             adv_pred[i, carried] = adv_pred[i - 1, carried]
             max_pert[i] = max_pert[i - 1]
         for b, xb, yb in batches(np.flatnonzero(active if mode == "sweep" else cc)):
-            xa = autoattack(model, xb, yb, eps, num_classes, norm, seed)
+            xa, info = autoattack(model, xb, yb, eps, num_classes, norm, seed, version)
+            warnings += [w for w in info["reference_warnings"] if w not in warnings]
             p = pred(xa)
             adv_pred[i, b] = p
             fooled[i, b] = p != labels[b]
             max_pert[i] = max(max_pert[i], norm_of(xa - xb, norm))
             tick(len(b))
         active &= ~fooled[i]
-    return Swept(clean_pred, adv_pred, fooled, max_pert, [None] * k, param_defaults={"version": "standard"})
+    recorded = {"version": version, **reference_budgets(num_classes, norm, seed, version)}
+    if warnings:
+        recorded["reference_warnings"] = warnings
+    return Swept(clean_pred, adv_pred, fooled, max_pert, [None] * k, param_defaults=recorded)

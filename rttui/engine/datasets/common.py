@@ -6,7 +6,8 @@ Never decides a split with the run seed: only `split_seed`, so every run of a st
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,17 +100,42 @@ def to_images(arr: np.ndarray | torch.Tensor, image_size: int) -> torch.Tensor:
 
 def decode_image(path: Path, image_size: int) -> torch.Tensor:
     """One image file -> float (3, S, S) in [0, 1]; grayscale and palette images become 3 equal channels."""
+    return decode_image_u8(path, image_size).float().div_(255.0)
+
+
+def decode_image_u8(path: Path, image_size: int) -> torch.Tensor:
+    """One image file -> uint8 (3, S, S): what DataLoader workers send (a quarter of the float bytes to copy and
+    pin); `Split` turns it into [0, 1] floats on the device, which gives the same floats `decode_image` does."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with _no_bombs(path), Image.open(path) as im:
             im = im.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"image {path} is missing; restore it or remove it from the dataset folder") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"image {path} cannot be decoded ({type(exc).__name__}); replace or delete the file") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+@contextmanager
+def _no_bombs(path: Path) -> Iterator[None]:
+    """PIL's decompression-bomb guard (an image of more pixels than `Image.MAX_IMAGE_PIXELS`: a warning, twice
+    that: an error) as one DataError naming the file: no dataset rttui reads needs images that large."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(
+            f"image {path} has more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL's decompression-bomb limit); "
+            "shrink it or remove it from the dataset folder"
+        ) from None
 
 
 def check_image_header(path: Path) -> None:
@@ -117,7 +143,7 @@ def check_image_header(path: Path) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with _no_bombs(path), Image.open(path) as im:
             im.verify()
     except FileNotFoundError:
         raise DataError(f"image {path} is missing; restore it or remove it from the dataset folder") from None
@@ -126,7 +152,9 @@ def check_image_header(path: Path) -> None:
 
 
 class ImageFiles(Dataset):
-    """Image files decoded on the fly: (image (3, S, S) in [0, 1], label)."""
+    """Image files decoded on the fly: (image uint8 (3, S, S), label); `Split` makes [0, 1] floats of them."""
+
+    dtype = torch.uint8  # what an image is handed over as (a split of them is held in memory as uint8)
 
     def __init__(self, files: Sequence[Path], labels: np.ndarray, image_size: int) -> None:
         self.files = list(files)
@@ -137,7 +165,7 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return decode_image(self.files[i], self.image_size), int(self.labels[i])
+        return decode_image_u8(self.files[i], self.image_size), int(self.labels[i])
 
     def verify(self) -> None:
         for f in self.files:
@@ -177,21 +205,25 @@ class Mapped(Dataset):
 
 
 def in_memory_budget() -> int:
-    """Bytes a split may take as float tensors before it is loaded lazily ($RTTUI_INMEMORY_MB, default 2048)."""
+    """Bytes a training split may take in memory before it is loaded lazily ($RTTUI_INMEMORY_MB, default 2048):
+    as uint8 pixels for image files (decoded once; ChestX-ray8's 8,000 training images at 224 take 1.2 GB), as
+    float tensors for the rest."""
     mb = os.environ.get("RTTUI_INMEMORY_MB", "2048")
     return int(mb) * (1 << 20) if mb.strip().isdigit() else 2048 << 20
 
 
 def make_split(dataset: Dataset, labels: np.ndarray, image_size: int, materialize: bool | None = None) -> Split:
-    """A Split over `dataset`: decoded into memory when it fits the budget (or `materialize`), else lazy."""
+    """A Split over `dataset`: decoded into memory when it fits the budget (or `materialize`, as floats: a test
+    split), else lazy. A training split of image files is held as uint8 (a quarter of the float bytes)."""
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     n = len(y)
+    keep_uint8 = materialize is None and getattr(dataset, "dtype", None) == torch.uint8
     if materialize is None:
-        materialize = n * 3 * image_size * image_size * 4 <= in_memory_budget()
+        materialize = n * 3 * image_size * image_size * (1 if keep_uint8 else 4) <= in_memory_budget()
     workers = 0 if n < 512 else default_workers()
     split = Split(y=y, dataset=dataset, workers=workers)
     if materialize:
-        split.x  # noqa: B018  (decode now: in memory from here on; the dataset stays for its file names)
+        split.load(keep_uint8)  # in memory from here on; the dataset stays for its file names
     return split
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ class BuilderScreen(RttuiScreen):
         self.info: dict[str, Any] = {}
         self.checked = 0
         self.base_text: str | None = None
+        self.opened: Path | None = None
         self._filling = False
         self._filled: dict[str, Any] | None = None
 
@@ -124,7 +126,9 @@ class BuilderScreen(RttuiScreen):
         """Each option's parameters in a group of their own, shown only while the option is selected (every
         parameter of every option made the epsilons the 57th Tab stop)."""
         for entry in self.catalog[axis]:
-            if not entry["implemented"] or not entry["params"]:
+            # A catalogue attack (`ta:CW`: torchattacks, dozens of them with up to 11 arguments each) is listed and
+            # saved with its table, but its parameters are edited in the file: hundreds of inputs would bury the form.
+            if not entry["implemented"] or not entry["params"] or ":" in entry["name"]:
                 continue
             rows = [
                 self._row(
@@ -181,6 +185,7 @@ class BuilderScreen(RttuiScreen):
     def new(self) -> None:
         self.raw = copy.deepcopy(TEMPLATE)
         self.base_text: str | None = None
+        self.opened = None
         sdir = self.rapp.studies_dir or Path(".")
         self._fill(str(Path(sdir) / "new-study.toml"))
 
@@ -193,6 +198,8 @@ class BuilderScreen(RttuiScreen):
             return
         self.raw = raw
         self.base_text = text
+        # The file the form holds, if it came from one: saving back to it asks nothing unless it changed on disk.
+        self.opened = Path(path).resolve() if path and Path(path).is_file() else None
         sdir = self.rapp.studies_dir or Path(".")
         self._fill(path or str(Path(sdir) / f"{name}.toml"))
 
@@ -320,26 +327,63 @@ class BuilderScreen(RttuiScreen):
             return None
         return Path(p)
 
-    def action_save(self) -> Path | None:
+    def _overwrite_question(self, path: Path) -> str | None:
+        """Why saving to `path` needs a yes first: the file exists and is not the one this form opened, or that
+        one changed on disk since. None when saving replaces nothing the user has not seen."""
+        if not path.exists():
+            return None
+        full = path.resolve()
+        if full == self.opened:
+            try:
+                if full.read_text(encoding="utf-8") == self.base_text:
+                    return None
+            except (OSError, UnicodeDecodeError):
+                pass
+            return f"{full} changed on disk since it was opened. Overwrite it with the study in the form?"
+        return f"{full} already exists. Overwrite it with the study in the form?"
+
+    def action_save(self, then: Callable[[Path], None] | None = None) -> None:
+        """Check and write the study to the file named at the top, asking first before replacing a file the
+        form did not open; `then(path)` runs once it is saved."""
         path = self._path()
         if path is None:
-            return None
+            return
+        question = self._overwrite_question(path)
+        if question is None:
+            self._save(path, then)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._save(path, then)
+            else:
+                self.tell(f"not saved: {path.resolve()} is left as it was")
+
+        self.app.push_screen(Confirm(question), answered)
+
+    def _save(self, path: Path, then: Callable[[Path], None] | None) -> None:
+        full = path.resolve()
         try:
             study = api.save_study(self.collect(), path, self.base_text)
         except RttuiError as exc:
             self.tell(f"not saved: {str(exc).splitlines()[0]}", severity="error", timeout=8)
-            return None
+            return
+        except OSError as exc:
+            self.tell(f"not saved: {full} cannot be written ({exc.strerror}); name another file", severity="error")
+            return
         self.base_text = path.read_text(encoding="utf-8")
         self.raw = tomllib.loads(self.base_text)
+        self.opened = full
         self.rapp.open_study(study.name, str(path))
         self._shown = (study.name, str(path))
-        self.tell(f"saved {path}")
-        return path
+        self.tell(f"saved {full}")
+        if then is not None:
+            then(path)
 
     def action_launch(self) -> None:
-        path = self.action_save()
-        if path is None:
-            return
+        self.action_save(then=self._launch)
+
+    def _launch(self, path: Path) -> None:
         try:
             info = api.launch_study(path, self.rapp.db)
         except RttuiError as exc:

@@ -271,6 +271,8 @@ class MonitorScreen(RttuiScreen):
         head = Content.assemble((run_label(r, self.vary), "bold"), f"  clean {pct(clean)}%")
         if r["state"] == "failed":
             head += Content.styled(f"\nfailed: {r['error'] or ''}", "red")
+        if r.get("env_line"):  # the environment it trained in (rttui.runner.provenance); absent: not recorded
+            head += Content.styled(f"\n{r['env_line']}", "dim")
         title.update(head)
         eps = sorted({e for v in by_attack.values() for e in v})
         rows = [[f"{e:g}", *[pct(by_attack[a].get(e)) for a in by_attack]] for e in eps]

@@ -119,10 +119,13 @@ class StudiesScreen(RttuiScreen):
             self._preview_key = key
             self.preview_text = ""
             self.query_one("#studies-preview", Static).update(Content(f"# reading {row.name}…"))
+        # A path the database remembers may point anywhere (and `rttui serve` shows the preview to a browser):
+        # outside the studies folder, the preview is the study as the database stored it, not that file.
+        path = row.path if row.path and api.study_file_inside(row.path, self.rapp.studies_dir) else None
 
         def read() -> None:
             try:
-                text = api.study_source(row.name, db, row.path)
+                text = api.study_source(row.name, db, path)
             except (RttuiError, OSError) as exc:
                 text = f"# {exc}"
             if row.error:
@@ -212,22 +215,33 @@ class StudiesScreen(RttuiScreen):
         row = self._need()
         if row is None:
             return
-        what = " and ".join(
-            x for x in (f"the file {Path(row.path).name}" if row.path else "", "its results" if row.in_db else "") if x
-        )
+        sdir = self.rapp.studies_dir
+        full = Path(row.path).resolve() if row.path else None
+        inside = full is not None and api.study_file_inside(full, sdir)
+        parts = []
+        if row.in_db:
+            parts.append("its results in the database")
+        if full is not None and inside:
+            parts.append(f"the file {full}")
+        question = f"Delete study {row.name!r}: {' and '.join(parts) or 'nothing stored'}? This cannot be undone."
+        if full is not None and not inside:
+            where = f"the studies folder {Path(sdir).resolve()}" if sdir else "a studies folder"
+            question += f" The file {full} lies outside {where} and is left."
 
         def done(yes: bool | None) -> None:
             if not yes:
                 return
             try:
-                api.delete_study(row.name, self.rapp.db, row.path)
+                res = api.delete_study(row.name, self.rapp.db, row.path, studies_dir=sdir)
             except RttuiError as exc:
                 self.tell(str(exc).splitlines()[0], severity="error", timeout=8)
                 return
-            self.tell(f"deleted {row.name}")
+            left = res.get("file_left")
+            kept = f"; the file {left} was left (outside the studies folder)" if left else ""
+            self.tell(f"deleted {row.name}{kept}")
             self.poll_now()
 
-        self.app.push_screen(Confirm(f"Delete study {row.name!r}: {what}? This cannot be undone."), done)
+        self.app.push_screen(Confirm(question), done)
 
 
 SCREEN = StudiesScreen

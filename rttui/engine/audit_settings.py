@@ -1,0 +1,107 @@
+"""The attack-strength audit's settings (`[eval.audit]` in a study): keys, defaults, help and validation.
+
+Torch-free on purpose: study validation and `rttui --help` read it without importing torch
+(`rttui.engine.attacks.audit` runs the audit and imports this). Never import torch or another rttui layer here.
+
+Defaults, and why (measured on the quickstart's models, PGD-10's survivors re-attacked, under load):
+APGD-CE from the reference code at 20 iterations found 11 and 7 of the images PGD-10 missed at eps 0.01 where
+PGD-100 with 5 restarts found 5 and 4, at about a tenth of that cost; APGD-CE at 100 iterations found 15 and 7.
+So the stronger attack is the reference APGD-CE at `apgd_iters_factor` x the audited attack's steps (at least
+`MIN_APGD_ITERS`), and PGD with `steps_factor` x steps and `restarts` random starts is available but off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+AUDITED = ("fgsm", "pgd", "deepfool")  # the attacks audited by default; AutoAttack is the stronger attack itself
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "max_samples": 200,
+    "fraction": 0.25,
+    "min_samples": 50,
+    "chunk": 25,
+    "apgd": True,
+    "apgd_iters_factor": 2,
+    "pgd": False,
+    "steps_factor": 10,
+    "restarts": 5,
+    "stop_when_flagged": True,
+}
+HELP: dict[str, str] = {
+    "enabled": "audit every FGSM, PGD and DeepFool evaluation (true/false)",
+    "max_samples": "most survivors re-attacked per epsilon (positive integer)",
+    "fraction": "share of each epsilon's survivors re-attacked, in (0, 1], before min_samples/max_samples apply",
+    "min_samples": "fewest survivors re-attacked per epsilon when there are that many (positive integer)",
+    "chunk": "images re-attacked between two checks of whether the flag is already certain (positive integer)",
+    "apgd": "re-attack with the reference APGD-CE (pyautoattack) first (true/false)",
+    "apgd_iters_factor": "APGD-CE iterations as a multiple of the audited attack's steps, at least 20 (positive int)",
+    "pgd": "also re-attack with PGD, steps_factor x steps and `restarts` random starts (true/false)",
+    "steps_factor": "stronger PGD steps as a multiple of the audited attack's steps (positive integer)",
+    "restarts": "random starts of the stronger PGD (positive integer)",
+    "stop_when_flagged": "stop an epsilon once its flag is certain; its counts become bounds (true/false)",
+}
+BOOLS = ("enabled", "apgd", "pgd", "stop_when_flagged")
+INTS = ("max_samples", "min_samples", "chunk", "apgd_iters_factor", "steps_factor", "restarts")
+# Steps the audited attack is taken to have spent when it is not PGD: FGSM is one step; DeepFool minimizes a norm
+# rather than spending a budget, so its audit is sized as PGD-10's.
+BASE_STEPS = {"fgsm": 1, "deepfool": 10}
+MIN_APGD_ITERS = 20  # APGD's checkpoints (22%, 6%, 3% of the iterations) need a few iterations to mean anything
+
+
+def check_settings(settings: Any, where: str = "eval.audit") -> list[str]:
+    """One line per problem with an [eval.audit] table (unknown key, wrong type, non-positive number), each
+    naming the key and the fix; empty when it is fine."""
+    if not isinstance(settings, dict):
+        return [f"{where}: expected a table such as [eval.audit] with enabled = true; write it as a table"]
+    out = []
+    for key, value in settings.items():
+        at = f"{where}.{key}"
+        if key not in DEFAULTS:
+            out.append(f"{at}: unknown key; use one of {', '.join(DEFAULTS)}")
+        elif key in BOOLS and not isinstance(value, bool):
+            out.append(f"{at}: {value!r} is not true/false; write true or false")
+        elif key in INTS and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            out.append(f"{at}: {value!r} is not a positive integer; give one (default {DEFAULTS[key]})")
+        elif key == "fraction" and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1
+        ):
+            out.append(f"{at}: {value!r} is not a number in (0, 1]; give one (default {DEFAULTS[key]})")
+    if not out:
+        s = resolve(settings)
+        if s["enabled"] and not (s["apgd"] or s["pgd"]):
+            out.append(f"{where}: apgd and pgd are both false, so there is no stronger attack; set apgd = true")
+    return out
+
+
+def resolve(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """DEFAULTS updated with `settings` (validated by the caller with `check_settings`)."""
+    return {**DEFAULTS, **(settings or {})}
+
+
+def flag_threshold(n: int) -> int:
+    """Fooled images above which a subsample of n is flagged: max(3 samples, 1%)."""
+    return max(3, math.floor(0.01 * n))
+
+
+def subsample_size(survivors: int, s: dict[str, Any]) -> int:
+    """How many of an epsilon's survivors are re-attacked: `fraction` of them, within [min_samples, max_samples]."""
+    want = max(int(s["min_samples"]), math.ceil(float(s["fraction"]) * survivors))
+    return min(survivors, int(s["max_samples"]), want)
+
+
+def base_steps(attack: str, params: dict[str, Any]) -> int:
+    return int(params.get("steps", 10)) if attack == "pgd" else BASE_STEPS.get(attack, 10)
+
+
+def cost_per_image(attack: str, params: dict[str, Any], settings: dict[str, Any] | None) -> int:
+    """Gradient steps the audit may spend on one re-attacked image at one epsilon (its worst case)."""
+    s = resolve(settings)
+    if not s["enabled"] or attack not in AUDITED:
+        return 0
+    base = base_steps(attack, params)
+    apgd = max(MIN_APGD_ITERS, int(s["apgd_iters_factor"]) * base) + 1 if s["apgd"] else 0
+    pgd = int(s["steps_factor"]) * base * int(s["restarts"]) if s["pgd"] else 0
+    return apgd + pgd

@@ -1,0 +1,81 @@
+"""`rttui.api.frame`: stored results as typed pandas DataFrames (records, samples, epochs), the README's notebook
+example run as written, and one line naming the extra when pandas is missing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rttui import api
+from rttui.errors import RttuiError
+
+pd = pytest.importorskip("pandas", reason="pandas is in the test extra")
+
+
+def test_frame_records_are_typed_with_parameters_as_columns(seeds3_db: Path) -> None:
+    df = api.frame(seeds3_db)
+    recs = api.export_records(seeds3_db)
+    assert len(df) == len(recs) == 2 * 2 * 2 * 3  # strategies x attacks x eps x seeds
+    assert df.seed.dtype == np.int64 and df.n.dtype == np.int64 and df.steps.dtype == np.int64
+    assert df.eps.dtype == np.float64 and df.adv_acc.dtype == np.float64 and df.clean_acc.dtype == np.float64
+    assert df.random_start.dtype == bool
+    assert isinstance(df.attack.dtype, pd.StringDtype) and isinstance(df.strategy.dtype, pd.StringDtype)
+    pgd = df[df.attack == "pgd"]
+    assert (pgd["attack_params.steps"] == 2).all() and (pgd["attack_params.norm"] == "linf").all()
+    lf = df[df.strategy == "layer_freezing"]
+    assert (lf["strategy_params.freeze"] == "half").all()
+    assert df[df.strategy == "full"]["strategy_params.freeze"].isna().all()
+    # The same numbers as the export, row for row.
+    key = ["run_id", "attack", "eps"]
+    merged = df.merge(pd.DataFrame(recs)[[*key, "adv_acc"]], on=key, suffixes=("", "_export"))
+    assert len(merged) == len(df) and (merged.adv_acc == merged.adv_acc_export).all()
+    assert set(api.frame(seeds3_db, study="tiny3").run_id) == set(df.run_id)
+
+
+def test_frame_samples_and_epochs(seeds3_db: Path) -> None:
+    s = api.frame(seeds3_db, kind="samples")
+    assert len(s) == 2 * 2 * 3 * 40  # strategies x attacks x seeds x test images
+    assert s.clean_correct.dtype == bool and s.fooled_mask.dtype == np.int64 and s.idx.dtype == np.int64
+    for row in s.sample(20, random_state=0).itertuples():
+        hits = [e for i, e in enumerate(row.epsilons) if row.fooled_mask >> i & 1]
+        assert (hits[0] if hits else None) == (None if pd.isna(row.first_fooled_eps) else row.first_fooled_eps)
+    assert not s[~s.clean_correct].fooled_mask.any()  # never attacked when wrong clean
+    e = api.frame(seeds3_db, kind="epochs")
+    assert set(e.kind) == {"source", "run"} and e.epoch.dtype == np.int64 and e.loss.dtype == np.float64
+    runs = e[e.kind == "run"]
+    assert runs.groupby("unit_id").epoch.max().eq(1).all() and runs.unit_id.nunique() == 6
+    assert e[e.kind == "source"].strategy.isna().all()
+
+
+def test_frame_readme_example_runs(seeds3_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "Use from a notebook" code block, exactly as written, against a small 3-seed database."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use from a notebook", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    shutil.copy(seeds3_db, tmp_path / "rttui.db")
+    monkeypatch.chdir(tmp_path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ns: dict = {}
+    exec(compile(code.group(1), "README.md (Use from a notebook)", "exec"), ns)
+    assert (tmp_path / "pgd-curves.png").stat().st_size > 0
+    assert (ns["table"]["count"] == 3).all()  # one value per seed in every cell
+    assert list(ns["curves"].columns) == ["full", "layer_freezing"]
+
+
+def test_frame_bad_input_is_one_line(seeds3_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(RttuiError, match="frame kind 'runs' is not known; use one of records, samples, epochs"):
+        api.frame(seeds3_db, kind="runs")
+    with pytest.raises(RttuiError, match="study 'nope' is not in"):
+        api.frame(seeds3_db, study="nope", kind="samples")
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(RttuiError) as e:
+        api.frame(seeds3_db)
+    assert str(e.value) == "rttui.api.frame needs pandas, which is not installed; pip install 'rttui[pandas]'"
