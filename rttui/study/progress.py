@@ -96,6 +96,7 @@ def run_progress(
                 "evals_done": evals_done,
                 "evals_total": evals_total,
                 "progress": (work_done / work_total) if work_total else (1.0 if r["state"] == "done" else 0.0),
+                "env_line": r.get("env_line"),  # the environment it trained in; None: not recorded
             }
         )
     return out

@@ -60,7 +60,8 @@ def test_torchattacks_catalog_study_is_stored_and_compared(tmp_path: Path) -> No
     assert all(c["level"] != "warning" for c in checks if c["check"] == "adv_le_clean")
     out = runner.invoke(app, ["compare", "--db", str(db), "--attack", "ta:CW", "--eps", "1.0"])
     assert out.exit_code == 0, out.output
-    assert "attack=ta:CW" in out.stdout and "(L2, [0, 1] pixels)" in out.stdout
+    text = " ".join(out.stdout.split())  # the caption wraps at the runner's width
+    assert "attack=ta:CW" in text and "(L2, [0, 1] pixels)" in text
     data = json.loads(
         runner.invoke(app, ["compare", "--db", str(db), "--attack", "ta:CW", "--eps", "1.0", "-f", "json"]).stdout
     )
