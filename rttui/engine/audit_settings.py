@@ -7,7 +7,7 @@ Defaults, and why (measured on the quickstart's models, PGD-10's survivors re-at
 APGD-CE from the reference code at 20 iterations found 11 and 7 of the images PGD-10 missed at eps 0.01 where
 PGD-100 with 5 restarts found 5 and 4, at about a tenth of that cost; APGD-CE at 100 iterations found 15 and 7.
 So the stronger attack is the reference APGD-CE at `apgd_iters_factor` x the audited attack's steps (at least
-`MIN_APGD_ITERS`), and PGD with `steps_factor` x steps and `restarts` random starts is available but off.
+`min_iters`), and PGD with `steps_factor` x steps and `restarts` random starts is available but off.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "chunk": 25,
     "apgd": True,
     "apgd_iters_factor": 2,
+    "min_iters": 20,
     "pgd": False,
     "steps_factor": 10,
     "restarts": 5,
@@ -37,18 +38,21 @@ HELP: dict[str, str] = {
     "min_samples": "fewest survivors re-attacked per epsilon when there are that many (positive integer)",
     "chunk": "images re-attacked between two checks of whether the flag is already certain (positive integer)",
     "apgd": "re-attack with the reference APGD-CE (pyautoattack) first (true/false)",
-    "apgd_iters_factor": "APGD-CE iterations as a multiple of the audited attack's steps, at least 20 (positive int)",
+    "apgd_iters_factor": "APGD-CE iterations as a multiple of the audited steps, at least min_iters (positive integer)",
+    "min_iters": "fewest APGD-CE iterations whatever the audited attack's steps (positive integer; smoke runs cut it)",
     "pgd": "also re-attack with PGD, steps_factor x steps and `restarts` random starts (true/false)",
     "steps_factor": "stronger PGD steps as a multiple of the audited attack's steps (positive integer)",
     "restarts": "random starts of the stronger PGD (positive integer)",
     "stop_when_flagged": "stop an epsilon once its flag is certain; its counts become bounds (true/false)",
 }
 BOOLS = ("enabled", "apgd", "pgd", "stop_when_flagged")
-INTS = ("max_samples", "min_samples", "chunk", "apgd_iters_factor", "steps_factor", "restarts")
+INTS = ("max_samples", "min_samples", "chunk", "apgd_iters_factor", "min_iters", "steps_factor", "restarts")
 # Steps the audited attack is taken to have spent when it is not PGD: FGSM is one step; DeepFool minimizes a norm
 # rather than spending a budget, so its audit is sized as PGD-10's.
 BASE_STEPS = {"fgsm": 1, "deepfool": 10}
-MIN_APGD_ITERS = 20  # APGD's checkpoints (22%, 6%, 3% of the iterations) need a few iterations to mean anything
+# The default `min_iters`: APGD's checkpoints (22%, then steps of 6%, 3%, ... of the iterations) need a few
+# iterations to mean anything. A smoke run lowers it: it checks that the audit runs, not what it finds.
+MIN_APGD_ITERS = DEFAULTS["min_iters"]
 
 
 def check_settings(settings: Any, where: str = "eval.audit") -> list[str]:
@@ -96,12 +100,17 @@ def base_steps(attack: str, params: dict[str, Any]) -> int:
     return int(params.get("steps", 10)) if attack == "pgd" else BASE_STEPS.get(attack, 10)
 
 
+def apgd_iters(base: int, s: dict[str, Any]) -> int:
+    """APGD-CE iterations of the audit of an attack that spent `base` steps (`s`: resolved settings)."""
+    return max(int(s["min_iters"]), int(s["apgd_iters_factor"]) * base)
+
+
 def cost_per_image(attack: str, params: dict[str, Any], settings: dict[str, Any] | None) -> int:
     """Gradient steps the audit may spend on one re-attacked image at one epsilon (its worst case)."""
     s = resolve(settings)
     if not s["enabled"] or attack not in AUDITED:
         return 0
     base = base_steps(attack, params)
-    apgd = max(MIN_APGD_ITERS, int(s["apgd_iters_factor"]) * base) + 1 if s["apgd"] else 0
+    apgd = apgd_iters(base, s) + 1 if s["apgd"] else 0
     pgd = int(s["steps_factor"]) * base * int(s["restarts"]) if s["pgd"] else 0
     return apgd + pgd

@@ -348,6 +348,16 @@ def known_classes(data: dict[str, Any]) -> int | None:
     return DATASET_CLASSES.get(str(data.get("dataset")))
 
 
+# Datasets whose loader splits with scikit-learn's stratified split (rttui.engine.data), which needs at least one
+# image of each class on both sides; the others draw classes in turn (engine.datasets.common.subsample).
+STRATIFIED = frozenset({"digits"})
+
+
+def stratified(name: str) -> bool:
+    """Whether a split of `name` must hold one image of every class (a smoke study's small splits ask)."""
+    return name in STRATIFIED
+
+
 def dataset_known(name: str) -> bool:
     """A registry name, or torchvision:<Name> (checked against torchvision only when loading)."""
     return name in DATASETS or (name.startswith("torchvision:") and len(name) > len("torchvision:"))

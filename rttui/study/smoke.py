@@ -9,12 +9,14 @@ amount of work shrinks:
 - training: at most one epoch, for sources and runs;
 - data: two batches of every training split and one batch of every test split (the batch where an
   out-of-memory attack shows), through the datasets' own `train_size` / `test_size` caps (the loaders list files
-  and labels, then decode only the capped images), never fewer images than classes (a stratified split needs
-  one of each);
+  and labels, then decode only the capped images); fewer images than classes where the loader draws classes in
+  turn (the study says `smoke = true`, which lets validation accept it), one per class where its split is
+  stratified (digits);
 - evaluation: two epsilons of the grid (its smallest positive one and its largest), every attack with its
   iteration counts cut (`steps`, DeepFool's `candidates`, PGD `restarts`), and `labels = "predicted"`: each test
   image is attacked away from the model's own prediction, so every attack runs on every capped image even on an
   untrained or randomly initialised model (an attack that only ever meets misclassified images never runs);
+- the attack-strength audit: on at most two images per epsilon, its APGD-CE iterations cut the same way;
 - techniques: their training attacks' `steps` cut the same way;
 - optionally (`random_weights`) timm's pretrained weights replaced by a random init, for a machine that cannot
   download them (local checkpoints are still loaded and checked);
@@ -32,11 +34,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rttui.study.catalog import stratified
 from rttui.study.files import study_toml
 from rttui.study.spec import Block, Choice, Study, parse_study
 
 # Iteration counts an attack (or a technique's training attack) keeps at smoke scale.
 CUT_PARAMS: dict[str, int] = {"steps": 2, "restarts": 1, "candidates": 3}
+AUDIT_IMAGES = 2  # survivors the audit re-attacks per epsilon at smoke scale
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,13 @@ def _classes(section: dict[str, Any]) -> int:
 
 
 def _sized(section: dict[str, Any], key: str, limit: int) -> int:
-    """A smoke split size: the real one capped at `limit`, but never below one image per class."""
+    """A smoke split size: the real one capped at `limit`; never below one image per class where the dataset's
+    split is stratified (digits), while a dataset that draws classes in turn keeps just `limit` images (a
+    100-class task's smoke run attacks one batch, not 100 images; the run's input checks still list every
+    class's files)."""
     size, real = _cap(section[key], limit), section[key]
+    if not stratified(str(section["dataset"])):
+        return size
     return max(size, _classes(section) if real is None else min(_classes(section), int(real)))
 
 
@@ -98,6 +107,16 @@ def _grid(eps: list[float], n: int) -> list[float]:
     pos = [e for e in eps if e > 0] or list(eps)
     pick = [pos[0], *reversed(pos[1:])][:n] if n > 1 else pos[-1:]
     return sorted(set(pick))
+
+
+def _audit(ev: dict[str, Any], scale: SmokeScale) -> dict[str, Any]:
+    """The attack-strength audit at smoke scale: its code path runs (the reference APGD-CE on this model, at
+    each epsilon) on a handful of images with its iterations cut like the attacks'; off stays off."""
+    audit = dict(ev.get("audit") or {})
+    if audit.get("enabled", True) is False:
+        return audit
+    cut = {"max_samples": AUDIT_IMAGES, "min_samples": 1, "min_iters": scale.steps, "apgd_iters_factor": 1}
+    return {**audit, **cut, **({"restarts": 1, "steps_factor": 1} if audit.get("pgd") else {})}
 
 
 def _choice(c: Choice, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,7 +143,7 @@ def _smoke_block(b: Block, scale: SmokeScale) -> dict[str, Any]:
     }
     train = {**b.train, "epochs": min(int(b.train["epochs"]), 1), "batch_size": train_bs}
     grid = _grid(list(b.eval["epsilons"]), scale.epsilons)
-    ev = {**b.eval, "epsilons": grid, "batch_size": eval_bs, "labels": "predicted"}
+    ev = {**b.eval, "epsilons": grid, "batch_size": eval_bs, "labels": "predicted", "audit": _audit(b.eval, scale)}
     if ev.get("report_eps") not in grid:
         ev["report_eps"] = None
     models = []
@@ -153,7 +172,10 @@ def smoke_study(study: Study, scale: SmokeScale | None = None) -> Study:
         "name": study.name,
         "description": f"smoke run of {study.name}: {scale.describe()}",
         "seeds": [study.seeds[0]],
+        "smoke": True,  # its splits may hold fewer images than classes (spec.parse_study)
     }
+    if study.raw.get("study", {}).get("allow_large"):
+        head["allow_large"] = True
     raw = {"study": head, "grid": [_smoke_block(b, scale) for b in study.blocks]}
     return parse_study(study_toml(raw), f"{study.path or study.name} (smoke)", study.path)
 

@@ -47,7 +47,7 @@ BLOCK_KEYS = {
     "name",
     "freeze_depths",
 }
-STUDY_KEYS = {"name", "description", "seeds", "allow_large"}
+STUDY_KEYS = {"name", "description", "seeds", "allow_large", "smoke"}
 
 # timm.create_model's own loader keywords: they would load weights (or change where from) past rttui's checks of
 # checkpoints, or clash with what rttui sets itself. Each maps to the key of rttui that does the job.
@@ -371,6 +371,11 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
     if not isinstance(allow_large, bool):
         probs.add("study.allow_large", f"expected true or false, got {allow_large!r}", "write allow_large = true")
     probs.allow_large = allow_large is True
+    # `rttui run --smoke` writes `smoke = true` on the study it derives: its splits may hold fewer images than
+    # classes (a few batches of a 100-class task), which a real study refuses below.
+    smoke = head.get("smoke", False)
+    if not isinstance(smoke, bool):
+        probs.add("study.smoke", f"expected true or false, got {smoke!r}", "remove it (rttui run --smoke sets it)")
     for k in head:
         if k not in STUDY_KEYS:
             probs.add(f"study.{k}", "unknown key", _suggest(k, STUDY_KEYS))
@@ -450,7 +455,8 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
             n_cls = cls if isinstance(cls, int) else len(cls) if isinstance(cls, list) else None
             for size_key in ("train_size", "test_size"):
                 size = sec[size_key]
-                if n_cls is not None and isinstance(size, int) and not isinstance(size, bool) and 1 <= size < n_cls:
+                small = isinstance(size, int) and not isinstance(size, bool) and 1 <= size < (n_cls or 0)
+                if small and not (smoke is True and not catalog.stratified(sec["dataset"])):
                     probs.add(
                         f"{p}.{sec_name}.{size_key}",
                         f"{size} is smaller than the {n_cls} classes (a stratified split needs one image of each)",

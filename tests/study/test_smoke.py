@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rttui.errors import StudyError
 from rttui.study import load_study, make_plan, parse_study
 from rttui.study.files import study_toml
 from rttui.study.smoke import SmokeScale, block_study, smoke_study, with_blocks
@@ -32,11 +33,14 @@ def test_every_block_keeps_its_paths_names_and_shape_and_only_the_work_shrinks(n
         # The work: <= 1 epoch, two training batches and one test batch at the study's batch sizes, two epsilons.
         assert s.train["epochs"] == min(r.train["epochs"], 1) and s.source["epochs"] == min(r.source["epochs"], 1)
         assert s.train["batch_size"] == r.train["batch_size"] and s.eval["batch_size"] == r.eval["batch_size"]
-        # Two training batches and one test batch, but never fewer images than classes (a stratified split
-        # needs one of each, and validation refuses fewer).
-        n_cls = _classes(r.target)
+        # Two training batches and one test batch; never fewer images than classes where the split is
+        # stratified (digits: scikit-learn needs one of each), while a 100-class ImageNet subset keeps one batch.
+        n_cls = _floor(r.target)
         assert s.target["train_size"] == max(min(r.target["train_size"] or 10**9, 2 * r.train["batch_size"]), n_cls)
         assert s.target["test_size"] == max(min(r.target["test_size"], r.eval["batch_size"]), n_cls)
+        # The audit runs, on at most two images per eps, its APGD-CE iterations cut like the attacks' steps.
+        audit = s.eval["audit"]
+        assert audit["max_samples"] == 2 and audit["min_iters"] == 2 and audit["apgd_iters_factor"] == 1
         eps = [e for e in r.eval["epsilons"] if e > 0]
         assert s.eval["epsilons"] == sorted({eps[0], eps[-1]})
         assert s.eval["labels"] == "predicted"
@@ -75,12 +79,17 @@ def _classes(section: dict) -> int:
     return cls if isinstance(cls, int) else len(cls) if isinstance(cls, list) else 10
 
 
+def _floor(section: dict) -> int:
+    """The fewest images a smoke split holds: one per class where the split is stratified (digits), else 1."""
+    return _classes(section) if section["dataset"] == "digits" else 1
+
+
 def test_batch_cap_and_random_weights() -> None:
     real = load_study(STUDIES / "paper-table2.toml")
     smoke = smoke_study(real, SmokeScale(batch_cap=2, random_weights=True))
     for b in smoke.blocks:
         assert b.train["batch_size"] == 2 and b.eval["batch_size"] == 2 and b.source["batch_size"] == 2
-        n_cls = _classes(b.target)
+        n_cls = _floor(b.target)
         assert b.target["train_size"] == max(4, n_cls) and b.target["test_size"] == max(2, n_cls)
         assert b.source["pretrained"] is False
     plan = make_plan(smoke)
@@ -91,7 +100,7 @@ def test_batch_cap_and_random_weights() -> None:
     # The DenseNet block trains its own adversarial source: on its capped source data, 1 epoch, PGD steps cut.
     adv = smoke.blocks[3]
     assert adv.source["dataset"] == "imagenet_subset" and adv.source["epochs"] == 1
-    assert adv.source["train_size"] == max(4, _classes(adv.source)) and adv.techniques[0].params["steps"] == 2
+    assert adv.source["train_size"] == max(4, _floor(adv.source)) and adv.techniques[0].params["steps"] == 2
 
 
 def test_blocks_can_be_taken_apart() -> None:
@@ -108,3 +117,39 @@ def test_an_epsilon_grid_with_zero_keeps_positive_epsilons(tiny_study_text: str)
     assert smoke.blocks[0].eval["epsilons"] == [0.03, 0.1]
     single = smoke_study(parse_study(tiny_study_text.replace("[0.0, 0.03, 0.1]", "[0.05]")))
     assert single.blocks[0].eval["epsilons"] == [0.05]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "smoke", "refused"),
+    [
+        ("imagefolder", False, True),  # a real study: a split below its class count is a typo
+        ("imagefolder", True, False),  # a smoke study of a dataset that draws classes in turn: one batch is fine
+        ("digits", True, True),  # digits' split is stratified: one image per class even at smoke scale
+    ],
+)
+def test_small_splits_only_in_a_smoke_study_of_an_unstratified_dataset(
+    dataset: str, smoke: bool, refused: bool
+) -> None:
+    text = f"""
+[study]
+name = "s"
+seeds = [0]
+{"smoke = true" if smoke else ""}
+[target]
+dataset = "{dataset}"
+classes = [0, 1, 2, 3, 4]
+test_size = 2
+[[grid]]
+models = ["test_resnet"]
+strategies = ["full"]
+"""
+    if refused:
+        with pytest.raises(StudyError, match=r"test_size: 2 is smaller than the 5 classes"):
+            parse_study(text)
+    else:
+        assert parse_study(text).blocks[0].target["test_size"] == 2
+
+
+def test_the_smoke_flag_is_a_boolean() -> None:
+    with pytest.raises(StudyError, match=r"study\.smoke: expected true or false"):
+        parse_study('[study]\nname = "s"\nseeds = [0]\nsmoke = "yes"\n[[grid]]\nmodels = ["test_resnet"]\n')

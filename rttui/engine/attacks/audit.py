@@ -9,7 +9,7 @@ implementations of one attack agree within. Pure: no store, no events, a plain d
 
 The stronger attack, on each image still standing, in this order:
 1. APGD-CE from the reference AutoAttack code (`pyautoattack`: adaptive step size, momentum, the paper's
-   checkpoints), `apgd_iters_factor` x the stored attack's steps iterations (at least `MIN_APGD_ITERS`), one run;
+   checkpoints), `apgd_iters_factor` x the stored attack's steps iterations (at least `min_iters`, default 20), one run;
 2. optionally (`pgd = true`) PGD on the cross-entropy with `steps_factor` x the stored steps, step size
    2.5 eps / steps (the steps travel 2.5 eps, Madry et al.'s rule), `restarts` random starts drawn per sample
    from a seed stream of its own, stopping per image once it is misclassified.
@@ -45,7 +45,7 @@ from torch import nn
 
 from rttui.engine.attacks.base import attack_mode, l2_norm, perturbation_norm, project
 from rttui.engine.attacks.pgd import _mix, per_sample_start
-from rttui.engine.audit_settings import MIN_APGD_ITERS, base_steps, flag_threshold, resolve, subsample_size
+from rttui.engine.audit_settings import apgd_iters, base_steps, flag_threshold, resolve, subsample_size
 
 PGD_TRAVEL = 2.5  # stronger PGD's step size = PGD_TRAVEL * eps / steps
 AUDIT_SEED_SALT = 0xA0D17  # the audit's random starts and order differ from the stored attack's
@@ -67,7 +67,7 @@ def stronger_params(
             "library": "pyautoattack",
             "library_version": reference_version(),
             "loss": "ce",
-            "n_iter": max(MIN_APGD_ITERS, int(s["apgd_iters_factor"]) * base),
+            "n_iter": apgd_iters(base, s),
             "n_restarts": 1,
             "rho": 0.75,
             "eot_iter": 1,
