@@ -131,7 +131,7 @@ def test_audit_flags_the_weak_pgd_in_compare_export_checks_report_and_tui(prov_d
     r = _rttui("compare", "--db", str(prov_db), "--study", "prov", "--attack", "pgd")
     assert r.returncode == 0, r.stderr
     assert "†" in r.stdout and "flagged by the attack-strength audit" in " ".join(r.stdout.split())
-    assert "a stronger attack (reference APGD-CE, 20 iterations) fooled" in " ".join(r.stdout.split())
+    assert "a stronger attack (reference APGD-CE, 10 iterations) fooled" in " ".join(r.stdout.split())
     recs = json.loads(_rttui("export", "--format", "json", "--db", str(prov_db)).stdout)
     pgd = [x for x in recs if x["attack"] == "pgd"]
     assert pgd and any(x["audit"]["flagged"] for x in pgd)

@@ -9,7 +9,8 @@ implementations of one attack agree within. Pure: no store, no events, a plain d
 
 The stronger attack, on each image still standing, in this order:
 1. APGD-CE from the reference AutoAttack code (`pyautoattack`: adaptive step size, momentum, the paper's
-   checkpoints), `apgd_iters_factor` x the stored attack's steps iterations (at least `min_iters`, default 20), one run;
+   checkpoints), `apgd_iters_factor` x the stored attack's steps iterations (at least `min_iters`), one run:
+   APGD-CE-20 for PGD-10 and DeepFool, APGD-CE-10 for FGSM's single step;
 2. optionally (`pgd = true`) PGD on the cross-entropy with `steps_factor` x the stored steps, step size
    2.5 eps / steps (the steps travel 2.5 eps, Madry et al.'s rule), `restarts` random starts drawn per sample
    from a seed stream of its own, stopping per image once it is misclassified.
@@ -18,7 +19,7 @@ every survivor re-attacked): test_resnet/full at eps 0.01, 171 survivors: APGD-C
 5 restarts 5 (at 5x APGD's cost), both together 15; test_vit2/full at 0.01, 196 survivors: 7, 4, together 8;
 at 0.03, 25 survivors: 10, 2, together 11. APGD-CE at 20 iterations (a quarter of APGD-100's time) found 11, 7
 and 7 of those: still more than PGD-100 with 5 restarts at a twentieth of its cost. Hence the defaults (settings,
-torch-free, in `rttui.engine.audit_settings`): APGD-CE at 2x the audited steps, at least 20 iterations; PGD off.
+torch-free, in `rttui.engine.audit_settings`): APGD-CE at 2x the audited steps, at least 10 iterations; PGD off.
 
 Cost. An image the stronger attack cannot fool costs its whole budget (apgd iterations, plus steps x restarts
 with pgd on); the evaluation it audits spent steps x restarts on each image it attacked. Three things keep the
