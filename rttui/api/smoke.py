@@ -133,14 +133,11 @@ def run_smoke(
     stop: threading.Event | None = None,
     *,
     random_weights: bool = False,
-    workers: int | None = None,
     devices: list[str] | None = None,
-    executor: str | None = None,
-    address: str | None = None,
-    max_retries: int = 1,
-    slurm: list[str] | None = None,
+    **run_opts: Any,
 ) -> dict[str, Any]:
-    """Run `study` at smoke scale into `<db stem>.smoke.db` (see the module doc).
+    """Run `study` at smoke scale into `<db stem>.smoke.db` (see the module doc); `run_opts` (workers, executor,
+    address, max_retries, slurm) go to `run_study` as they are.
 
     Returns `passed`, `units` (sources, runs and evaluations that finished), `failures` (one line each),
     `lines` (the summary, ending with "smoke passed: N units" or the failures), `smoke_db`, `cancelled`.
@@ -163,12 +160,8 @@ def run_smoke(
             device,
             stop,
             check_data_first=False,  # done above, block by block
-            workers=workers,
             devices=devices,
-            executor=executor,
-            address=address,
-            max_retries=max_retries,
-            slurm=slurm,
+            **run_opts,
         )
         cancelled = bool(result["cancelled"])
         block_lines, unit_failures, counts = _outcome(runnable, path)

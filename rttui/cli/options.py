@@ -9,6 +9,8 @@ import typer
 
 DbOpt = Annotated[Path | None, typer.Option("--db", help="SQLite database (default: $RTTUI_DB, else ./rttui.db)")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table or json")]
+TableFormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json, md, latex or csv")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="write to a file instead of stdout")]
 AttackOpt = Annotated[str | None, typer.Option(help="attack name, or all")]
 EpsOpt = Annotated[float | None, typer.Option(help="one epsilon of the evaluated grid (default: all)")]
 RowsOpt = Annotated[

@@ -11,7 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from rttui import api
-from rttui.cli.options import AttackOpt, ColsOpt, DbOpt, EpsOpt, FormatOpt, RowsOpt, WhereOpt, attack_or_all
+from rttui.cli.options import (
+    AttackOpt,
+    ColsOpt,
+    DbOpt,
+    EpsOpt,
+    FormatOpt,
+    OutputOpt,
+    RowsOpt,
+    TableFormatOpt,
+    WhereOpt,
+    attack_or_all,
+)
 from rttui.cli.output import (
     FIGURE_SUFFIXES,
     check_format,
@@ -33,7 +44,7 @@ def export(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="json or csv: records; md or latex: compare tables")
     ] = "json",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file instead of stdout")] = None,
+    output: OutputOpt = None,
     attack: AttackOpt = "pgd",
     eps: EpsOpt = None,
     rows: RowsOpt = None,
@@ -69,8 +80,8 @@ def compare(
     stability: Annotated[
         bool, typer.Option("--stability", help="show the spread (sd) of standard and adversarial accuracy over seeds")
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, md, latex or csv")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file instead of stdout")] = None,
+    fmt: TableFormatOpt = "table",
+    output: OutputOpt = None,
 ) -> None:
     """Standard accuracy, adversarial accuracy and drop, mean±std over seeds, pivoted by axis."""
     from rttui.cli.render import compare_notes, compare_table
@@ -107,8 +118,8 @@ def ttest(
     variance: Annotated[
         bool, typer.Option("--variance", help="add a Brown-Forsythe (Levene) equal-variance test over seeds")
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, md, latex or csv")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file instead of stdout")] = None,
+    fmt: TableFormatOpt = "table",
+    output: OutputOpt = None,
 ) -> None:
     """Paired tests over seeds between two configurations that differ on one axis (Holm-corrected)."""
     from rttui.cli.render import tests_table

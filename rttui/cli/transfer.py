@@ -6,7 +6,6 @@ A thin shell over `rttui.api.transfer`; never import torch or a layer below the 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rttui import api
-from rttui.cli.options import DbOpt
+from rttui.cli.options import DbOpt, OutputOpt, TableFormatOpt
 from rttui.cli.output import check_format, check_output_file, emit, out
 
 app = typer.Typer()
@@ -27,8 +26,8 @@ def transfer(
     eps: Annotated[
         float | None, typer.Option(help="one epsilon (default: 0.03 if evaluated; json/csv: every epsilon)")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, md, latex or csv")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file instead of stdout")] = None,
+    fmt: TableFormatOpt = "table",
+    output: OutputOpt = None,
 ) -> None:
     """Transfer attacks: surrogate x target adversarial accuracy (mean±std over seeds), white-box PGD diagonal."""
     check_format(fmt, api.TRANSFER_FORMATS)
