@@ -17,12 +17,13 @@
 - feature_extraction: 10 epochs on cached backbone features vs full forward passes every epoch (exact).
 - audit (a cost, not a speed-up): the attack-strength audit (engine/attacks/audit.py, default settings) of the
   PGD-10 sweep, its time as a fraction of that sweep's time (target: at most 25%, shown as speed-up >= 4x) and
-  its gradient steps as a fraction of the sweep's; its counts are information (no tolerance).
+  its gradient steps as a fraction of the sweep's; the same for the FGSM sweep and for both together, printed
+  beside it; its counts are information (no tolerance).
 
 Prints a table; with --json the last line is one JSON object {name: {"speedup", "max_acc_diff", "n", ...}}.
 A disagreement beyond the method's tolerance is printed loudly.
 
-    python benchmarks/run.py [--quick] [--json] [--device cpu]
+    python benchmarks/run.py [--quick] [--json] [--device cpu] [--only audit,pgd_sweep]
 
 With --models the throughput rows run instead (benchmarks/throughput.py: images per second, FLOPs per image,
 fraction of the device's peak and data wait, for the PGD-10 sweep and for fine-tuning, at real sizes):
@@ -56,6 +57,7 @@ EPS = [0.01, 0.03, 0.05, 0.07, 0.09]
 L2_EPS = [0.1, 0.25, 0.5, 1.0, 2.0]
 TARGETS = {"pgd_sweep": 2.5, "fgsm_sweep": 2.5, "deepfool": 15.0, "feature_extraction": 5.0, "audit": 4.0}
 BATCH = 250
+ROWS = ("pgd_sweep", "fgsm_sweep", "deepfool", "deepfool_l2_stock", "feature_extraction", "audit")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -251,32 +253,46 @@ def bench_features(task, model_cfg, image_size, seed, epochs: int, dev: torch.de
 
 
 def bench_audit(m, x, y, seed: int) -> dict[str, Any]:
-    """The audit's time over the PGD-10 sweep's it audits (same model, images, seed); t_base is the sweep."""
+    """The audit's time over the time of the evaluation it audits (same model, images, seed), for the quickstart's
+    two attacks: the PGD-10 sweep (the target row; t_base is the sweep) and the FGSM sweep (reported beside it)."""
     from rttui.engine.attacks.audit import audit_attack
 
-    params = {"steps": 10, "rel_step_size": 0.25, "random_start": True}
-    ev, t_eval = timed(lambda: evaluate_attack(m, x, y, "pgd", params, EPS, seed=seed))
-    au, t_audit = timed(lambda: audit_attack(m, x, y, ev.fooled, ev.clean_correct, EPS, "pgd", params, seed=seed))
-    rows = au["per_eps"]
-    # The sweep's gradient steps: each eps attacks the images still standing after the previous one.
-    cc = ev.clean_correct
-    attacked = [int(cc.sum())] + [int((cc & ~ev.fooled[i]).sum()) for i in range(len(EPS) - 1)]
-    eval_steps = params["steps"] * sum(attacked)
-    return {
-        "ours": [r["survived_stronger"] for r in rows],
-        "base": [r["n"] for r in rows],
-        "t_ours": t_audit,
-        "t_base": t_eval,
-        "n": len(y),
-        "tolerance": None,
-        "audit": {
+    out: dict[str, Any] = {}
+    for attack, params in (("pgd", {"steps": 10, "rel_step_size": 0.25, "random_start": True}), ("fgsm", {})):
+        ev, t_eval = timed(lambda a=attack, p=params: evaluate_attack(m, x, y, a, p, EPS, seed=seed))
+        au, t_audit = timed(
+            lambda a=attack, p=params, e=ev: audit_attack(m, x, y, e.fooled, e.clean_correct, EPS, a, p, seed=seed)
+        )
+        rows = au["per_eps"]
+        # The sweep's gradient steps: each eps attacks the images still standing after the previous one (FGSM:
+        # one gradient per image for the whole grid).
+        cc = ev.clean_correct
+        attacked = [int(cc.sum())] + [int((cc & ~ev.fooled[i]).sum()) for i in range(len(EPS) - 1)]
+        eval_steps = params["steps"] * sum(attacked) if attack == "pgd" else attacked[0]
+        out[attack] = {
+            "ours": [r["survived_stronger"] for r in rows],
+            "base": [r["n"] for r in rows],
+            "t_ours": t_audit,
+            "t_base": t_eval,
             "fraction": round(t_audit / t_eval, 3),
             "n": [r["n"] for r in rows],
             "survivors": [r["survivors"] for r in rows],
             "flagged": au["flagged"],
+            "complete": [r["complete"] for r in rows],
+            "apgd_iters": au["stronger"]["apgd"]["n_iter"],
             "grad_steps": au["grad_steps"],
             "grad_step_fraction": round(au["grad_steps"] / eval_steps, 3),
-        },
+        }
+    p = out["pgd"]
+    both = (p["t_ours"] + out["fgsm"]["t_ours"]) / (p["t_base"] + out["fgsm"]["t_base"])
+    return {
+        "ours": p["ours"],
+        "base": p["base"],
+        "t_ours": p["t_ours"],
+        "t_base": p["t_base"],
+        "n": len(y),
+        "tolerance": None,
+        "audit": {**p, "fgsm": out["fgsm"], "both": round(both, 3)},
     }
 
 
@@ -311,6 +327,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", type=lambda v: [r for r in v.split(",") if r], help="comma list of rows to run")
     # Throughput rows at real sizes (benchmarks/throughput.py); the rows above run when --models is not given.
     ap.add_argument("--models", type=lambda v: [m for m in v.split(",") if m], help="throughput rows for these")
     ap.add_argument("--image-size", type=int, default=224, help="throughput rows: image side (CPU in CI: 64)")
@@ -327,6 +344,10 @@ def main() -> int:
         from throughput import main as throughput_main
 
         return throughput_main(a)
+    unknown = sorted(set(a.only or ()) - set(ROWS))
+    if unknown:
+        print(f"--only: unknown row(s) {', '.join(unknown)}; use some of {', '.join(ROWS)}", file=sys.stderr)
+        return 2
     if not ta_catalogue.installed():  # the baselines are torchattacks' attacks
         print(f"benchmarks/run.py needs torchattacks for its baselines; {ta_catalogue.INSTALL}", file=sys.stderr)
         return 2
@@ -346,22 +367,26 @@ def main() -> int:
         f"(clean {cc.mean():.3f}), seed {a.seed}",
         file=sys.stderr,
     )
-    res: dict[str, dict[str, Any]] = {}
-    res["pgd_sweep"] = bench_pgd(m, x, y, a.seed)
-    res["fgsm_sweep"] = bench_fgsm(m, x, y, a.seed)
-    res["deepfool"] = bench_deepfool(m, x, y)
-    if not a.quick:
-        res["deepfool_l2_stock"] = bench_deepfool_stock(m, x, y, 100)
-    res["feature_extraction"] = bench_features(task, model_cfg, size, a.seed, 10, dev)
-    res["audit"] = bench_audit(m, x, y, a.seed)
+    rows: dict[str, Callable[[], dict[str, Any]]] = {
+        "pgd_sweep": lambda: bench_pgd(m, x, y, a.seed),
+        "fgsm_sweep": lambda: bench_fgsm(m, x, y, a.seed),
+        "deepfool": lambda: bench_deepfool(m, x, y),
+        "deepfool_l2_stock": lambda: bench_deepfool_stock(m, x, y, 100),
+        "feature_extraction": lambda: bench_features(task, model_cfg, size, a.seed, 10, dev),
+        "audit": lambda: bench_audit(m, x, y, a.seed),
+    }
+    assert set(rows) == set(ROWS)
+    skip = {"deepfool_l2_stock"} if a.quick else set()
+    res = {k: f() for k, f in rows.items() if (k in a.only if a.only else k not in skip)}
     out, loud = report(res)
-    rs = res["pgd_sweep"]["random_start"]
-    print(
-        f"pgd_sweep with random starts, seeds {rs['seeds']}: rttui {rs['ours']} vs torchattacks {rs['base']}; "
-        f"per-eps means differ by at most {rs['max_mean_diff']:g} samples"
-    )
-    if rs["max_mean_diff"] > 1:
-        loud.append(f"!!! pgd_sweep: random-start means differ by {rs['max_mean_diff']:g} samples (more than one)")
+    if "pgd_sweep" in res:
+        rs = res["pgd_sweep"]["random_start"]
+        print(
+            f"pgd_sweep with random starts, seeds {rs['seeds']}: rttui {rs['ours']} vs torchattacks {rs['base']}; "
+            f"per-eps means differ by at most {rs['max_mean_diff']:g} samples"
+        )
+        if rs["max_mean_diff"] > 1:
+            loud.append(f"!!! pgd_sweep: random-start means differ by {rs['max_mean_diff']:g} samples (more than one)")
     if "deepfool_l2_stock" in res:
         st = res["deepfool_l2_stock"]
         print(
@@ -369,13 +394,17 @@ def main() -> int:
             f"images unfooled at L2 eps {L2_EPS[-1]} (rttui: {st['ours'][-1]}); {st['on_boundary']} of its examples "
             "end within 1e-3 of the decision boundary (per-step overshoot, clipped steps)"
         )
-    au = res["audit"]["audit"]
-    print(
-        f"audit: {au['fraction']:.0%} of the PGD-10 sweep it audits (target <= 25%); re-attacked {au['n']} of "
-        f"{au['survivors']} survivors per eps, the stronger attack left {res['audit']['ours']}; "
-        f"{'FLAGGED' if au['flagged'] else 'not flagged'}; {au['grad_steps']} gradient steps "
-        f"({au['grad_step_fraction']:.0%} of the sweep's; small batches cost more per step)"
-    )
+    if "audit" in res:
+        au = res["audit"]["audit"]
+        for name, r in (("PGD-10", au), ("FGSM", au["fgsm"])):
+            print(
+                f"audit of the {name} sweep (APGD-CE-{r['apgd_iters']}): {r['fraction']:.0%} of its time"
+                f"{' (target <= 25%)' if name == 'PGD-10' else ''}; re-attacked {r['n']} of {r['survivors']} "
+                f"survivors per eps, the stronger attack left {r['ours']}; "
+                f"{'FLAGGED' if r['flagged'] else 'not flagged'}; {r['grad_steps']} gradient steps "
+                f"({r['grad_step_fraction']:.0%} of the sweep's)"
+            )
+        print(f"audit of both sweeps: {au['both']:.0%} of their time")
     for line in loud:
         print(line)
     if a.json:

@@ -24,11 +24,12 @@ torch-free, in `rttui.engine.audit_settings`): APGD-CE at 2x the audited steps, 
 Cost. An image the stronger attack cannot fool costs its whole budget (apgd iterations, plus steps x restarts
 with pgd on); the evaluation it audits spent steps x restarts on each image it attacked. Three things keep the
 audit cheap without weakening it: the subsample (`fraction` of the survivors, within [min_samples, max_samples]);
-sequential decision (images go in chunks of `chunk`, and an epsilon stops as soon as its flag is certain; its
-counts are then lower bounds and `complete` is false); and nesting (one seeded order of the test set, each epsilon
-takes its first survivors in that order, and an image the stronger attack fooled at a smaller epsilon counts as
-fooled at every larger one without another attack: its example lies in the larger ball). `grad_steps` reports
-what the audit spent; benchmarks/run.py measures its time as a fraction of the evaluation it audits.
+sequential decision (images go in chunks of `chunk`, then twice as many each time, and an epsilon stops as soon
+as its flag is certain; its counts are then lower bounds and `complete` is false); and nesting (one seeded order
+of the test set, each epsilon takes its first survivors in that order, and an image the stronger attack fooled at
+a smaller epsilon counts as fooled at every larger one without another attack: its example lies in the larger
+ball). `grad_steps` reports what the audit spent; benchmarks/run.py measures its time as a fraction of the
+evaluation it audits.
 
 Must never: leave the eps-ball or [0, 1], train the model, touch the caller's random state, or attack an image
 the stored attack already fooled.
@@ -218,6 +219,17 @@ def audit_attack(
     }
 
 
+def _chunks(todo: np.ndarray, first: int) -> list[np.ndarray]:
+    """`todo` in chunks of `first`, then twice as many each time: a weak attack's flag is usually certain after
+    the first chunk, and an unflagged epsilon, which must re-attack them all, gets there in larger (cheaper per
+    image) batches."""
+    out, start, size = [], 0, first
+    while start < len(todo):
+        out.append(todo[start : start + size])
+        start, size = start + size, size * 2
+    return out
+
+
 def _audit_eps(model, x, y, dev, surv, eps, norm, s, strong, rank, audit_seed, fooled_stronger) -> dict[str, Any]:
     """One epsilon of `audit_attack`: subsample, carry what smaller epsilons found, re-attack in chunks."""
     t0 = time.perf_counter()
@@ -233,11 +245,10 @@ def _audit_eps(model, x, y, dev, surv, eps, norm, s, strong, rank, audit_seed, f
 
     todo = sub[~carried]
     complete = True
-    for start in range(0, len(todo), int(s["chunk"])):
+    for b in _chunks(todo, int(s["chunk"])):
         if stop():
             complete = False
             break
-        b = todo[start : start + int(s["chunk"])]
         xb, yb = x[b].to(dev), y[b].to(dev)
         hit = torch.zeros(len(b), dtype=torch.bool, device=dev)
         if strong["apgd"] is not None:
