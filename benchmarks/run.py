@@ -18,7 +18,8 @@
 - audit (a cost, not a speed-up): the attack-strength audit (engine/attacks/audit.py, default settings) of the
   PGD-10 sweep, its time as a fraction of that sweep's time (target: at most 25%, shown as speed-up >= 4x) and
   its gradient steps as a fraction of the sweep's; the same for the FGSM sweep and for both together, printed
-  beside it; its counts are information (no tolerance).
+  beside it; its counts are information (no tolerance). audit_vit: the same on the quickstart's other model
+  (test_vit2, trained the same way).
 
 Prints a table; with --json the last line is one JSON object {name: {"speedup", "max_acc_diff", "n", ...}}.
 A disagreement beyond the method's tolerance is printed loudly.
@@ -55,9 +56,16 @@ from rttui.engine.train import fit, seed_everything
 
 EPS = [0.01, 0.03, 0.05, 0.07, 0.09]
 L2_EPS = [0.1, 0.25, 0.5, 1.0, 2.0]
-TARGETS = {"pgd_sweep": 2.5, "fgsm_sweep": 2.5, "deepfool": 15.0, "feature_extraction": 5.0, "audit": 4.0}
+TARGETS = {
+    "pgd_sweep": 2.5,
+    "fgsm_sweep": 2.5,
+    "deepfool": 15.0,
+    "feature_extraction": 5.0,
+    "audit": 4.0,
+    "audit_vit": 4.0,
+}
 BATCH = 250
-ROWS = ("pgd_sweep", "fgsm_sweep", "deepfool", "deepfool_l2_stock", "feature_extraction", "audit")
+ROWS = ("pgd_sweep", "fgsm_sweep", "deepfool", "deepfool_l2_stock", "feature_extraction", "audit", "audit_vit")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -296,6 +304,14 @@ def bench_audit(m, x, y, seed: int) -> dict[str, Any]:
     }
 
 
+def _vit(task, size: int, seed: int, dev: torch.device) -> torch.nn.Module:
+    """The quickstart's other model (test_vit2, 8-pixel patches), trained like the CNN, for the audit_vit row."""
+    seed_everything(seed)
+    m = create_model({"name": "test_vit2", "kwargs": {"patch_size": 8}}, task.num_classes, size).to(dev)
+    fit(m, task.train, {"epochs": 4, "lr": 3e-3, "batch_size": 32}, seed)
+    return m.eval()
+
+
 def report(res: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Print the table; return the JSON record per benchmark and the loud lines."""
     out: dict[str, dict[str, Any]] = {}
@@ -374,6 +390,7 @@ def main() -> int:
         "deepfool_l2_stock": lambda: bench_deepfool_stock(m, x, y, 100),
         "feature_extraction": lambda: bench_features(task, model_cfg, size, a.seed, 10, dev),
         "audit": lambda: bench_audit(m, x, y, a.seed),
+        "audit_vit": lambda: bench_audit(_vit(task, size, a.seed, dev), x, y, a.seed),
     }
     assert set(rows) == set(ROWS)
     skip = {"deepfool_l2_stock"} if a.quick else set()
@@ -394,17 +411,19 @@ def main() -> int:
             f"images unfooled at L2 eps {L2_EPS[-1]} (rttui: {st['ours'][-1]}); {st['on_boundary']} of its examples "
             "end within 1e-3 of the decision boundary (per-step overshoot, clipped steps)"
         )
-    if "audit" in res:
-        au = res["audit"]["audit"]
+    for row, model in (("audit", "test_resnet"), ("audit_vit", "test_vit2")):
+        if row not in res:
+            continue
+        au = res[row]["audit"]
         for name, r in (("PGD-10", au), ("FGSM", au["fgsm"])):
             print(
-                f"audit of the {name} sweep (APGD-CE-{r['apgd_iters']}): {r['fraction']:.0%} of its time"
+                f"{row}: {model}'s {name} sweep audited by APGD-CE-{r['apgd_iters']}: {r['fraction']:.0%} of its time"
                 f"{' (target <= 25%)' if name == 'PGD-10' else ''}; re-attacked {r['n']} of {r['survivors']} "
                 f"survivors per eps, the stronger attack left {r['ours']}; "
                 f"{'FLAGGED' if r['flagged'] else 'not flagged'}; {r['grad_steps']} gradient steps "
                 f"({r['grad_step_fraction']:.0%} of the sweep's)"
             )
-        print(f"audit of both sweeps: {au['both']:.0%} of their time")
+        print(f"{row}: {model}'s two sweeps together: audit {au['both']:.0%} of their time")
     for line in loud:
         print(line)
     if a.json:
