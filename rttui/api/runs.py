@@ -210,13 +210,14 @@ def gpu_telemetry(runner: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
-    """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy.
+    """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy
+    (stored, and streamed per eps for the evaluation a running run is working through).
 
     Reads only; cheap enough to poll every second on a study of hundreds of runs.
     """
     p = db_path(db)
     if not p.exists():
-        return {"runner": None, "runs": [], "sources": [], "metrics": {}, "checks": []}
+        return {"runner": None, "runs": [], "sources": [], "metrics": {}, "live": {}, "checks": []}
     with Store.open(p) as s:
         spec = s.study_spec(study)
         runs = s.runs(study)
@@ -227,6 +228,7 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         evals = s.eval_counts(study)
         last = s.last_epochs(study)
         recs = s.records(study) if runs else []
+        live = s.live(study)  # the running runs' evaluations, per eps finished so far (never a stored result)
         run_ids = {r["id"] for r in runs}
         checks_ = [c for c in s.checks() if c["run_id"] in run_ids]
     totals: dict[str, tuple[int, int]] = {}
@@ -255,6 +257,9 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
             source_epochs,
         ),
         "metrics": metrics_by_run(recs),
+        # Run id -> {eval_id, attack, label, n, epsilons, points: [{eps, n_adv_correct, adv_acc}]}: the evaluation
+        # a running run works through, each eps as it finishes; in progress, so shown as such, never in `metrics`.
+        "live": live,
         "checks": checks_,
     }
 

@@ -44,6 +44,7 @@ class Coordinator:
         self.done: set[str] = set()
         self.cancelled = False
         self._progress_at: dict[str, float] = {}  # unit -> when its progress was last written
+        self._live: dict[str, dict[str, Any]] = {}  # run -> the evaluation it streams (what runs.live holds)
 
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""
@@ -94,6 +95,9 @@ class Coordinator:
         match event:
             case ev.UnitStarted(kind=kind, unit_id=uid, phase=phase):
                 fields: dict[str, Any] = {"state": "running", "error": None}
+                if kind == "run":
+                    self._live.pop(uid, None)
+                    fields["live"] = None  # what an earlier attempt streamed is not this attempt's
                 if phase == "train":
                     fields["started"] = time.time()
                 s.update_unit(kind, uid, **fields)
@@ -114,6 +118,23 @@ class Coordinator:
                 if done >= total or now - self._progress_at.get(uid, -1e9) >= PROGRESS_EVERY:
                     self._progress_at[uid] = now
                     s.update_unit(kind, uid, phase=phase, phase_done=done, phase_total=total)
+            case ev.EpsDone(run_id=rid, eval_id=eid):
+                # One write per finished epsilon: monitors show the grid filling in. Kept beside the run, never in
+                # the metrics table: a half-done evaluation is not a result (EvalDone stores it and clears this).
+                live = self._live.get(rid)
+                if live is None or live["eval_id"] != eid:
+                    live = {
+                        "eval_id": eid,
+                        "attack": event.attack,
+                        "label": event.label,
+                        "n": event.n,
+                        "epsilons": event.epsilons,
+                        "points": [],
+                    }
+                    self._live[rid] = live
+                acc = event.n_adv_correct / event.n if event.n else 0.0
+                live["points"].append({"eps": event.eps, "n_adv_correct": event.n_adv_correct, "adv_acc": acc})
+                s.set_live(rid, live)
             case ev.EpochDone(kind=kind, unit_id=uid, record=rec):
                 s.add_epoch(uid, kind, rec)
             case ev.UnitTrained():
@@ -136,6 +157,7 @@ class Coordinator:
                     env_id=s.add_environment(event.env),
                 )
             case ev.EvalDone():
+                self._live.pop(event.run_id, None)  # add_evaluation clears runs.live in its transaction
                 s.add_evaluation(
                     {
                         "id": event.eval_id,
@@ -161,12 +183,15 @@ class Coordinator:
                 s.set_layers(event.run_id, event.records)
             case ev.UnitFinished(kind=kind, unit_id=uid):
                 row = s.unit(kind, uid) or {}
+                ended: dict[str, Any] = {"live": None} if kind == "run" else {}
+                self._live.pop(uid, None)
                 s.update_unit(
                     kind,
                     uid,
                     state="done",
                     finished=time.time(),
                     seconds=(time.time() - row["started"]) if row.get("started") else event.seconds,
+                    **ended,
                 )
                 if event.info:
                     s.merge_info(kind, uid, event.info)
@@ -174,6 +199,7 @@ class Coordinator:
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 self.failed.add(uid)
                 row = s.unit(kind, uid) or {}
+                self._live.pop(uid, None)
                 s.update_unit(
                     kind,
                     uid,
@@ -181,6 +207,7 @@ class Coordinator:
                     error=err,
                     finished=time.time(),
                     info=json.dumps({**json.loads(row.get("info") or "{}"), "traceback": event.detail[-4000:]}),
+                    **({"live": None} if kind == "run" else {}),
                 )
             case _:
                 pass

@@ -79,6 +79,21 @@ class UnitTrained:
 
 
 @dataclass(kw_only=True)
+class EpsDone:
+    """One epsilon of an evaluation still running is final: its adversarial accuracy, streamed before the
+    evaluation's `EvalDone` (which stores the whole grid). For monitors only: never a stored result."""
+
+    run_id: str
+    eval_id: str
+    attack: str  # the registry name
+    label: str  # the name tables give it (`rttui.engine.attack_names.variant_label`: transfer[source], ...)
+    eps: float
+    n_adv_correct: int  # clean-correct and still correct under attack, as the evaluation's metric row counts it
+    n: int  # test samples
+    epsilons: list[float] = field(default_factory=list)  # the evaluation's whole grid, ascending
+
+
+@dataclass(kw_only=True)
 class EvalDone:
     run_id: str
     eval_id: str
@@ -164,6 +179,7 @@ Event = (
     | WorkerStarted
     | Progress
     | EpochDone
+    | EpsDone
     | UnitTrained
     | EvalDone
     | RunChecks

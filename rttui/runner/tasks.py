@@ -103,6 +103,29 @@ def _progress(emit: Emit, kind: str, uid: str, phase: str, every: float = 0.25) 
     return cb
 
 
+def _eps_stream(emit: Emit, run_id: str, ep: EvalPlan) -> Callable[[float, int, int], None]:
+    """The engine's per-epsilon callback of one evaluation: each finished epsilon becomes an `EpsDone` event
+    (one per epsilon, so the rate is bounded by the grid, never by batches)."""
+    label = variant_label(ep.attack, ep.params)
+    grid = sorted(float(e) for e in ep.epsilons)
+
+    def on_eps(eps: float, n_adv_correct: int, n: int) -> None:
+        emit(
+            ev.EpsDone(
+                run_id=run_id,
+                eval_id=ep.id,
+                attack=ep.attack,
+                label=label,
+                eps=eps,
+                n_adv_correct=n_adv_correct,
+                n=n,
+                epsilons=grid,
+            )
+        )
+
+    return on_eps
+
+
 def _reset_peak_memory(dev: Any) -> None:
     """Start counting this unit's peak GPU memory (a no-op off CUDA)."""
     import torch
@@ -389,6 +412,7 @@ def run_target(
                 precision=ep.precision,
                 compile_model=ep.compile,
                 train_path=train_path,
+                on_eps=_eps_stream(emit, rp.id, ep),
             )
             rows = res.metrics()
             label = variant_label(ep.attack, ep.params)
@@ -429,6 +453,7 @@ def run_target(
             compile_model=ep.compile,
             train_path=train_path,
             labels=ep.config.get("labels", "true"),
+            on_eps=_eps_stream(emit, rp.id, ep),
         )
         rows = res.metrics()
         results[ep.attack] = rows

@@ -86,6 +86,10 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "phase_done": int,
             "phase_total": int,
             "env_id": str,  # the environment that trained it (environments.env_id); NULL: not recorded
+            # The evaluation running now, per epsilon finished so far (JSON: eval_id, attack, label, n, epsilons,
+            # points), for monitors only: cleared when the evaluation is stored (its metric rows are the result),
+            # when the run ends, fails or is reset. Never read by analysis or exports: a half-done grid is no result.
+            "live": str,
         },
         "id",
     ),
@@ -455,8 +459,8 @@ class Store:
         with self.transaction():
             self.conn.execute("update sources set state = 'pending' where state = 'running'")
             self.conn.execute(
-                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end "
-                "where state = 'running'"
+                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end, "
+                "live = null where state = 'running'"
             )
 
     # ---- writes (the coordinator's) --------------------------------------------------------------
@@ -531,6 +535,14 @@ class Store:
                     pk=("unit_id", "epoch"),
                 )
 
+    def set_live(self, run_id: str, live: dict[str, Any] | None) -> None:
+        """The evaluation a run is working through, per epsilon finished so far (None clears it): for monitors
+        (see the `live` column); one write per finished epsilon at most."""
+        with self.conn:
+            self.conn.execute(
+                "update runs set live = ? where id = ?", (json.dumps(live) if live is not None else None, run_id)
+            )
+
     def merge_info(self, kind: str, uid: str, extra: dict[str, Any]) -> None:
         """Add keys to a unit's `info` JSON without losing what is there."""
         row = self.unit(kind, uid) or {}
@@ -571,6 +583,8 @@ class Store:
             for t in ("metrics", "samples", "confusion", "audits"):
                 self.conn.execute(f"delete from {t} where eval_id = ?", (eid,))
             self.conn.execute("delete from checks where eval_id = ?", (eid,))
+            if self.has_column("runs", "live"):  # the grid streamed so far is superseded by the stored one
+                self.conn.execute("update runs set live = null where id = ?", (rid,))
             self.db["evaluations"].upsert(
                 {
                     **eval_row,
@@ -719,6 +733,27 @@ class Store:
             f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",
             params,
         )
+
+    def live(self, study: str) -> dict[str, dict[str, Any]]:
+        """Run id -> the evaluation it is working through (per epsilon finished so far), for the study's runs at
+        work: 'running', or 'trained' (a run evaluates after its training in the same job, and stays 'trained'
+        until it is done). {} for a database from before the column (read-only); a value that does not parse is
+        skipped: it is a monitor's transient view, never a result."""
+        if not self.has_column("runs", "live"):
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.rows(
+            "select r.id, r.live from runs r join study_runs sr on sr.run_id = r.id "
+            "where sr.study = ? and r.state in ('running', 'trained') and r.live is not null",
+            (study,),
+        ):
+            try:
+                live = json.loads(r["live"])
+            except ValueError:
+                continue
+            if isinstance(live, dict) and isinstance(live.get("points"), list):
+                out[r["id"]] = live
+        return out
 
     def records(self, study: str | None = None) -> list[dict[str, Any]]:
         """One flat record per (study, run, attack, eps): what exports and analysis read."""

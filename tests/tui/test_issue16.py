@@ -451,3 +451,76 @@ async def test_monitor_shows_source_pretraining_as_rows(app_in, demo_dir: Path, 
             [str(c) for c in st.get_row_at(0)] + [str(c) for c in st.get_row_at(1)] + [str(c) for c in st.get_row_at(2)]
         )
         assert any("1/2" in c for c in cells) and any("50%" in c for c in cells)  # epoch 1 of 2
+
+
+async def test_monitor_streams_each_eps_of_the_running_evaluation_marked_in_progress(
+    app_in, demo_dir: Path, frozen_clock
+) -> None:
+    """A run evaluating PGD, 2 of its 3 eps finished: the Monitor shows those two points marked in progress
+    (numbers, chart, title, log), the third as it arrives, and the plain stored line once the evaluation is
+    stored."""
+    import re
+
+    from textual.widgets import DataTable, RichLog
+    from textual_plotext import PlotextPlot
+
+    from rttui.store import Store
+
+    db = demo_dir / "demo.db"
+    with Store.open(db, write=True) as s:
+        run = next(r for r in s.runs("demo") if r["state"] == "done" and r["strategy"] == "full" and r["seed"] == 1)
+        pgd = s.rows("select * from evaluations where run_id = ? and attack = 'pgd'", (run["id"],))[0]
+        stored = s.rows("select * from metrics where eval_id = ? order by eps", (pgd["id"],))
+        s.conn.execute("delete from metrics where eval_id = ?", (pgd["id"],))
+        s.conn.execute("delete from evaluations where id = ?", (pgd["id"],))
+        s.conn.commit()
+        s.update_unit("run", run["id"], state="trained")  # trained in this job, evaluating now
+
+        def stream(k: int) -> None:
+            points = [{"eps": m["eps"], "n_adv_correct": m["n_adv_correct"], "adv_acc": m["adv_acc"]} for m in stored]
+            live = {"eval_id": pgd["id"], "attack": "pgd", "label": "pgd", "n": 50, "epsilons": [0.01, 0.03, 0.05]}
+            s.set_live(run["id"], {**live, "points": points[:k]})
+
+        stream(2)
+        s.acquire_lock("demo")  # a runner works on the study (this live process)
+        try:
+            app = app_in
+            async with app.run_test(size=(120, 36)) as pilot:
+                await pilot.press("3")
+                m = app.screen
+                await wait_for(pilot, lambda: app.current_mode == "monitor" and m.polls, tries=400)
+                # the cursor follows the run being evaluated
+                await wait_for(pilot, lambda: m.selected() and m.selected()["id"] == run["id"], tries=200)
+                nums = m.query_one("#mon-numbers", DataTable)
+                await wait_for(pilot, lambda: "pgd…" in [str(c.label) for c in nums.columns.values()], tries=200)
+                col = [str(c.label) for c in nums.columns.values()].index("pgd…")
+                got = [str(nums.get_row_at(i)[col]) for i in range(nums.row_count)]
+                assert got == [f"{100 * stored[0]['adv_acc']:.1f}", f"{100 * stored[1]['adv_acc']:.1f}", "-"]
+                assert "pgd running: 2 of 3 ε so far" in str(m.query_one("#mon-run-title").render())
+                chart = re.sub(r"\x1b\[[0-9;]*m", "", m.query_one(PlotextPlot).plt.build())
+                assert "pgd (running)" in chart and "fgsm" in chart
+                log = "\n".join(line.text for line in m.query_one("#mon-log", RichLog).lines)
+                assert f"pgd eps 0.03: {100 * stored[1]['adv_acc']:.1f}% (in progress)" in log
+                # the third eps arrives
+                stream(3)
+                await pilot.press("f5")
+                await wait_for(pilot, lambda: nums.row_count == 3 and str(nums.get_row_at(2)[col]) != "-", tries=400)
+                assert str(nums.get_row_at(2)[col]) == f"{100 * stored[2]['adv_acc']:.1f}"
+                # stored: the plain line, nothing in progress
+                s.add_evaluation(
+                    {
+                        **{k: pgd[k] for k in ("id", "run_id", "attack", "mode", "n", "seconds")},
+                        "params": {},
+                        "epsilons": [0.01, 0.03, 0.05],
+                    },
+                    [{k: v for k, v in x.items() if k not in ("eval_id", "run_id")} for x in stored],
+                    [],
+                    [],
+                    [],
+                )
+                await pilot.press("f5")
+                labels = lambda: [str(c.label) for c in nums.columns.values()]  # noqa: E731
+                await wait_for(pilot, lambda: "pgd" in labels() and "pgd…" not in labels(), tries=400)
+                assert "running:" not in str(m.query_one("#mon-run-title").render())
+        finally:
+            s.release_lock()
