@@ -186,7 +186,13 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
             "studies": [],
             "runs": runs,
             "runner": s.runner_lock(),
-            "run": {"id": run_id, "env": env, "env_rows": env_fields(env), "evaluations": evals},
+            "run": {
+                "id": run_id,
+                "env": env,
+                "env_rows": env_fields(env),
+                "evaluations": evals,
+                "peak_gpu_mem": row.get("peak_gpu_mem"),  # bytes (training and evaluation); None: not on a GPU
+            },
         }
 
 

@@ -185,6 +185,8 @@ class Coordinator:
                 row = s.unit(kind, uid) or {}
                 ended: dict[str, Any] = {"live": None} if kind == "run" else {}
                 self._live.pop(uid, None)
+                if event.peak_gpu_mem is not None:  # the unit's peak over every job that worked on it
+                    ended["peak_gpu_mem"] = max(event.peak_gpu_mem, row.get("peak_gpu_mem") or 0)
                 s.update_unit(
                     kind,
                     uid,

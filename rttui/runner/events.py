@@ -74,7 +74,7 @@ class UnitTrained:
     n_test: int
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
-    peak_gpu_mem: int | None = None  # bytes, training on a CUDA device (None elsewhere)
+    peak_gpu_mem: int | None = None  # bytes, the unit so far (training) on a CUDA device (None elsewhere)
     env: dict[str, Any] | None = None  # rttui.runner.provenance.collect() of the process that trained it
 
 
@@ -132,7 +132,9 @@ class UnitFinished:
     kind: str
     unit_id: str
     seconds: float
-    info: dict[str, Any] = field(default_factory=dict)  # merged into the unit's info (e.g. its peak GPU memory)
+    info: dict[str, Any] = field(default_factory=dict)  # merged into the unit's info
+    # bytes the whole job (training and evaluation) peaked at on a CUDA device; None elsewhere
+    peak_gpu_mem: int | None = None
 
 
 @dataclass

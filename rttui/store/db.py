@@ -50,7 +50,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "seconds": float,
             "error": str,
             "info": str,
-            "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
+            "peak_gpu_mem": int,  # bytes the unit (training and evaluation) peaked at on a GPU; empty on a CPU
             # where the unit is inside its current phase (training steps, an attack's batches), for monitors
             "phase": str,
             "phase_done": int,
@@ -80,7 +80,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "seconds": float,
             "error": str,
             "info": str,
-            "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
+            "peak_gpu_mem": int,  # bytes the unit (training and evaluation) peaked at on a GPU; empty on a CPU
             # where the unit is inside its current phase (training steps, an attack's batches), for monitors
             "phase": str,
             "phase_done": int,
@@ -725,9 +725,10 @@ class Store:
             if self.has_column("runs", "phase")
             else "null as phase, null as phase_done, null as phase_total"
         )
+        peak_col = self._peak_col("r")
         return self.rows(
             "select r.id, r.dataset, r.model, r.strategy, r.technique, r.seed, r.state, r.clean_acc, r.n_test, "
-            f"r.seconds, r.error, r.started, r.finished, r.info, {phase_cols}, {env_col}, "
+            f"r.seconds, r.error, r.started, r.finished, r.info, {phase_cols}, {env_col}, {peak_col}, "
             "(select max(epoch) from epochs e where e.unit_id = r.id) as epoch, "
             "(select group_concat(study) from study_runs sr where sr.run_id = r.id) as studies "
             f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",
@@ -766,7 +767,7 @@ class Store:
             "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
             f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
-            "r.config, "
+            f"r.config, {self._peak_col('r')}, "
             f"e.params as attack_params, {sur_col}, {env_col} "
             "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
             f"join evaluations e on e.id = m.eval_id {where} "
@@ -794,6 +795,11 @@ class Store:
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
         return rows
+
+    def _peak_col(self, alias: str) -> str:
+        """The unit's peak GPU memory (bytes; NULL on a CPU), or NULL where a read-only file predates the column.
+        The one record of it: `info.peak_gpu_mem_mb`, which older runners also wrote, is never read."""
+        return f"{alias}.peak_gpu_mem" if self.has_column("runs", "peak_gpu_mem") else "null as peak_gpu_mem"
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the file has this column: a database opened read-only may predate it."""

@@ -21,6 +21,11 @@ def duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def gib(n_bytes: float | None) -> str:
+    """Bytes as GiB with one decimal (`3.1 GiB`); `-` when not measured."""
+    return "-" if n_bytes is None else f"{n_bytes / 2**30:.1f} GiB"
+
+
 def bar(fraction: float, width: int = 10) -> str:
     """A text progress bar with eighth-block resolution (renders the same in a terminal and in an SVG)."""
     f = min(1.0, max(0.0, fraction))

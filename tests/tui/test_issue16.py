@@ -524,3 +524,23 @@ async def test_monitor_streams_each_eps_of_the_running_evaluation_marked_in_prog
                 assert "running:" not in str(m.query_one("#mon-run-title").render())
         finally:
             s.release_lock()
+
+
+async def test_monitor_shows_the_runs_peak_gpu_memory_from_its_column(app_in, demo_dir: Path) -> None:
+    from rttui.store import Store
+
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        first = s.runs("demo")[0]
+        s.update_unit("run", first["id"], peak_gpu_mem=3 * 2**30)
+        s.merge_info("run", first["id"], {"peak_gpu_mem_mb": 1.0})  # an older runner's second record: never read
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        m = app.screen
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and m.runs, tries=400)
+        await wait_for(pilot, lambda: m.selected() and m.selected()["id"] == first["id"], tries=200)
+        await wait_for(pilot, lambda: "peak GPU 3.0 GiB" in str(m.query_one("#mon-run-title").render()), tries=200)
+        m.query_one("#mon-runs").focus()
+        await pilot.press("down")
+        await wait_for(pilot, lambda: m.selected()["id"] != first["id"], tries=200)
+        assert "peak GPU" not in str(m.query_one("#mon-run-title").render())  # not measured: nothing said

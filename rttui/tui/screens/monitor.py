@@ -21,7 +21,7 @@ from textual_plotext import PlotextPlot
 
 from rttui import api
 from rttui.errors import RttuiError
-from rttui.tui.cells import bar, duration, fill_table, gpu_lines, pct
+from rttui.tui.cells import bar, duration, fill_table, gib, gpu_lines, pct
 from rttui.tui.eta import EtaModel
 from rttui.tui.messages import ProgressPolled
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
@@ -306,6 +306,8 @@ class MonitorScreen(RttuiScreen):
             grid = [float(e) for e in live.get("epsilons") or []]
         clean = r["clean_acc"]
         head = Content.assemble((run_label(r, self.vary), "bold"), f"  clean {pct(clean)}%")
+        if r.get("peak_gpu_mem") is not None:  # measured on a GPU (the unit's peak, training and evaluation)
+            head += Content(f"  peak GPU {gib(r['peak_gpu_mem'])}")
         if live is not None:
             done, of = len(live["points"]), len(grid) or len(live["points"])
             head += Content.styled(f"\n{live['label']} running: {done} of {of} ε so far", "italic")
