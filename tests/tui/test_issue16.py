@@ -544,3 +544,33 @@ async def test_monitor_shows_the_runs_peak_gpu_memory_from_its_column(app_in, de
         await pilot.press("down")
         await wait_for(pilot, lambda: m.selected()["id"] != first["id"], tries=200)
         assert "peak GPU" not in str(m.query_one("#mon-run-title").render())  # not measured: nothing said
+
+
+async def test_builder_says_what_it_loads_at_once_and_fills_the_form_when_ready(
+    app_in, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug 9: the first open of the Builder showed nothing for seconds. Its first frame says what it is doing;
+    the form (hundreds of widgets) is built after that frame and then shows the current study."""
+    from textual.widgets import Input
+
+    from rttui.tui.screens import builder
+
+    first: dict[str, object] = {}
+    real = builder.BuilderScreen._build_form
+
+    async def build(self) -> None:  # what the user sees when the form starts being built
+        first["screen"] = self.app.export_screenshot().replace("&#160;", " ")
+        first["form"] = bool(self.query("#f-name"))
+        await real(self)
+
+    monkeypatch.setattr(builder.BuilderScreen, "_build_form", build)
+    app = app_in
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.checked, tries=400)
+        assert "Builder" in first["screen"] and "reading study demo" in first["screen"]
+        assert first["form"] is False  # that frame came before the form
+        b = app.screen
+        assert not b.query_one("#b-loading").display
+        assert b.query_one("#f-name", Input).value == "demo"
+        assert "runs" in str(b.query_one("#b-size").render())
