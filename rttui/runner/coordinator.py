@@ -49,6 +49,7 @@ class Coordinator:
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""
         study = self.plan.study
+        self.store.clear_workers()  # an earlier runner's workers are gone
         for sp in self.plan.sources.values():
             self.store.ensure_source(sp.id, sp.config)
         for rp in self.plan.runs:
@@ -93,7 +94,10 @@ class Coordinator:
         """Apply one event to the store, then hand it to the listener."""
         s = self.store
         match event:
+            case ev.WorkerStarted(worker=slot, pid=pid, device=device):
+                s.set_worker(slot, pid, device)
             case ev.UnitStarted(kind=kind, unit_id=uid, phase=phase):
+                s.worker_unit(event.worker, kind, uid)  # the GPU panel names the run on each worker's device
                 fields: dict[str, Any] = {"state": "running", "error": None}
                 if kind == "run":
                     self._live.pop(uid, None)
@@ -106,6 +110,7 @@ class Coordinator:
                 if start:
                     s.merge_info(kind, uid, {"resumed_from_epoch": start})
             case ev.UnitRetried(kind=kind, unit_id=uid):
+                s.unit_ended(uid)
                 row = s.unit(kind, uid) or {}
                 retries = json.loads(row.get("info") or "{}").get("retries", [])
                 retries.append({"reason": event.reason, "attempt": event.attempt, "batch_scale": event.batch_scale})
@@ -137,7 +142,11 @@ class Coordinator:
                 s.set_live(rid, live)
             case ev.EpochDone(kind=kind, unit_id=uid, record=rec):
                 s.add_epoch(uid, kind, rec)
+            case ev.StudyFinished():
+                s.clear_workers()
             case ev.UnitTrained():
+                if event.kind == "source":  # a source's work ends here (a run goes on to its evaluations)
+                    s.unit_ended(event.unit_id)
                 # Keep what the runner recorded about earlier attempts (retries, resume) next to the task's info.
                 old_info = json.loads((s.unit(event.kind, event.unit_id) or {}).get("info") or "{}")
                 kept = {k: old_info[k] for k in ("retries", "resumed_from_epoch") if k in old_info}
@@ -182,6 +191,7 @@ class Coordinator:
             case ev.LayersDone():
                 s.set_layers(event.run_id, event.records)
             case ev.UnitFinished(kind=kind, unit_id=uid):
+                s.unit_ended(uid)
                 row = s.unit(kind, uid) or {}
                 ended: dict[str, Any] = {"live": None} if kind == "run" else {}
                 self._live.pop(uid, None)
@@ -199,6 +209,7 @@ class Coordinator:
                     s.merge_info(kind, uid, event.info)
                 self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
+                s.unit_ended(uid)
                 self.failed.add(uid)
                 row = s.unit(kind, uid) or {}
                 self._live.pop(uid, None)

@@ -209,6 +209,21 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         ("run_id", "group_idx"),
     ),
     "locks": ({"name": str, "pid": int, "host": str, "started": float, "study": str}, "name"),
+    # The running runner's workers (one row per worker slot: its process, host and device) and the unit each is
+    # working on now (empty between units), for monitors: a GPU row names the run on it. Emptied when a runner
+    # starts and ends; never a result.
+    "workers": (
+        {
+            "slot": int,
+            "pid": int,
+            "host": str,
+            "device": str,
+            "kind": str,
+            "unit_id": str,
+            "since": float,
+        },
+        "slot",
+    ),
 }
 INDEXES = [
     ("runs", ["state"]),
@@ -543,6 +558,31 @@ class Store:
                 "update runs set live = ? where id = ?", (json.dumps(live) if live is not None else None, run_id)
             )
 
+    def set_worker(self, slot: int, pid: int, device: str) -> None:
+        """A worker is ready (a new process in that slot: whatever the slot worked on before is gone)."""
+        row = {"slot": slot, "pid": pid, "host": socket.gethostname(), "device": device}
+        with self.conn:
+            self.db["workers"].upsert({**row, "kind": None, "unit_id": None, "since": None}, pk="slot")
+
+    def worker_unit(self, slot: int, kind: str | None, uid: str | None) -> None:
+        """What a worker works on now (None: nothing). A slot no worker row holds (a Ray task, a SLURM job: their
+        processes are not this runner's workers) is left alone."""
+        with self.conn:
+            self.conn.execute(
+                "update workers set kind = ?, unit_id = ?, since = ? where slot = ?",
+                (kind, uid, time.time() if uid else None, slot),
+            )
+
+    def unit_ended(self, uid: str) -> None:
+        """No worker works on this unit any more (it finished, failed or went back to the queue)."""
+        with self.conn:
+            self.conn.execute("update workers set kind = null, unit_id = null, since = null where unit_id = ?", (uid,))
+
+    def clear_workers(self) -> None:
+        """A runner starts or ends: the workers of an earlier one are gone."""
+        with self.conn:
+            self.conn.execute("delete from workers")
+
     def merge_info(self, kind: str, uid: str, extra: dict[str, Any]) -> None:
         """Add keys to a unit's `info` JSON without losing what is there."""
         row = self.unit(kind, uid) or {}
@@ -734,6 +774,12 @@ class Store:
             f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",
             params,
         )
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The runner's workers and what each works on now ([] for a database from before the table)."""
+        if "workers" not in self.db.table_names():
+            return []
+        return self.rows("select slot, pid, host, device, kind, unit_id, since from workers order by slot")
 
     def live(self, study: str) -> dict[str, dict[str, Any]]:
         """Run id -> the evaluation it is working through (per epsilon finished so far), for the study's runs at

@@ -574,3 +574,46 @@ async def test_builder_says_what_it_loads_at_once_and_fills_the_form_when_ready(
         assert not b.query_one("#b-loading").display
         assert b.query_one("#f-name", Input).value == "demo"
         assert "runs" in str(b.query_one("#b-size").render())
+
+
+async def test_monitor_gpu_rows_name_the_run_each_worker_works_on(
+    app_in, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on two GPUs (fake NVML): GPU0 lists worker 0's process, GPU1 cannot list processes (its worker
+    is placed by its device); each row names its worker's run as the grid names it."""
+    import os
+
+    from rttui.runner import gpus
+    from rttui.store import Store
+    from tests.runner.test_gpus import GIB, FakeNVML
+
+    me = os.getpid()  # the runner (this process) and its worker 0
+    fake = FakeNVML(
+        [
+            {"name": "NVIDIA H200", "used": 9 * GIB, "total": 140 * GIB, "util": 91, "procs": [(me, 8 * GIB)]},
+            {"name": "NVIDIA H200", "used": 7 * GIB, "total": 140 * GIB, "util": 77, "procs": None},
+        ]
+    )
+    monkeypatch.setattr(gpus, "load_nvml", lambda: fake)
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        runs = s.runs("demo")
+        a = next(r for r in runs if r["strategy"] == "full" and r["seed"] == 0)
+        b = next(r for r in runs if r["strategy"] == "feature_extraction" and r["seed"] == 1)
+        s.acquire_lock("demo")
+        s.set_worker(0, me, "cuda:0")
+        s.set_worker(1, 999_999, "cuda:1")  # not a process NVML lists: placed by its device
+        s.worker_unit(0, "run", a["id"])
+        s.worker_unit(1, "run", b["id"])
+    try:
+        app = app_in
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("3")
+            await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.polls, tries=400)
+            await wait_for(pilot, lambda: "GPU1" in shown(app, "#mon-gpu"), tries=200)
+            gpu0, gpu1 = shown(app, "#mon-gpu").splitlines()[:2]
+            assert gpu0.startswith("GPU0 NVIDIA H200 · full/s0 · busy 91%"), gpu0
+            assert f"runner 8.0 GiB (process {me})" in gpu0
+            assert gpu1.startswith("GPU1 NVIDIA H200 · feature_extraction/s1 · busy 77%"), gpu1
+    finally:
+        with Store.open(demo_dir / "demo.db", write=True) as s:
+            s.release_lock()

@@ -100,7 +100,7 @@ class MonitorScreen(RttuiScreen):
         def read() -> ProgressPolled:
             try:
                 data = api.study_progress(db, name)
-                data["gpus"] = api.gpu_telemetry(data["runner"])  # refreshed with the rest
+                data["gpus"] = api.gpu_telemetry(data["runner"], data["workers"])  # refreshed with the rest
                 return ProgressPolled(name, data)
             except RttuiError as exc:
                 return ProgressPolled(name, {}, str(exc).splitlines()[0])
@@ -121,8 +121,10 @@ class MonitorScreen(RttuiScreen):
         self.vary = tuple(a for a in AXES if len({r[a] for r in runs}) > 1) or ("model",)
         self._log_changes(runs, msg.data["runner"])
         self._head(runs, msg.data["runner"])
-        if "gpus" in msg.data:
-            self.query_one("#mon-gpu", Static).update("\n".join(gpu_lines(msg.data["gpus"])))
+        if "gpus" in msg.data:  # each device names the run its worker works on
+            names = {r["id"]: run_label(r, self.vary) for r in runs}
+            names.update({u["id"]: f"source {u['model']}/s{u['seed']}" for u in msg.data.get("sources", [])})
+            self.query_one("#mon-gpu", Static).update("\n".join(gpu_lines(msg.data["gpus"], names)))
         t = self.query_one("#mon-runs", DataTable)
         now = self.rapp.clock()
         if [r["id"] for r in runs] != [r["id"] for r in self.runs]:
