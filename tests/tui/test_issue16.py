@@ -617,3 +617,50 @@ async def test_monitor_gpu_rows_name_the_run_each_worker_works_on(
     finally:
         with Store.open(demo_dir / "demo.db", write=True) as s:
             s.release_lock()
+
+
+async def test_monitor_keeps_following_the_run_being_worked_on_until_the_user_moves(
+    app_in, demo_dir: Path, frozen_clock
+) -> None:
+    """The cursor follows from run to run as the runner moves on (a run evaluating after its training stays
+    'trained': its worker says it is worked on), and stays where the user put it once they move."""
+    from textual.widgets import DataTable
+
+    from rttui.store import Store
+
+    db = demo_dir / "demo.db"
+    with Store.open(db, write=True) as s:
+        runs = [r for r in s.runs("demo") if r["state"] == "done"]
+        a, b, c = runs[2], runs[5], runs[7]
+        s.acquire_lock("demo")
+        s.set_worker(0, 1, "cpu")
+        s.update_unit("run", a["id"], state="running", started=frozen_clock() - 5)
+        s.worker_unit(0, "run", a["id"])
+    try:
+        app = app_in
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("3")
+            m = app.screen
+            await wait_for(pilot, lambda: app.current_mode == "monitor" and m.polls, tries=400)
+            await wait_for(pilot, lambda: m.selected() and m.selected()["id"] == a["id"], tries=200)
+            n = m.polls  # a few polls later the screen still follows (its own moves are not the user's)
+            await wait_for(pilot, lambda: m.polls > n + 3, tries=400)
+            with Store.open(db, write=True) as s:  # the runner moves on to b: trained, evaluating
+                s.update_unit("run", a["id"], state="done")
+                s.update_unit("run", b["id"], state="trained")
+                s.worker_unit(0, "run", b["id"])
+            await wait_for(pilot, lambda: m.selected()["id"] == b["id"], tries=400)
+            m.query_one("#mon-runs", DataTable).focus()
+            await pilot.press("up")
+            await wait_for(pilot, lambda: m.selected()["id"] != b["id"], tries=200)
+            chosen = m.selected()["id"]
+            with Store.open(db, write=True) as s:  # the runner moves on to c; the user's choice stands
+                s.update_unit("run", b["id"], state="done")
+                s.update_unit("run", c["id"], state="running", started=frozen_clock() - 1)
+                s.worker_unit(0, "run", c["id"])
+            n = m.polls
+            await wait_for(pilot, lambda: m.polls > n + 2, tries=400)
+            assert m.selected()["id"] == chosen
+    finally:
+        with Store.open(db, write=True) as s:
+            s.release_lock()

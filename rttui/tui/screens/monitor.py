@@ -54,7 +54,7 @@ class MonitorScreen(RttuiScreen):
         self._prev: dict[str, dict[str, Any]] | None = None
         self._prev_runner: Any = None
         self.follow = True
-        self._auto_moving = False
+        self._auto_row = -1  # the row this screen last moved the cursor to (not the user)
         self.eta = EtaModel()
         self._live_logged: dict[str, tuple[str, int]] = {}  # run -> (evaluation, eps already logged)
 
@@ -132,7 +132,8 @@ class MonitorScreen(RttuiScreen):
             header = ["run", "state", "epoch", "loss", "progress", "time", "ETA"]
             fill_table(t, header, [self._cells(r, now) for r in runs], [r["id"] for r in runs], min_width=7)
             if runs:
-                t.move_cursor(row=max(0, min(keep, len(runs) - 1)))
+                self._auto_row = max(0, min(keep, len(runs) - 1))
+                t.move_cursor(row=self._auto_row)
         else:
             for r, old in zip(runs, self.runs, strict=True):
                 if r != old or r["state"] == "running":
@@ -144,10 +145,12 @@ class MonitorScreen(RttuiScreen):
         self._detail()
 
     def _follow_running(self, t: DataTable) -> None:
-        """Keep the cursor (and so the chart) on the run being worked on, until the user moves it."""
-        running = [i for i, r in enumerate(self.runs) if r["state"] == "running" or self._live(r)]
+        """Keep the cursor (and so the chart) on the run being worked on, until the user moves it. Worked on:
+        running, or a worker's unit (a run evaluating after its training in the same job stays 'trained')."""
+        busy = {w["unit_id"] for w in self.data.get("workers") or [] if w.get("unit_id")}
+        running = [i for i, r in enumerate(self.runs) if r["state"] == "running" or r["id"] in busy or self._live(r)]
         if self.follow and running and t.cursor_row not in running:
-            self._auto_moving = True
+            self._auto_row = running[0]
             t.move_cursor(row=running[0])
 
     def _sources(self, sources: list[dict[str, Any]], now: float) -> None:
@@ -263,11 +266,13 @@ class MonitorScreen(RttuiScreen):
         return self.runs[t.cursor_row]
 
     @on(DataTable.RowHighlighted, "#mon-runs")
-    def _moved(self) -> None:
-        if self._auto_moving:
-            self._auto_moving = False
-        elif self.runs:
-            self.follow = False  # the user chose a run: the cursor stays where they put it
+    def _moved(self, event: DataTable.RowHighlighted) -> None:
+        # The user chose a run when the cursor lands where this screen did not put it; the highlight messages
+        # of the screen's own moves (refilling the table, following) arrive later and say the row it chose, or
+        # an older row that is no longer the cursor's.
+        user = event.cursor_row == event.data_table.cursor_row and event.cursor_row != self._auto_row
+        if user and self.runs:
+            self.follow = False  # the cursor stays where they put it
         self._detail()
 
     def _live(self, r: dict[str, Any] | None) -> dict[str, Any] | None:
