@@ -70,6 +70,8 @@ class MonitorScreen(RttuiScreen):
                 with Vertical(id="mon-side"):
                     yield Static("", id="mon-run-title")
                     yield DataTable(id="mon-numbers", cursor_type="none", show_cursor=False)
+                    # below the numbers: on a small terminal the provenance line is what is cut, not the numbers
+                    yield Static("", id="mon-env")
             yield RichLog(id="mon-log", max_lines=500, wrap=True, markup=False)
         yield Footer()
 
@@ -297,6 +299,8 @@ class MonitorScreen(RttuiScreen):
         nums = self.query_one("#mon-numbers", DataTable)
         nums.clear(columns=True)
         title = self.query_one("#mon-run-title", Static)
+        env = self.query_one("#mon-env", Static)  # the environment it trained in (rttui.runner.provenance)
+        env.update(Content.styled(r["env_line"], "dim") if r and r.get("env_line") else "")
         if r is None:
             title.update("")
             plot.refresh()
@@ -320,8 +324,6 @@ class MonitorScreen(RttuiScreen):
             head += Content.styled(f"\n{live['label']} running: {done} of {of} ε so far", "italic")
         if r["state"] == "failed":
             head += Content.styled(f"\nfailed: {r['error'] or ''}", "red")
-        if r.get("env_line"):  # the environment it trained in (rttui.runner.provenance); absent: not recorded
-            head += Content.styled(f"\n{r['env_line']}", "dim")
         title.update(head)
         eps = sorted({e for v in by_attack.values() for e in v} | set(grid))
         rows = [[f"{e:g}", *[pct(by_attack[a].get(e)) for a in by_attack]] for e in eps]
