@@ -44,6 +44,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "path": "str",
         "max_perturbation": "float",
         "eval_id": "str",
+        "peak_gpu_mem": "int",  # bytes the run peaked at on a GPU (training and evaluation); missing on a CPU
     },
     "samples": {
         "study": "str",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from rttui.runner.events import (
     EpochDone,
+    EpsDone,
     EvalDone,
     Event,
     LayersDone,
@@ -25,6 +26,7 @@ from rttui.runner.events import (
 
 __all__ = [
     "EpochDone",
+    "EpsDone",
     "EvalDone",
     "Event",
     "LayersDone",

@@ -186,7 +186,13 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
             "studies": [],
             "runs": runs,
             "runner": s.runner_lock(),
-            "run": {"id": run_id, "env": env, "env_rows": env_fields(env), "evaluations": evals},
+            "run": {
+                "id": run_id,
+                "env": env,
+                "env_rows": env_fields(env),
+                "evaluations": evals,
+                "peak_gpu_mem": row.get("peak_gpu_mem"),  # bytes (training and evaluation); None: not on a GPU
+            },
         }
 
 
@@ -196,27 +202,32 @@ def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict
         return s.checks(run_id)
 
 
-def gpu_telemetry(runner: dict[str, Any] | None = None) -> dict[str, Any]:
+def gpu_telemetry(runner: dict[str, Any] | None = None, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """This machine's NVIDIA GPUs (utilisation, memory used / total) and what the runner holds on each, for a
-    monitor (see `rttui.runner.gpus.gpu_telemetry`). A runner on another host is not visible from here."""
+    monitor (see `rttui.runner.gpus.gpu_telemetry`); with `workers` (`study_progress`'s), each device also names
+    the units the runner's workers on it work on (`units`). A runner on another host is not visible from here."""
     import socket
 
     from rttui.runner.gpus import gpu_telemetry as read
+    from rttui.runner.gpus import match_workers
 
     here = runner is not None and runner.get("host") == socket.gethostname()
     out = read(int(runner["pid"]) if here and runner else None)
     out["runner_here"] = here
+    if out.get("available"):
+        match_workers(out, workers if here and workers else [])
     return out
 
 
 def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
-    """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy.
+    """A live view of a study's runs for a monitor: states, epochs, losses, evaluations and per-eps accuracy
+    (stored, and streamed per eps for the evaluation a running run is working through).
 
     Reads only; cheap enough to poll every second on a study of hundreds of runs.
     """
     p = db_path(db)
     if not p.exists():
-        return {"runner": None, "runs": [], "sources": [], "metrics": {}, "checks": []}
+        return {"runner": None, "runs": [], "sources": [], "metrics": {}, "live": {}, "workers": [], "checks": []}
     with Store.open(p) as s:
         spec = s.study_spec(study)
         runs = s.runs(study)
@@ -227,8 +238,10 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         evals = s.eval_counts(study)
         last = s.last_epochs(study)
         recs = s.records(study) if runs else []
+        live = s.live(study)  # the running runs' evaluations, per eps finished so far (never a stored result)
         run_ids = {r["id"] for r in runs}
         checks_ = [c for c in s.checks() if c["run_id"] in run_ids]
+        workers = s.workers() if lock and lock["study"] == study else []
     totals: dict[str, tuple[int, int]] = {}
     source_totals: dict[str, int] = {}
     if spec is not None:
@@ -255,6 +268,11 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
             source_epochs,
         ),
         "metrics": metrics_by_run(recs),
+        # Run id -> {eval_id, attack, label, n, epsilons, points: [{eps, n_adv_correct, adv_acc}]}: the evaluation
+        # a running run works through, each eps as it finishes; in progress, so shown as such, never in `metrics`.
+        "live": live,
+        # The runner's workers (slot, pid, host, device) and the unit each works on now: the GPU panel's names.
+        "workers": workers,
         "checks": checks_,
     }
 

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,8 +22,9 @@ from rttui.api import events as ev
 
 
 class RichListener:
-    """Overall bar (units done / to do, with ETA), one bar per worker for the unit it runs, and one line per
-    finished evaluation, retry or failure."""
+    """Overall bar (units done / to do, with ETA), one bar per worker for the unit it runs (with the running
+    evaluation's latest per-epsilon accuracy as each epsilon finishes), and one line per finished evaluation,
+    retry or failure."""
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
         self.console = console or Console(stderr=True)
@@ -41,6 +43,8 @@ class RichListener:
         self.bars: dict[int, Any] = {}  # worker -> its bar
         self.worker_of: dict[str, int] = {}  # unit id -> the worker running it
         self.labels: dict[str, str] = {}
+        self.latest: dict[str, str] = {}  # run id -> its running evaluation's latest eps and accuracy
+        self.phases: dict[str, str] = {}  # unit id -> the phase its bar shows
         self.started = False
 
     def __enter__(self) -> RichListener:
@@ -78,7 +82,8 @@ class RichListener:
             case ev.UnitStarted(unit_id=uid, label=label, phase=phase, worker=w):
                 self.labels[uid] = label
                 self.worker_of[uid] = w
-                desc = self._desc(w, label, phase)
+                self.latest.pop(uid, None)
+                desc = self._desc(w, uid, phase)
                 if w in self.bars:
                     p.reset(self.bars[w], total=None, description=desc)
                 else:
@@ -86,8 +91,16 @@ class RichListener:
             case ev.Progress(unit_id=uid, phase=phase, done=done, total=total):
                 w = self.worker_of.get(uid)
                 if w in self.bars:
-                    desc = self._desc(w, self.labels.get(uid, uid), phase)
+                    desc = self._desc(w, uid, phase)
                     p.update(self.bars[w], description=desc, total=total, completed=done)
+            case ev.EpsDone(run_id=uid):  # streamed as each eps finishes: the bar shows the latest
+                acc = event.n_adv_correct / event.n if event.n else 0.0
+                done = sum(e <= event.eps for e in event.epsilons) or 1
+                of = len(event.epsilons) or done
+                self.latest[uid] = f"{event.label} ε={event.eps:g}: {acc:.2f} ({done}/{of} ε)"
+                w = self.worker_of.get(uid)
+                if w in self.bars:
+                    p.update(self.bars[w], description=self._desc(w, uid, self.phases.get(uid, "eval")))
             case ev.TrainingStarted(kind=kind, unit_id=uid, from_epoch=start) if start:
                 self.log(f"  resuming {kind} {self.labels.get(uid, uid)} after epoch {start}")
             case ev.UnitRetried(kind=kind, unit_id=uid, reason=reason, attempt=n):
@@ -98,6 +111,7 @@ class RichListener:
                 if kind == "source":
                     self._advance()
             case ev.EvalDone():
+                self.latest.pop(event.run_id, None)  # the whole grid is on the line below
                 accs = " ".join(f"{m['eps']:g}:{m['adv_acc']:.2f}" for m in event.metrics)
                 warn = [c for c in event.checks if c["level"] == "warning"]
                 flag = f" [yellow]⚠ {warn[0]['message']}[/]" if warn else ""
@@ -118,9 +132,11 @@ class RichListener:
             case _:
                 pass
 
-    def _desc(self, worker: int, label: str, phase: str) -> str:
+    def _desc(self, worker: int, uid: str, phase: str) -> str:
+        self.phases[uid] = phase
         who = f"[dim]w{worker}[/] " if len(self.bars) > 1 or worker > 0 else ""
-        return f"{who}{label} · {phase}"
+        latest = f" · {escape(self.latest[uid])}" if uid in self.latest else ""
+        return f"{who}{escape(self.labels.get(uid, uid))} · {phase}{latest}"
 
     def _advance(self) -> None:
         if self.overall is not None:

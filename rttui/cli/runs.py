@@ -179,20 +179,14 @@ def status(
         )
     out.print(t)
     t = Table(title="runs", title_justify="left")
-    for c in (
-        "run id",
-        "dataset",
-        "model",
-        "strategy",
-        "technique",
-        "seed",
-        "state",
-        "epoch",
-        "clean",
-        "error",
-    ):
+    gpu = any(r.get("peak_gpu_mem") is not None for r in st["runs"])  # a column only where a GPU measured one
+    for c in ("run id", "dataset", "model", "strategy", "technique", "seed", "state", "epoch", "clean"):
         t.add_column(c)
+    if gpu:
+        t.add_column("GPU peak")
+    t.add_column("error")
     for r in st["runs"]:
+        peak = [_gib(r.get("peak_gpu_mem"))] if gpu else []
         t.add_row(
             r["id"],
             r["dataset"],
@@ -203,9 +197,14 @@ def status(
             r["state"],
             str(r["epoch"] or "-"),
             f"{r['clean_acc']:.3f}" if r["clean_acc"] is not None else "-",
+            *peak,
             escape((r["error"] or "")[:80]),
         )
     out.print(t)
+
+
+def _gib(n_bytes: int | None) -> str:
+    return "-" if n_bytes is None else f"{n_bytes / 2**30:.1f} GiB"
 
 
 def _print_run_env(run: dict) -> None:
@@ -216,6 +215,9 @@ def _print_run_env(run: dict) -> None:
     for k, v in run["env_rows"]:
         t.add_row(k, escape(v))
     out.print(t)
+    peak = run.get("peak_gpu_mem")
+    said = f"{_gib(peak)} (training and evaluation)" if peak is not None else "not measured (not run on a GPU)"
+    out.print(f"peak GPU memory: {said}", highlight=False)
     run_env = (run["env"] or {}).get("env_id")
     for e in run["evaluations"]:
         e_env = (e["env"] or {}).get("env_id")

@@ -27,7 +27,7 @@ warm start, batched DeepFool, channels-last, compiled model, cached-feature trai
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +159,7 @@ def evaluate_attack(
     train_path: str | None = None,
     labels: str = "true",
     surrogate: Any = None,
+    on_eps: Callable[[float, int, int], None] | None = None,
 ) -> AttackResult:
     """Attack every clean-correct test sample at every epsilon of the grid (see module doc for modes).
 
@@ -168,6 +169,10 @@ def evaluate_attack(
     (every sample is then "clean-correct"; the row's path says `predicted_labels`): a smoke run uses it so each
     attack runs on every image even on an untrained model, and throughput benchmarks so the work is known.
     `surrogate` is the model a transfer attack crafts on (`attacks.transfer.Surrogate`); `model` only classifies.
+    `on_eps(eps, n_adv_correct, n)` is called once per grid epsilon, ascending, with the counts the result's row
+    of that epsilon will hold: as each epsilon finishes where the attack works through the grid one epsilon at a
+    time, else (an attack that computes the whole grid at once) for every epsilon at the end. A caller shows
+    per-epsilon accuracy with it while the grid runs; the engine never decides where it goes.
     """
     driver = get_attack(attack)
     t0 = time.perf_counter()
@@ -227,9 +232,12 @@ def evaluate_attack(
             num_classes=num_classes,
             batch_size=batch_size,
             surrogate=surrogate,
+            on_eps=on_eps,
         )
         with autocast:
             swept = driver.run(sweep)
+        for i in range(len(sweep.epsilons)):  # what the driver did not report as it went (the whole grid at once)
+            sweep.eps_done(i, swept.clean_pred, swept.fooled)
         parts += swept.path
         if train_path:
             parts.append(train_path)

@@ -44,10 +44,12 @@ class Coordinator:
         self.done: set[str] = set()
         self.cancelled = False
         self._progress_at: dict[str, float] = {}  # unit -> when its progress was last written
+        self._live: dict[str, dict[str, Any]] = {}  # run -> the evaluation it streams (what runs.live holds)
 
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""
         study = self.plan.study
+        self.store.clear_workers()  # an earlier runner's workers are gone
         for sp in self.plan.sources.values():
             self.store.ensure_source(sp.id, sp.config)
         for rp in self.plan.runs:
@@ -92,8 +94,14 @@ class Coordinator:
         """Apply one event to the store, then hand it to the listener."""
         s = self.store
         match event:
+            case ev.WorkerStarted(worker=slot, pid=pid, device=device):
+                s.set_worker(slot, pid, device)
             case ev.UnitStarted(kind=kind, unit_id=uid, phase=phase):
+                s.worker_unit(event.worker, kind, uid)  # the GPU panel names the run on each worker's device
                 fields: dict[str, Any] = {"state": "running", "error": None}
+                if kind == "run":
+                    self._live.pop(uid, None)
+                    fields["live"] = None  # what an earlier attempt streamed is not this attempt's
                 if phase == "train":
                     fields["started"] = time.time()
                 s.update_unit(kind, uid, **fields)
@@ -102,6 +110,7 @@ class Coordinator:
                 if start:
                     s.merge_info(kind, uid, {"resumed_from_epoch": start})
             case ev.UnitRetried(kind=kind, unit_id=uid):
+                s.unit_ended(uid)
                 row = s.unit(kind, uid) or {}
                 retries = json.loads(row.get("info") or "{}").get("retries", [])
                 retries.append({"reason": event.reason, "attempt": event.attempt, "batch_scale": event.batch_scale})
@@ -114,9 +123,30 @@ class Coordinator:
                 if done >= total or now - self._progress_at.get(uid, -1e9) >= PROGRESS_EVERY:
                     self._progress_at[uid] = now
                     s.update_unit(kind, uid, phase=phase, phase_done=done, phase_total=total)
+            case ev.EpsDone(run_id=rid, eval_id=eid):
+                # One write per finished epsilon: monitors show the grid filling in. Kept beside the run, never in
+                # the metrics table: a half-done evaluation is not a result (EvalDone stores it and clears this).
+                live = self._live.get(rid)
+                if live is None or live["eval_id"] != eid:
+                    live = {
+                        "eval_id": eid,
+                        "attack": event.attack,
+                        "label": event.label,
+                        "n": event.n,
+                        "epsilons": event.epsilons,
+                        "points": [],
+                    }
+                    self._live[rid] = live
+                acc = event.n_adv_correct / event.n if event.n else 0.0
+                live["points"].append({"eps": event.eps, "n_adv_correct": event.n_adv_correct, "adv_acc": acc})
+                s.set_live(rid, live)
             case ev.EpochDone(kind=kind, unit_id=uid, record=rec):
                 s.add_epoch(uid, kind, rec)
+            case ev.StudyFinished():
+                s.clear_workers()
             case ev.UnitTrained():
+                if event.kind == "source":  # a source's work ends here (a run goes on to its evaluations)
+                    s.unit_ended(event.unit_id)
                 # Keep what the runner recorded about earlier attempts (retries, resume) next to the task's info.
                 old_info = json.loads((s.unit(event.kind, event.unit_id) or {}).get("info") or "{}")
                 kept = {k: old_info[k] for k in ("retries", "resumed_from_epoch") if k in old_info}
@@ -136,6 +166,7 @@ class Coordinator:
                     env_id=s.add_environment(event.env),
                 )
             case ev.EvalDone():
+                self._live.pop(event.run_id, None)  # add_evaluation clears runs.live in its transaction
                 s.add_evaluation(
                     {
                         "id": event.eval_id,
@@ -160,20 +191,28 @@ class Coordinator:
             case ev.LayersDone():
                 s.set_layers(event.run_id, event.records)
             case ev.UnitFinished(kind=kind, unit_id=uid):
+                s.unit_ended(uid)
                 row = s.unit(kind, uid) or {}
+                ended: dict[str, Any] = {"live": None} if kind == "run" else {}
+                self._live.pop(uid, None)
+                if event.peak_gpu_mem is not None:  # the unit's peak over every job that worked on it
+                    ended["peak_gpu_mem"] = max(event.peak_gpu_mem, row.get("peak_gpu_mem") or 0)
                 s.update_unit(
                     kind,
                     uid,
                     state="done",
                     finished=time.time(),
                     seconds=(time.time() - row["started"]) if row.get("started") else event.seconds,
+                    **ended,
                 )
                 if event.info:
                     s.merge_info(kind, uid, event.info)
                 self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
+                s.unit_ended(uid)
                 self.failed.add(uid)
                 row = s.unit(kind, uid) or {}
+                self._live.pop(uid, None)
                 s.update_unit(
                     kind,
                     uid,
@@ -181,6 +220,7 @@ class Coordinator:
                     error=err,
                     finished=time.time(),
                     info=json.dumps({**json.loads(row.get("info") or "{}"), "traceback": event.detail[-4000:]}),
+                    **({"live": None} if kind == "run" else {}),
                 )
             case _:
                 pass

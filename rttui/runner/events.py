@@ -74,8 +74,23 @@ class UnitTrained:
     n_test: int
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
-    peak_gpu_mem: int | None = None  # bytes, training on a CUDA device (None elsewhere)
+    peak_gpu_mem: int | None = None  # bytes, the unit so far (training) on a CUDA device (None elsewhere)
     env: dict[str, Any] | None = None  # rttui.runner.provenance.collect() of the process that trained it
+
+
+@dataclass(kw_only=True)
+class EpsDone:
+    """One epsilon of an evaluation still running is final: its adversarial accuracy, streamed before the
+    evaluation's `EvalDone` (which stores the whole grid). For monitors only: never a stored result."""
+
+    run_id: str
+    eval_id: str
+    attack: str  # the registry name
+    label: str  # the name tables give it (`rttui.engine.attack_names.variant_label`: transfer[source], ...)
+    eps: float
+    n_adv_correct: int  # clean-correct and still correct under attack, as the evaluation's metric row counts it
+    n: int  # test samples
+    epsilons: list[float] = field(default_factory=list)  # the evaluation's whole grid, ascending
 
 
 @dataclass(kw_only=True)
@@ -117,7 +132,9 @@ class UnitFinished:
     kind: str
     unit_id: str
     seconds: float
-    info: dict[str, Any] = field(default_factory=dict)  # merged into the unit's info (e.g. its peak GPU memory)
+    info: dict[str, Any] = field(default_factory=dict)  # merged into the unit's info
+    # bytes the whole job (training and evaluation) peaked at on a CUDA device; None elsewhere
+    peak_gpu_mem: int | None = None
 
 
 @dataclass
@@ -164,6 +181,7 @@ Event = (
     | WorkerStarted
     | Progress
     | EpochDone
+    | EpsDone
     | UnitTrained
     | EvalDone
     | RunChecks

@@ -1,7 +1,8 @@
 """GPU telemetry for a monitor: per NVIDIA device its utilisation and memory, and how much of it the runner's
 processes hold, read through NVML (nvidia-ml-py's `pynvml`, an optional dependency). Reads only; never
 initialises CUDA or imports torch, so polling it every second costs a few NVML calls. On a machine without
-NVIDIA GPUs (or without nvidia-ml-py) it says so in one line instead of failing."""
+NVIDIA GPUs (or without nvidia-ml-py) it says so in one line instead of failing. `match_workers` names on each
+device the units the runner's workers on it are working on (the store's `workers` rows)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,34 @@ def gpu_telemetry(runner_pid: int | None = None, nvml: ModuleType | None = None)
     if not devices:
         return {"available": False, "note": "no NVIDIA GPU (NVML sees no device)", "devices": []}
     return {"available": True, "note": "", "devices": devices, "host_pid": os.getpid()}
+
+
+def cuda_index(device: str | None) -> int | None:
+    """The GPU index a torch device string names (`cuda` alone is 0); None for a CPU or anything else."""
+    if not device or not device.startswith("cuda"):
+        return None
+    _, _, idx = device.partition(":")
+    return int(idx) if idx.isdigit() else 0
+
+
+def match_workers(tel: dict[str, Any], workers: list[dict[str, Any]], host: str | None = None) -> dict[str, Any]:
+    """`tel` with `units` ([{"kind", "id", "worker"}]) on each device row: what the runner's workers on that device
+    work on now. A worker is on the device where NVML lists its process (`runner_pids`); a worker whose process NVML
+    lists on no device (it cannot tell, or a container hides the PIDs) is on the device it was given (`cuda:K`, K as
+    NVML counts GPUs: true with one GPU or with CUDA_DEVICE_ORDER=PCI_BUS_ID). Only workers on this host (`host`,
+    default this machine's name) that work on a unit count."""
+    import socket
+
+    here = host or socket.gethostname()
+    busy = [w for w in workers if w.get("unit_id") and w.get("host") == here]
+    devices = tel.get("devices", [])
+    seen = {p for d in devices for p in d.get("runner_pids") or []}
+    for d in devices:
+        pids = set(d.get("runner_pids") or [])
+        on = [
+            w
+            for w in busy
+            if w.get("pid") in pids or (w.get("pid") not in seen and cuda_index(w.get("device")) == d["index"])
+        ]
+        d["units"] = [{"kind": w["kind"], "id": w["unit_id"], "worker": w["slot"]} for w in on]
+    return tel

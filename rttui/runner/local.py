@@ -129,7 +129,13 @@ class InProcess:
         self.device = device
 
     def run(self, sched: Scheduler, control: Control) -> None:
+        import os
+
+        from rttui.engine.train import pick_device
+
         emit = self._checked(control)
+        # This process is the one worker (slot 0): monitors match its device and pid to the GPU it uses.
+        control.coord.emit(ev.WorkerStarted(0, os.getpid(), str(pick_device(self.device))))
         while not sched.finished() and not control.poll():
             job = sched.next_job()
             if job is None:  # cannot happen in-process (nothing runs concurrently); guard against a loop

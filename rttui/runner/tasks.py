@@ -55,7 +55,9 @@ def reset_peak_gpu_mem(dev: Any) -> None:
 
 def peak_gpu_mem(dev: Any) -> int | None:
     """Bytes of GPU memory the unit's tensors peaked at (PyTorch's allocator, since `reset_peak_gpu_mem`);
-    None on a CPU or other device, where there is nothing to measure."""
+    None on a CPU or other device, where there is nothing to measure. The one record of it is the unit's
+    `peak_gpu_mem` column: a source's at its end (UnitTrained), a run's training peak at UnitTrained and its whole
+    job's (training and evaluation) at UnitFinished."""
     import torch
 
     return int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None
@@ -103,19 +105,27 @@ def _progress(emit: Emit, kind: str, uid: str, phase: str, every: float = 0.25) 
     return cb
 
 
-def _reset_peak_memory(dev: Any) -> None:
-    """Start counting this unit's peak GPU memory (a no-op off CUDA)."""
-    import torch
+def _eps_stream(emit: Emit, run_id: str, ep: EvalPlan) -> Callable[[float, int, int], None]:
+    """The engine's per-epsilon callback of one evaluation: each finished epsilon becomes an `EpsDone` event
+    (one per epsilon, so the rate is bounded by the grid, never by batches)."""
+    label = variant_label(ep.attack, ep.params)
+    grid = sorted(float(e) for e in ep.epsilons)
 
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    def on_eps(eps: float, n_adv_correct: int, n: int) -> None:
+        emit(
+            ev.EpsDone(
+                run_id=run_id,
+                eval_id=ep.id,
+                attack=ep.attack,
+                label=label,
+                eps=eps,
+                n_adv_correct=n_adv_correct,
+                n=n,
+                epsilons=grid,
+            )
+        )
 
-
-def _peak_memory_mb(dev: Any) -> float | None:
-    """Peak GPU memory allocated by tensors since the unit started, in MiB (None off CUDA: nothing to measure)."""
-    import torch
-
-    return round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None
+    return on_eps
 
 
 def _clean_acc(model: Any, split: Any, batch: int = 500) -> tuple[float, Any]:
@@ -196,7 +206,6 @@ def train_source(
                 "batch_size": train_cfg.get("batch_size"),
                 "weights": weights_info,
                 "data_wait_frac": train.data_wait_frac(timing),
-                "peak_gpu_mem_mb": _peak_memory_mb(dev),
             },
             env=provenance.collect(),
         )
@@ -344,7 +353,7 @@ def run_target(
                 clean_acc=acc,
                 n_test=len(task.test),
                 seconds=time.perf_counter() - t0,
-                peak_gpu_mem=peak_gpu_mem(dev),
+                peak_gpu_mem=peak_gpu_mem(dev),  # training's; UnitFinished gives the whole job's
                 info={
                     **state.info(),
                     **(analysis.info if analysis is not None else {}),
@@ -354,7 +363,6 @@ def run_target(
                     "batch_size": train_cfg.get("batch_size"),
                     "train_path": train_path,
                     "data_wait_frac": train.data_wait_frac(timing),
-                    "peak_gpu_mem_mb": _peak_memory_mb(dev),  # so far: training (the finished unit updates it)
                 },
                 env=provenance.collect(),
             )
@@ -389,6 +397,7 @@ def run_target(
                 precision=ep.precision,
                 compile_model=ep.compile,
                 train_path=train_path,
+                on_eps=_eps_stream(emit, rp.id, ep),
             )
             rows = res.metrics()
             label = variant_label(ep.attack, ep.params)
@@ -429,6 +438,7 @@ def run_target(
             compile_model=ep.compile,
             train_path=train_path,
             labels=ep.config.get("labels", "true"),
+            on_eps=_eps_stream(emit, rp.id, ep),
         )
         rows = res.metrics()
         results[ep.attack] = rows
@@ -483,4 +493,4 @@ def run_target(
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
     if run_checks:
         emit(ev.RunChecks(rp.id, run_checks))
-    emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0, {"peak_gpu_mem_mb": _peak_memory_mb(dev)}))
+    emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0, peak_gpu_mem=peak_gpu_mem(dev)))

@@ -136,9 +136,11 @@ def evaluate_transfer(
     precision: str = "fp32",
     compile_model: bool = False,
     train_path: str | None = None,
+    on_eps: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Run one transfer evaluation of `model` (the target) on its test split; returns the engine's
-    AttackResult and the evaluation row's extra columns (surrogate id and hash, the image key per epsilon)."""
+    AttackResult and the evaluation row's extra columns (surrogate id and hash, the image key per epsilon).
+    `on_eps` is the engine's per-epsilon callback (`rttui.engine.evaluate.evaluate_attack`)."""
     from rttui.engine.attacks.transfer import Surrogate
     from rttui.engine.evaluate import evaluate_attack
 
@@ -170,6 +172,7 @@ def evaluate_transfer(
         compile_model=compile_model,
         train_path=train_path,
         surrogate=Surrogate(sur_model, str(spec["kind"]), int(spec["seed"]), cache),
+        on_eps=on_eps,
     )
     del sur_model
     extra = {

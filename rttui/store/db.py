@@ -50,7 +50,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "seconds": float,
             "error": str,
             "info": str,
-            "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
+            "peak_gpu_mem": int,  # bytes the unit (training and evaluation) peaked at on a GPU; empty on a CPU
             # where the unit is inside its current phase (training steps, an attack's batches), for monitors
             "phase": str,
             "phase_done": int,
@@ -80,12 +80,16 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "seconds": float,
             "error": str,
             "info": str,
-            "peak_gpu_mem": int,  # bytes the unit's training peaked at on a GPU; empty on a CPU
+            "peak_gpu_mem": int,  # bytes the unit (training and evaluation) peaked at on a GPU; empty on a CPU
             # where the unit is inside its current phase (training steps, an attack's batches), for monitors
             "phase": str,
             "phase_done": int,
             "phase_total": int,
             "env_id": str,  # the environment that trained it (environments.env_id); NULL: not recorded
+            # The evaluation running now, per epsilon finished so far (JSON: eval_id, attack, label, n, epsilons,
+            # points), for monitors only: cleared when the evaluation is stored (its metric rows are the result),
+            # when the run ends, fails or is reset. Never read by analysis or exports: a half-done grid is no result.
+            "live": str,
         },
         "id",
     ),
@@ -205,6 +209,21 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         ("run_id", "group_idx"),
     ),
     "locks": ({"name": str, "pid": int, "host": str, "started": float, "study": str}, "name"),
+    # The running runner's workers (one row per worker slot: its process, host and device) and the unit each is
+    # working on now (empty between units), for monitors: a GPU row names the run on it. Emptied when a runner
+    # starts and ends; never a result.
+    "workers": (
+        {
+            "slot": int,
+            "pid": int,
+            "host": str,
+            "device": str,
+            "kind": str,
+            "unit_id": str,
+            "since": float,
+        },
+        "slot",
+    ),
 }
 INDEXES = [
     ("runs", ["state"]),
@@ -455,8 +474,8 @@ class Store:
         with self.transaction():
             self.conn.execute("update sources set state = 'pending' where state = 'running'")
             self.conn.execute(
-                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end "
-                "where state = 'running'"
+                "update runs set state = case when coalesce(checkpoint, '') != '' then 'trained' else 'pending' end, "
+                "live = null where state = 'running'"
             )
 
     # ---- writes (the coordinator's) --------------------------------------------------------------
@@ -531,6 +550,39 @@ class Store:
                     pk=("unit_id", "epoch"),
                 )
 
+    def set_live(self, run_id: str, live: dict[str, Any] | None) -> None:
+        """The evaluation a run is working through, per epsilon finished so far (None clears it): for monitors
+        (see the `live` column); one write per finished epsilon at most."""
+        with self.conn:
+            self.conn.execute(
+                "update runs set live = ? where id = ?", (json.dumps(live) if live is not None else None, run_id)
+            )
+
+    def set_worker(self, slot: int, pid: int, device: str) -> None:
+        """A worker is ready (a new process in that slot: whatever the slot worked on before is gone)."""
+        row = {"slot": slot, "pid": pid, "host": socket.gethostname(), "device": device}
+        with self.conn:
+            self.db["workers"].upsert({**row, "kind": None, "unit_id": None, "since": None}, pk="slot")
+
+    def worker_unit(self, slot: int, kind: str | None, uid: str | None) -> None:
+        """What a worker works on now (None: nothing). A slot no worker row holds (a Ray task, a SLURM job: their
+        processes are not this runner's workers) is left alone."""
+        with self.conn:
+            self.conn.execute(
+                "update workers set kind = ?, unit_id = ?, since = ? where slot = ?",
+                (kind, uid, time.time() if uid else None, slot),
+            )
+
+    def unit_ended(self, uid: str) -> None:
+        """No worker works on this unit any more (it finished, failed or went back to the queue)."""
+        with self.conn:
+            self.conn.execute("update workers set kind = null, unit_id = null, since = null where unit_id = ?", (uid,))
+
+    def clear_workers(self) -> None:
+        """A runner starts or ends: the workers of an earlier one are gone."""
+        with self.conn:
+            self.conn.execute("delete from workers")
+
     def merge_info(self, kind: str, uid: str, extra: dict[str, Any]) -> None:
         """Add keys to a unit's `info` JSON without losing what is there."""
         row = self.unit(kind, uid) or {}
@@ -571,6 +623,8 @@ class Store:
             for t in ("metrics", "samples", "confusion", "audits"):
                 self.conn.execute(f"delete from {t} where eval_id = ?", (eid,))
             self.conn.execute("delete from checks where eval_id = ?", (eid,))
+            if self.has_column("runs", "live"):  # the grid streamed so far is superseded by the stored one
+                self.conn.execute("update runs set live = null where id = ?", (rid,))
             self.db["evaluations"].upsert(
                 {
                     **eval_row,
@@ -711,14 +765,42 @@ class Store:
             if self.has_column("runs", "phase")
             else "null as phase, null as phase_done, null as phase_total"
         )
+        peak_col = self._peak_col("r")
         return self.rows(
             "select r.id, r.dataset, r.model, r.strategy, r.technique, r.seed, r.state, r.clean_acc, r.n_test, "
-            f"r.seconds, r.error, r.started, r.finished, r.info, {phase_cols}, {env_col}, "
+            f"r.seconds, r.error, r.started, r.finished, r.info, {phase_cols}, {env_col}, {peak_col}, "
             "(select max(epoch) from epochs e where e.unit_id = r.id) as epoch, "
             "(select group_concat(study) from study_runs sr where sr.run_id = r.id) as studies "
             f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",
             params,
         )
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The runner's workers and what each works on now ([] for a database from before the table)."""
+        if "workers" not in self.db.table_names():
+            return []
+        return self.rows("select slot, pid, host, device, kind, unit_id, since from workers order by slot")
+
+    def live(self, study: str) -> dict[str, dict[str, Any]]:
+        """Run id -> the evaluation it is working through (per epsilon finished so far), for the study's runs at
+        work: 'running', or 'trained' (a run evaluates after its training in the same job, and stays 'trained'
+        until it is done). {} for a database from before the column (read-only); a value that does not parse is
+        skipped: it is a monitor's transient view, never a result."""
+        if not self.has_column("runs", "live"):
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.rows(
+            "select r.id, r.live from runs r join study_runs sr on sr.run_id = r.id "
+            "where sr.study = ? and r.state in ('running', 'trained') and r.live is not null",
+            (study,),
+        ):
+            try:
+                live = json.loads(r["live"])
+            except ValueError:
+                continue
+            if isinstance(live, dict) and isinstance(live.get("points"), list):
+                out[r["id"]] = live
+        return out
 
     def records(self, study: str | None = None) -> list[dict[str, Any]]:
         """One flat record per (study, run, attack, eps): what exports and analysis read."""
@@ -731,7 +813,7 @@ class Store:
             "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
             f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
-            "r.config, "
+            f"r.config, {self._peak_col('r')}, "
             f"e.params as attack_params, {sur_col}, {env_col} "
             "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
             f"join evaluations e on e.id = m.eval_id {where} "
@@ -759,6 +841,11 @@ class Store:
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
         return rows
+
+    def _peak_col(self, alias: str) -> str:
+        """The unit's peak GPU memory (bytes; NULL on a CPU), or NULL where a read-only file predates the column.
+        The one record of it: `info.peak_gpu_mem_mb`, which older runners also wrote, is never read."""
+        return f"{alias}.peak_gpu_mem" if self.has_column("runs", "peak_gpu_mem") else "null as peak_gpu_mem"
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the file has this column: a database opened read-only may predate it."""

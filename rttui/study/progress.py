@@ -97,6 +97,7 @@ def run_progress(
                 "evals_total": evals_total,
                 "progress": (work_done / work_total) if work_total else (1.0 if r["state"] == "done" else 0.0),
                 "env_line": r.get("env_line"),  # the environment it trained in; None: not recorded
+                "peak_gpu_mem": r.get("peak_gpu_mem"),  # bytes on a GPU (training and evaluation); None: a CPU
             }
         )
     return out

@@ -21,6 +21,11 @@ def duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def gib(n_bytes: float | None) -> str:
+    """Bytes as GiB with one decimal (`3.1 GiB`); `-` when not measured."""
+    return "-" if n_bytes is None else f"{n_bytes / 2**30:.1f} GiB"
+
+
 def bar(fraction: float, width: int = 10) -> str:
     """A text progress bar with eighth-block resolution (renders the same in a terminal and in an SVG)."""
     f = min(1.0, max(0.0, fraction))
@@ -62,9 +67,9 @@ def fill_table(
         table.add_row(*r, key=keys[j] if keys else None)
 
 
-def gpu_lines(tel: dict) -> list[str]:
-    """The GPU panel: one line per device (utilisation, memory used / total, what the runner holds on it), or
-    one line saying why there is none."""
+def gpu_lines(tel: dict, names: dict[str, str] | None = None) -> list[str]:
+    """The GPU panel: one line per device (the units the runner's workers on it work on, named by `names`,
+    utilisation, memory used / total, what the runner holds on it), or one line saying why there is none."""
     if not tel.get("available"):
         return [tel.get("note") or "no NVIDIA GPU"]
     gib = 2**30
@@ -72,7 +77,10 @@ def gpu_lines(tel: dict) -> list[str]:
     for d in tel["devices"]:
         util = "-" if d["util"] is None else f"{d['util']}%"
         mem = f"{d['mem_used'] / gib:.1f}/{d['mem_total'] / gib:.1f} GiB"
-        line = f"GPU{d['index']} {d['name']} · busy {util} · memory {mem}"
+        line = f"GPU{d['index']} {d['name']}"
+        if d.get("units"):
+            line += " · " + ", ".join((names or {}).get(u["id"], f"{u['kind']} {u['id']}") for u in d["units"])
+        line += f" · busy {util} · memory {mem}"
         if not tel.get("runner_here"):
             line += " · runner: none on this host"
         elif d["runner_mem"] is None:

@@ -157,14 +157,14 @@ def test_smoke_cli_exit_codes_summary_and_export(broken_study: Path, tmp_path: P
 
 
 def test_every_unit_records_peak_gpu_memory_and_data_wait(tiny_run_db: Path) -> None:
-    """Peak GPU memory per unit (None off CUDA: nothing to measure) and the share of training spent waiting for
-    data, in each unit's info."""
+    """Peak GPU memory per unit in its one record, the `peak_gpu_mem` column (NULL off CUDA: nothing to measure;
+    tests/runner/test_gpus.py fakes a GPU), and the share of training spent waiting for data in its info."""
     con = sqlite3.connect(tiny_run_db)
     for table in ("sources", "runs"):
-        infos = [json.loads(i) for (i,) in con.execute(f"select info from {table}")]
-        assert infos
-        for info in infos:
-            assert "peak_gpu_mem_mb" in info and info["peak_gpu_mem_mb"] is None
+        rows = [(json.loads(i), peak) for (i, peak) in con.execute(f"select info, peak_gpu_mem from {table}")]
+        assert rows
+        for info, peak in rows:
+            assert peak is None and "peak_gpu_mem_mb" not in info  # one record, not two
             assert "data_wait_frac" in info and 0 <= info["data_wait_frac"] < 1
     con.close()
 

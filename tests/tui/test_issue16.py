@@ -451,3 +451,216 @@ async def test_monitor_shows_source_pretraining_as_rows(app_in, demo_dir: Path, 
             [str(c) for c in st.get_row_at(0)] + [str(c) for c in st.get_row_at(1)] + [str(c) for c in st.get_row_at(2)]
         )
         assert any("1/2" in c for c in cells) and any("50%" in c for c in cells)  # epoch 1 of 2
+
+
+async def test_monitor_streams_each_eps_of_the_running_evaluation_marked_in_progress(
+    app_in, demo_dir: Path, frozen_clock
+) -> None:
+    """A run evaluating PGD, 2 of its 3 eps finished: the Monitor shows those two points marked in progress
+    (numbers, chart, title, log), the third as it arrives, and the plain stored line once the evaluation is
+    stored."""
+    import re
+
+    from textual.widgets import DataTable, RichLog
+    from textual_plotext import PlotextPlot
+
+    from rttui.store import Store
+
+    db = demo_dir / "demo.db"
+    with Store.open(db, write=True) as s:
+        run = next(r for r in s.runs("demo") if r["state"] == "done" and r["strategy"] == "full" and r["seed"] == 1)
+        pgd = s.rows("select * from evaluations where run_id = ? and attack = 'pgd'", (run["id"],))[0]
+        stored = s.rows("select * from metrics where eval_id = ? order by eps", (pgd["id"],))
+        s.conn.execute("delete from metrics where eval_id = ?", (pgd["id"],))
+        s.conn.execute("delete from evaluations where id = ?", (pgd["id"],))
+        s.conn.commit()
+        s.update_unit("run", run["id"], state="trained")  # trained in this job, evaluating now
+
+        def stream(k: int) -> None:
+            points = [{"eps": m["eps"], "n_adv_correct": m["n_adv_correct"], "adv_acc": m["adv_acc"]} for m in stored]
+            live = {"eval_id": pgd["id"], "attack": "pgd", "label": "pgd", "n": 50, "epsilons": [0.01, 0.03, 0.05]}
+            s.set_live(run["id"], {**live, "points": points[:k]})
+
+        stream(2)
+        s.acquire_lock("demo")  # a runner works on the study (this live process)
+        try:
+            app = app_in
+            async with app.run_test(size=(120, 36)) as pilot:
+                await pilot.press("3")
+                m = app.screen
+                await wait_for(pilot, lambda: app.current_mode == "monitor" and m.polls, tries=400)
+                # the cursor follows the run being evaluated
+                await wait_for(pilot, lambda: m.selected() and m.selected()["id"] == run["id"], tries=200)
+                nums = m.query_one("#mon-numbers", DataTable)
+                await wait_for(pilot, lambda: "pgd…" in [str(c.label) for c in nums.columns.values()], tries=200)
+                col = [str(c.label) for c in nums.columns.values()].index("pgd…")
+                got = [str(nums.get_row_at(i)[col]) for i in range(nums.row_count)]
+                assert got == [f"{100 * stored[0]['adv_acc']:.1f}", f"{100 * stored[1]['adv_acc']:.1f}", "-"]
+                assert "pgd running: 2 of 3 ε so far" in str(m.query_one("#mon-run-title").render())
+                chart = re.sub(r"\x1b\[[0-9;]*m", "", m.query_one(PlotextPlot).plt.build())
+                assert "pgd (running)" in chart and "fgsm" in chart
+                log = "\n".join(line.text for line in m.query_one("#mon-log", RichLog).lines)
+                assert f"pgd eps 0.03: {100 * stored[1]['adv_acc']:.1f}% (in progress)" in log
+                # the third eps arrives
+                stream(3)
+                await pilot.press("f5")
+                await wait_for(pilot, lambda: nums.row_count == 3 and str(nums.get_row_at(2)[col]) != "-", tries=400)
+                assert str(nums.get_row_at(2)[col]) == f"{100 * stored[2]['adv_acc']:.1f}"
+                # stored: the plain line, nothing in progress
+                s.add_evaluation(
+                    {
+                        **{k: pgd[k] for k in ("id", "run_id", "attack", "mode", "n", "seconds")},
+                        "params": {},
+                        "epsilons": [0.01, 0.03, 0.05],
+                    },
+                    [{k: v for k, v in x.items() if k not in ("eval_id", "run_id")} for x in stored],
+                    [],
+                    [],
+                    [],
+                )
+                await pilot.press("f5")
+                labels = lambda: [str(c.label) for c in nums.columns.values()]  # noqa: E731
+                await wait_for(pilot, lambda: "pgd" in labels() and "pgd…" not in labels(), tries=400)
+                assert "running:" not in str(m.query_one("#mon-run-title").render())
+        finally:
+            s.release_lock()
+
+
+async def test_monitor_shows_the_runs_peak_gpu_memory_from_its_column(app_in, demo_dir: Path) -> None:
+    from rttui.store import Store
+
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        first = s.runs("demo")[0]
+        s.update_unit("run", first["id"], peak_gpu_mem=3 * 2**30)
+        s.merge_info("run", first["id"], {"peak_gpu_mem_mb": 1.0})  # an older runner's second record: never read
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        m = app.screen
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and m.runs, tries=400)
+        await wait_for(pilot, lambda: m.selected() and m.selected()["id"] == first["id"], tries=200)
+        await wait_for(pilot, lambda: "peak GPU 3.0 GiB" in str(m.query_one("#mon-run-title").render()), tries=200)
+        m.query_one("#mon-runs").focus()
+        await pilot.press("down")
+        await wait_for(pilot, lambda: m.selected()["id"] != first["id"], tries=200)
+        assert "peak GPU" not in str(m.query_one("#mon-run-title").render())  # not measured: nothing said
+
+
+async def test_builder_says_what_it_loads_at_once_and_fills_the_form_when_ready(
+    app_in, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug 9: the first open of the Builder showed nothing for seconds. Its first frame says what it is doing;
+    the form (hundreds of widgets) is built after that frame and then shows the current study."""
+    from textual.widgets import Input
+
+    from rttui.tui.screens import builder
+
+    first: dict[str, object] = {}
+    real = builder.BuilderScreen._build_form
+
+    async def build(self) -> None:  # what the user sees when the form starts being built
+        first["screen"] = self.app.export_screenshot().replace("&#160;", " ")
+        first["form"] = bool(self.query("#f-name"))
+        await real(self)
+
+    monkeypatch.setattr(builder.BuilderScreen, "_build_form", build)
+    app = app_in
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.checked, tries=400)
+        assert "Builder" in first["screen"] and "reading study demo" in first["screen"]
+        assert first["form"] is False  # that frame came before the form
+        b = app.screen
+        assert not b.query_one("#b-loading").display
+        assert b.query_one("#f-name", Input).value == "demo"
+        assert "runs" in str(b.query_one("#b-size").render())
+
+
+async def test_monitor_gpu_rows_name_the_run_each_worker_works_on(
+    app_in, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on two GPUs (fake NVML): GPU0 lists worker 0's process, GPU1 cannot list processes (its worker
+    is placed by its device); each row names its worker's run as the grid names it."""
+    import os
+
+    from rttui.runner import gpus
+    from rttui.store import Store
+    from tests.runner.test_gpus import GIB, FakeNVML
+
+    me = os.getpid()  # the runner (this process) and its worker 0
+    fake = FakeNVML(
+        [
+            {"name": "NVIDIA H200", "used": 9 * GIB, "total": 140 * GIB, "util": 91, "procs": [(me, 8 * GIB)]},
+            {"name": "NVIDIA H200", "used": 7 * GIB, "total": 140 * GIB, "util": 77, "procs": None},
+        ]
+    )
+    monkeypatch.setattr(gpus, "load_nvml", lambda: fake)
+    with Store.open(demo_dir / "demo.db", write=True) as s:
+        runs = s.runs("demo")
+        a = next(r for r in runs if r["strategy"] == "full" and r["seed"] == 0)
+        b = next(r for r in runs if r["strategy"] == "feature_extraction" and r["seed"] == 1)
+        s.acquire_lock("demo")
+        s.set_worker(0, me, "cuda:0")
+        s.set_worker(1, 999_999, "cuda:1")  # not a process NVML lists: placed by its device
+        s.worker_unit(0, "run", a["id"])
+        s.worker_unit(1, "run", b["id"])
+    try:
+        app = app_in
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("3")
+            await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.polls, tries=400)
+            await wait_for(pilot, lambda: "GPU1" in shown(app, "#mon-gpu"), tries=200)
+            gpu0, gpu1 = shown(app, "#mon-gpu").splitlines()[:2]
+            assert gpu0.startswith("GPU0 NVIDIA H200 · full/s0 · busy 91%"), gpu0
+            assert f"runner 8.0 GiB (process {me})" in gpu0
+            assert gpu1.startswith("GPU1 NVIDIA H200 · feature_extraction/s1 · busy 77%"), gpu1
+    finally:
+        with Store.open(demo_dir / "demo.db", write=True) as s:
+            s.release_lock()
+
+
+async def test_monitor_keeps_following_the_run_being_worked_on_until_the_user_moves(
+    app_in, demo_dir: Path, frozen_clock
+) -> None:
+    """The cursor follows from run to run as the runner moves on (a run evaluating after its training stays
+    'trained': its worker says it is worked on), and stays where the user put it once they move."""
+    from textual.widgets import DataTable
+
+    from rttui.store import Store
+
+    db = demo_dir / "demo.db"
+    with Store.open(db, write=True) as s:
+        runs = [r for r in s.runs("demo") if r["state"] == "done"]
+        a, b, c = runs[2], runs[5], runs[7]
+        s.acquire_lock("demo")
+        s.set_worker(0, 1, "cpu")
+        s.update_unit("run", a["id"], state="running", started=frozen_clock() - 5)
+        s.worker_unit(0, "run", a["id"])
+    try:
+        app = app_in
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("3")
+            m = app.screen
+            await wait_for(pilot, lambda: app.current_mode == "monitor" and m.polls, tries=400)
+            await wait_for(pilot, lambda: m.selected() and m.selected()["id"] == a["id"], tries=200)
+            n = m.polls  # a few polls later the screen still follows (its own moves are not the user's)
+            await wait_for(pilot, lambda: m.polls > n + 3, tries=400)
+            with Store.open(db, write=True) as s:  # the runner moves on to b: trained, evaluating
+                s.update_unit("run", a["id"], state="done")
+                s.update_unit("run", b["id"], state="trained")
+                s.worker_unit(0, "run", b["id"])
+            await wait_for(pilot, lambda: m.selected()["id"] == b["id"], tries=400)
+            m.query_one("#mon-runs", DataTable).focus()
+            await pilot.press("up")
+            await wait_for(pilot, lambda: m.selected()["id"] != b["id"], tries=200)
+            chosen = m.selected()["id"]
+            with Store.open(db, write=True) as s:  # the runner moves on to c; the user's choice stands
+                s.update_unit("run", b["id"], state="done")
+                s.update_unit("run", c["id"], state="running", started=frozen_clock() - 1)
+                s.worker_unit(0, "run", c["id"])
+            n = m.polls
+            await wait_for(pilot, lambda: m.polls > n + 2, tries=400)
+            assert m.selected()["id"] == chosen
+    finally:
+        with Store.open(db, write=True) as s:
+            s.release_lock()

@@ -4,7 +4,10 @@ A driver receives a `Sweep` (the model, the test set in batches, the sorted grid
 mode and seed) and returns a `Swept` (predictions under attack and fooled flags per epsilon, largest
 perturbation and step size per epsilon). `rttui.engine.evaluate.evaluate_attack` sets up the model (eval mode,
 channels-last, autocast, compile) and turns a `Swept` into an `AttackResult`; see its module doc for the
-sweep and independent modes. The per-attack math stays in the attack modules (fgsm.py, pgd.py, deepfool.py,
+sweep and independent modes. A driver that finishes the grid one epsilon at a time (ascending) says so through
+`Sweep.eps_done` as each one is final, so a caller can show per-epsilon accuracy while the rest of the grid is
+still being attacked; `evaluate_attack` reports at the end whatever a driver did not (an attack that computes
+the whole grid at once). The per-attack math stays in the attack modules (fgsm.py, pgd.py, deepfool.py,
 autoattack.py); this module only decides which samples are attacked at which epsilon. Never import another
 rttui layer here.
 """
@@ -52,6 +55,9 @@ class Sweep:
     num_classes: int | None = None
     batch_size: int = 250
     surrogate: Any = None  # the transfer attack's `attacks.transfer.Surrogate`; None for white-box attacks
+    # Called as on_eps(eps, n_adv_correct, n) once per grid epsilon, ascending, when its counts are final.
+    on_eps: Callable[[float, int, int], None] | None = None
+    reported: set[int] = field(default_factory=set)  # grid indices already passed to on_eps
 
     @property
     def norm(self) -> str:
@@ -62,6 +68,18 @@ class Sweep:
         if self.clean_pred is None:
             self.clean_pred = self.pred(self.x)
         return self.clean_pred
+
+    def eps_done(self, i: int, clean_pred: np.ndarray, fooled: np.ndarray) -> None:
+        """Grid epsilon `i` is final: pass its adversarial-correct count to `on_eps` (once per epsilon).
+
+        Counted exactly as `AttackResult.metrics` counts it (clean-correct and not fooled), so what a caller
+        shows while the grid runs is the number the finished evaluation stores. Call it only when row `i` of
+        `fooled` will not change again, and in ascending order."""
+        if self.on_eps is None or i in self.reported:
+            return
+        self.reported.add(i)
+        adv_ok = int(((clean_pred == self.labels) & ~fooled[i]).sum())
+        self.on_eps(float(self.epsilons[i]), adv_ok, len(self.labels))
 
 
 @dataclass
@@ -133,6 +151,10 @@ def sweep_fgsm(sw: Sweep) -> Swept:
                 fooled[ci, b] = p != labels[b]
                 max_pert[ci] = max(max_pert[ci], norm_of(xa - xb, norm))
             tick(len(b) * len(grid))
+        # Independent mode finishes one epsilon per pass. A sweep's one gradient per sample serves the whole grid
+        # at once, so no epsilon is final before the last batch: evaluate_attack reports them all at the end.
+        if mode == "independent":
+            sw.eps_done(cols[0], clean_pred, fooled)
     cc = clean_pred == labels
     adv_pred[:, ~cc] = clean_pred[~cc]
     return Swept(clean_pred, adv_pred, fooled, max_pert, list(eps_sorted))
@@ -194,6 +216,7 @@ def sweep_pgd(sw: Sweep) -> Swept:
             tick(len(b))
         warm_x = next_warm
         active &= ~fooled[i]
+        sw.eps_done(i, clean_pred, fooled)
     return Swept(clean_pred, adv_pred, fooled, max_pert, step_sizes, path=["warm_start"] if warm else [])
 
 
@@ -213,6 +236,8 @@ def sweep_deepfool(sw: Sweep) -> Swept:
     steps, overshoot = int(params.get("steps", 50)), float(params.get("overshoot", 0.02))
     candidates = int(params.get("candidates", 10))
     tick = progress_counter(sw.on_progress, int(cc.sum()))
+    # One DeepFool run per batch serves the whole grid (batches outside, epsilons inside): no epsilon is final
+    # before the last batch, so the grid is reported at the end (by evaluate_attack), all at once.
     for b, xb, yb in batches(np.flatnonzero(cc)):
         xa, ok = deepfool(model, xb, yb, steps, overshoot, norm, candidates)
         norms = perturbation_norm(xa, xb, norm)
@@ -284,6 +309,7 @@ def sweep_autoattack(sw: Sweep) -> Swept:
             max_pert[i] = max(max_pert[i], norm_of(xa - xb, norm))
             tick(len(b))
         active &= ~fooled[i]
+        sw.eps_done(i, clean_pred, fooled)
     recorded = {"version": version, **reference_budgets(num_classes, norm, seed, version)}
     if warnings:
         recorded["reference_warnings"] = warnings

@@ -173,6 +173,7 @@ def sweep_ball(c: TaClass, sw: Sweep) -> Swept:
         todo = np.flatnonzero(active if mode == "sweep" else cc)
         if eps == 0:  # the ball is a point: nothing to attack, clean predictions stand
             tick(len(todo))
+            sw.eps_done(i, clean_pred, fooled)
             continue
         per_eps = {c.eps_param or "eps": eps} | ({"alpha": steps[i]} if steps[i] is not None else {})
         atk = cls(model, **per_eps, **kw)
@@ -185,6 +186,7 @@ def sweep_ball(c: TaClass, sw: Sweep) -> Swept:
             max_pert[i] = max(max_pert[i], norm_of(xa - xb, norm))
             tick(len(b))
         active &= ~fooled[i]
+        sw.eps_done(i, clean_pred, fooled)
     return Swept(clean_pred, adv_pred, fooled, max_pert, steps, path=[_version()])
 
 
@@ -203,6 +205,8 @@ def sweep_minimal(c: TaClass, sw: Sweep) -> Swept:
     max_pert = [0.0] * k
     min_norm = np.full(n, np.nan)
     tick = progress_counter(sw.on_progress, int(cc.sum()))
+    # One attack per batch serves the whole grid (batches outside, epsilons inside): no epsilon is final before
+    # the last batch, so evaluate_attack reports the grid at the end, all at once.
     for b, xb, yb in batches(np.flatnonzero(cc)):
         xa = _call(atk, model, xb, yb, sw.seed, 0, int(b[0]))
         check_box(c.attack, xa)

@@ -269,6 +269,7 @@ def sweep_transfer(sw: Sweep) -> Swept:
             adv_pred[i, carried] = adv_pred[i - 1, carried]
             max_pert[i] = max(max_pert[i], max_pert[i - 1])
         tick(len(todo))
+        sw.eps_done(i, clean_pred, fooled)
     path = [f"surrogate={sur.kind}", f"crafted={crafted}", f"reused={reused}"]
     if warm:
         path.append("warm_start")

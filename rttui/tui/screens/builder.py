@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, SelectionList, Static
 
 from rttui import api
@@ -66,53 +67,65 @@ class BuilderScreen(RttuiScreen):
         self.opened: Path | None = None
         self._filling = False
         self._filled: dict[str, Any] | None = None
+        self.ready = False  # the form is mounted (see `compose`)
 
     # ---- layout ------------------------------------------------------------------------------------
     def _row(self, label: str, widget: Any) -> Horizontal:
         return Horizontal(Label(label, classes="field-label"), widget, classes="field")
 
     def compose(self) -> ComposeResult:
+        # The form (hundreds of widgets: every option's parameters) takes a second or more to build; the screen
+        # shows at once with a line saying what it is doing, and the form is mounted right after that frame.
+        yield Header()
+        yield Static("", id="b-loading", classes="note")
+        yield Horizontal(id="builder-body")
+        yield Footer()
+
+    def _form_widgets(self) -> list[Widget]:
+        """The form and its side panel (size, errors, TOML preview)."""
         cat = self.catalog
         datasets = [(d["name"], d["name"]) for d in cat["datasets"]]
-        yield Header()
-        with Horizontal(id="builder-body"):
-            with VerticalScroll(id="builder-form"):
-                yield self._row("file", Input(id="f-path", compact=True, placeholder="studies/NAME.toml"))
-                yield self._row("name", Input(id="f-name", compact=True))
-                yield self._row("seeds", Input(id="f-seeds", compact=True, placeholder="0, 1, 2"))
-                yield Static("source (pretraining)", classes="section-title")
-                yield self._row("dataset", Select(datasets, id="f-src-dataset", compact=True, allow_blank=False))
-                yield self._row("classes", Input(id="f-src-classes", compact=True, placeholder="all"))
-                yield self._row("epochs", Input(id="f-src-epochs", compact=True))
-                yield self._row("pretrained", MarkedCheckbox("timm weights", id="f-src-pretrained", compact=True))
-                yield Static("target (transfer task)", classes="section-title")
-                yield self._row("dataset", Select(datasets, id="f-tgt-dataset", compact=True, allow_blank=False))
-                yield self._row("classes", Input(id="f-tgt-classes", compact=True, placeholder="all"))
-                yield self._row("image size", Input(id="f-tgt-image", compact=True))
-                yield self._row("test size", Input(id="f-tgt-test", compact=True))
-                yield self._row("train size", Input(id="f-tgt-train", compact=True, placeholder="all"))
-                yield Static("fine-tuning", classes="section-title")
-                yield self._row("epochs", Input(id="f-train-epochs", compact=True))
-                yield self._row("lr", Input(id="f-train-lr", compact=True))
-                yield self._row("batch size", Input(id="f-train-batch", compact=True))
-                yield Static("models (timm names)", classes="section-title")
-                yield self._row("models", Input(id="f-models", compact=True, placeholder="test_resnet, resnet50"))
-                yield ModelSearch(api.model_names)
-                yield Static("strategies", classes="section-title")
-                yield MarkedSelectionList(*self._choices("strategies"), id="f-strategies", compact=True)
-                yield from self._params("strategies")
-                yield Static("techniques", classes="section-title")
-                yield MarkedSelectionList(*self._choices("techniques"), id="f-techniques", compact=True)
-                yield from self._params("techniques")
-                yield Static("attacks and epsilons", classes="section-title")
-                yield MarkedSelectionList(*self._choices("attacks"), id="f-attacks", compact=True)
-                yield from self._params("attacks")
-                yield self._row("epsilons", Input(id="f-eps", compact=True, placeholder="0.01, 0.03, 0.05"))
-            with Vertical(id="builder-side"):
-                yield Static("", id="b-size")
-                yield Static("", id="b-errors", classes="error", markup=False)
-                yield Static("", id="b-toml", classes="preview", markup=False)
-        yield Footer()
+        form = VerticalScroll(
+            self._row("file", Input(id="f-path", compact=True, placeholder="studies/NAME.toml")),
+            self._row("name", Input(id="f-name", compact=True)),
+            self._row("seeds", Input(id="f-seeds", compact=True, placeholder="0, 1, 2")),
+            Static("source (pretraining)", classes="section-title"),
+            self._row("dataset", Select(datasets, id="f-src-dataset", compact=True, allow_blank=False)),
+            self._row("classes", Input(id="f-src-classes", compact=True, placeholder="all")),
+            self._row("epochs", Input(id="f-src-epochs", compact=True)),
+            self._row("pretrained", MarkedCheckbox("timm weights", id="f-src-pretrained", compact=True)),
+            Static("target (transfer task)", classes="section-title"),
+            self._row("dataset", Select(datasets, id="f-tgt-dataset", compact=True, allow_blank=False)),
+            self._row("classes", Input(id="f-tgt-classes", compact=True, placeholder="all")),
+            self._row("image size", Input(id="f-tgt-image", compact=True)),
+            self._row("test size", Input(id="f-tgt-test", compact=True)),
+            self._row("train size", Input(id="f-tgt-train", compact=True, placeholder="all")),
+            Static("fine-tuning", classes="section-title"),
+            self._row("epochs", Input(id="f-train-epochs", compact=True)),
+            self._row("lr", Input(id="f-train-lr", compact=True)),
+            self._row("batch size", Input(id="f-train-batch", compact=True)),
+            Static("models (timm names)", classes="section-title"),
+            self._row("models", Input(id="f-models", compact=True, placeholder="test_resnet, resnet50")),
+            ModelSearch(api.model_names),
+            Static("strategies", classes="section-title"),
+            MarkedSelectionList(*self._choices("strategies"), id="f-strategies", compact=True),
+            *self._params("strategies"),
+            Static("techniques", classes="section-title"),
+            MarkedSelectionList(*self._choices("techniques"), id="f-techniques", compact=True),
+            *self._params("techniques"),
+            Static("attacks and epsilons", classes="section-title"),
+            MarkedSelectionList(*self._choices("attacks"), id="f-attacks", compact=True),
+            *self._params("attacks"),
+            self._row("epsilons", Input(id="f-eps", compact=True, placeholder="0.01, 0.03, 0.05")),
+            id="builder-form",
+        )
+        side = Vertical(
+            Static("", id="b-size"),
+            Static("", id="b-errors", classes="error", markup=False),
+            Static("", id="b-toml", classes="preview", markup=False),
+            id="builder-side",
+        )
+        return [form, side]
 
     def _choices(self, axis: str) -> list[tuple[str, str, bool, bool]]:
         # (prompt, value, selected, disabled): names the engine does not implement yet are shown, not offered.
@@ -122,7 +135,7 @@ class BuilderScreen(RttuiScreen):
             out.append((label, entry["name"], False, not entry["implemented"]))
         return [(p, v, s) for p, v, s, _ in out]
 
-    def _params(self, axis: str) -> ComposeResult:
+    def _params(self, axis: str) -> Iterator[Widget]:
         """Each option's parameters in a group of their own, shown only while the option is selected (every
         parameter of every option made the epsilons the 57th Tab stop)."""
         for entry in self.catalog[axis]:
@@ -162,15 +175,36 @@ class BuilderScreen(RttuiScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        cur = self.rapp.current
+        what = f"reading study {cur.name or cur.path}" if cur.name or cur.path else "starting a new study"
+        self.query_one("#b-loading", Static).update(
+            Content.assemble(("Builder: ", "bold"), f"loading the models, strategies and attacks, {what}…")
+        )
+        self.call_after_refresh(self._build_form)  # after the frame that shows the line above
+
+    async def _build_form(self) -> None:
+        await self.query_one("#builder-body", Horizontal).mount_all(self._form_widgets())
         for axis in AXES:
             sl = self.query_one(f"#f-{axis}", SelectionList)
             for i, entry in enumerate(self.catalog[axis]):
                 if not entry["implemented"]:
                     sl.get_option_at_index(i).disabled = True
+        self.ready = True
+        self.query_one("#b-loading", Static).display = False
+        self.query_one("#b-size", Static).update("checking the study…")  # until the first check lands
+        self.refresh_bindings()
         self.on_screen_resume()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The form's keys wait for the form (they act on its widgets): shown dimmed until it is built."""
+        if not self.ready and action in ("save", "launch", "new", "reload"):
+            return None
+        return super().check_action(action, parameters)
 
     def on_screen_resume(self) -> None:
         """Show the app's current study (chosen elsewhere) unless it is already the one in the form."""
+        if not self.ready:  # the form is still being built; it shows the current study when it is
+            return
         cur = self.rapp.current
         key = (cur.name, cur.path)
         if key == getattr(self, "_shown", None):
@@ -207,23 +241,25 @@ class BuilderScreen(RttuiScreen):
         """Put self.raw into the widgets (without treating that as an edit)."""
         self._filling = True
         form = form_from_study(self.raw, self.catalog)
-        self.query_one("#f-path", Input).value = path
+        # Every input by id in one walk of the form: a query per field (hundreds of parameters) walked the whole
+        # form each time, which made the first open take seconds.
+        inputs = {w.id: w for w in self.query(Input).results(Input) if w.id}
+        inputs["f-path"].value = path
         for fid, *_ in FIELDS:
-            self.query_one(f"#{fid}", Input).value = form.fields[fid]
+            inputs[fid].value = form.fields[fid]
         for wid, ds in (("#f-src-dataset", form.source_dataset), ("#f-tgt-dataset", form.target_dataset)):
             if ds is not None:
                 self.query_one(wid, Select).value = ds
         self.query_one("#f-src-pretrained", Checkbox).value = form.pretrained
-        self.query_one("#f-models", Input).value = form.models
+        inputs["f-models"].value = form.models
         for axis in AXES:
             sl = self.query_one(f"#f-{axis}", SelectionList)
             sl.deselect_all()
             for name in form.selected[axis]:
                 sl.select(name)
         for pid, text in form.params.items():
-            w = self.query(f"#{pid}")
-            if w:
-                w.first(Input).value = text
+            if pid in inputs:
+                inputs[pid].value = text
         self.call_after_refresh(self._done_filling)
 
     def _done_filling(self) -> None:

@@ -1,8 +1,9 @@
 """Monitor: a study's runs, live from the database (whoever runs it: this app, another shell, another SSH
 session). The grid shows state, epoch, loss, progress and time; the selected run's per-epsilon accuracy is
-drawn as it is measured; a log pane tells what changed. The app never owns the run: cancel interrupts the
-runner through a request in the database, retry asks the runner to redo a failed run (or, with no runner,
-launches `rttui run` again, which redoes failed and unfinished runs only).
+drawn as it is measured: stored evaluations, and the one running now epsilon by epsilon as each finishes (marked
+in progress: `pgd…` in the numbers, `pgd (running)` in the chart); a log pane tells what changed. The app never
+owns the run: cancel interrupts the runner through a request in the database, retry asks the runner to redo a
+failed run (or, with no runner, launches `rttui run` again, which redoes failed and unfinished runs only).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from textual_plotext import PlotextPlot
 
 from rttui import api
 from rttui.errors import RttuiError
-from rttui.tui.cells import bar, duration, fill_table, gpu_lines, pct
+from rttui.tui.cells import bar, duration, fill_table, gib, gpu_lines, pct
 from rttui.tui.eta import EtaModel
 from rttui.tui.messages import ProgressPolled
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
@@ -53,8 +54,9 @@ class MonitorScreen(RttuiScreen):
         self._prev: dict[str, dict[str, Any]] | None = None
         self._prev_runner: Any = None
         self.follow = True
-        self._auto_moving = False
+        self._auto_row = -1  # the row this screen last moved the cursor to (not the user)
         self.eta = EtaModel()
+        self._live_logged: dict[str, tuple[str, int]] = {}  # run -> (evaluation, eps already logged)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,6 +70,8 @@ class MonitorScreen(RttuiScreen):
                 with Vertical(id="mon-side"):
                     yield Static("", id="mon-run-title")
                     yield DataTable(id="mon-numbers", cursor_type="none", show_cursor=False)
+                    # below the numbers: on a small terminal the provenance line is what is cut, not the numbers
+                    yield Static("", id="mon-env")
             yield RichLog(id="mon-log", max_lines=500, wrap=True, markup=False)
         yield Footer()
 
@@ -83,6 +87,7 @@ class MonitorScreen(RttuiScreen):
         self.study = name
         self.eta = EtaModel()
         self._prev = None
+        self._live_logged = {}
         self.runs = []
         self.follow = True
         self.query_one("#mon-runs", DataTable).clear()
@@ -97,7 +102,7 @@ class MonitorScreen(RttuiScreen):
         def read() -> ProgressPolled:
             try:
                 data = api.study_progress(db, name)
-                data["gpus"] = api.gpu_telemetry(data["runner"])  # refreshed with the rest
+                data["gpus"] = api.gpu_telemetry(data["runner"], data["workers"])  # refreshed with the rest
                 return ProgressPolled(name, data)
             except RttuiError as exc:
                 return ProgressPolled(name, {}, str(exc).splitlines()[0])
@@ -118,8 +123,10 @@ class MonitorScreen(RttuiScreen):
         self.vary = tuple(a for a in AXES if len({r[a] for r in runs}) > 1) or ("model",)
         self._log_changes(runs, msg.data["runner"])
         self._head(runs, msg.data["runner"])
-        if "gpus" in msg.data:
-            self.query_one("#mon-gpu", Static).update("\n".join(gpu_lines(msg.data["gpus"])))
+        if "gpus" in msg.data:  # each device names the run its worker works on
+            names = {r["id"]: run_label(r, self.vary) for r in runs}
+            names.update({u["id"]: f"source {u['model']}/s{u['seed']}" for u in msg.data.get("sources", [])})
+            self.query_one("#mon-gpu", Static).update("\n".join(gpu_lines(msg.data["gpus"], names)))
         t = self.query_one("#mon-runs", DataTable)
         now = self.rapp.clock()
         if [r["id"] for r in runs] != [r["id"] for r in self.runs]:
@@ -127,7 +134,8 @@ class MonitorScreen(RttuiScreen):
             header = ["run", "state", "epoch", "loss", "progress", "time", "ETA"]
             fill_table(t, header, [self._cells(r, now) for r in runs], [r["id"] for r in runs], min_width=7)
             if runs:
-                t.move_cursor(row=max(0, min(keep, len(runs) - 1)))
+                self._auto_row = max(0, min(keep, len(runs) - 1))
+                t.move_cursor(row=self._auto_row)
         else:
             for r, old in zip(runs, self.runs, strict=True):
                 if r != old or r["state"] == "running":
@@ -139,10 +147,12 @@ class MonitorScreen(RttuiScreen):
         self._detail()
 
     def _follow_running(self, t: DataTable) -> None:
-        """Keep the cursor (and so the chart) on the run being worked on, until the user moves it."""
-        running = [i for i, r in enumerate(self.runs) if r["state"] == "running"]
+        """Keep the cursor (and so the chart) on the run being worked on, until the user moves it. Worked on:
+        running, or a worker's unit (a run evaluating after its training in the same job stays 'trained')."""
+        busy = {w["unit_id"] for w in self.data.get("workers") or [] if w.get("unit_id")}
+        running = [i for i, r in enumerate(self.runs) if r["state"] == "running" or r["id"] in busy or self._live(r)]
         if self.follow and running and t.cursor_row not in running:
-            self._auto_moving = True
+            self._auto_row = running[0]
             t.move_cursor(row=running[0])
 
     def _sources(self, sources: list[dict[str, Any]], now: float) -> None:
@@ -228,8 +238,27 @@ class MonitorScreen(RttuiScreen):
                         log.write(Text.assemble((f"✗ {name} failed:", "red"), f" {r['error'] or ''}"))
                     else:
                         log.write(f"{name}: {old['state']} → {r['state']}")
+        self._log_live(runs)
         self._prev = {r["id"]: r for r in runs}
         self._prev_runner = runner
+
+    def _log_live(self, runs: list[dict[str, Any]]) -> None:
+        """One line per epsilon streamed since the last poll (an evaluation still running)."""
+        log = self.query_one("#mon-log", RichLog)
+        seen = self._live_logged
+        now: dict[str, tuple[str, int]] = {}
+        names = {r["id"]: run_label(r, self.vary) for r in runs}
+        for rid, live in (self.data.get("live") or {}).items():
+            points = live.get("points") or []
+            eid = str(live.get("eval_id"))
+            old_eid, old_n = seen.get(rid, ("", 0))
+            start = old_n if old_eid == eid else 0
+            for p in points[start:]:
+                log.write(
+                    f"{names.get(rid, rid)}: {live.get('label')} eps {p['eps']:g}: {pct(p['adv_acc'])}% (in progress)"
+                )
+            now[rid] = (eid, len(points))
+        self._live_logged = now
 
     # ---- the selected run ----------------------------------------------------------------------------
     def selected(self) -> dict[str, Any] | None:
@@ -239,16 +268,27 @@ class MonitorScreen(RttuiScreen):
         return self.runs[t.cursor_row]
 
     @on(DataTable.RowHighlighted, "#mon-runs")
-    def _moved(self) -> None:
-        if self._auto_moving:
-            self._auto_moving = False
-        elif self.runs:
-            self.follow = False  # the user chose a run: the cursor stays where they put it
+    def _moved(self, event: DataTable.RowHighlighted) -> None:
+        # The user chose a run when the cursor lands where this screen did not put it; the highlight messages
+        # of the screen's own moves (refilling the table, following) arrive later and say the row it chose, or
+        # an older row that is no longer the cursor's.
+        user = event.cursor_row == event.data_table.cursor_row and event.cursor_row != self._auto_row
+        if user and self.runs:
+            self.follow = False  # the cursor stays where they put it
         self._detail()
+
+    def _live(self, r: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The evaluation the run is working through (eps finished so far), while a runner works on the study
+        (what a killed runner left behind is not in progress)."""
+        if r is None or not self.data.get("runner"):
+            return None
+        live = (self.data.get("live") or {}).get(r["id"])
+        return live if live and live.get("points") else None
 
     def _detail(self) -> None:
         r = self.selected()
-        sig = (r, self.data.get("metrics", {}).get(r["id"]) if r else None)
+        live = self._live(r)
+        sig = (r, self.data.get("metrics", {}).get(r["id"]) if r else None, live)
         if sig == getattr(self, "_shown_detail", None):
             return  # nothing new for this run: keep the chart as drawn
         self._shown_detail = sig
@@ -259,6 +299,8 @@ class MonitorScreen(RttuiScreen):
         nums = self.query_one("#mon-numbers", DataTable)
         nums.clear(columns=True)
         title = self.query_one("#mon-run-title", Static)
+        env = self.query_one("#mon-env", Static)  # the environment it trained in (rttui.runner.provenance)
+        env.update(Content.styled(r["env_line"], "dim") if r and r.get("env_line") else "")
         if r is None:
             title.update("")
             plot.refresh()
@@ -267,14 +309,23 @@ class MonitorScreen(RttuiScreen):
         by_attack: dict[str, dict[float, float]] = {}
         for m in metrics:
             by_attack.setdefault(m["attack"], {})[m["eps"]] = m["adv_acc"]
+        running = ""  # the series of the evaluation still running, marked in progress
+        grid: list[float] = []
+        if live is not None:
+            running = f"{live['label']}…"
+            by_attack[running] = {float(p["eps"]): float(p["adv_acc"]) for p in live["points"]}
+            grid = [float(e) for e in live.get("epsilons") or []]
         clean = r["clean_acc"]
         head = Content.assemble((run_label(r, self.vary), "bold"), f"  clean {pct(clean)}%")
+        if r.get("peak_gpu_mem") is not None:  # measured on a GPU (the unit's peak, training and evaluation)
+            head += Content(f"  peak GPU {gib(r['peak_gpu_mem'])}")
+        if live is not None:
+            done, of = len(live["points"]), len(grid) or len(live["points"])
+            head += Content.styled(f"\n{live['label']} running: {done} of {of} ε so far", "italic")
         if r["state"] == "failed":
             head += Content.styled(f"\nfailed: {r['error'] or ''}", "red")
-        if r.get("env_line"):  # the environment it trained in (rttui.runner.provenance); absent: not recorded
-            head += Content.styled(f"\n{r['env_line']}", "dim")
         title.update(head)
-        eps = sorted({e for v in by_attack.values() for e in v})
+        eps = sorted({e for v in by_attack.values() for e in v} | set(grid))
         rows = [[f"{e:g}", *[pct(by_attack[a].get(e)) for a in by_attack]] for e in eps]
         fill_table(nums, ["eps", *by_attack], rows)
         plt.title("adversarial accuracy (%) vs eps")
@@ -283,7 +334,8 @@ class MonitorScreen(RttuiScreen):
             plt.xticks(eps, [f"{e:g}" for e in eps])  # the ε grid itself, not evenly spaced ticks
         for a, pts in by_attack.items():
             xs = sorted(pts)
-            plt.plot(xs, [100 * pts[x] for x in xs], label=a, marker="braille")
+            name = f"{a[:-1]} (running)" if a == running else a
+            plt.plot(xs, [100 * pts[x] for x in xs], label=name, marker="braille")
         if clean is not None and eps:  # a labelled series, not an unlabelled rule
             plt.plot([eps[0], eps[-1]], [100 * clean] * 2, label="clean", marker="braille")
         if not by_attack:
