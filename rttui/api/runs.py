@@ -259,7 +259,7 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
             source_epochs = s.last_unit_epochs(list(source_totals))
     return {
         "runner": lock if lock and lock["study"] == study else None,
-        "runs": run_progress(runs, totals, evals, last),
+        "runs": run_progress(runs, totals, evals, last, busy={w["unit_id"] for w in workers if w.get("unit_id")}),
         # Source pretraining, as rows of their own: runs wait "pending" while their source trains.
         "sources": run_progress(
             [{**u, "strategy": "source", "technique": "", "seed": u.get("seed")} for u in source_rows],

@@ -6,7 +6,7 @@ lock) and hands them here, so the rules are unit-tested without a database. Neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,17 +63,25 @@ def run_progress(
     totals: dict[str, tuple[int, int]],
     eval_counts: dict[str, int],
     last_epochs: dict[str, dict[str, Any]],
+    busy: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Per run: its row's fields, the last epoch and loss, evaluations done, and progress in [0, 1] counted in
     work (epochs trained plus evaluations done, over epochs plus evaluations planned). A run the plan does not
-    know (an old spec) counts as all done once done, else nothing done."""
+    know (an old spec) counts as all done once done, else nothing done.
+
+    `busy`: the units a worker is on now. A 'trained' run among them is evaluating (the store keeps it 'trained'
+    until its evaluations are done, which transfer scheduling reads), so it shows as 'running': its attack's
+    batches count, and an ETA model sees it work."""
     out = []
     for r in runs:
+        trained = r["state"] in ("trained", "done")
+        if r["state"] == "trained" and r["id"] in busy:
+            r = {**r, "state": "running"}
         epochs_total, evals_total = totals.get(r["id"], (0, 0))
         ep = last_epochs.get(r["id"]) or {}
         evals_done = eval_counts.get(r["id"], 0)
         work_total = epochs_total + evals_total
-        work_done = (epochs_total if r["state"] in ("trained", "done") else (ep.get("epoch") or 0)) + evals_done
+        work_done = (epochs_total if trained else (ep.get("epoch") or 0)) + evals_done
         # Inside the current phase, per batch (the runner writes it at a bounded rate): training steps count
         # towards the epochs, an attack's batches towards its evaluation.
         phase, pdone, ptotal = r.get("phase") or "", r.get("phase_done") or 0, r.get("phase_total") or 0

@@ -56,3 +56,17 @@ def test_progress_counts_batches_inside_training_and_attacks() -> None:
     # without phase fields (an older runner): epochs and evaluations only, as before
     (p,) = run_progress([_run()], totals, {"r": 1}, {"r": {"epoch": 2}})
     assert abs(p["progress"] - 3 / 6) < 1e-9
+
+
+def test_a_trained_run_its_worker_evaluates_counts_as_running() -> None:
+    """The store keeps a run 'trained' while the same job evaluates it; the worker table says it is at work, so
+    progress counts its attack's batches and the state shown (which the ETA model reads) is 'running'."""
+    totals = {"r": (4, 2)}
+    row = _run(state="trained", phase="eval:pgd", phase_done=5, phase_total=10)
+    (idle,) = run_progress([row], totals, {"r": 1}, {"r": {"epoch": 4}})
+    assert idle["state"] == "trained" and abs(idle["progress"] - (4 + 1) / 6) < 1e-9
+    (busy,) = run_progress([row], totals, {"r": 1}, {"r": {"epoch": 4}}, busy={"r"})
+    assert busy["state"] == "running" and abs(busy["progress"] - (4 + 1 + 0.5) / 6) < 1e-9
+    # epochs count as all trained even where the epochs table has none (a run whose features were cached)
+    (cached,) = run_progress([row], totals, {"r": 1}, {}, busy={"r"})
+    assert abs(cached["progress"] - (4 + 1 + 0.5) / 6) < 1e-9
