@@ -130,12 +130,14 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
     in_db: dict[str, dict[str, Any]] = {}
     runner = None
     states: dict[str, dict[str, str]] = {}
+    evals_done: set[str] = set()
     if p.exists():
         with Store.open(p) as s:
             in_db = {r["name"]: r for r in s.studies()}
             runner = s.runner_lock()
             for name in in_db:
                 states[name] = {r["id"]: r["state"] for r in s.runs(name)}
+            evals_done = s.all_done_evals()
     rows: list[StudyRow] = []
     seen: set[str] = set()
     files = sorted(Path(studies_dir).glob("*.toml")) if studies_dir and Path(studies_dir).is_dir() else []
@@ -160,8 +162,16 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
                 )
             )
             continue
-        ids = [r.id for r in make_plan(study).runs]
-        rows.append(study_row(study.name, str(f), study.name in in_db, ids, known, runner))
+        runs = make_plan(study).runs
+        # A run another study finished is 'trained' for this one while an evaluation this one plans is missing
+        # (the same training, another attack): the study is partial, and `rttui run` would evaluate it.
+        mine = {
+            rp.id: "trained"
+            if known.get(rp.id) == "done" and any(ep.id not in evals_done for ep in rp.evals)
+            else known.get(rp.id, "new")
+            for rp in runs
+        }
+        rows.append(study_row(study.name, str(f), study.name in in_db, [rp.id for rp in runs], mine, runner))
         seen.add(study.name)
     for name, r in in_db.items():
         if name not in seen:

@@ -742,6 +742,11 @@ class Store:
     def done_evals(self, run_id: str) -> set[str]:
         return {r["id"] for r in self.rows("select id from evaluations where run_id = ? and state = 'done'", (run_id,))}
 
+    def all_done_evals(self) -> set[str]:
+        """Every stored evaluation's id: a study file's runs are done only when their planned evaluations are here
+        (a run shared with another study may lack this one's attacks)."""
+        return {r["id"] for r in self.rows("select id from evaluations where state = 'done'")}
+
     def studies(self) -> list[dict[str, Any]]:
         return self.rows(
             "select s.name, s.path, s.created, s.updated, count(r.id) as runs, "
