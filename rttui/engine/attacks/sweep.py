@@ -220,6 +220,43 @@ def sweep_pgd(sw: Sweep) -> Swept:
     return Swept(clean_pred, adv_pred, fooled, max_pert, step_sizes, path=["warm_start"] if warm else [])
 
 
+def grade_minimal(
+    sw: Sweep,
+    b: np.ndarray,
+    xb: torch.Tensor,
+    xa: torch.Tensor,
+    norms: torch.Tensor,
+    own: np.ndarray,
+    adv_pred: np.ndarray,
+    fooled: np.ndarray,
+    max_pert: list[float],
+    check: Callable[[torch.Tensor, torch.Tensor, float], None] | None = None,
+) -> None:
+    """One batch of minimal-perturbation examples (`xa`, their `norms` and `own` labels) graded at every epsilon
+    of the grid, in place: an example inside the ball keeps its own label; one beyond it is projected onto the ball
+    and re-checked (`check(projected, clean, eps)` may verify the projection); fooled stays fooled at larger
+    epsilons. Shared by rttui's DeepFool and torchattacks' minimal classes, so both grade alike."""
+    labels, norm = sw.labels, sw.norm
+    for i, eps in enumerate(sw.epsilons):
+        outside = (norms > eps).cpu().numpy()
+        p = own.copy()
+        if outside.any():  # only examples beyond the ball are projected onto it and re-checked
+            xp, p_t = project_and_check(sw.model, xb[outside], xa[outside], eps, norm)
+            if check is not None:
+                check(xp, xb[outside], eps)
+            p[outside] = p_t.cpu().numpy()
+            max_pert[i] = max(max_pert[i], norm_of(xp - xb[outside], norm))
+        if not outside.all():  # a mask on the norms' own device (a NumPy mask cannot index a CUDA tensor)
+            max_pert[i] = max(max_pert[i], float(norms[torch.as_tensor(~outside, device=norms.device)].max()))
+        hit = p != labels[b]
+        if i > 0:
+            carried = fooled[i - 1, b]
+            p = np.where(carried, adv_pred[i - 1, b], p)
+            hit |= carried
+        adv_pred[i, b] = p
+        fooled[i, b] = hit
+
+
 @register_attack("deepfool")
 def sweep_deepfool(sw: Sweep) -> Swept:
     """DeepFool once per clean-correct sample; per epsilon, an example inside the ball keeps its own label and
@@ -243,22 +280,7 @@ def sweep_deepfool(sw: Sweep) -> Swept:
         norms = perturbation_norm(xa, xb, norm)
         min_norm[b] = np.where(ok.cpu().numpy(), norms.float().cpu().numpy(), np.nan)  # NaN: not fooled in time
         own = pred(xa)  # each example's own label: the answer wherever it already lies in the eps-ball
-        for i, eps in enumerate(eps_sorted):
-            outside = (norms > eps).cpu().numpy()
-            p = own.copy()
-            if outside.any():  # only examples beyond the ball are projected onto it and re-checked
-                xp, p_t = project_and_check(model, xb[outside], xa[outside], eps, norm)
-                p[outside] = p_t.cpu().numpy()
-                max_pert[i] = max(max_pert[i], norm_of(xp - xb[outside], norm))
-            if not outside.all():
-                max_pert[i] = max(max_pert[i], float(norms[~outside].max()))
-            hit = p != labels[b]
-            if i > 0:
-                carried = fooled[i - 1, b]
-                p = np.where(carried, adv_pred[i - 1, b], p)
-                hit |= carried
-            adv_pred[i, b] = p
-            fooled[i, b] = hit
+        grade_minimal(sw, b, xb, xa, norms, own, adv_pred, fooled, max_pert)
         tick(len(b))
     return Swept(
         clean_pred,

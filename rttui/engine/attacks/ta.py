@@ -29,9 +29,8 @@ from torch import nn
 
 from rttui.engine.attack_names import AttackInfo
 from rttui.engine.attacks.base import attack_mode, perturbation_norm
-from rttui.engine.attacks.deepfool import project_and_check
 from rttui.engine.attacks.registry import REGISTRY, register_attack
-from rttui.engine.attacks.sweep import Sweep, Swept, norm_of, progress_counter
+from rttui.engine.attacks.sweep import Sweep, Swept, grade_minimal, norm_of, progress_counter
 from rttui.engine.ta_catalogue import FILLED, TA_NORMS, TaClass, installed, offered, study_params
 from rttui.errors import RttuiError
 
@@ -205,6 +204,10 @@ def sweep_minimal(c: TaClass, sw: Sweep) -> Swept:
     max_pert = [0.0] * k
     min_norm = np.full(n, np.nan)
     tick = progress_counter(sw.on_progress, int(cc.sum()))
+
+    def in_ball(xp: torch.Tensor, x0: torch.Tensor, eps: float) -> None:
+        check_ball(c.attack, xp, x0, eps, norm)
+
     # One attack per batch serves the whole grid (batches outside, epsilons inside): no epsilon is final before
     # the last batch, so evaluate_attack reports the grid at the end, all at once.
     for b, xb, yb in batches(np.flatnonzero(cc)):
@@ -213,23 +216,7 @@ def sweep_minimal(c: TaClass, sw: Sweep) -> Swept:
         norms = perturbation_norm(xa, xb, norm).float()
         own = pred(xa)
         min_norm[b] = np.where(own != labels[b], norms.cpu().numpy(), np.nan)  # NaN: this sample was not fooled
-        for i, eps in enumerate(eps_sorted):
-            outside = (norms > eps).cpu().numpy()
-            p = own.copy()
-            if outside.any():
-                xp, p_t = project_and_check(model, xb[outside], xa[outside], eps, norm)
-                check_ball(c.attack, xp, xb[outside], eps, norm)
-                p[outside] = p_t.cpu().numpy()
-                max_pert[i] = max(max_pert[i], norm_of(xp - xb[outside], norm))
-            if not outside.all():
-                max_pert[i] = max(max_pert[i], float(norms[torch.as_tensor(~outside, device=norms.device)].max()))
-            hit = p != labels[b]
-            if i > 0:
-                carried = fooled[i - 1, b]
-                p = np.where(carried, adv_pred[i - 1, b], p)
-                hit |= carried
-            adv_pred[i, b] = p
-            fooled[i, b] = hit
+        grade_minimal(sw, b, xb, xa, norms, own, adv_pred, fooled, max_pert, in_ball)
         tick(len(b))
     return Swept(
         clean_pred,
