@@ -50,11 +50,6 @@ INTS = ("max_samples", "min_samples", "chunk", "apgd_iters_factor", "min_iters",
 # Steps the audited attack is taken to have spent when it is not PGD: FGSM is one step; DeepFool minimizes a norm
 # rather than spending a budget, so its audit is sized as PGD-10's.
 BASE_STEPS = {"fgsm": 1, "deepfool": 10}
-# The default `min_iters` (10): FGSM's audit is APGD-CE-10, ten times its one step, the ratio Carlini et al.'s
-# "10x the steps" asks; PGD-10's and DeepFool's are APGD-CE-20 (`apgd_iters_factor` x 10). Below 10, APGD's
-# step-size checkpoints (at 22%, then steps of 6%, 3%, ... of the iterations) fall on too few iterations to mean
-# anything. A smoke run lowers it: it checks that the audit runs, not what it finds.
-MIN_APGD_ITERS = DEFAULTS["min_iters"]
 
 
 def check_settings(settings: Any, where: str = "eval.audit") -> list[str]:
@@ -103,7 +98,12 @@ def base_steps(attack: str, params: dict[str, Any]) -> int:
 
 
 def apgd_iters(base: int, s: dict[str, Any]) -> int:
-    """APGD-CE iterations of the audit of an attack that spent `base` steps (`s`: resolved settings)."""
+    """APGD-CE iterations of the audit of an attack that spent `base` steps (`s`: resolved settings).
+
+    With the defaults FGSM's audit is APGD-CE-10, ten times its one step (the audit's "10x the steps" budget), and
+    PGD-10's and DeepFool's APGD-CE-20 (2 x 10). `min_iters` stays at 10 or more because APGD's step-size
+    checkpoints (at 22%, then steps of 6%, 3%, ... of the iterations) mean little on fewer; a smoke run lowers it,
+    since it checks that the audit runs, not what it finds."""
     return max(int(s["min_iters"]), int(s["apgd_iters_factor"]) * base)
 
 
