@@ -1,7 +1,7 @@
 """Monitor: a study's runs, live from the database (whoever runs it: this app, another shell, another SSH
 session). The grid shows state, epoch, loss, progress and time; the selected run's per-epsilon accuracy is
 drawn as it is measured: stored evaluations, and the one running now epsilon by epsilon as each finishes (marked
-in progress: `pgd…` in the numbers, `pgd (running)` in the chart); a log pane tells what changed. The app never
+in progress: `pgd 2/5…` in the numbers, `pgd (running)` in the chart); a log pane tells what changed. The app never
 owns the run: cancel interrupts the runner through a request in the database, retry asks the runner to redo a
 failed run (or, with no runner, launches `rttui run` again, which redoes failed and unfinished runs only).
 """
@@ -312,16 +312,15 @@ class MonitorScreen(RttuiScreen):
         running = ""  # the series of the evaluation still running, marked in progress
         grid: list[float] = []
         if live is not None:
-            running = f"{live['label']}…"
-            by_attack[running] = {float(p["eps"]): float(p["adv_acc"]) for p in live["points"]}
             grid = [float(e) for e in live.get("epsilons") or []]
+            # Its progress rides in the column's label ("pgd 2/5…"), not a line of its own: at 80x24 the side
+            # panel holds the title, the header and five eps rows, the paper's grid, and nothing more.
+            running = f"{live['label']} {len(live['points'])}/{len(grid) or len(live['points'])}…"
+            by_attack[running] = {float(p["eps"]): float(p["adv_acc"]) for p in live["points"]}
         clean = r["clean_acc"]
         head = Content.assemble((run_label(r, self.vary), "bold"), f"  clean {pct(clean)}%")
         if r.get("peak_gpu_mem") is not None:  # measured on a GPU (the unit's peak, training and evaluation)
             head += Content(f"  peak GPU {gib(r['peak_gpu_mem'])}")
-        if live is not None:
-            done, of = len(live["points"]), len(grid) or len(live["points"])
-            head += Content.styled(f"\n{live['label']} running: {done} of {of} ε so far", "italic")
         if r["state"] == "failed":
             head += Content.styled(f"\nfailed: {r['error'] or ''}", "red")
         title.update(head)
@@ -334,7 +333,7 @@ class MonitorScreen(RttuiScreen):
             plt.xticks(eps, [f"{e:g}" for e in eps])  # the ε grid itself, not evenly spaced ticks
         for a, pts in by_attack.items():
             xs = sorted(pts)
-            name = f"{a[:-1]} (running)" if a == running else a
+            name = f"{live['label']} (running)" if live is not None and a == running else a
             plt.plot(xs, [100 * pts[x] for x in xs], label=name, marker="braille")
         if clean is not None and eps:  # a labelled series, not an unlabelled rule
             plt.plot([eps[0], eps[-1]], [100 * clean] * 2, label="clean", marker="braille")
