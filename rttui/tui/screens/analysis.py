@@ -45,6 +45,9 @@ class AnalysisScreen(RttuiScreen):
         # Each start of the analysis (study or picker change) is a new generation; a result read for an older
         # one is stale (its pickers no longer match) and is dropped instead of shown.
         self.generation = 0
+        # The pickers' query the shown (or coming) result answers: a Select.Changed that leaves the pickers there
+        # (the screen filling them, whenever Textual delivers that message) starts nothing.
+        self.asked: dict[str, Any] | None = None
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -84,7 +87,8 @@ class AnalysisScreen(RttuiScreen):
             self.query_one(f"#{self.NOTE_ID}", Static).update(NO_STUDY)
             return
         self.show_loading()
-        read, generation = self.reader(name, self.query_now()), self.generation
+        self.asked = self.query_now()
+        read, generation = self.reader(name, self.asked), self.generation
 
         def tagged() -> Message:
             msg = read()
@@ -95,7 +99,7 @@ class AnalysisScreen(RttuiScreen):
 
     @on(Select.Changed)
     def _changed(self) -> None:
-        if not self._filling:
+        if not self._filling and self.query_now() != self.asked:
             self._start()
 
     def action_refresh(self) -> None:

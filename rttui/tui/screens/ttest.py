@@ -151,6 +151,7 @@ class TTestScreen(AnalysisScreen):
             return
         self.loaded += 1
         q = msg.query
+        self.asked = dict(q)  # the pickers are set to what was read (a and b as resolved): not a user's change
         self.rapp.ttest_query = {"study": msg.study, **q}
         if msg.values:
             self._filling = True
