@@ -380,7 +380,11 @@ def compare(
     where_d = parse_where(where)
     runs = list(runs)
     checks_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    planned = {r["eval_id"] for r in records if r.get("eval_id")}
     for c in checks:
+        # A check of a pair of evaluations ("id+id", PGD against FGSM) belongs to the study that planned both.
+        if "+" in (c.get("eval_id") or "") and not set(c["eval_id"].split("+")) <= planned:
+            continue
         checks_by_run[c["run_id"]].append(c)
 
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -476,7 +480,7 @@ def _table(
                     warnings.append(msg)
         for rid in stats["run_ids"]:
             for c in checks_by_run.get(rid, []):
-                if c["eval_id"] and c["eval_id"] not in eval_ids:
+                if c["eval_id"] and "+" not in c["eval_id"] and c["eval_id"] not in eval_ids:
                     continue
                 if c["check"] == AUDIT_CHECK:  # shown per eps from the records' audit (above), not per evaluation
                     continue

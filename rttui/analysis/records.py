@@ -2,7 +2,7 @@
 
 Works on the flat records `Store.records()` returns (one per run, attack, eps). It owns:
 - the axes a configuration is made of (`CONFIG_AXES`) and the axes a result can be pivoted or filtered on;
-- normalising records: one per (run, attack, eps) (`dedupe`), strategies and techniques that appear with
+- normalising records: one per (evaluation, eps) (`dedupe`), strategies and techniques that appear with
   several parameter sets labelled with them (`variant_labels`, e.g. ``layer_freezing[freeze=2]``), so different
   variants are never pooled;
 - filtering (`--where`), choosing one attack and epsilon (`select`), and one record per seed (`one_per_seed`:
@@ -47,6 +47,7 @@ def variant_labels(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     labelled with its parameters (``layer_freezing[freeze=2]``), so different variants are never pooled.
     The plain name stays in ``strategy_name`` / ``technique_name``."""
     out = [dict(r) for r in records]
+    _attack_variants(out)
     for axis in ("strategy", "technique"):
         pkey = f"{axis}_params"
         seen: dict[str, set[str]] = defaultdict(set)
@@ -60,11 +61,31 @@ def variant_labels(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _attack_variants(out: list[dict[str, Any]]) -> None:
+    """In place: an attack evaluated with several parameter sets is labelled with the parameters that differ
+    (``pgd[steps=1]`` beside ``pgd[steps=10]``), so two evaluations of different strength never share a cell."""
+    sets: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in out:
+        p = r.get("attack_params") or {}
+        sets[r["attack"]][params_str(p)] = p
+    for attack, by_str in sets.items():
+        if len(by_str) < 2:
+            continue
+        keys = sorted({k for p in by_str.values() for k in p})
+        differ = [k for k in keys if len({repr(p.get(k)) for p in by_str.values()}) > 1]
+        for r in out:
+            if r["attack"] == attack:
+                p = r.get("attack_params") or {}
+                r.setdefault("attack_name", attack)
+                r["attack"] = f"{attack}[{','.join(f'{k}={p.get(k)}' for k in differ)}]"
+
+
 def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per (run, attack, eps): a run shared by two studies is counted once."""
+    """One record per (evaluation, eps): an evaluation two studies planned is counted once; two evaluations of one
+    run that differ in any parameter are two records (their attack labels tell them apart)."""
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in records:
-        seen.setdefault((r["run_id"], r["attack"], round(float(r["eps"]), 12)), r)
+        seen.setdefault((r.get("eval_id") or (r["run_id"], r["attack"]), round(float(r["eps"]), 12)), r)
     return list(seen.values())
 
 

@@ -12,6 +12,25 @@ from rttui.errors import StoreError
 from rttui.store import Store, default_db_path
 
 
+def _planned_evals(name: str, spec: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """The evaluations a stored study spec plans, (eval id, run id); None when it no longer parses or plans (the
+    store then keeps the old reading for that study). What rebuilds membership in a database written before it was
+    recorded."""
+    from rttui.errors import RttuiError
+    from rttui.study.files import study_toml
+    from rttui.study.plan import make_plan
+    from rttui.study.spec import parse_study
+
+    try:
+        plan = make_plan(parse_study(study_toml(spec), f"the stored plan of study {name!r}"))
+    except (RttuiError, KeyError, TypeError, ValueError):
+        return None
+    return [(ep.id, ep.run_id) for ep in plan.evals]
+
+
+Store.membership_planner = _planned_evals
+
+
 def db_path(db: str | Path | None) -> Path:
     """--db, else $RTTUI_DB, else ./rttui.db."""
     return Path(db) if db else default_db_path()

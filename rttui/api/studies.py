@@ -130,6 +130,7 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
     in_db: dict[str, dict[str, Any]] = {}
     runner = None
     states: dict[str, dict[str, str]] = {}
+    trained: dict[str, str] = {}
     evals_done: set[str] = set()
     if p.exists():
         with Store.open(p) as s:
@@ -137,12 +138,13 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
             runner = s.runner_lock()
             for name in in_db:
                 states[name] = {r["id"]: r["state"] for r in s.runs(name)}
+            trained = {r["id"]: r["state"] for r in s.runs()}  # every run's own (training) state
             evals_done = s.all_done_evals()
     rows: list[StudyRow] = []
     seen: set[str] = set()
     files = sorted(Path(studies_dir).glob("*.toml")) if studies_dir and Path(studies_dir).is_dir() else []
-    # A run counts for a file when the database holds it, whichever study registered it.
-    known = {run_id: state for st in states.values() for run_id, state in st.items()}
+    # A run counts for a file when the database holds it, whichever study registered it: its state for the study
+    # of that name when it is registered, else its own training state.
     for f in files:
         try:
             study = load_study(f)
@@ -165,10 +167,12 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
         runs = make_plan(study).runs
         # A run another study finished is 'trained' for this one while an evaluation this one plans is missing
         # (the same training, another attack): the study is partial, and `rttui run` would evaluate it.
+        own = states.get(study.name, {})
+        known = {rp.id: own.get(rp.id) or trained.get(rp.id, "new") for rp in runs}
         mine = {
             rp.id: "trained"
-            if known.get(rp.id) == "done" and any(ep.id not in evals_done for ep in rp.evals)
-            else known.get(rp.id, "new")
+            if known[rp.id] == "done" and any(ep.id not in evals_done for ep in rp.evals)
+            else known[rp.id]
             for rp in runs
         }
         rows.append(study_row(study.name, str(f), study.name in in_db, [rp.id for rp in runs], mine, runner))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rttui.runner import events as ev
-from rttui.runner.tasks import TaskOptions, run_target, train_source
+from rttui.runner.tasks import TaskOptions, is_oom, run_target, train_source
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
 
 
@@ -90,19 +90,13 @@ def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = Non
     except StoreError:
         raise  # in-process, `emit` writes the database: a full disk there stops the runner, it is not this unit's
     except Exception as exc:
-        oom = _is_oom(exc)
+        oom = is_oom(exc)
         msg = str(exc) if isinstance(exc, RttuiError) else f"{type(exc).__name__}: {exc}"
         first = msg.splitlines()[0] if msg.strip() else type(exc).__name__
         if oom:
             _free_cuda()
         return Outcome(False, first, "".join(traceback.format_exception(exc))[-4000:], oom=oom)
     return Outcome(True)
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
 
 
 def _free_cuda() -> None:

@@ -128,6 +128,26 @@ def _eps_stream(emit: Emit, run_id: str, ep: EvalPlan) -> Callable[[float, int, 
     return on_eps
 
 
+def is_oom(exc: BaseException) -> bool:
+    """CUDA ran out of memory: the scheduler halves the batch and retries, so it is never an evaluation's failure."""
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    from rttui.errors import RttuiError
+
+    msg = str(exc) if isinstance(exc, RttuiError) else f"{type(exc).__name__}: {exc}"
+    return msg.splitlines()[0] if msg.strip() else type(exc).__name__
+
+
+def _detail(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(exc))[-4000:]
+
+
 def _clean_acc(model: Any, split: Any, batch: int = 500) -> tuple[float, Any]:
     from rttui.engine.evaluate import predict
 
@@ -377,8 +397,13 @@ def run_target(
         train_path = _stored_train_path(trained)
         own = {"checkpoint": trained["checkpoint"], "sha256": trained["sha256"]}
     model.eval()
-    results: dict[str, list[dict[str, Any]]] = {}
-    for ep in evals:
+    results: dict[str, list[dict[str, Any]]] = {}  # attack -> the rows this job stored of it last
+    by_eval: dict[str, dict[str, list[dict[str, Any]]]] = {}  # attack -> eval id -> rows, for the pair checks
+    for attack, rows in (stored or {}).items():
+        for r in rows:
+            by_eval.setdefault(attack, {}).setdefault(str(r.get("eval_id") or ""), []).append(r)
+
+    def evaluate(ep: EvalPlan) -> None:
         if ep.surrogate is not None:  # a transfer attack: crafted on its surrogate, classified here
             spec = {**(surrogates or {})[ep.id]}
             if spec["kind"] == "sibling" and spec["id"] == rp.id:  # its own surrogate: its checkpoint, read back
@@ -420,7 +445,7 @@ def run_target(
                     env=provenance.collect(),
                 )
             )
-            continue
+            return
         res = evaluate_attack(
             model,
             task.test.x,
@@ -442,6 +467,7 @@ def run_target(
         )
         rows = res.metrics()
         results[ep.attack] = rows
+        by_eval.setdefault(ep.attack, {})[ep.id] = rows
         audit = None
         if ep.audit is not None:  # was the attack strong enough? (rttui.engine.attacks.audit)
             import torch
@@ -483,12 +509,26 @@ def run_target(
                 audit=audit,
             )
         )
+
+    for ep in evals:
+        # An evaluation that fails is that evaluation's failure (stored as such): the run's training, and the other
+        # evaluations of this job, are not touched. Out of memory goes up to the scheduler, which halves the batch.
+        try:
+            evaluate(ep)
+        except Exception as exc:
+            from rttui.errors import StoreError
+
+            if isinstance(exc, StoreError) or is_oom(exc):
+                raise
+            emit(ev.EvalFailed(rp.id, ep.id, ep.attack, ep.params, list(ep.epsilons), _first_line(exc), _detail(exc)))
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.
     run_checks = techniques.technique_checks(model, cfg["technique"])
-    # What this job evaluated, else what is stored: an evaluation-only job keeps the run's cross-attack check.
-    both = {**(stored or {}), **results}
-    if "pgd" in both and "fgsm" in both:
-        run_checks.append(sanity.check_pair("pgd", both["pgd"], "fgsm", both["fgsm"]))
+    # PGD not weaker than FGSM, per pair of evaluations (what this job evaluated and what is stored), each check
+    # naming its pair ("pgd id+fgsm id"): a study is shown the checks of pairs it planned both halves of.
+    for pgd_id, pgd_rows in by_eval.get("pgd", {}).items():
+        for fgsm_id, fgsm_rows in by_eval.get("fgsm", {}).items():
+            pair = sanity.check_pair("pgd", pgd_rows, "fgsm", fgsm_rows)
+            run_checks.append({**pair, "eval_id": f"{pgd_id}+{fgsm_id}" if pgd_id and fgsm_id else ""})
     if evals:
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
     if run_checks:

@@ -80,6 +80,7 @@ def test_varying_axes_never_pooled() -> None:
     ]
     for v in variants:
         v["run_id"] += str(v["strategy_params"]["freeze"])
+        v["eval_id"] += str(v["strategy_params"]["freeze"])  # each run has its own evaluations
     comp = compare(variants, rows="strategy")
     assert sorted(c.key["strategy"] for c in comp.tables[0].cells.values()) == [
         "layer_freezing[freeze=1]",
