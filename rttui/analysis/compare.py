@@ -32,6 +32,7 @@ from rttui.analysis.records import (
     normalize,
     params_str,
     parse_where,
+    run_labels,
     select,
     variant_labels,
 )
@@ -159,6 +160,7 @@ class CompareTable:
     params_by_attack: dict[str, dict[str, Any]] = field(default_factory=dict)
     missing_states: list[str] = field(default_factory=list)
     running: bool = True  # whether a runner works on the study (unknown reads as running: the milder claim)
+    studies: list[str] | None = None  # the studies the comparison's records come from (named when several)
 
     @property
     def title(self) -> str:
@@ -173,6 +175,8 @@ class CompareTable:
         lo, hi = self.n_seeds
         n = f"n = {lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"n = {lo}-{hi} seeds"
         parts = [f"mean ± std over seeds ({n}; seeds {', '.join(map(str, self.seeds))})"]
+        if self.studies and len(self.studies) > 1:
+            parts.append(f"studies {', '.join(self.studies)} (mixed on purpose: --study all)")
         if self.params_label:
             parts.append(f"attack{'s' if ';' in self.params_label else ''} {self.params_label}")
         if self.eps is not None:
@@ -379,6 +383,7 @@ def compare(
     split = [a for a in AXES if a not in row_axes and a not in col_axes and (a in varying or a in ("attack", "eps"))]
     where_d = parse_where(where)
     runs = list(runs)
+    studies = sorted({str(r["study"]) for r in records if r.get("study")})
     checks_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
     planned = {r["eval_id"] for r in records if r.get("eval_id")}
     for c in checks:
@@ -407,6 +412,7 @@ def compare(
                 checks_by_run=checks_by_run,
                 baseline=baseline,
                 running=running,
+                studies=studies,
             )
         )
     return Comparison(tables, study, any(t.partial for t in tables))
@@ -429,6 +435,7 @@ def _table(
     checks_by_run: dict[str, list[dict[str, Any]]],
     baseline: tuple[str, str] | bool | None,
     running: bool = True,
+    studies: list[str] | None = None,
 ) -> CompareTable:
     by_cell: dict[tuple[tuple[Any, ...], tuple[Any, ...]], list[dict[str, Any]]] = defaultdict(list)
     row_keys: list[tuple[Any, ...]] = []
@@ -455,10 +462,8 @@ def _table(
         and all(matches(run.get(k), [str(v).split("[", 1)[0]]) for k, v in fixed.items() if k in CONFIG_AXES)
     ]
     missing_runs = [run for run in expected if run["id"] not in have]
-    missing = [
-        f"{run['dataset']}/{run['model']}/{run['strategy']}/{run['technique']} seed {run['seed']} ({run['state']})"
-        for run in missing_runs
-    ]
+    labels_ = run_labels(runs)
+    missing = [f"{labels_[run['id']]} ({run['state']})" for run in missing_runs]
     missing_cfg = {tuple(run.get(a) for a in CONFIG_AXES) for run in missing_runs}
 
     cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], Cell] = {}
@@ -540,6 +545,7 @@ def _table(
         notes=notes,
         missing_states=[str(run["state"]) for run in missing_runs],
         running=running,
+        studies=studies,
     )
     _mark_significance(table, baseline)
     return table

@@ -170,6 +170,19 @@ def select(
     return recs
 
 
+def filter_records(
+    records: list[dict[str, Any]],
+    attack: str | None = None,
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The stored records (unlabelled, as exported) that an attack (its name or variant label), an epsilon and
+    `--where` filters keep; AnalysisError where one matches nothing, naming what there is."""
+    keep = select(records, attack, eps, where)
+    wanted = {(r.get("eval_id"), round(float(r["eps"]), 12)) for r in keep}
+    return [r for r in records if (r.get("eval_id"), round(float(r["eps"]), 12)) in wanted]
+
+
 def resolve_attack(attack: str, labels: Iterable[str]) -> str:
     """The stored attack label `attack` means: itself, or the one variant of that name (`transfer` ->
     `transfer[source]` when it is the only transfer attack); AnalysisError naming the choices otherwise."""
@@ -233,6 +246,39 @@ def fmt_axis(axis: str, v: Any) -> str:
 def config_label(r: dict[str, Any], axes: Sequence[str] = CONFIG_AXES) -> str:
     """`dataset/model/strategy/technique` of a record (or of the given axes)."""
     return "/".join(str(r[a]) for a in axes)
+
+
+def _leaves(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as {dotted key: value}."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def run_labels(runs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Run id -> `dataset/model/strategy/technique seed N`, with what differs (``image_size=16``) where two runs
+    would print the same label: a label always tells one run from another."""
+    runs = list(runs)
+    base = {r["id"]: f"{config_label(r)} seed {r['seed']}" for r in runs}
+    same: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        same[base[r["id"]]].append(r)
+    out = dict(base)
+    for label, group_ in same.items():
+        if len(group_) < 2:
+            continue
+        leaves = {r["id"]: _leaves(r.get("config") or {}) for r in group_}
+        keys = sorted({k for lv in leaves.values() for k in lv})
+        differ = [k for k in keys if len({repr(lv.get(k)) for lv in leaves.values()}) > 1]
+        shown = [k for k in differ if k != "source_id"] or differ
+        for r in group_:
+            lv = leaves[r["id"]]
+            parts = [f"{k.rsplit('.', 1)[-1]}={lv.get(k)}" for k in shown[:3]] + (["..."] if len(shown) > 3 else [])
+            out[r["id"]] = f"{label} [{', '.join(parts) or 'run ' + r['id']}]"
+    return out
 
 
 def params_label(r: dict[str, Any]) -> str:

@@ -38,11 +38,25 @@ __all__ = [
 ]
 
 
-def export_records(db: str | Path | None = None, study: str | None = None) -> list[dict[str, Any]]:
-    """One flat record per (study, run, attack, eps), accuracies as fractions in [0, 1]."""
+def export_records(
+    db: str | Path | None = None,
+    study: str | None = None,
+    *,
+    attack: str | None = None,
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One flat record per (study, evaluation, eps), accuracies as fractions in [0, 1]; `attack`, `eps` and
+    `where` keep the records they match (see `rttui.analysis.records.filter_records`), as they stand in the
+    store (no variant labels)."""
     with open_store(db) as s:
-        require_study(s, study)
-        return s.records(study)
+        study = require_study(s, study)
+        recs = s.records(study)
+    if attack is None and eps is None and not where:
+        return recs
+    from rttui.analysis.records import filter_records
+
+    return filter_records(recs, attack, eps, where)
 
 
 def frame(db: str | Path | None = None, study: str | None = None, kind: str = "records") -> Any:
@@ -58,7 +72,7 @@ def frame(db: str | Path | None = None, study: str | None = None, kind: str = "r
         rows = export_records(db, study)
     else:
         with open_store(db) as s:
-            require_study(s, study)
+            study = require_study(s, study)
             rows = s.sample_records(study) if kind == "samples" else s.epoch_records(study)
     return to_frame(rows, kind)
 
@@ -70,8 +84,7 @@ def incomplete(db: str | Path | None, study: str | None) -> str:
     from rttui.analysis.compare import incomplete_label
 
     with open_store(db) as s:
-        if study is not None:
-            require_study(s, study)
+        study = require_study(s, study)
         states = [str(r["state"]) for r in s.runs(study) if r["state"] != "done"]
         lock = s.runner_lock()
     return incomplete_label(states, bool(lock) and (study is None or lock["study"] == study))
@@ -108,7 +121,7 @@ def compare(
     evaluated), and `cells` with the numbers; `.as_dict()` is the JSON form."""
     from rttui.analysis import compare as cmp
 
-    recs, runs, s = read_results(db, study)
+    recs, runs, s, study = read_results(db, study)
     try:
         stored_checks = s.checks()
         lock = s.runner_lock()
@@ -155,7 +168,7 @@ def ttest(
     `variance` a Brown-Forsythe (Levene, median) equal-variance test of the metric across seeds."""
     from rttui.analysis import stats
 
-    recs, _runs, s = read_results(db, study)
+    recs, _runs, s, study = read_results(db, study)
     try:
         if not recs:
             return []
@@ -180,7 +193,7 @@ def stability(
     """Per configuration, attack and eps: mean, sd and range of standard and adversarial accuracy over seeds."""
     from rttui.analysis import stats
 
-    recs, _runs, s = read_results(db, study)
+    recs, _runs, s, study = read_results(db, study)
     s.close()
     return stats.stability(recs, attack, eps, where) if recs else []
 
@@ -198,7 +211,7 @@ def confusions(
     from rttui.analysis import errors
     from rttui.analysis.records import at_eps, select
 
-    recs, _runs, s = read_results(db, study)
+    recs, _runs, s, study = read_results(db, study)
     try:
         if not recs:
             return []
@@ -235,7 +248,7 @@ def plot(
     from rttui.analysis import figures
 
     fig = figures.get(kind)
-    recs, runs, s = read_results(db, study)
+    recs, runs, s, study = read_results(db, study)
     s.close()
     if attack is None and kind != "curves":
         attack = default_attack(recs)
@@ -286,7 +299,7 @@ def depth_table(
     from rttui.analysis.depth import depth_rows
 
     with open_store(db) as s:
-        require_study(s, study)
+        study = require_study(s, study)
         return depth_rows(s.records(study), s.runs(study), attack, eps)
 
 

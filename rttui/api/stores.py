@@ -53,19 +53,38 @@ def open_store(db: str | Path | None = None, write: bool = False) -> Store:
     return Store.open(p, write=write)
 
 
-def require_study(s: Store, study: str | None) -> None:
-    """Refuse (one line) a study name the database does not hold; None means every study."""
-    if study and study not in {r["name"] for r in s.studies()}:
-        names = ", ".join(r["name"] for r in s.studies()) or "none"
-        raise StoreError(f"study {study!r} is not in {s.path} (studies: {names}); pass one of them")
+ALL_STUDIES = "all"
 
 
-def read_results(db: str | Path | None, study: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Store]:
-    """The records and runs of a study (or of every study), and the open store (the caller closes it)."""
+def require_study(s: Store, study: str | None) -> str | None:
+    """The study a read means: `study` when the database holds it, the only study when none is named, None (every
+    study, on purpose) for "all". Refuses, in one line listing the studies, a name the database does not hold and
+    an unnamed read of a database with several studies: results of different studies are never mixed silently."""
+    names = s.study_names()
+    if study == ALL_STUDIES and ALL_STUDIES not in names:
+        return None
+    if study is None:
+        if len(names) <= 1:
+            return names[0] if names else None
+        raise StoreError(
+            f"{s.path} holds {len(names)} studies ({', '.join(names)}); pass --study NAME, or --study all to mix them"
+        )
+    if study not in names:
+        raise StoreError(
+            f"study {study!r} is not in {s.path} (studies: {', '.join(names) or 'none'}); pass one of them"
+        )
+    return study
+
+
+def read_results(
+    db: str | Path | None, study: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Store, str | None]:
+    """The records and runs of a study (see `require_study`), the open store (the caller closes it) and the study
+    they are of (None: every study)."""
     s = open_store(db)
     try:
-        require_study(s, study)
+        name = require_study(s, study)
     except StoreError:
         s.close()
         raise
-    return s.records(study), s.runs(study), s
+    return s.records(name), s.runs(name), s, name

@@ -192,6 +192,7 @@ class Coordinator:
                     audit=event.audit,
                 )
             case ev.EvalFailed():
+                self.failed.add(event.run_id)  # the run's job ends "done" otherwise: counted once, as failed
                 s.fail_evaluation(event.run_id, event.eval_id, event.attack, event.params, event.epsilons, event.error)
             case ev.RunChecks():
                 s.add_checks(event.run_id, event.checks)
@@ -214,7 +215,8 @@ class Coordinator:
                 )
                 if event.info:
                     s.merge_info(kind, uid, event.info)
-                self.done.add(uid)
+                if uid not in self.failed:
+                    self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 s.unit_ended(uid)
                 self.failed.add(uid)

@@ -404,6 +404,7 @@ def run_target(
             by_eval.setdefault(attack, {}).setdefault(str(r.get("eval_id") or ""), []).append(r)
 
     def evaluate(ep: EvalPlan) -> None:
+        faults.before_eval("run", rp.id, opts.label, opts.attempt, ep.attack)
         if ep.surrogate is not None:  # a transfer attack: crafted on its surrogate, classified here
             spec = {**(surrogates or {})[ep.id]}
             if spec["kind"] == "sibling" and spec["id"] == rp.id:  # its own surrogate: its checkpoint, read back

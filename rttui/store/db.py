@@ -879,6 +879,10 @@ class Store:
             )
         return out
 
+    def study_names(self) -> list[str]:
+        """Registered studies, by name."""
+        return [r["name"] for r in self.rows("select name from studies order by name")]
+
     def study_spec(self, name: str) -> dict[str, Any] | None:
         rows = self.rows("select spec from studies where name = ?", (name,))
         return self._json(rows[0]["spec"], f"the spec of study {name!r}") if rows else None
