@@ -71,9 +71,11 @@ def test_study_isolation_shared_run_shows_each_studys_own_evaluations(
     from rttui import api
 
     db = two_studies["db"]
-    weak = _export(db, "weak", monkeypatch, capsys)
-    # One run, one PGD-1 evaluation, three eps: the weak study's own records, none of tiny's.
-    assert len(weak) == 3
+    exported = _export(db, "weak", monkeypatch, capsys)
+    # One run, one PGD-1 evaluation, three eps: the weak study's own records, none of tiny's (beside them, the
+    # per-sample worst case derived from them: PGD-1 and its audit).
+    weak = [r for r in exported if r["attack"] != "worst-case"]
+    assert len(weak) == 3 and len(exported) == 6
     assert {r["attack"] for r in weak} == {"pgd"} and {r["steps"] for r in weak} == {1}
     assert {r["study"] for r in weak} == {"weak"}
     # The run is tiny's full run: shared training, a separate evaluation.
@@ -126,7 +128,7 @@ def test_study_isolation_export_obeys_its_filters(
     db = str(tiny_run_db)
     code, out, err = _cli(["export", "--db", db], monkeypatch, capsys)
     everything = json.loads(out)
-    assert code == 0 and {r["attack"] for r in everything} == {"fgsm", "pgd"}
+    assert code == 0 and {r["attack"] for r in everything} == {"fgsm", "pgd", "worst-case"}
     for args, keep in (
         (["--attack", "fgsm"], lambda r: r["attack"] == "fgsm"),
         (["--eps", "0.03"], lambda r: abs(r["eps"] - 0.03) < 1e-9),

@@ -323,6 +323,12 @@ def attack_label(r: dict[str, Any], step_sizes: list[float] | None = None) -> st
     the whole threat model (AutoAttack: its version and the reference's budgets)."""
     parts = [r["attack"]]
     p = r.get("attack_params") or {}
+    if r.get("attack_name", r["attack"]) == "worst-case":
+        covers = ", ".join(p.get("covers") or [])
+        return (
+            f"{r['attack']} (per test image, over {covers or 'no attack'} and each one's audit; "
+            f"norm={r.get('norm') or 'linf'})"
+        )
     if r["attack"] == "autoattack":
         parts.append(f"version={p.get('version', 'standard')}")
         for key, name in (("n_iter", "n_iter"), ("n_target_classes", "targets"), ("square_n_queries", "queries")):

@@ -13,7 +13,7 @@ from typing import Any
 
 from rttui.analysis.compare import CompareTable, Comparison
 from rttui.analysis.records import CONFIG_AXES, default_attack, default_eps
-from rttui.api.stores import open_store, read_results, require_study
+from rttui.api.stores import open_store, read_results, require_study, study_records
 
 __all__ = [
     "CONFIG_AXES",
@@ -29,6 +29,7 @@ __all__ = [
     "export_records",
     "export_table",
     "figure_kinds",
+    "headline_attack",
     "plot",
     "records_text",
     "stability",
@@ -51,12 +52,26 @@ def export_records(
     store (no variant labels)."""
     with open_store(db) as s:
         study = require_study(s, study)
-        recs = s.records(study)
+        recs = study_records(s, study)
     if attack is None and eps is None and not where:
         return recs
     from rttui.analysis.records import filter_records
 
     return filter_records(recs, attack, eps, where)
+
+
+def headline_attack(db: str | Path | None = None, study: str | None = None) -> str:
+    """The attack a study's tables lead with when none is asked for: its `[eval] headline` ('worst_case' reads
+    as the per-sample worst case), else pgd."""
+    with open_store(db) as s:
+        name = require_study(s, study)
+        spec = s.study_spec(name) if name else None
+    head = ((spec or {}).get("eval") or {}).get("headline") if isinstance(spec, dict) else None
+    if head == "worst_case":
+        from rttui.analysis.worst_case import WORST_CASE
+
+        return WORST_CASE
+    return str(head) if head else "pgd"
 
 
 def frame(db: str | Path | None = None, study: str | None = None, kind: str = "records") -> Any:
@@ -300,7 +315,7 @@ def depth_table(
 
     with open_store(db) as s:
         study = require_study(s, study)
-        return depth_rows(s.records(study), s.runs(study), attack, eps)
+        return depth_rows(study_records(s, study), s.runs(study), attack, eps)
 
 
 def depth_json(table: dict[str, Any]) -> dict[str, Any]:

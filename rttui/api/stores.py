@@ -87,4 +87,16 @@ def read_results(
     except StoreError:
         s.close()
         raise
-    return s.records(name), s.runs(name), s, name
+    return study_records(s, name), s.runs(name), s, name
+
+
+def study_records(s: Store, study: str | None) -> list[dict[str, Any]]:
+    """A study's stored records and, derived from its per-sample outcomes, its per-sample worst case over every
+    attack it evaluated (`rttui.analysis.worst_case`): what every face reads."""
+    from rttui.analysis.worst_case import worst_case_records
+
+    recs = s.records(study)
+    if not recs:
+        return recs
+    grids = s.eval_grids({r["eval_id"] for r in recs})
+    return recs + worst_case_records(recs, s.sample_masks, grids)

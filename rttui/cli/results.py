@@ -59,7 +59,7 @@ def export(
     check_format(fmt, ("json", "csv", "md", "latex"))
     check_output_file(output, "--output")
     if fmt in ("md", "latex"):
-        comp = api.compare(db, study, attack_or_all(attack or "pgd"), eps, rows, cols, where)
+        comp = api.compare(db, study, attack_or_all(attack or api.headline_attack(db, study)), eps, rows, cols, where)
         text = api.export_table(comp, fmt)
         n = len(comp.tables)
         emit(text, output, f"wrote {n} table(s) to {output}")
@@ -79,7 +79,10 @@ def export(
 def compare(
     db: DbOpt = None,
     study: StudyOpt = None,
-    attack: AttackOpt = "pgd",
+    attack: Annotated[
+        str | None,
+        typer.Option(help="attack name, worst-case, or all (default: the study's [eval] headline, else pgd)"),
+    ] = None,
     eps: EpsOpt = None,
     rows: RowsOpt = None,
     cols: ColsOpt = None,
@@ -99,6 +102,7 @@ def compare(
     check_format(fmt, ("table", "json", "md", "latex", "csv"))
     check_output_file(output, "--output")
     ms = [m.strip() for m in metrics.split(",")] if metrics else None
+    attack = attack or api.headline_attack(db, study)
     comp = api.compare(db, study, attack_or_all(attack), eps, rows, cols, where, metrics=ms, stability=stability)
     if not comp.tables:
         err.print("rttui: no evaluation is stored yet; run the study (rttui run STUDY --db DB) or wait for it")

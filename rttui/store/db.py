@@ -1142,6 +1142,22 @@ class Store:
                 out[r["id"]] = [float(e) for e in grid]
         return out
 
+    def sample_masks(self, eval_ids: Iterable[str]) -> dict[str, tuple[list[bool], list[int]]]:
+        """Per evaluation, its samples' clean-correct flags and fooled masks in test-sample order (what the
+        per-sample worst case reads)."""
+        out: dict[str, tuple[list[bool], list[int]]] = {}
+        for chunk in _chunks(list(dict.fromkeys(eval_ids))):
+            marks = ",".join("?" * len(chunk))
+            for eid, cc, mask in self.conn.execute(
+                f"select eval_id, clean_correct, fooled_mask from samples where eval_id in ({marks}) "
+                "order by eval_id, idx",
+                chunk,
+            ):
+                flags, masks = out.setdefault(eid, ([], []))
+                flags.append(bool(cc))
+                masks.append(int(mask or 0))
+        return out
+
     def samples(self, eval_id: str) -> list[dict[str, Any]]:
         """Per-sample outcomes of one evaluation, in test-set order."""
         return self.rows(

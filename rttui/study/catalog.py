@@ -436,6 +436,14 @@ EVAL_KEYS: dict[str, Param] = {
         high=1,
         nullable=True,
     ),
+    "headline": Param(
+        None,
+        (str,),
+        "the attack tables show unless told otherwise (default: pgd if evaluated): an attack of the study, or "
+        "'worst_case' (per test image, the worst over every attack and each one's audit: the number a reviewer "
+        "accepts)",
+        nullable=True,
+    ),
     "precision": Param(
         "fp32",
         (str,),

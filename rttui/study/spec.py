@@ -471,6 +471,14 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
         _check_autoattack_classes(probs, p, attacks, target)
+        headline = eval_cfg.get("headline")
+        names = [a.name for a in attacks]
+        if isinstance(headline, str) and headline != "worst_case" and headline not in names:
+            probs.add(
+                f"{p}.eval.headline",
+                f"{headline!r} is not an attack of this study",
+                f"write one of {', '.join([*names, 'worst_case'])}",
+            )
         bname = b.get("name", f"block{i}")
         blocks.append(
             Block(
