@@ -172,7 +172,8 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
     each of its evaluations ran in (`env` None where the database predates provenance: "not recorded")."""
     with open_store(db) as s:
         if run_id is None:
-            return {"studies": s.studies(), "runs": s.runs(study), "runner": s.runner_lock()}
+            runs = [{k: v for k, v in r.items() if k != "config"} for r in s.runs(study)]
+            return {"studies": s.studies(), "runs": runs, "runner": s.runner_lock()}
         row = s.unit("run", run_id)
         if row is None:
             raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
@@ -240,7 +241,13 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         recs = s.records(study) if runs else []
         live = s.live(study)  # the running runs' evaluations, per eps finished so far (never a stored result)
         run_ids = {r["id"] for r in runs}
-        checks_ = [c for c in s.checks() if c["run_id"] in run_ids]
+        mine = set(s.study_eval_ids(study))
+        # The study's own checks: its evaluations', its runs' own, and PGD/FGSM pairs it planned both halves of.
+        checks_ = [
+            c
+            for c in s.checks()
+            if c["run_id"] in run_ids and (not c["eval_id"] or set(c["eval_id"].split("+")) <= mine)
+        ]
         workers = s.workers() if lock and lock["study"] == study else []
     totals: dict[str, tuple[int, int]] = {}
     source_totals: dict[str, int] = {}

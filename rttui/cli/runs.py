@@ -166,15 +166,17 @@ def status(
         r = st["runner"]
         out.print(f"runner: study {r['study']!r} running in process {r['pid']} on {r['host']}")
     t = Table(title="studies", title_justify="left")
-    for c in ("study", "runs", "done", "failed", "running", "path"):
+    for c in ("study", "runs", "done", "failed", "running", "evaluations", "path"):
         t.add_column(c)
     for s in st["studies"]:
+        failed = f", {s['evals_failed']} failed" if s.get("evals_failed") else ""
         t.add_row(
             s["name"],
             str(s["runs"]),
             str(s["done"] or 0),
             str(s["failed"] or 0),
             str(s["running"] or 0),
+            f"{s.get('evals_done', 0)}/{s.get('evals', 0)}{failed}",
             s["path"] or "",
         )
     out.print(t)

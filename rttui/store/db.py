@@ -870,14 +870,23 @@ class Store:
         """Every registered study with its own progress: runs counted by their state for that study (`runs`)."""
         out = self.rows("select name, path, created, updated from studies order by updated desc")
         for st in out:
-            states = [r["state"] for r in self.runs(st["name"])]
+            runs = self.runs(st["name"])
+            states = [r["state"] for r in runs]
+            evals = [e for planned in self._study_eval_states(st["name"]).values() for e, _ in planned]
             st.update(
                 runs=len(states),
                 done=states.count("done"),
                 failed=states.count("failed"),
                 running=states.count("running"),
+                evals=len(evals),
+                evals_done=evals.count("done"),
+                evals_failed=evals.count("failed"),
             )
         return out
+
+    def study_eval_ids(self, study: str) -> list[str]:
+        """The evaluations a study planned (stored or not)."""
+        return [r[0] for r in self.conn.execute("select eval_id from study_evals where study = ?", (study,))]
 
     def study_names(self) -> list[str]:
         """Registered studies, by name."""
