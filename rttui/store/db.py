@@ -541,11 +541,16 @@ class Store:
         Used to rebuild membership for a database written before it was recorded. On a read-only database the
         rows go to a TEMP table of this connection (the file is never written): readers see the same membership
         and the file stays as it was."""
-        if not self.write and "study_evals" not in self.db.table_names():
+        if (
+            not self.write
+            and not self.conn.execute("select 1 from sqlite_temp_master where name = 'study_evals'").fetchone()
+        ):
+            # The TEMP table shadows the file's (if any) for this connection: it starts as a copy of it.
             self.conn.execute(
-                "create temp table if not exists study_evals (study text, eval_id text, run_id text, "
-                "primary key (study, eval_id))"
+                "create temp table study_evals (study text, eval_id text, run_id text, primary key (study, eval_id))"
             )
+            if "study_evals" in self.db.table_names():
+                self.conn.execute("insert into temp.study_evals select study, eval_id, run_id from main.study_evals")
         with self.conn:
             for study, evals in plans.items():
                 self._set_membership(study, evals)
