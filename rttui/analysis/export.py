@@ -64,6 +64,7 @@ _LATEX_UNICODE = {
     "∞": r"$\infty$",
     "†": r"$^{\dagger}$",
     "–": "--",
+    "×": r"$\times$",
 }
 
 

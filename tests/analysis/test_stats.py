@@ -171,3 +171,11 @@ def test_the_ttest_caption_names_the_holm_family() -> None:
     assert "clean_acc does not depend on the attack, so each configuration is tested once" in clean
     adv = export.tests_caption(stats.comparisons(recs, "strategy", "layer_freezing", "full"))
     assert "Holm over 18 comparison(s) (one per model × attack × eps)" in adv
+
+
+def test_the_latex_ttest_caption_spells_the_family_in_latex() -> None:
+    from rttui.analysis import export
+
+    rows = stats.comparisons(_three_models_two_attacks_three_eps(), "strategy", "layer_freezing", "full")
+    tex = export.render(rows, "latex")
+    assert r"model $\times$ attack $\times$ eps" in tex and "×" not in tex
