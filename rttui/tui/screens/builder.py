@@ -250,6 +250,9 @@ class BuilderScreen(RttuiScreen):
         for wid, ds in (("#f-src-dataset", form.source_dataset), ("#f-tgt-dataset", form.target_dataset)):
             if ds is not None:
                 self.query_one(wid, Select).value = ds
+        # What the pickers hold now: left there, they leave the study's datasets as written (a study may name one
+        # the pickers do not offer, or none at all; then the picker shows whatever it held before).
+        self._picked = {wid: self.query_one(wid, Select).value for wid in ("#f-src-dataset", "#f-tgt-dataset")}
         self.query_one("#f-src-pretrained", Checkbox).value = form.pretrained
         inputs["f-models"].value = form.models
         for axis in AXES:
@@ -273,13 +276,18 @@ class BuilderScreen(RttuiScreen):
         """What the widgets hold now."""
         return Form(
             fields={fid: self.query_one(f"#{fid}", Input).value for fid, *_ in FIELDS},
-            source_dataset=self.query_one("#f-src-dataset", Select).value,  # type: ignore[arg-type]
-            target_dataset=self.query_one("#f-tgt-dataset", Select).value,  # type: ignore[arg-type]
+            source_dataset=self._dataset("#f-src-dataset"),
+            target_dataset=self._dataset("#f-tgt-dataset"),
             pretrained=self.query_one("#f-src-pretrained", Checkbox).value,
             models=self.query_one("#f-models", Input).value,
             selected={axis: list(self.query_one(f"#f-{axis}", SelectionList).selected) for axis in AXES},
             params={w.id: w.value for w in self.query(Input) if w.id and w.id.startswith("p-")},
         )
+
+    def _dataset(self, wid: str) -> str | None:
+        """A dataset picker's choice, or None while it holds what the form was filled with (no edit)."""
+        value = self.query_one(wid, Select).value
+        return None if value == getattr(self, "_picked", {}).get(wid) else value  # type: ignore[return-value]
 
     def collect(self) -> dict[str, Any]:
         """The study the form shows, as a TOML-ready dict (self.raw with the form's values applied)."""
