@@ -71,6 +71,24 @@ class RttuiScreen(Screen[None]):
         """A toast with the text as written (messages name keys like `grid[0]` that are not markup)."""
         self.app.notify(message, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
 
+    def launch_after_asking(self, path: str, go: Callable[[], None]) -> None:
+        """Run `go` (the launch) at once for a small study; a large plan or a full-size model asks y/n first."""
+        from rttui import api
+        from rttui.tui.screens.confirm import Confirm
+
+        question = api.launch_question(path, self.rapp.db)
+        if question is None:
+            go()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                go()
+            else:
+                self.tell("not launched")
+
+        self.app.push_screen(Confirm(question), answered)
+
     def launched(self, info: dict[str, Any]) -> None:
         """Watch a runner this app just started: one that dies at once (refused, crashed) is an error that
         stays until dismissed, with its log's last line; one that runs on is reaped when it ends."""

@@ -341,8 +341,9 @@ class BuilderScreen(RttuiScreen):
             done = f" ({i['runs'] - left} done, {left} left)" if left != i["runs"] else ""
             size.update(
                 Content.assemble(
-                    (f"{i['runs']} runs", "bold"),
-                    f"{done} · {i['sources']} source models · {i['evaluations']} evaluations\n"
+                    (f"{i['runs']} run{'s' if i['runs'] != 1 else ''}", "bold"),
+                    f"{done} · {i['sources']} source model{'s' if i['sources'] != 1 else ''} · "
+                    f"{i['evaluations']} evaluation{'s' if i['evaluations'] != 1 else ''}\n"
                     f"cost of what is left ≈ {round(i['train_epochs'] * share)} training epochs + "
                     f"{round(i['attack_steps_per_image'] * share)} attack steps per test image",
                 )
@@ -425,7 +426,7 @@ class BuilderScreen(RttuiScreen):
             then(path)
 
     def action_launch(self) -> None:
-        self.action_save(then=self._launch)
+        self.action_save(then=lambda path: self.launch_after_asking(str(path), lambda: self._launch(path)))
 
     def _launch(self, path: Path) -> None:
         try:

@@ -353,6 +353,9 @@ class MonitorScreen(RttuiScreen):
                 severity="error",
             )
             return
+        self.launch_after_asking(path, lambda: self._launch(path))
+
+    def _launch(self, path: str) -> None:
         try:
             info = api.launch_study(path, self.rapp.db)
         except RttuiError as exc:
