@@ -52,6 +52,18 @@ class RttuiScreen(Screen[None]):
     def action_leave_input(self) -> None:
         self.set_focus(None)
 
+    def on_key(self, event: events.Key) -> None:
+        """A key read-only took away says so (it is hidden from the footer, but fingers remember it)."""
+        if not self.rapp.read_only or isinstance(self.focused, Input | TextArea):
+            return
+        for b in self._bindings.key_to_bindings.get(event.key, ()):
+            action = b.action.split("(")[0]
+            if self.rapp.refuses(action):
+                event.stop()
+                event.prevent_default()
+                self.tell(f"{b.description or action} is off: this app is read-only", severity="warning")
+                return
+
     @on(events.ScreenResume)
     def _focus_no_input(self) -> None:
         """Entering a screen never puts the cursor in a text input, where the screen keys would type.
