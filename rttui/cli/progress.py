@@ -81,7 +81,8 @@ class RichListener:
                 self.overall = p.add_task("[bold]study", total=max(total, 1), completed=0 if total else 1)
             case ev.UnitStarted(kind=kind, unit_id=uid, label=label, phase=phase, worker=w):
                 if not self.console.is_terminal:  # no live bars in a log file: a line per unit instead
-                    self.log(f"  started {kind} {escape(label)} ({phase})")
+                    what = label if label.startswith(kind) else f"{kind} {label}"  # a source's label names it
+                    self.log(f"  started {escape(what)} ({phase})")
                 self.labels[uid] = label
                 self.worker_of[uid] = w
                 self.latest.pop(uid, None)
