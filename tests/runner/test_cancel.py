@@ -97,6 +97,18 @@ def test_a_cancel_in_a_middle_units_training_leaves_every_run_pending(
     assert states["runs"] == ["pending", "pending"]
 
 
+def test_a_cancel_in_a_sources_training_leaves_it_and_its_runs_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "REQUEST_POLL_S", 0.0)
+    text = tiny_study(study={"name": "cancel"}, source={"epochs": 2, "train_size": 100})
+    at = lambda e: isinstance(e, ev.EpochDone) and e.kind == "source"  # noqa: E731
+    res, started = _run_cancelling(tmp_path, text, at)
+    assert started == []
+    states = _assert_cancelled(res, tmp_path / "cancel.db")
+    assert states == {"sources": ["pending"], "runs": ["pending", "pending"]}
+
+
 def test_a_cancel_in_the_last_units_evaluation_leaves_it_trained(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
