@@ -125,6 +125,23 @@ def form_from_study(raw: dict[str, Any], catalog: dict[str, Any]) -> Form:
     return form
 
 
+SHOWN_BLOCK_KEYS = ("models", "strategies", "techniques", "attacks")
+
+
+def unshown(raw: dict[str, Any]) -> str:
+    """What of the grid the form does not show (and a save keeps as written), in one line; "" when nothing:
+    keys of the first block other than its pickers (`freeze_depths`, a per-block `target`), and further blocks."""
+    grid = raw.get("grid") or [{}]
+    keys = [k for k in grid[0] if k not in SHOWN_BLOCK_KEYS]
+    parts = []
+    if keys:
+        shown = ", ".join(f"{k} = {show_value(grid[0][k])}" if isinstance(grid[0][k], list) else k for k in keys)
+        parts.append(f"grid[0] also sets {shown}")
+    if len(grid) > 1:
+        parts.append(f"{len(grid) - 1} more grid block(s) follow")
+    return f"{'; '.join(parts)}: kept as written (edit them in the file)" if parts else ""
+
+
 def study_from_form(raw: dict[str, Any], form: Form, catalog: dict[str, Any]) -> dict[str, Any]:
     """The study the form shows, as a TOML-ready dict: a copy of `raw` with the form's values applied.
 

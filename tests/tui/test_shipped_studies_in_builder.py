@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rttui import api
-from rttui.tui.study_form import form_from_study, study_from_form
+from rttui.tui.study_form import form_from_study, study_from_form, unshown
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.toml"))
 CATALOG = api.catalog()
@@ -53,6 +53,11 @@ async def test_a_shipped_study_opens_in_the_builder_valid_and_saves_unchanged(pa
         await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.checked)
         b = app.screen
         assert b.errors == [], b.errors
+        # What the form does not show is named, not silently dropped or hidden (freeze_depths, more blocks).
+        note = b.query_one("#f-unshown")
+        assert note.display == bool(unshown(tomllib.loads(before)))
+        if "freeze_depths" in before:
+            assert "freeze_depths" in str(note.render())
         assert b.info["runs"] == api.study_size(api.load_study(path))["runs"]
         mtime = f.stat().st_mtime_ns
         await pilot.press("ctrl+s")

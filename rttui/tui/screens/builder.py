@@ -38,6 +38,7 @@ from rttui.tui.study_form import (
     param_id,
     show_value,
     study_from_form,
+    unshown,
 )
 from rttui.tui.widgets.marks import MarkedCheckbox, MarkedSelectionList
 from rttui.tui.widgets.model_search import ModelSearch
@@ -107,6 +108,7 @@ class BuilderScreen(RttuiScreen):
             Static("models (timm names)", classes="section-title"),
             self._row("models", Input(id="f-models", compact=True, placeholder="test_resnet, resnet50")),
             ModelSearch(api.model_names),
+            Static("", id="f-unshown", classes="note", markup=False),
             Static("strategies", classes="section-title"),
             MarkedSelectionList(*self._choices("strategies"), id="f-strategies", compact=True),
             *self._params("strategies"),
@@ -255,6 +257,9 @@ class BuilderScreen(RttuiScreen):
         self._picked = {wid: self.query_one(wid, Select).value for wid in ("#f-src-dataset", "#f-tgt-dataset")}
         self.query_one("#f-src-pretrained", Checkbox).value = form.pretrained
         inputs["f-models"].value = form.models
+        note = self.query_one("#f-unshown", Static)
+        note.update(unshown(self.raw))
+        note.display = bool(unshown(self.raw))
         for axis in AXES:
             sl = self.query_one(f"#f-{axis}", SelectionList)
             sl.deselect_all()
