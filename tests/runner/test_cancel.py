@@ -130,6 +130,17 @@ def test_a_cancel_with_two_workers_leaves_the_interrupted_runs_pending(
     assert set(states["runs"]) == {"pending"}, states
 
 
+def test_a_cancel_with_ray_leaves_the_interrupted_last_run_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("RTTUI_FAULTS", json.dumps([{"unit": "run", "sleep_after_epoch": 1, "seconds": 60}]))
+    res, _ = _run_cancelling(tmp_path, ONE_RUN, _run_epoch(1), executor="ray", workers=1)
+    states = _assert_cancelled(res, tmp_path / "cancel.db")
+    assert states == {"sources": ["done"], "runs": ["pending"]}
+
+
 def test_a_cancel_during_a_torchattacks_attack_stops_within_seconds(tmp_path: Path) -> None:
     """One batch of a long ta:CW (thousands of steps) is interrupted, not waited out: the check runs before every
     forward pass of the model, not only between batches or epsilons."""
