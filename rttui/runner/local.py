@@ -160,7 +160,8 @@ class InProcess:
 
         def emit(event: Any) -> None:
             control.coord.emit(event)
-            if not isinstance(event, ev.UnitStarted) and control.poll():
+            # A unit that has just started or finished is not interrupted: the loop applies that cancel.
+            if not isinstance(event, ev.UnitStarted | ev.UnitFinished) and control.poll():
                 raise Cancelled
 
         return emit

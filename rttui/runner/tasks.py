@@ -89,20 +89,23 @@ def _training_hooks(
     return ckpt, on_epoch
 
 
-def _stop_on_forward(model: Any, opts: TaskOptions) -> None:
+def _stop_on_forward(model: Any, opts: TaskOptions, compiled: bool = False) -> None:
     """Run `opts.check` before each forward pass of `model` (of the model itself, not of every layer): the one
-    place every training step, clean pass and attack iteration (rttui's or torchattacks') goes through. Kept
-    out of torch.compile's graphs; the model lives as long as the unit, so the hook needs no removal."""
+    place every training step, clean pass and attack iteration (rttui's or torchattacks') goes through. Where
+    the model will be compiled the hook is kept out of torch.compile's graphs (`compiled`; that imports
+    TorchDynamo, seconds, so only then). The model lives as long as the unit, so the hook needs no removal."""
     if opts.check is None:
         return
-    import torch
-
     check = opts.check
 
     def hook(module: Any, args: Any) -> None:
         check()
 
-    model.register_forward_pre_hook(torch.compiler.disable(hook))
+    if compiled:
+        import torch
+
+        hook = torch.compiler.disable(hook)
+    model.register_forward_pre_hook(hook)
 
 
 def _maybe_poison(kind: str, uid: str, split: Any, opts: TaskOptions) -> None:
@@ -337,7 +340,7 @@ def run_target(
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
     opts = opts or TaskOptions()
-    _stop_on_forward(model, opts)
+    _stop_on_forward(model, opts, compiled=any(ep.compile for ep in evals))
     train_path = None
     if trained is None:
         analysis = _start_layer_analysis(model, cfg["strategy"], task.train)

@@ -97,6 +97,17 @@ def test_a_cancel_in_a_middle_units_training_leaves_every_run_pending(
     assert states["runs"] == ["pending", "pending"]
 
 
+def test_a_cancel_that_comes_as_the_last_unit_finishes_leaves_the_study_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was interrupted, so nothing reads as cancelled: the run is done and `rttui run` would exit 0."""
+    monkeypatch.setattr(local, "REQUEST_POLL_S", 0.0)
+    at = lambda e: isinstance(e, ev.UnitFinished) and e.kind == "run"  # noqa: E731
+    res, _ = _run_cancelling(tmp_path, ONE_RUN, at)
+    assert not res["cancelled"] and res["done"] == 1, res
+    assert _states(tmp_path / "cancel.db")["runs"] == ["done"]
+
+
 def test_a_cancel_in_a_sources_training_leaves_it_and_its_runs_pending(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
