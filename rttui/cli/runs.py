@@ -170,6 +170,8 @@ def status(
     if st["runner"]:
         r = st["runner"]
         out.print(f"runner: study {r['study']!r} running in process {r['pid']} on {r['host']}")
+    elif any(r["state"] == "running" for r in st["runs"]):
+        out.print("no runner holds this database: runs marked stopped were interrupted; `rttui run` resumes them")
     t = Table(title="studies", title_justify="left")
     for c in ("study", "runs", "done", "failed", "running", "path"):
         t.add_column(c)
@@ -199,7 +201,8 @@ def status(
             r["strategy"],
             r["technique"],
             str(r["seed"]),
-            r["state"],
+            # 'running' with no runner holding the database: its runner was killed; `rttui run` resumes it.
+            "stopped" if r["state"] == "running" and not st["runner"] else r["state"],
             str(r["epoch"] or "-"),
             f"{r['clean_acc']:.3f}" if r["clean_acc"] is not None else "-",
             *peak,

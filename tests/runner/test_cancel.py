@@ -23,6 +23,7 @@ from rttui import api
 from rttui.runner import events as ev
 from rttui.runner import local
 from rttui.store import Store
+from rttui.study import make_plan
 from tests.studies import tiny_study
 
 ONE_RUN = tiny_study(
@@ -240,3 +241,28 @@ def _run_has_epoch(db: Path) -> bool:
         return False
     finally:
         s.close()
+
+
+def test_status_calls_a_run_left_running_by_a_killed_runner_stopped(tmp_path: Path) -> None:
+    """A runner killed before it could reset its unit (SIGKILL) leaves it 'running' in the database: with no
+    runner holding the database, `rttui status` says stopped and how to resume, never running."""
+    from typer.testing import CliRunner
+
+    from rttui.cli.app import app
+
+    db = tmp_path / "cancel.db"
+    f = tmp_path / "cancel.toml"
+    f.write_text(ONE_RUN)
+    s = Store.open(db, write=True)
+    try:
+        plan = make_plan(api.load_study(f))
+        rp = plan.runs[0]
+        s.ensure_run(rp.id, rp.config)
+        s.register_study("cancel", str(f), {}, [rp.id])
+        s.update_unit("run", rp.id, state="running")
+    finally:
+        s.close()
+    r = CliRunner().invoke(app, ["status", "--db", str(db)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "stopped" in r.output and "rttui run` resumes them" in r.output
+    assert " running " not in r.output.split("runs")[-1]
