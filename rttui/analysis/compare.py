@@ -161,6 +161,7 @@ class CompareTable:
     missing_states: list[str] = field(default_factory=list)
     running: bool = True  # whether a runner works on the study (unknown reads as running: the milder claim)
     studies: list[str] | None = None  # the studies the comparison's records come from (named when several)
+    holm_family: str = ""  # the comparisons the significance marks were Holm-corrected over, named
 
     @property
     def title(self) -> str:
@@ -193,7 +194,8 @@ class CompareTable:
         if self.baseline:
             parts.append(
                 f"* p < 0.05, ** p < 0.01 vs {self.baseline[0]}={self.baseline[1]} "
-                "(paired t-test over seeds on adversarial accuracy, Holm-corrected)"
+                f"(paired t-test over seeds on adversarial accuracy, Holm over {self.holm_family}; "
+                "a view with other cells corrects over another family, so its marks can differ)"
             )
         if self.partial and self.running:
             parts.append(f"PARTIAL: {len(self.missing)} run(s) not evaluated yet")
@@ -591,6 +593,9 @@ def _mark_significance(table: CompareTable, baseline: tuple[str, str] | bool | N
     if not tested:
         return
     table.baseline = (ax, val)
+    spans = [a for a in axes if a != ax and len({str(c.key.get(a)) for c in tested}) > 1]
+    n = sum(c.test is not None and c.test["p"] is not None for c in tested)  # Holm counts those with a p-value
+    table.holm_family = f"the {n} tested cell(s) of this table" + (f", one per {' × '.join(spans)}" if spans else "")
     adj = holm([c.test["p"] for c in tested if c.test is not None])
     for c, p in zip(tested, adj, strict=True):
         assert c.test is not None

@@ -94,6 +94,28 @@ def study_size(study: Study) -> dict[str, Any]:
     return make_plan(study).size()
 
 
+# A launch that asks first: more runs left than this, or a model beyond the tiny offline test models.
+LARGE_LAUNCH_RUNS = 50
+
+
+def launch_question(path: str | Path, db: str | Path | None = None) -> str | None:
+    """Why launching this study deserves a yes first (a plan this large takes hours, or wants a GPU), as a
+    question; None for a small study, or one that cannot be read (the launch itself then says why)."""
+    try:
+        study = load_study(path)
+        rows = plan_status(study, db)
+    except (RttuiError, OSError):
+        return None
+    left = sum(r.state != "done" for r in rows)
+    big = sorted({m.name for b in study.blocks for m in b.models if not m.name.startswith("test_")})
+    if left <= LARGE_LAUNCH_RUNS and not big:
+        return None
+    why = [f"{left} runs to train and attack"] if left > LARGE_LAUNCH_RUNS else [f"{left} run(s)"]
+    if big:
+        why.append(f"full-size model(s) {', '.join(big)} (hours on a CPU; a GPU is advised)")
+    return f"Launch {study.name}? It plans {' with '.join(why)}."
+
+
 @dataclass(frozen=True)
 class PlanRow:
     id: str

@@ -63,12 +63,19 @@ class Outcome:
     crashed: bool = False  # the process running it died (SIGKILL, segfault): may be retried
 
 
-def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = None, worker: int = 0) -> Outcome:
-    """Run one job to the end, reporting through `emit`; failures come back as an Outcome, never raised."""
+def run_job(
+    job: Job,
+    emit: Callable[[ev.Event], None],
+    device: str | None = None,
+    worker: int = 0,
+    check: Callable[[], None] | None = None,
+) -> Outcome:
+    """Run one job to the end, reporting through `emit`; failures come back as an Outcome, never raised.
+    `check` runs before every forward pass of the unit's model and may raise `Cancelled` to stop it at once."""
     from rttui.errors import RttuiError, StoreError
 
     emit(ev.UnitStarted(job.kind, job.unit_id, job.label, job.phase, worker))
-    opts = TaskOptions(batch_scale=job.batch_scale, attempt=job.attempt, label=job.label)
+    opts = TaskOptions(batch_scale=job.batch_scale, attempt=job.attempt, label=job.label, check=check)
     try:
         if job.kind == "source":
             assert job.source_plan is not None

@@ -29,6 +29,9 @@ class TaskOptions:
     attempt: int = 0
     resume: bool = True
     label: str = ""
+    # Called before every forward pass of the unit's model; it raises to stop the unit at once (an in-process
+    # cancel), so a long batch (a slow attack, a big training batch) is never waited out.
+    check: Callable[[], None] | None = None
 
 
 def _scaled_batch(batch_size: int, opts: TaskOptions) -> int:
@@ -84,6 +87,25 @@ def _training_hooks(
         faults.after_epoch(kind, uid, opts.label, opts.attempt, int(rec["epoch"]))
 
     return ckpt, on_epoch
+
+
+def _stop_on_forward(model: Any, opts: TaskOptions, compiled: bool = False) -> None:
+    """Run `opts.check` before each forward pass of `model` (of the model itself, not of every layer): the one
+    place every training step, clean pass and attack iteration (rttui's or torchattacks') goes through. Where
+    the model will be compiled the hook is kept out of torch.compile's graphs (`compiled`; that imports
+    TorchDynamo, seconds, so only then). The model lives as long as the unit, so the hook needs no removal."""
+    if opts.check is None:
+        return
+    check = opts.check
+
+    def hook(module: Any, args: Any) -> None:
+        check()
+
+    if compiled:
+        import torch
+
+        hook = torch.compiler.disable(hook)
+    model.register_forward_pre_hook(hook)
 
 
 def _maybe_poison(kind: str, uid: str, split: Any, opts: TaskOptions) -> None:
@@ -179,6 +201,7 @@ def train_source(
     adv = cfg.get("adversarial")
     info: dict[str, Any] = {"classes": task.classes if task is not None else []}
     opts = opts or TaskOptions()
+    _stop_on_forward(model, opts)
     train_cfg = _scaled(cfg["train"], opts)
     ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
     acc, n_test = None, 0
@@ -337,6 +360,7 @@ def run_target(
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
     opts = opts or TaskOptions()
+    _stop_on_forward(model, opts, compiled=any(ep.compile for ep in evals))
     train_path = None
     if trained is None:
         analysis = _start_layer_analysis(model, cfg["strategy"], task.train)

@@ -174,12 +174,20 @@ class MonitorScreen(RttuiScreen):
         ep = f"{r['epoch'] or 0}/{r['epochs_total']}" if r["epochs_total"] else str(r["epoch"] or "-")
         loss = f"{r['loss']:.3f}" if r["loss"] is not None else "-"
         state = r["state"]
+        if state == "running" and not self.data.get("runner"):
+            # Nothing runs it (its runner was killed before it could say so): no ticking clock; `rttui run` resumes.
+            state = "stopped"
         if state == "running":
             elapsed = now - r["started"] if r["started"] else None
             tm, eta_s = duration(elapsed), duration(self.eta.run_eta(r["id"], now))
         else:
             tm, eta_s = duration(r["seconds"]), "-"
-        styled = {"failed": "[red]failed[/red]", "done": "[green]done[/green]", "running": "[b]running[/b]"}
+        styled = {
+            "failed": "[red]failed[/red]",
+            "done": "[green]done[/green]",
+            "running": "[b]running[/b]",
+            "stopped": "[yellow]stopped[/yellow]",
+        }
         return [
             run_label(r, self.vary),
             styled.get(state, state),
@@ -353,6 +361,9 @@ class MonitorScreen(RttuiScreen):
                 severity="error",
             )
             return
+        self.launch_after_asking(path, lambda: self._launch(path))
+
+    def _launch(self, path: str) -> None:
         try:
             info = api.launch_study(path, self.rapp.db)
         except RttuiError as exc:
