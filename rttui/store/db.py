@@ -865,6 +865,7 @@ class Store:
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
             r["selected_epoch"] = selected.get(rid)
+            r["select"] = cfg.get("train", {}).get("select", "last")  # which epoch's weights were attacked
         return rows
 
     def selected_epochs(self) -> dict[str, int]:

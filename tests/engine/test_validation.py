@@ -283,3 +283,28 @@ def test_validation_robust_overfitting_check() -> None:
     # Within the tolerance.
     assert sanity.check_robust_overfitting(h([0.3, 0.5, 0.49], [0.7, 0.8, 0.9]))["level"] == "ok"  # type: ignore[index]
     assert sanity.check_robust_overfitting([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}]) is None
+
+
+def test_validation_probe_pgd_counts_an_image_fooled_at_any_iterate() -> None:
+    """The probe's early-stopping PGD says "fooled" exactly where some iterate of plain PGD (same start, same steps)
+    misclassifies: never weaker than the last iterate, and it spends no steps on images already fooled."""
+    from rttui.engine.attacks.pgd import per_sample_start, pgd
+    from rttui.engine.validation import pgd_fooled
+
+    model, task = _setup()
+    train.fit(model, task.train, {**CFG, "epochs": 2}, seed=0)
+    model.eval()
+    x, y = task.val.head(25)
+    eps, steps, alpha = 0.03, 3, 0.025
+    start = per_sample_start(x, list(range(len(y))), eps, "linf", 0)
+    fooled = pgd_fooled(model, x, y, eps, steps, alpha, "linf", start)
+    any_iterate = torch.zeros(len(y), dtype=torch.bool)
+    for k in range(steps + 1):
+        xk = pgd(model, x, y, eps, k, alpha, x_init=start)
+        with torch.no_grad():
+            any_iterate |= model(xk).argmax(1) != y
+    assert int((fooled != any_iterate).sum()) <= 1  # batch composition may move a float by an ulp
+    xl = pgd(model, x, y, eps, steps, alpha, x_init=start)
+    with torch.no_grad():
+        last = model(xl).argmax(1) != y
+    assert int((last & ~fooled).sum()) <= 1

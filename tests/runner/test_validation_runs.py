@@ -106,3 +106,39 @@ def test_validation_killed_runner_resumes_with_the_same_epoch_records(val_db: Pa
     same = "select selected_epoch, sha256, clean_acc from runs"
     assert _q(db, same) == _q(val_db, same)
     assert json.loads(_q(db, "select info from runs")[0][0])["resumed_from_epoch"] == 2
+
+
+def test_validation_curves_cli_writes_the_figure_and_its_numbers(
+    val_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rttui.cli import main
+
+    out = tmp_path / "figs"
+    monkeypatch.setattr(sys, "argv", ["rttui", "curves", "--db", str(val_db), "--study", "val", "--out", str(out)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"validation_curves.{ext}" for ext in ("csv", "json", "png", "svg")]
+    rows = json.loads((out / "validation_curves.json").read_text())
+    stored = _q(val_db, "select epoch, val_clean_acc, val_adv_acc from epochs where kind = 'run' order by epoch")
+    # One seed: the curve's means are the stored per-epoch values.
+    assert [(r["epoch"], r["val_clean_mean"], r["val_adv_mean"]) for r in rows] == [tuple(s) for s in stored]
+    assert rows[0]["select"] == "best_robust" and rows[0]["selected_epochs"] == [
+        _q(val_db, "select selected_epoch from runs")[0][0]
+    ]
+    assert "robust peaks at" in capsys.readouterr().out
+    header = (out / "validation_curves.csv").read_text().splitlines()[0]
+    assert header.startswith("config,dataset,model,strategy,technique,select,epoch")
+
+
+def test_validation_curves_without_validation_is_one_line(
+    tiny_run_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rttui.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rttui", "curves", "--db", str(tiny_run_db), "--out", str(tmp_path / "f")])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err.splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "val_size" in err[0], err
