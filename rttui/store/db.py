@@ -877,6 +877,20 @@ class Store:
             for r in self.rows("select id, selected_epoch from runs where selected_epoch is not null")
         }
 
+    def validation_points(self, study: str) -> dict[str, list[dict[str, Any]]]:
+        """Per run of a study, its per-epoch validation so far (epoch, val_clean_acc, val_adv_acc), for monitors."""
+        if not self.has_column("epochs", "val_clean_acc"):
+            return {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rows(
+            "select e.unit_id, e.epoch, e.val_clean_acc, e.val_adv_acc from epochs e "
+            "join study_runs sr on sr.run_id = e.unit_id where sr.study = ? and e.kind = 'run' "
+            "and e.val_clean_acc is not null order by e.unit_id, e.epoch",
+            (study,),
+        ):
+            out.setdefault(r.pop("unit_id"), []).append(r)
+        return out
+
     def validation_records(self, study: str | None = None) -> list[dict[str, Any]]:
         """One record per epoch of every run of a study that recorded per-epoch validation: the run's axes, its
         strategy/technique parameters, the epoch's training loss and its validation fields (probe as a dict)."""
