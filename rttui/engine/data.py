@@ -87,13 +87,14 @@ class Split:
 
     def subset(self, idx: np.ndarray) -> Split:
         """The images at positions `idx` (in that order), kept the way this split keeps them (lazy stays lazy)."""
+        from torch.utils.data import Subset
+
         ids = self.ids[idx] if self.ids is not None else None
         t = torch.as_tensor(idx, dtype=torch.long)
-        if self.lazy:
-            from torch.utils.data import Subset
-
-            return Split(dataset=Subset(self.dataset, idx.tolist()), y=self.y[t], workers=self.workers, ids=ids)  # type: ignore[arg-type]
-        return Split(self._x[t], self.y[t], ids=ids)  # type: ignore[index]
+        # The dataset rides along (lazy splits read from it; in-memory ones keep it for their file names).
+        ds = Subset(self.dataset, idx.tolist()) if self.dataset is not None else None
+        x = None if self.lazy else self._x[t]  # type: ignore[index]
+        return Split(x, self.y[t], dataset=ds, workers=self.workers, ids=ids)
 
     def _loader(self, batch_size: int, order: torch.Tensor | None, device: torch.device) -> DataLoader:
         from torch.utils.data import DataLoader
@@ -297,6 +298,8 @@ def load_task(cfg: dict[str, Any], image_size: int) -> Task:
 
 def check_task(task: Task) -> None:
     """Before a run: a lazy training split's files must all be readable images (test splits are decoded)."""
-    verify = getattr(task.train.dataset, "verify", None)
+    ds = task.train.dataset
+    # A validation split makes the training side a Subset of the loader's dataset: verify the whole of it.
+    verify = getattr(ds, "verify", None) or getattr(getattr(ds, "dataset", None), "verify", None)
     if task.train.lazy and verify is not None:
         verify()

@@ -308,3 +308,27 @@ def test_validation_probe_pgd_counts_an_image_fooled_at_any_iterate() -> None:
     with torch.no_grad():
         last = model(xl).argmax(1) != y
     assert int((last & ~fooled).sum()) <= 1
+
+
+def test_validation_split_of_a_lazy_image_folder_stays_lazy_and_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Image files decoded on the fly: both sides of the carved split stay lazy, the probe reads them, and the
+    preflight still verifies every training file (a broken one is refused)."""
+    from tests.datafiles import write_imagefolder
+
+    monkeypatch.setenv("RTTUI_INMEMORY_MB", "0")  # nothing fits in memory: the training split is lazy
+
+    root = write_imagefolder(tmp_path / "tree")
+    task = data.load_task({"dataset": "imagefolder", "root": str(root), "val_size": 6, "test_size": 300}, 12)
+    assert task.val is not None and task.train.lazy and task.val.lazy
+    assert len(task.train) + len(task.val) == 24 and len(task.test) == 12
+    assert set(task.val.y.tolist()) == {0, 1, 2} == set(task.train.y.tolist())
+    model = models.create_model({"name": "test_resnet"}, 3, 12)
+    rec = Probe(model, task.val, {**PROBE, "images": 4})()
+    assert rec["val_n"] == 6 and json.loads(rec["probe"])["n"] == 4
+    data.check_task(task)
+    (root / "train" / "ant" / "ant_0.png").write_bytes(b"not an image")
+    broken = data.load_task({"dataset": "imagefolder", "root": str(root), "val_size": 6, "test_size": 300}, 12)
+    with pytest.raises(DataError):
+        data.check_task(broken)
