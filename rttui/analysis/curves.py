@@ -122,7 +122,7 @@ def draw(rows: list[dict[str, Any]], title: str = "") -> Any:
         ax.set_xlabel("epoch")
         ax.set_ylim(0, 100)
     axs[0].set_ylabel("accuracy (%)")
-    axs[1].legend(frameon=False, fontsize=7, loc="best")
+    axs[0].legend(frameon=False, fontsize=7, loc="lower right")
     fig.suptitle(
         f"Validation accuracy while training{(': ' + title) if title else ''} — band: ±1 sd over up to {seeds} "
         "seed(s); dotted: selected epochs",

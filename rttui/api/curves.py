@@ -20,15 +20,24 @@ def validation_rows(
 ) -> list[dict[str, Any]]:
     """One row per (configuration, epoch): seed mean and sd of clean and robust validation accuracy (see
     `rttui.analysis.curves.curves`); AnalysisError when no run of the study recorded validation."""
+    return _read(db, study, where)[0]
+
+
+def _read(
+    db: str | Path | None, study: str | None, where: Sequence[str] | dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], str]:
+    """The curve rows and a note naming the runs not done yet ("" when every run is done)."""
     from rttui.analysis.curves import curves
 
     s = open_store(db)
     try:
         require_study(s, study)
         recs = s.validation_records(study)
+        runs = s.runs(study)
     finally:
         s.close()
-    return curves(recs, where)
+    todo = [r for r in runs if r.get("state") != "done"]
+    return curves(recs, where), f"[PARTIAL: {len(todo)} of {len(runs)} runs not done]" if todo else ""
 
 
 def validation_curves(
@@ -42,5 +51,5 @@ def validation_curves(
     (.json, .csv) beside them; returns (rows, files written)."""
     from rttui.analysis.curves import write
 
-    rows = validation_rows(db, study, where)
-    return rows, write(rows, Path(out), tuple(formats), study or "")
+    rows, partial = _read(db, study, where)
+    return rows, write(rows, Path(out), tuple(formats), " ".join(x for x in (study or "", partial) if x))
