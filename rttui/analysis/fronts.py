@@ -99,6 +99,7 @@ def fig_pareto(data: dict[str, Any]) -> Any:
             mec="black" if r["pareto"] else None,
             color=cmap(i % 10),
             capsize=2,
+            zorder=3 if r["pareto"] else 2,  # a Pareto point stays visible over a point it ties with
             label=r["config"] + (" (Pareto)" if r["pareto"] else ""),
         )
     front = sorted((r["clean_mean"] * 100, r["adv_mean"] * 100) for r in rows if r["pareto"])
