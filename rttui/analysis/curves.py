@@ -57,8 +57,7 @@ def curves(records: list[dict[str, Any]], where: Sequence[str] | dict[str, Any] 
     axes = [a for a in CONFIG_AXES if len({r[a] for r in recs}) > 1] or ["model"]
     by_config: dict[str, list[dict[str, Any]]] = {}
     for r in recs:
-        label = config_label(r, axes) + ("" if r["select"] == "last" else f" · select={r['select']}")
-        by_config.setdefault(label, []).append(r)
+        by_config.setdefault(config_label(r, axes), []).append(r)  # select variants carry it in their technique
     rows = []
     for label, crecs in by_config.items():
         selected = sorted({(r["seed"], r["selected_epoch"]) for r in crecs if r.get("selected_epoch") is not None})

@@ -49,8 +49,7 @@ def pareto_rows(data: dict[str, Any]) -> tuple[list[dict[str, Any]], Sequence[st
     axes = _varying(recs, CONFIG_AXES) or ["model"]
     cells: dict[str, list[dict[str, Any]]] = {}
     for r in recs:
-        sel = r.get("select") or "last"
-        cells.setdefault(config_label(r, axes) + ("" if sel == "last" else f" · select={sel}"), []).append(r)
+        cells.setdefault(config_label(r, axes), []).append(r)  # select variants carry it in their technique
     rows = []
     for label, cell in cells.items():
         st = cell_stats(cell)

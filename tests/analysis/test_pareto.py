@@ -48,13 +48,13 @@ def test_pareto_rows_average_seeds_and_keep_select_variants_apart() -> None:
     ]
     rows, fields = pareto_rows({"records": recs, "attack": "pgd", "eps": 0.03})
     by = {r["config"]: r for r in rows}
-    assert set(by) == {"full", "full · select=best_robust", "feature_extraction"}
-    full = by["full"]
+    assert set(by) == {"full/none", "full/none[select=best_robust]", "feature_extraction/none"}
+    full = by["full/none"]
     assert full["seeds"] == 2 and full["clean_mean"] == pytest.approx(0.85) and full["adv_mean"] == pytest.approx(0.2)
     assert full["clean_std"] is not None and full["adv_std"] is not None
-    assert not by["feature_extraction"]["pareto"]  # worse on both than full
-    assert by["full · select=best_robust"]["pareto"]
-    assert by["full"]["pareto"] is (full["clean_mean"] > 0.85)  # ties on clean with the best_robust variant
+    assert not by["feature_extraction/none"]["pareto"]  # worse on both than full
+    assert by["full/none[select=best_robust]"]["pareto"]
+    assert by["full/none"]["pareto"] is (full["clean_mean"] > 0.85)  # ties on clean with the best_robust variant
     assert set(fields) >= {"config", "clean_mean", "adv_mean", "pareto"}
 
 
@@ -74,3 +74,15 @@ def test_pareto_plot_cli_writes_figure_and_numbers(
     assert rows and all(r["attack"] == "pgd" and r["eps"] == 0.03 for r in rows)
     assert any(r["pareto"] for r in rows)
     assert {r["strategy"] for r in rows} == {"full", "layer_freezing"}
+
+
+def test_select_variants_are_never_pooled_in_the_analysis_views() -> None:
+    """Two runs of one cell that keep different epochs ([train] select) are two configurations in every view that
+    labels variants (compare, ttest, figures), and a `technique=none` filter still matches both."""
+    from rttui.analysis.records import apply_where, parse_where, variant_labels
+
+    recs = [_rec("full", 0, 0.9, 0.1), _rec("full", 0, 0.85, 0.4, "best_robust")]
+    out = variant_labels(recs)
+    assert [r["technique"] for r in out] == ["none", "none[select=best_robust]"]
+    assert len(apply_where(out, parse_where(["technique=none"]))) == 2
+    assert [r["technique"] for r in variant_labels([_rec("full", 0, 0.9, 0.1)])] == ["none"]
