@@ -41,6 +41,7 @@ RECORD_FIELDS = (
     "n",
     "mode",
     "precision",
+    "selected_epoch",  # the training epoch whose weights were attacked ([train] select)
 )
 
 _LATEX_SPECIAL = {

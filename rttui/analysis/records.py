@@ -58,6 +58,13 @@ def variant_labels(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if len(seen[r[axis]]) > 1:
                 ps = params_str(r.get(pkey))
                 r[axis] = f"{r[axis]}[{ps}]" if ps else r[axis]
+    # Runs that differ only in the epoch they kept ([train] select, issue #31) are different configurations too.
+    if len({r.get("select") or "last" for r in out}) > 1:
+        for r in out:
+            sel = r.get("select") or "last"
+            if sel != "last":
+                t = str(r["technique"])
+                r["technique"] = f"{t[:-1]},select={sel}]" if t.endswith("]") else f"{t}[select={sel}]"
     return out
 
 

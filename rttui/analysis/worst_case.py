@@ -82,7 +82,10 @@ def worst_case_records(
         out.append(
             {
                 **{k: first.get(k) for k in ("study", "run_id", "dataset", "model", "strategy", "technique", "seed")},
-                **{k: first.get(k) for k in ("strategy_params", "technique_params", "source", "config")},
+                **{
+                    k: first.get(k)
+                    for k in ("strategy_params", "technique_params", "source", "selected_epoch", "select")
+                },
                 "attack": WORST_CASE,
                 "attack_name": WORST_CASE,
                 "norm": norm,

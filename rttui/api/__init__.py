@@ -10,6 +10,7 @@ face uses is re-exported here and listed in `__all__`. Nothing here imports torc
 from __future__ import annotations
 
 from rttui.api import events
+from rttui.api.curves import validation_curves, validation_rows
 from rttui.api.report import report
 from rttui.api.results import (
     CONFIG_AXES,
@@ -144,5 +145,7 @@ __all__ = [
     "transfer_text",
     "ttest",
     "validate_study",
+    "validation_curves",
+    "validation_rows",
     "watch_launch",
 ]

@@ -228,7 +228,16 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
     """
     p = db_path(db)
     if not p.exists():
-        return {"runner": None, "runs": [], "sources": [], "metrics": {}, "live": {}, "workers": [], "checks": []}
+        return {
+            "runner": None,
+            "runs": [],
+            "sources": [],
+            "metrics": {},
+            "live": {},
+            "workers": [],
+            "checks": [],
+            "validation": {},
+        }
     with Store.open(p) as s:
         spec = s.study_spec(study)
         runs = s.runs(study)
@@ -248,6 +257,7 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
             for c in s.checks()
             if c["run_id"] in run_ids and (not c["eval_id"] or set(c["eval_id"].split("+")) <= mine)
         ]
+        validation = s.validation_points(study)  # per-epoch validation so far (runs with [target] val_size)
         workers = s.workers() if lock and lock["study"] == study else []
     totals: dict[str, tuple[int, int]] = {}
     source_totals: dict[str, int] = {}
@@ -281,6 +291,8 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         # The runner's workers (slot, pid, host, device) and the unit each works on now: the GPU panel's names.
         "workers": workers,
         "checks": checks_,
+        # Run id -> [{epoch, val_clean_acc, val_adv_acc}]: clean and probe-robust validation accuracy per epoch.
+        "validation": validation,
     }
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rttui import __version__
-from rttui.cli import results, runs, studies, transfer
+from rttui.cli import curves, results, runs, studies, transfer
 from rttui.cli.options import DbOpt, StudiesOpt
 
 app = typer.Typer(
@@ -96,3 +96,4 @@ app.add_typer(studies.app)
 app.add_typer(runs.app)
 app.add_typer(results.app)
 app.add_typer(transfer.app)
+app.add_typer(curves.app)

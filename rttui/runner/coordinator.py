@@ -169,6 +169,8 @@ class Coordinator:
                     info={**event.info, **kept},
                     finished=time.time() if event.kind == "source" else None,
                     env_id=s.add_environment(event.env),
+                    # the epoch whose weights were saved ([train] select); runs only
+                    **({"selected_epoch": event.info.get("selected_epoch")} if event.kind == "run" else {}),
                 )
             case ev.EvalDone():
                 self._live.pop(event.run_id, None)  # add_evaluation clears runs.live in its transaction

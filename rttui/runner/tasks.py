@@ -329,6 +329,25 @@ def _stored_train_path(trained: dict[str, Any]) -> str | None:
         return None
 
 
+def _probe(model: Any, task: Any, train_cfg: dict[str, Any]) -> Any:
+    """The per-epoch validation of a run (rttui.engine.validation.Probe), None when it has none."""
+    probe = train_cfg.get("probe")
+    if task.val is None or not probe or probe.get("enabled", True) is False:
+        return None
+    from rttui.engine.validation import Probe
+
+    return Probe(model, task.val, probe, n_train=len(task.train))
+
+
+def _stored_info(trained: dict[str, Any]) -> dict[str, Any]:
+    info = trained.get("info")
+    try:
+        out = json.loads(info) if isinstance(info, str) else info or {}
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
 def run_target(
     rp: RunPlan,
     source: dict[str, Any],
@@ -347,7 +366,7 @@ def run_target(
     `surrogates` gives each transfer evaluation its surrogate (eval id -> spec; a spec without a checkpoint is
     this run itself); `stored` the run's stored FGSM/PGD rows, for the cross-attack checks of an evaluation-only
     job."""
-    from rttui.engine import data, features, models, sanity, strategies, techniques, train
+    from rttui.engine import data, features, models, sanity, strategies, techniques, train, validation
     from rttui.engine.evaluate import evaluate_attack
     from rttui.runner.transfer import evaluate_transfer
 
@@ -362,6 +381,7 @@ def run_target(
     opts = opts or TaskOptions()
     _stop_on_forward(model, opts, compiled=any(ep.compile for ep in evals))
     train_path = None
+    training_checks: list[dict[str, Any]] = []
     if trained is None:
         analysis = _start_layer_analysis(model, cfg["strategy"], task.train)
         strategy = analysis.strategy if analysis is not None else cfg["strategy"]
@@ -371,8 +391,10 @@ def run_target(
         ckpt, on_epoch = _training_hooks("run", rp.id, artifacts, train_cfg, emit, opts)
         _maybe_poison("run", rp.id, task.train, opts)
         timing: dict[str, float] = {}
+        probe = _probe(model, task, cfg["train"])
+        select = cfg["train"].get("select", "last")
         # Cached backbone features where that gives the plain loop's answer (feature extraction); see features.py.
-        _, train_path = features.fit_auto(
+        history, train_path = features.fit_auto(
             model,
             task.train,
             train_cfg,
@@ -383,7 +405,11 @@ def run_target(
             resume=ckpt,
             batch_transform=tech.batch_transform,
             timing=timing,
+            validate=probe,
+            select=select,
         )
+        overfit = sanity.check_robust_overfitting(history)
+        training_checks = [overfit] if overfit else []
         acc, clean_pred = _clean_acc(model, task.test)
         path = artifacts / "runs" / rp.id / "model.safetensors"
         sha = models.save_checkpoint(model, path, {"kind": "run", "id": rp.id, "config": cfg})
@@ -407,6 +433,11 @@ def run_target(
                     "batch_size": train_cfg.get("batch_size"),
                     "train_path": train_path,
                     "data_wait_frac": train.data_wait_frac(timing),
+                    # the epoch whose weights were saved (and are attacked), by the training config's `select`
+                    "select": select,
+                    "selected_epoch": validation.pick_epoch(history, select),
+                    "val_n": len(task.val) if task.val is not None else None,
+                    "training_checks": training_checks,
                 },
                 env=provenance.collect(),
             )
@@ -419,6 +450,7 @@ def run_target(
         models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
         acc, clean_pred = _clean_acc(model, task.test)
         train_path = _stored_train_path(trained)
+        training_checks = _stored_info(trained).get("training_checks") or []
         own = {"checkpoint": trained["checkpoint"], "sha256": trained["sha256"]}
     model.eval()
     results: dict[str, list[dict[str, Any]]] = {}  # attack -> the rows this job stored of it last
@@ -547,7 +579,7 @@ def run_target(
                 raise
             emit(ev.EvalFailed(rp.id, ep.id, ep.attack, ep.params, list(ep.epsilons), _first_line(exc), _detail(exc)))
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.
-    run_checks = techniques.technique_checks(model, cfg["technique"])
+    run_checks = techniques.technique_checks(model, cfg["technique"]) + training_checks
     # PGD not weaker than FGSM, per pair of evaluations (what this job evaluated and what is stored), each check
     # naming its pair ("pgd id+fgsm id"): a study is shown the checks of pairs it planned both halves of.
     for pgd_id, pgd_rows in by_eval.get("pgd", {}).items():

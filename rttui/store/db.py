@@ -26,8 +26,9 @@ SCHEMA_VERSION = 3
 # transaction (tables and columns only: old rows read NULL there, which readers show as "not recorded").
 MIGRATIONS: dict[int, str] = {
     2: "environments table (provenance by env_id), env_id on sources/runs/evaluations, audits table",
-    3: "study_evals table (which study planned which evaluation; rebuilt from the stored study plans by "
-    "rttui.api.membership), evaluations.error (a failed evaluation is that evaluation's state)",
+    3: "study_evals table (which study planned which evaluation; rebuilt from the stored study plans on open), "
+    "evaluations.error (a failed evaluation is that evaluation's state); per-epoch validation on epochs "
+    "(val_clean_acc, val_adv_acc, val_n, val_seconds, probe), runs.selected_epoch",
 }
 
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
@@ -92,6 +93,8 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             # points), for monitors only: cleared when the evaluation is stored (its metric rows are the result),
             # when the run ends, fails or is reset. Never read by analysis or exports: a half-done grid is no result.
             "live": str,
+            # the training epoch whose weights were saved and attacked ([train] select); NULL: not recorded
+            "selected_epoch": int,
         },
         "id",
     ),
@@ -101,7 +104,22 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
     # is computed once and belongs to both.
     "study_evals": ({"study": str, "eval_id": str, "run_id": str}, ("study", "eval_id")),
     "epochs": (
-        {"unit_id": str, "kind": str, "epoch": int, "loss": float, "train_acc": float, "seconds": float},
+        {
+            "unit_id": str,
+            "kind": str,
+            "epoch": int,
+            "loss": float,
+            "train_acc": float,
+            "seconds": float,
+            # per-epoch validation (rttui.engine.validation; NULL when the run has no validation split): clean
+            # accuracy on the val_n validation images, robust accuracy under the probe (mean over its eps), the
+            # probe's seconds, and the probe itself (JSON: attack, eps, norm, steps, n images, adv_acc per eps)
+            "val_clean_acc": float,
+            "val_adv_acc": float,
+            "val_n": int,
+            "val_seconds": float,
+            "probe": str,
+        },
         ("unit_id", "epoch"),
     ),
     "evaluations": (
@@ -1000,6 +1018,7 @@ class Store:
         configs: dict[str, Any] = {}
         envs = self.environments()
         audits = self.audits(r["eval_id"] for r in rows)
+        selected = self.selected_epochs()
         for r in rows:
             rid = r["run_id"]
             # Provenance and audit: None where the database predates them or the unit ran without them.
@@ -1017,6 +1036,54 @@ class Store:
             r["attack"] = variant_label(r["attack"], r["attack_params"])
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
+            r["selected_epoch"] = selected.get(rid)
+            r["select"] = cfg.get("train", {}).get("select", "last")  # which epoch's weights were attacked
+        return rows
+
+    def selected_epochs(self) -> dict[str, int]:
+        """Each run's selected training epoch ([train] select), where recorded."""
+        if not self.has_column("runs", "selected_epoch"):
+            return {}
+        return {
+            r["id"]: int(r["selected_epoch"])
+            for r in self.rows("select id, selected_epoch from runs where selected_epoch is not null")
+        }
+
+    def validation_points(self, study: str) -> dict[str, list[dict[str, Any]]]:
+        """Per run of a study, its per-epoch validation so far (epoch, val_clean_acc, val_adv_acc), for monitors."""
+        if not self.has_column("epochs", "val_clean_acc"):
+            return {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rows(
+            "select e.unit_id, e.epoch, e.val_clean_acc, e.val_adv_acc from epochs e "
+            "join study_runs sr on sr.run_id = e.unit_id where sr.study = ? and e.kind = 'run' "
+            "and e.val_clean_acc is not null order by e.unit_id, e.epoch",
+            (study,),
+        ):
+            out.setdefault(r.pop("unit_id"), []).append(r)
+        return out
+
+    def validation_records(self, study: str | None = None) -> list[dict[str, Any]]:
+        """One record per epoch of every run of a study that recorded per-epoch validation: the run's axes, its
+        strategy/technique parameters, the epoch's training loss and its validation fields (probe as a dict)."""
+        if not self.has_column("epochs", "val_clean_acc"):
+            return []
+        where, params = ("and sr.study = ?", [study]) if study else ("", [])
+        rows = self.rows(
+            "select distinct sr.study, r.id as run_id, r.dataset, r.model, r.strategy, r.technique, r.seed, "
+            "ep.epoch, ep.loss, ep.train_acc, ep.val_clean_acc, ep.val_adv_acc, ep.val_n, ep.val_seconds, ep.probe, "
+            "r.selected_epoch, r.config from epochs ep join runs r on r.id = ep.unit_id "
+            "join study_runs sr on sr.run_id = r.id "
+            f"where ep.kind = 'run' and ep.val_clean_acc is not null {where} "
+            "order by sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, ep.epoch",
+            params,
+        )
+        for r in rows:
+            cfg = json.loads(r.pop("config"))
+            r["strategy_params"] = cfg["strategy"]["params"]
+            r["technique_params"] = cfg["technique"]["params"]
+            r["select"] = cfg["train"].get("select", "last")
+            r["probe"] = self._json(r["probe"], f"the probe of run {r['run_id']}") if r["probe"] else None
         return rows
 
     def _peak_col(self, alias: str) -> str:

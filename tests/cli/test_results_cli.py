@@ -89,9 +89,14 @@ def test_confusions_plot_report_export(seeds3_db: Path, tmp_path: Path) -> None:
     _ok("plot", "--db", str(seeds3_db), "--out", str(tmp_path / "figs"))
     figs = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert figs == sorted(
-        f"{k}.{e}" for k in ("strategies", "tradeoff", "curves", "confusion", "depth") for e in ("png", "svg")
+        [
+            f"{k}.{e}"
+            for k in ("strategies", "tradeoff", "curves", "confusion", "depth", "pareto")
+            for e in ("png", "svg")
+        ]
+        + ["pareto.json", "pareto.csv"]  # the front's numbers, beside it
     )
-    assert all((tmp_path / "figs" / f).stat().st_size > 1000 for f in figs)
+    assert all((tmp_path / "figs" / f).stat().st_size > (1000 if f.endswith(("png", "svg")) else 100) for f in figs)
     _ok("report", "tiny3", "--db", str(seeds3_db), "--out", str(tmp_path / "rep"))
     index = (tmp_path / "rep" / "index.md").read_text()
     assert "# Study tiny3" in index and "strategies.png" in index and "layer_freezing vs full" in index
