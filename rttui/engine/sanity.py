@@ -39,29 +39,43 @@ def check_audit(attack: str, audit: dict[str, Any] | None) -> list[dict[str, Any
     if strong.get("pgd"):
         how.append(f"PGD {strong['pgd']['steps']} steps x {strong['pgd']['restarts']} restarts")
     name = " then ".join(how)
+    tol = audit.get("tolerance")
+    within = f"{tol:g} images (max(3, 1% of the test set))" if tol is not None else "max(3 images, 1% of the test set)"
     if not flagged:
-        n = sum(r["n"] for r in audit["per_eps"])
+        n = sum(_reattacked(r) for r in audit["per_eps"])
         return [
             {
                 "check": "attack_strength",
                 "level": "ok",
-                "message": f"{attack}: a stronger attack ({name}) fooled no more than max(3, 1%) of {n} re-attacked "
-                "survivors at any eps",
+                "message": f"{attack}: a stronger attack ({name}) re-attacked {n} survivors over the grid and showed "
+                f"no eps's accuracy overstated by more than {within}",
             }
         ]
-    found = "; ".join(
-        f"eps {r['eps']:g}: {'at least ' if not r['complete'] else ''}{r['n'] - r['survived_stronger']} of {r['n']} "
-        f"(threshold {r['threshold']})"
-        for r in flagged
-    )
+    found = "; ".join(f"eps {r['eps']:g}: {_found(r)}" for r in flagged)
     return [
         {
             "check": "attack_strength",
             "level": "warning",
             "message": f"{attack} is too weak: a stronger attack ({name}) fooled images that survived it: {found}; "
-            "its accuracy overstates robustness (more steps/restarts, or report the stronger attack)",
+            f"its accuracy overstates robustness by more than {within} (more steps/restarts, or report the "
+            "stronger attack)",
         }
     ]
+
+
+def _reattacked(r: dict[str, Any]) -> int:
+    """Survivors the stronger attack gave a verdict (an audit from before `reattacked` existed: its subsample)."""
+    return int(r["reattacked"] if r.get("reattacked") is not None else r["n"])
+
+
+def _found(r: dict[str, Any]) -> str:
+    """`fooled 22 of 230 re-attacked (every survivor; 22 images overstated)` for one flagged eps."""
+    done = _reattacked(r)
+    fooled = done - int(r["survived_stronger"])
+    if done >= int(r["survivors"]):
+        return f"fooled {fooled} of {done} re-attacked (every survivor; {fooled} images overstated)"
+    over = int(r["survivors"]) * fooled / done if done else 0.0
+    return f"fooled {fooled} of {done} re-attacked of {r['survivors']} survivors (about {over:.0f} images overstated)"
 
 
 def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -462,6 +462,7 @@ def run_target(
                 norm=res.params.get("norm", "linf"),
                 seed=seed,
                 settings=ep.audit,
+                batch_size=_scaled_batch(ep.batch_size, opts),
             )
         emit(
             ev.EvalDone(

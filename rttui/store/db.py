@@ -21,11 +21,12 @@ from rttui.engine.attack_names import variant_label
 from rttui.errors import DatabaseDamaged, StoreError
 from rttui.store.connection import connect, damaged, is_damage, store_error
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What each schema version added; opening an older file for writing applies every later step in one
 # transaction (tables and columns only: old rows read NULL there, which readers show as "not recorded").
 MIGRATIONS: dict[int, str] = {
     2: "environments table (provenance by env_id), env_id on sources/runs/evaluations, audits table",
+    3: "audits: reattacked, tolerance, escalated, est_adv_correct/est_lo/est_hi, escalation_seconds (issue #25)",
 }
 
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
@@ -128,16 +129,28 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "eval_id": str,
             "eps": float,
             "run_id": str,
-            "n": int,
-            "survivors": int,
+            "n": int,  # the planned subsample of survivors
+            "survivors": int,  # images that survived the audited attack at eps (its robust count)
             "survived_attack": int,
-            "survived_stronger": int,
-            "threshold": int,
+            "survived_stronger": int,  # of the `reattacked`, those the stronger attack left standing
+            "threshold": int,  # most of `reattacked` the stronger attack may fool without a flag
             "flagged": int,
-            "complete": int,
+            "complete": int,  # the planned subsample got its verdicts (not stopped early)
             "fooled_ids": str,
             "stronger": str,
-            "seconds": float,
+            "seconds": float,  # the subsample's re-attack
+            # Added in v3 (NULL on older rows: not recorded). reattacked: survivors the stronger attack gave a
+            # verdict (the denominator of what it found); tolerance: images of overstatement allowed, max(3, 1% of
+            # n); escalated: 1 when every survivor was re-attacked because the eps was flagged; est_*: the stronger
+            # attack's robust count at eps in test images (not accuracy) with a 95% Clopper-Pearson interval, all
+            # equal when every survivor got a verdict; escalation_seconds: what escalation added to `seconds`.
+            "reattacked": int,
+            "tolerance": float,
+            "escalated": int,
+            "est_adv_correct": float,
+            "est_lo": float,
+            "est_hi": float,
+            "escalation_seconds": float,
         },
         ("eval_id", "eps"),
     ),
@@ -673,6 +686,9 @@ class Store:
                 "fooled_ids": json.dumps(r.get("fooled_ids", [])),
                 "stronger": json.dumps({**audit["stronger"], "settings": audit["settings"]}, sort_keys=True),
                 "seconds": r["seconds"],
+                **{k: r.get(k) for k in ("reattacked", "tolerance", "est_adv_correct", "est_lo", "est_hi")},
+                "escalated": None if r.get("escalated") is None else int(bool(r["escalated"])),
+                "escalation_seconds": r.get("escalation_seconds"),
             }
             for r in (audit or {}).get("per_eps", [])
         ]
@@ -882,6 +898,8 @@ class Store:
             marks = ",".join("?" * len(chunk))
             for r in self.rows(f"select * from audits where eval_id in ({marks})", chunk):
                 r["flagged"], r["complete"] = bool(r["flagged"]), bool(r["complete"])
+                if r.get("escalated") is not None:
+                    r["escalated"] = bool(r["escalated"])
                 r["stronger"] = self._json(r["stronger"], f"the audit of evaluation {r['eval_id']}")
                 r["fooled_ids"] = self._json(r["fooled_ids"], f"the audit of evaluation {r['eval_id']}")
                 out[(r["eval_id"], float(r["eps"]))] = r

@@ -112,10 +112,11 @@ def test_provenance_old_database_opens_and_says_not_recorded(prov_db: Path, tmp_
     assert st["run"]["env"] is None and ("environment", "not recorded") in st["run"]["env_rows"]
     r = _rttui("status", "--run", rid, "--db", str(old))
     assert r.returncode == 0 and "not recorded" in r.stdout, r.stderr
-    with Store.open(old, write=True) as s:  # the writer migrates: v2, old rows NULL
-        assert s.schema_version == SCHEMA_VERSION == 2
+    with Store.open(old, write=True) as s:  # the writer migrates to the current version, old rows NULL
+        assert s.schema_version == SCHEMA_VERSION == 3
         meta = dict(s.conn.execute("select key, value from meta").fetchall())
-        assert meta["schema_version"] == "2" and "environments" in meta["migration_2"]
+        assert meta["schema_version"] == "3" and "environments" in meta["migration_2"]
+        assert "reattacked" in meta["migration_3"] and "reattacked" in s.db["audits"].columns_dict
         assert s.unit_env("run", rid) is None
     mixed = [dict(r) for r in api.export_records(prov_db)] + [{**r, "env_id": None, "env": None} for r in recs]
     from rttui.analysis.environment import mixed_envs_warning
