@@ -15,7 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-AUDITED = ("fgsm", "pgd", "deepfool")  # the attacks audited by default; AutoAttack is the stronger attack itself
+from rttui.engine import ta_catalogue
+
+# rttui's attacks audited by default (AutoAttack is the stronger attack itself; a transfer attack is not the
+# target's worst case by design), plus every torchattacks class that attacks an L-inf or L2 ball (`audited`).
+AUDITED = ("fgsm", "pgd", "deepfool")
 
 DEFAULTS: dict[str, Any] = {
     "enabled": True,
@@ -147,7 +151,20 @@ def subsample_size(survivors: int, s: dict[str, Any]) -> int:
     return min(survivors, int(s["max_samples"]), want)
 
 
+def audited(attack: str) -> bool:
+    """Whether evaluations of `attack` are audited: rttui's FGSM, PGD and DeepFool, and the torchattacks catalogue's
+    `ball` classes (each runs at every eps in an L-inf or L2 ball, so APGD-CE can attack the same ball). Its
+    `minimal` classes (CW, DeepFool) are not: rttui's own DeepFool is audited for that role."""
+    c = ta_catalogue.offered().get(attack)
+    return attack in AUDITED or (c is not None and c.kind == "ball")
+
+
 def base_steps(attack: str, params: dict[str, Any]) -> int:
+    """The steps the audited attack spent per image, which size the stronger budget: PGD's and a torchattacks
+    class's `steps` (one for its single-step classes), FGSM's one, DeepFool sized as PGD-10."""
+    c = ta_catalogue.offered().get(attack)
+    if c is not None:
+        return 1 if c.single_step else int(params.get("steps") or 10)
     return int(params.get("steps", 10)) if attack == "pgd" else BASE_STEPS.get(attack, 10)
 
 
@@ -164,7 +181,7 @@ def apgd_iters(base: int, s: dict[str, Any]) -> int:
 def cost_per_image(attack: str, params: dict[str, Any], settings: dict[str, Any] | None) -> int:
     """Gradient steps the audit may spend on one re-attacked image at one epsilon (its worst case)."""
     s = resolve(settings)
-    if not s["enabled"] or attack not in AUDITED:
+    if not s["enabled"] or not audited(attack):
         return 0
     base = base_steps(attack, params)
     apgd = apgd_iters(base, s) + 1 if s["apgd"] else 0

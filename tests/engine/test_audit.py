@@ -213,3 +213,35 @@ def test_escalate_estimate_is_exact_when_every_survivor_has_a_verdict() -> None:
     assert estimate(40, 40, 7) == (33.0, 33.0, 33.0)
     est, lo, hi = estimate(200, 50, 5)
     assert lo < est == 200 * 45 / 50 < hi <= 200
+
+
+def test_audit_covers_torchattacks_ball_attacks(trained) -> None:
+    """A `ta:` class that attacks an eps-ball is audited like rttui's PGD (sized by its own steps); a weak one,
+    one step of torchattacks' PGD with no random start, is flagged. Minimal-perturbation classes are not."""
+    from rttui.engine.audit_settings import audited, base_steps, cost_per_image
+    from rttui.study.plan import make_plan
+    from rttui.study.spec import parse_study
+    from tests.studies import tiny_study
+
+    assert audited("ta:PGD") and audited("ta:PGDL2") and audited("ta:FGSM") and not audited("ta:CW")
+    assert not audited("autoattack") and not audited("transfer")
+    assert base_steps("ta:PGD", {"steps": 3}) == 3 and base_steps("ta:FGSM", {}) == 1
+    assert cost_per_image("ta:PGD", {"steps": 3}, None) > 0 == cost_per_image("ta:CW", {}, None)
+    plan = make_plan(parse_study(tiny_study(attacks={"ta:PGD": {"steps": 2}, "ta:CW": {}})))
+    by = {ep.attack: ep.audit is not None for ep in plan.evals}
+    assert by["ta:PGD"] and not by["ta:CW"]
+    m, x, y = trained
+    params = {"steps": 1, "random_start": False, "norm": "linf"}
+    ev = evaluate_attack(m, x, y, "ta:PGD", params, GRID, seed=0)
+    au = audit_attack(m, x, y, ev.fooled, ev.clean_correct, GRID, "ta:PGD", ev.params, seed=0)
+    assert au["stronger"]["base_steps"] == 1 and au["flagged"]
+
+
+@pytest.mark.parametrize(("key", "cls"), [("steps", "ta:PGD"), ("eot_iter", "ta:EOTPGD"), ("n_restarts", "ta:APGD")])
+def test_ta_counts_below_one_are_refused_in_one_line(key: str, cls: str) -> None:
+    from rttui.study.spec import parse_study
+    from tests.studies import tiny_study
+
+    with pytest.raises(StudyError, match=rf"\[{cls}\]\.{key}: 0 is below 1") as err:
+        parse_study(tiny_study(attacks={cls: {key: 0}}))
+    assert "\n" not in str(err.value)
