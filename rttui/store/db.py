@@ -861,6 +861,7 @@ class Store:
             r["attack"] = variant_label(r["attack"], r["attack_params"])
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
+            r["attack_success_rate"] = 1 - r["n_adv_correct"] / r["n_clean_correct"] if r["n_clean_correct"] else None
         return rows
 
     def _peak_col(self, alias: str) -> str:

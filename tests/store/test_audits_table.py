@@ -58,3 +58,28 @@ def test_audits_v3_columns_round_trip_and_migrate(tmp_path: Path) -> None:
         assert s.schema_version == 3 and set(V3) <= set(s.db["audits"].columns_dict)
         (old,) = s.audits(["e0"]).values()
     assert all(old[k] is None for k in V3) and old["survivors"] == 230
+
+
+def test_records_carry_the_attack_success_rate(tmp_path: Path) -> None:
+    """Fooled / clean-correct beside adv_acc (fooled-or-wrong / n): 30 clean-correct, 12 still right -> 0.6."""
+    cfg = {
+        "source_id": "s1",
+        "target": {"dataset": "digits"},
+        "model": {"name": "test_resnet"},
+        "strategy": {"name": "full", "params": {}},
+        "technique": {"name": "none", "params": {}},
+        "seed": 0,
+    }
+    metric = {"attack": "pgd", "norm": "linf", "steps": 10, "restarts": 1, "random_start": True, "n": 40}
+    rows = [
+        {**metric, "eps": 0.03, "n_clean_correct": 30, "n_adv_correct": 12, "clean_acc": 0.75, "adv_acc": 0.3},
+        {**metric, "eps": 0.05, "n_clean_correct": 0, "n_adv_correct": 0, "clean_acc": 0.0, "adv_acc": 0.0},
+    ]
+    with Store.open(tmp_path / "r.db", write=True) as s:
+        s.ensure_run("r1", cfg)
+        s.register_study("st", None, {}, ["r1"])
+        ev = {"id": "e1", "run_id": "r1", "attack": "pgd", "params": {}, "epsilons": [0.03, 0.05]}
+        s.add_evaluation(ev, rows, [], [], [])
+        recs = {r["eps"]: r for r in s.records("st")}
+    assert recs[0.03]["attack_success_rate"] == 0.6 and recs[0.03]["adv_acc"] == 0.3
+    assert recs[0.05]["attack_success_rate"] is None  # nothing clean-correct: no rate, not 0
