@@ -159,6 +159,20 @@ def audited(attack: str) -> bool:
     return attack in AUDITED or (c is not None and c.kind == "ball")
 
 
+def not_audited(attack: str) -> str:
+    """Why an evaluation of `attack` carries no audit, in a phrase for its check."""
+    c = ta_catalogue.offered().get(attack)
+    if audited(attack):
+        return "the study turned the audit off ([eval.audit] enabled = false)"
+    if attack == "autoattack":
+        return "AutoAttack is the reference the audit attacks with (its APGD-CE is the stronger attack)"
+    if attack.startswith("transfer"):
+        return "a transfer attack never queries the target, so a stronger white-box attack is not its audit"
+    if c is not None and c.kind == "minimal":
+        return "a minimal-perturbation class projected per eps; rttui's DeepFool is audited in that role"
+    return "no stronger attack is defined for it"
+
+
 def base_steps(attack: str, params: dict[str, Any]) -> int:
     """The steps the audited attack spent per image, which size the stronger budget: PGD's and a torchattacks
     class's `steps` (one for its single-step classes), FGSM's one, DeepFool sized as PGD-10."""

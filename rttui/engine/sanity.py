@@ -26,11 +26,14 @@ def _tolerance(n: int) -> int:
     return max(2, n // 100)
 
 
-def check_audit(attack: str, audit: dict[str, Any] | None) -> list[dict[str, Any]]:
+def check_audit(attack: str, audit: dict[str, Any] | None, why_not: str | None = None) -> list[dict[str, Any]]:
     """The attack-strength audit as a check (rttui.engine.attacks.audit): a warning naming what the stronger
-    attack found at each flagged eps; none when the evaluation was not audited."""
+    attack found at each flagged eps; where the evaluation was not audited, an `info` saying why (`why_not`,
+    `audit_settings.not_audited`), or nothing when no reason is given."""
     if audit is None:
-        return []
+        if why_not is None:
+            return []
+        return [{"check": "attack_strength", "level": "info", "message": f"{attack}: not audited: {why_not}"}]
     flagged = [r for r in audit["per_eps"] if r["flagged"]]
     strong = audit["stronger"]
     how = []

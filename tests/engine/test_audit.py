@@ -245,3 +245,17 @@ def test_ta_counts_below_one_are_refused_in_one_line(key: str, cls: str) -> None
     with pytest.raises(StudyError, match=rf"\[{cls}\]\.{key}: 0 is below 1") as err:
         parse_study(tiny_study(attacks={cls: {key: 0}}))
     assert "\n" not in str(err.value)
+
+
+def test_audit_every_unaudited_attack_says_why() -> None:
+    from rttui.engine.audit_settings import not_audited
+    from rttui.engine.sanity import check_audit
+
+    for attack, why in (
+        ("pgd", "turned the audit off"),
+        ("autoattack", "AutoAttack is the reference"),
+        ("transfer", "never queries the target"),
+        ("ta:CW", "minimal-perturbation"),
+    ):
+        (c,) = check_audit(attack, None, not_audited(attack))
+        assert c["level"] == "info" and why in c["message"] and c["message"].startswith(f"{attack}: not audited")
