@@ -106,7 +106,7 @@ def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         d = b["n_adv_correct"] - a["n_adv_correct"]
         level = "info" if not iterative(attack) or d <= _tolerance(a["n"]) else "warning"
         why = "points to a weak attack" if iterative(attack) else "a single step can overshoot"
-        if transfer:  # independent mode: an example crafted for a larger ball can transfer worse
+        if transfer:  # single-shot per eps (attacks/transfer.py): a larger ball's example can transfer worse
             why = "an example crafted at a larger eps can transfer worse"
         out.append(
             {
