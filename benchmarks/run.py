@@ -20,6 +20,12 @@
   speed-up >= 4x), the unflagged epsilons' share of it, escalation's time apart, and gradient steps likewise;
   the same for the FGSM sweep and for both together, printed beside it; its counts are information (no
   tolerance). audit_vit: the same on the quickstart's other model (test_vit2, trained the same way).
+- validation (a cost, not a speed-up): fine-tuning at the quickstart's scale (digits 5-9 at 32x32, 300 test images,
+  a 10% validation split, batch 32, 8 epochs, full fine-tuning) with the per-epoch validation at its defaults
+  (clean pass over the validation split, PGD-3 at eps 0.03 on the default probe images) vs the same training
+  without it; target: at most 10% more time (shown as speed-up >= 0.91x). The trained weights must be identical
+  (the probe runs under a forked RNG on the eval-mode model), so the clean test counts agree exactly. Printed per
+  model (test_resnet, test_vit2), with the probe's own share of the epochs' time.
 
 Prints a table; with --json the last line is one JSON object {name: {"speedup", "max_acc_diff", "n", ...}}.
 A disagreement beyond the method's tolerance is printed loudly.
@@ -63,9 +69,19 @@ TARGETS = {
     "feature_extraction": 5.0,
     "audit": 4.0,
     "audit_vit": 4.0,
+    "validation": 0.91,
 }
 BATCH = 250
-ROWS = ("pgd_sweep", "fgsm_sweep", "deepfool", "deepfool_l2_stock", "feature_extraction", "audit", "audit_vit")
+ROWS = (
+    "pgd_sweep",
+    "fgsm_sweep",
+    "deepfool",
+    "deepfool_l2_stock",
+    "feature_extraction",
+    "audit",
+    "audit_vit",
+    "validation",
+)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -321,6 +337,55 @@ def bench_audit(m, x, y, seed: int) -> dict[str, Any]:
     }
 
 
+def bench_validation(size: int, seed: int, dev: torch.device, repeats: int = 3) -> dict[str, Any]:
+    """Training with the per-epoch validation at its defaults vs without, at the quickstart's scale (see the module
+    docstring); the better of `repeats` interleaved timings of each, per model. The row's numbers are test_resnet's;
+    test_vit2's ride along in `validation`."""
+    from rttui.engine.validation import Probe, probe_images
+
+    task = load_task({"dataset": "digits", "classes": [5, 6, 7, 8, 9], "test_size": 300, "val_size": 0.1}, size)
+    cfg = {"epochs": 8, "lr": 2e-3, "batch_size": 32}
+    probe_cfg = {"attack": "pgd", "eps": [0.03], "norm": "linf", "steps": 3, "rel_step_size": 2.5 / 3, "seed": 0}
+    per_model: dict[str, Any] = {}
+    for name, kwargs in (("test_resnet", {}), ("test_vit2", {"patch_size": 8})):
+
+        def run(validate: bool, name: str = name, kwargs: dict = kwargs) -> tuple[int, float, float]:
+            seed_everything(seed)
+            m = create_model({"name": name, "kwargs": kwargs}, task.num_classes, size).to(dev)
+            probe = Probe(m, task.val, probe_cfg, n_train=len(task.train)) if validate else None
+            t = time.perf_counter()
+            hist = fit(m, task.train, cfg, seed, validate=probe)
+            secs = time.perf_counter() - t
+            val_secs = sum(h.get("val_seconds") or 0.0 for h in hist)
+            return int((predict(m, task.test.x) == task.test.y.numpy()).sum()), secs, val_secs
+
+        with_v: list[tuple[int, float, float]] = []
+        without: list[tuple[int, float, float]] = []
+        for _ in range(repeats):
+            with_v.append(run(True))
+            without.append(run(False))
+        t_ours, t_base = min(r[1] for r in with_v), min(r[1] for r in without)
+        per_model[name] = {
+            "ours": [with_v[0][0]],
+            "base": [without[0][0]],
+            "t_ours": t_ours,
+            "t_base": t_base,
+            "ratio": round(t_ours / t_base - 1, 3),
+            # within each run, the probe's seconds over the training's (both under the same load): the median
+            "probe_share": round(float(np.median([r[2] / (r[1] - r[2]) for r in with_v])), 3),
+            "probe_images": probe_images(len(task.train)),
+            "val_images": len(task.val),
+            "train_images": len(task.train),
+        }
+    r = per_model["test_resnet"]
+    return {
+        **{k: r[k] for k in ("ours", "base", "t_ours", "t_base")},
+        "n": len(task.test),
+        "tolerance": 0,
+        "validation": per_model,
+    }
+
+
 def _vit(task, size: int, seed: int, dev: torch.device) -> torch.nn.Module:
     """The quickstart's other model (test_vit2, 8-pixel patches), trained like the CNN, for the audit_vit row."""
     seed_everything(seed)
@@ -349,7 +414,11 @@ def report(res: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], l
             loud.append(f"!!! {name}: accuracy differs by {d} samples: rttui {r['ours']} vs baseline {r['base']}")
         out[name] = {"speedup": round(speed, 2), "max_acc_diff": d / r["n"], "n": r["n"]}
         out[name].update(
-            {k: r[k] for k in ("ours", "base", "agreement", "random_start", "on_boundary", "audit") if k in r}
+            {
+                k: r[k]
+                for k in ("ours", "base", "agreement", "random_start", "on_boundary", "audit", "validation")
+                if k in r
+            }
         )
     return out, loud
 
@@ -408,6 +477,7 @@ def main() -> int:
         "feature_extraction": lambda: bench_features(task, model_cfg, size, a.seed, 10, dev),
         "audit": lambda: bench_audit(m, x, y, a.seed),
         "audit_vit": lambda: bench_audit(_vit(task, size, a.seed, dev), x, y, a.seed),
+        "validation": lambda: bench_validation(size, a.seed, dev),
     }
     assert set(rows) == set(ROWS)
     skip = {"deepfool_l2_stock"} if a.quick else set()
@@ -444,6 +514,17 @@ def main() -> int:
                 f"({r['escalation_grad_step_fraction']:.0%})"
             )
         print(f"{row}: {model}'s two sweeps together: audit {au['both']:.0%} of their time")
+    if "validation" in res:
+        for model, v in res["validation"]["validation"].items():
+            print(
+                f"validation: {model}, {v['train_images']} training images, 8 epochs: per-epoch validation "
+                f"({v['val_images']} validation images clean, PGD-3 on {v['probe_images']}) costs {v['ratio']:+.1%} "
+                f"training time (target <= +10%; the probe itself, within each run, {v['probe_share']:.1%} of training "
+                f"time, median of 3); clean test counts "
+                f"{v['ours'][0]} with vs {v['base'][0]} without"
+            )
+            if v["ours"] != v["base"]:
+                loud.append(f"!!! validation: {model} trained differently with the probe ({v['ours']} vs {v['base']})")
     for line in loud:
         print(line)
     if a.json:

@@ -32,6 +32,7 @@ from rttui.analysis.records import (
     normalize,
     params_str,
     parse_where,
+    run_labels,
     select,
     variant_labels,
 )
@@ -159,6 +160,8 @@ class CompareTable:
     params_by_attack: dict[str, dict[str, Any]] = field(default_factory=dict)
     missing_states: list[str] = field(default_factory=list)
     running: bool = True  # whether a runner works on the study (unknown reads as running: the milder claim)
+    studies: list[str] | None = None  # the studies the comparison's records come from (named when several)
+    holm_family: str = ""  # the comparisons the significance marks were Holm-corrected over, named
 
     @property
     def title(self) -> str:
@@ -173,6 +176,8 @@ class CompareTable:
         lo, hi = self.n_seeds
         n = f"n = {lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"n = {lo}-{hi} seeds"
         parts = [f"mean ± std over seeds ({n}; seeds {', '.join(map(str, self.seeds))})"]
+        if self.studies and len(self.studies) > 1:
+            parts.append(f"studies {', '.join(self.studies)} (mixed on purpose: --study all)")
         if self.params_label:
             parts.append(f"attack{'s' if ';' in self.params_label else ''} {self.params_label}")
         if self.eps is not None:
@@ -189,7 +194,8 @@ class CompareTable:
         if self.baseline:
             parts.append(
                 f"* p < 0.05, ** p < 0.01 vs {self.baseline[0]}={self.baseline[1]} "
-                "(paired t-test over seeds on adversarial accuracy, Holm-corrected)"
+                f"(paired t-test over seeds on adversarial accuracy, Holm over {self.holm_family}; "
+                "a view with other cells corrects over another family, so its marks can differ)"
             )
         if self.partial and self.running:
             parts.append(f"PARTIAL: {len(self.missing)} run(s) not evaluated yet")
@@ -379,8 +385,13 @@ def compare(
     split = [a for a in AXES if a not in row_axes and a not in col_axes and (a in varying or a in ("attack", "eps"))]
     where_d = parse_where(where)
     runs = list(runs)
+    studies = sorted({str(r["study"]) for r in records if r.get("study")})
     checks_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    planned = {r["eval_id"] for r in records if r.get("eval_id")}
     for c in checks:
+        # A check of a pair of evaluations ("id+id", PGD against FGSM) belongs to the study that planned both.
+        if "+" in (c.get("eval_id") or "") and not set(c["eval_id"].split("+")) <= planned:
+            continue
         checks_by_run[c["run_id"]].append(c)
 
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -403,6 +414,7 @@ def compare(
                 checks_by_run=checks_by_run,
                 baseline=baseline,
                 running=running,
+                studies=studies,
             )
         )
     return Comparison(tables, study, any(t.partial for t in tables))
@@ -425,6 +437,7 @@ def _table(
     checks_by_run: dict[str, list[dict[str, Any]]],
     baseline: tuple[str, str] | bool | None,
     running: bool = True,
+    studies: list[str] | None = None,
 ) -> CompareTable:
     by_cell: dict[tuple[tuple[Any, ...], tuple[Any, ...]], list[dict[str, Any]]] = defaultdict(list)
     row_keys: list[tuple[Any, ...]] = []
@@ -451,10 +464,8 @@ def _table(
         and all(matches(run.get(k), [str(v).split("[", 1)[0]]) for k, v in fixed.items() if k in CONFIG_AXES)
     ]
     missing_runs = [run for run in expected if run["id"] not in have]
-    missing = [
-        f"{run['dataset']}/{run['model']}/{run['strategy']}/{run['technique']} seed {run['seed']} ({run['state']})"
-        for run in missing_runs
-    ]
+    labels_ = run_labels(runs)
+    missing = [f"{labels_[run['id']]} ({run['state']})" for run in missing_runs]
     missing_cfg = {tuple(run.get(a) for a in CONFIG_AXES) for run in missing_runs}
 
     cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], Cell] = {}
@@ -476,7 +487,7 @@ def _table(
                     warnings.append(msg)
         for rid in stats["run_ids"]:
             for c in checks_by_run.get(rid, []):
-                if c["eval_id"] and c["eval_id"] not in eval_ids:
+                if c["eval_id"] and "+" not in c["eval_id"] and c["eval_id"] not in eval_ids:
                     continue
                 if c["check"] == AUDIT_CHECK:  # shown per eps from the records' audit (above), not per evaluation
                     continue
@@ -536,6 +547,7 @@ def _table(
         notes=notes,
         missing_states=[str(run["state"]) for run in missing_runs],
         running=running,
+        studies=studies,
     )
     _mark_significance(table, baseline)
     return table
@@ -581,6 +593,9 @@ def _mark_significance(table: CompareTable, baseline: tuple[str, str] | bool | N
     if not tested:
         return
     table.baseline = (ax, val)
+    spans = [a for a in axes if a != ax and len({str(c.key.get(a)) for c in tested}) > 1]
+    n = sum(c.test is not None and c.test["p"] is not None for c in tested)  # Holm counts those with a p-value
+    table.holm_family = f"the {n} tested cell(s) of this table" + (f", one per {' × '.join(spans)}" if spans else "")
     adj = holm([c.test["p"] for c in tested if c.test is not None])
     for c, p in zip(tested, adj, strict=True):
         assert c.test is not None

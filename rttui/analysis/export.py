@@ -41,6 +41,7 @@ RECORD_FIELDS = (
     "n",
     "mode",
     "precision",
+    "selected_epoch",  # the training epoch whose weights were attacked ([train] select)
 )
 
 _LATEX_SPECIAL = {
@@ -64,6 +65,7 @@ _LATEX_UNICODE = {
     "∞": r"$\infty$",
     "†": r"$^{\dagger}$",
     "–": "--",
+    "×": r"$\times$",
 }
 
 
@@ -303,14 +305,27 @@ def tests_caption(rows: list[dict[str, Any]]) -> str:
     r = rows[0]
     test = "paired t-test" if r["test"] == "t" else "Wilcoxon signed-rank test"
     warns = sorted({x["warning"] for x in rows if x.get("warning")})
-    # Holm counts the comparisons that have a p-value (stats.holm), so the caption counts the same ones.
-    tested = sum(x.get("p") is not None for x in rows)
-    untested = f"; {len(rows) - tested} without a p-value" if tested < len(rows) else ""
     return (
         f"{r['axis']}: {r['a']} minus {r['b']} on {r['metric']}, {test} over seeds (n = "
         f"{'/'.join(sorted({str(x['n']) for x in rows}))}), 95% t confidence interval, Cohen's d_z, "
-        f"Holm over {tested} comparison(s){untested}" + (f". Note: {'; '.join(warns)}" if warns else "")
+        f"{holm_family(rows)}" + (f". Note: {'; '.join(warns)}" if warns else "")
     )
+
+
+def holm_family(rows: list[dict[str, Any]]) -> str:
+    """The family Holm corrected over, named: how many comparisons, and the axes they span (so a caption says
+    why a p Holm differs from another view's: another view tests another family)."""
+    # Holm counts the comparisons that have a p-value (stats.holm), so the caption counts the same ones.
+    tested = sum(x.get("p") is not None for x in rows)
+    untested = f"; {len(rows) - tested} without a p-value" if tested < len(rows) else ""
+    spans = [a for a in AXES if rows and a in rows[0] and len({str(x[a]) for x in rows}) > 1]
+    over = f" (one per {' × '.join(spans)})" if spans else ""
+    once = (
+        f"; {rows[0]['metric']} does not depend on the attack, so each configuration is tested once"
+        if rows and "attack" not in rows[0]
+        else ""
+    )
+    return f"Holm over {tested} comparison(s){over}{untested}{once}"
 
 
 def tests_markdown(rows: list[dict[str, Any]]) -> str:

@@ -36,16 +36,24 @@ class FigureKind:
     description: str
     draw: Callable[[dict[str, Any]], Any]  # data -> matplotlib Figure (or a list of (suffix, Figure))
     needs: tuple[str, ...] = ("records",)
+    # data -> (rows, csv columns): the figure's numbers, written beside it as <stem>.json and <stem>.csv
+    numbers: Callable[[dict[str, Any]], tuple[list[dict[str, Any]], Sequence[str]]] | None = None
 
 
 FIGURES: dict[str, FigureKind] = {}
 
 
-def figure(name: str, description: str, needs: tuple[str, ...] = ("records",)) -> Callable[[Any], Any]:
-    """Register a figure kind: the decorated function takes the data dict and returns a Figure."""
+def figure(
+    name: str,
+    description: str,
+    needs: tuple[str, ...] = ("records",),
+    numbers: Callable[[dict[str, Any]], tuple[list[dict[str, Any]], Sequence[str]]] | None = None,
+) -> Callable[[Any], Any]:
+    """Register a figure kind: the decorated function takes the data dict and returns a Figure; `numbers`, when
+    given, returns the figure's numbers, which `draw` writes beside it (JSON and CSV)."""
 
     def deco(fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-        FIGURES[name] = FigureKind(name, description, fn, needs)
+        FIGURES[name] = FigureKind(name, description, fn, needs, numbers)
         return fn
 
     return deco
@@ -86,12 +94,7 @@ def draw(kind: str, data: dict[str, Any], out: Path, formats: Sequence[str] = ("
             raise AnalysisError(f"figure format {f!r} is unknown; use some of {', '.join(FORMATS)}")
     fk = get(kind)
     plt = _plt()
-    if out.suffix.lstrip(".") in FORMATS:  # a file name: its stem, every format beside it
-        stem = out.with_suffix("")
-        stem.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / kind
+    stem = output_stem(out, kind)
     result = fk.draw(data)
     figs = result if isinstance(result, list) else [("", result)]
     written = []
@@ -101,7 +104,36 @@ def draw(kind: str, data: dict[str, Any], out: Path, formats: Sequence[str] = ("
             fig.savefig(p, bbox_inches="tight", metadata={"Date": None} if f == "svg" else None)
             written.append(p)
         plt.close(fig)
+    if fk.numbers is not None:
+        written += write_numbers(*fk.numbers(data), stem)
     return written
+
+
+def output_stem(out: Path, kind: str) -> Path:
+    """Where a figure's files go: `out` is a folder (files named after `kind`) or a file name such as fig1.png
+    (its stem; every format beside it). Creates the folder."""
+    if out.suffix.lstrip(".") in FORMATS:
+        stem = out.with_suffix("")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        return stem
+    out.mkdir(parents=True, exist_ok=True)
+    return out / kind
+
+
+def write_numbers(rows: list[dict[str, Any]], fields: Sequence[str], stem: Path) -> list[Path]:
+    """A figure's numbers beside it: `<stem>.json` (every field) and `<stem>.csv` (`fields`; lists joined by
+    spaces)."""
+    import csv
+    import json
+
+    pj, pc = stem.with_name(f"{stem.name}.json"), stem.with_name(f"{stem.name}.csv")
+    pj.write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
+    with open(pc, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
+    return [pj, pc]
 
 
 def _varying(recs: list[dict[str, Any]], axes: Sequence[str]) -> list[str]:
@@ -306,3 +338,7 @@ def fig_depth(data: dict[str, Any]) -> Any:
         recs = apply_where(recs, parse_where(data["where"]))
     table = depth_rows(recs, data.get("runs") or [], data.get("attack"), data.get("eps"))
     return build_depth_figure(table, data.get("study") or "")
+
+
+# Figure kinds defined in their own modules register themselves on import (kept last: they import this module).
+from rttui.analysis import fronts as _fronts  # noqa: E402, F401

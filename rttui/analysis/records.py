@@ -2,7 +2,7 @@
 
 Works on the flat records `Store.records()` returns (one per run, attack, eps). It owns:
 - the axes a configuration is made of (`CONFIG_AXES`) and the axes a result can be pivoted or filtered on;
-- normalising records: one per (run, attack, eps) (`dedupe`), strategies and techniques that appear with
+- normalising records: one per (evaluation, eps) (`dedupe`), strategies and techniques that appear with
   several parameter sets labelled with them (`variant_labels`, e.g. ``layer_freezing[freeze=2]``), so different
   variants are never pooled;
 - filtering (`--where`), choosing one attack and epsilon (`select`), and one record per seed (`one_per_seed`:
@@ -47,6 +47,7 @@ def variant_labels(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     labelled with its parameters (``layer_freezing[freeze=2]``), so different variants are never pooled.
     The plain name stays in ``strategy_name`` / ``technique_name``."""
     out = [dict(r) for r in records]
+    _attack_variants(out)
     for axis in ("strategy", "technique"):
         pkey = f"{axis}_params"
         seen: dict[str, set[str]] = defaultdict(set)
@@ -57,14 +58,41 @@ def variant_labels(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if len(seen[r[axis]]) > 1:
                 ps = params_str(r.get(pkey))
                 r[axis] = f"{r[axis]}[{ps}]" if ps else r[axis]
+    # Runs that differ only in the epoch they kept ([train] select, issue #31) are different configurations too.
+    if len({r.get("select") or "last" for r in out}) > 1:
+        for r in out:
+            sel = r.get("select") or "last"
+            if sel != "last":
+                t = str(r["technique"])
+                r["technique"] = f"{t[:-1]},select={sel}]" if t.endswith("]") else f"{t}[select={sel}]"
     return out
 
 
+def _attack_variants(out: list[dict[str, Any]]) -> None:
+    """In place: an attack evaluated with several parameter sets is labelled with the parameters that differ
+    (``pgd[steps=1]`` beside ``pgd[steps=10]``), so two evaluations of different strength never share a cell."""
+    sets: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in out:
+        p = r.get("attack_params") or {}
+        sets[r["attack"]][params_str(p)] = p
+    for attack, by_str in sets.items():
+        if len(by_str) < 2:
+            continue
+        keys = sorted({k for p in by_str.values() for k in p})
+        differ = [k for k in keys if len({repr(p.get(k)) for p in by_str.values()}) > 1]
+        for r in out:
+            if r["attack"] == attack:
+                p = r.get("attack_params") or {}
+                r.setdefault("attack_name", attack)
+                r["attack"] = f"{attack}[{','.join(f'{k}={p.get(k)}' for k in differ)}]"
+
+
 def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per (run, attack, eps): a run shared by two studies is counted once."""
+    """One record per (evaluation, eps): an evaluation two studies planned is counted once; two evaluations of one
+    run that differ in any parameter are two records (their attack labels tell them apart)."""
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in records:
-        seen.setdefault((r["run_id"], r["attack"], round(float(r["eps"]), 12)), r)
+        seen.setdefault((r.get("eval_id") or (r["run_id"], r["attack"]), round(float(r["eps"]), 12)), r)
     return list(seen.values())
 
 
@@ -149,6 +177,19 @@ def select(
     return recs
 
 
+def filter_records(
+    records: list[dict[str, Any]],
+    attack: str | None = None,
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The stored records (unlabelled, as exported) that an attack (its name or variant label), an epsilon and
+    `--where` filters keep; AnalysisError where one matches nothing, naming what there is."""
+    keep = select(records, attack, eps, where)
+    wanted = {(r.get("eval_id"), round(float(r["eps"]), 12)) for r in keep}
+    return [r for r in records if (r.get("eval_id"), round(float(r["eps"]), 12)) in wanted]
+
+
 def resolve_attack(attack: str, labels: Iterable[str]) -> str:
     """The stored attack label `attack` means: itself, or the one variant of that name (`transfer` ->
     `transfer[source]` when it is the only transfer attack); AnalysisError naming the choices otherwise."""
@@ -214,6 +255,39 @@ def config_label(r: dict[str, Any], axes: Sequence[str] = CONFIG_AXES) -> str:
     return "/".join(str(r[a]) for a in axes)
 
 
+def _leaves(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as {dotted key: value}."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def run_labels(runs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Run id -> `dataset/model/strategy/technique seed N`, with what differs (``image_size=16``) where two runs
+    would print the same label: a label always tells one run from another."""
+    runs = list(runs)
+    base = {r["id"]: f"{config_label(r)} seed {r['seed']}" for r in runs}
+    same: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        same[base[r["id"]]].append(r)
+    out = dict(base)
+    for label, group_ in same.items():
+        if len(group_) < 2:
+            continue
+        leaves = {r["id"]: _leaves(r.get("config") or {}) for r in group_}
+        keys = sorted({k for lv in leaves.values() for k in lv})
+        differ = [k for k in keys if len({repr(lv.get(k)) for lv in leaves.values()}) > 1]
+        shown = [k for k in differ if k != "source_id"] or differ
+        for r in group_:
+            lv = leaves[r["id"]]
+            parts = [f"{k.rsplit('.', 1)[-1]}={lv.get(k)}" for k in shown[:3]] + (["..."] if len(shown) > 3 else [])
+            out[r["id"]] = f"{label} [{', '.join(parts) or 'run ' + r['id']}]"
+    return out
+
+
 def params_label(r: dict[str, Any]) -> str:
     """The attack and the parameters a number came from, in one short string (e.g. for a table title)."""
     p = r.get("attack_params") or {}
@@ -256,6 +330,12 @@ def attack_label(r: dict[str, Any], step_sizes: list[float] | None = None) -> st
     the whole threat model (AutoAttack: its version and the reference's budgets)."""
     parts = [r["attack"]]
     p = r.get("attack_params") or {}
+    if r.get("attack_name", r["attack"]) == "worst-case":
+        covers = ", ".join(p.get("covers") or [])
+        return (
+            f"{r['attack']} (per test image, over {covers or 'no attack'} and each one's audit; "
+            f"norm={r.get('norm') or 'linf'})"
+        )
     if r["attack"] == "autoattack":
         parts.append(f"version={p.get('version', 'standard')}")
         for key, name in (("n_iter", "n_iter"), ("n_target_classes", "targets"), ("square_n_queries", "queries")):

@@ -18,6 +18,8 @@ from rttui.analysis.records import AXES, CONFIG_AXES, AnalysisError, group, one_
 
 TESTS = ("t", "wilcoxon")
 TEST_METRICS = ("adv_acc", "clean_acc", "drop")
+# Metrics that do not depend on the attack or epsilon: tested once per configuration, so Holm counts each once.
+ATTACK_FREE_METRICS = ("clean_acc",)
 
 
 def _num(x: Any) -> float | None:
@@ -176,6 +178,8 @@ def comparisons(
 ) -> list[dict[str, Any]]:
     """One paired comparison of `axis=a` against `axis=b` per combination of every other axis (dataset,
     model, ..., attack, eps), pairing runs by seed. p_holm is Holm-corrected over all comparisons returned.
+    A metric that does not depend on the attack (clean accuracy) is compared once per configuration: its rows
+    carry no attack or eps, and Holm counts each configuration once, not once per attack and epsilon.
     `pairs` lists the (seed, run, evaluation) pairs, so per-sample tests can follow."""
     if metric not in TEST_METRICS:
         raise AnalysisError(f"--metric {metric!r} is unknown; use one of {', '.join(TEST_METRICS)}")
@@ -190,7 +194,8 @@ def comparisons(
             raise AnalysisError(f"--axis {axis} has no value {v!r} in these results; it has {', '.join(values)}")
     if a == b:
         raise AnalysisError(f"--a and --b are both {a!r}; give two different values of {axis}")
-    others = [x for x in AXES if x != axis]
+    attack_free = metric in ATTACK_FREE_METRICS
+    others = [x for x in AXES if x != axis and not (attack_free and x in ("attack", "eps"))]
     side: dict[tuple[Any, ...], dict[str, dict[Any, dict[str, Any]]]] = defaultdict(lambda: {"a": {}, "b": {}})
     for r in sorted(recs, key=lambda r: (str(r["seed"]), r["run_id"])):
         v = str(r[axis])
@@ -218,7 +223,7 @@ def comparisons(
             "unpaired_seeds": sorted(set(ga) ^ set(gb), key=str),
             "values_a": va,
             "values_b": vb,
-            "params": next(iter(ga.values())).get("attack_params"),
+            "params": None if attack_free else next(iter(ga.values())).get("attack_params"),
             "pairs": [
                 {
                     "seed": s,
@@ -268,8 +273,9 @@ def add_mcnemar(
             if la != lb:
                 notes.append(f"seed {pair['seed']}: the two runs were tested on different images; skipped")
                 continue
-            oa = outcome_bits(sa, grids[ea], float(row["eps"]), row["metric"])
-            ob = outcome_bits(sb, grids[eb], float(row["eps"]), row["metric"])
+            # Clean accuracy has no eps (any of the grid reads the same clean outcome).
+            oa = outcome_bits(sa, grids[ea], float(row.get("eps", grids[ea][0])), row["metric"])
+            ob = outcome_bits(sb, grids[eb], float(row.get("eps", grids[eb][0])), row["metric"])
             b += sum(1 for i in oa if oa[i] and not ob[i])
             c += sum(1 for i in oa if ob[i] and not oa[i])
             used += 1

@@ -10,6 +10,7 @@ face uses is re-exported here and listed in `__all__`. Nothing here imports torc
 from __future__ import annotations
 
 from rttui.api import events
+from rttui.api.curves import validation_curves, validation_rows
 from rttui.api.report import report
 from rttui.api.results import (
     CONFIG_AXES,
@@ -26,6 +27,7 @@ from rttui.api.results import (
     export_table,
     figure_kinds,
     frame,
+    headline_attack,
     incomplete,
     plot,
     records_text,
@@ -59,6 +61,7 @@ from rttui.api.studies import (
     datasets,
     delete_study,
     duplicate_study,
+    launch_question,
     list_studies,
     load_study,
     make_plan,
@@ -108,7 +111,9 @@ __all__ = [
     "figure_kinds",
     "frame",
     "gpu_telemetry",
+    "headline_attack",
     "incomplete",
+    "launch_question",
     "launch_study",
     "layers",
     "list_studies",
@@ -140,5 +145,7 @@ __all__ = [
     "transfer_text",
     "ttest",
     "validate_study",
+    "validation_curves",
+    "validation_rows",
     "watch_launch",
 ]

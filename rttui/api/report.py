@@ -43,7 +43,7 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    recs, runs, s = read_results(db, study)
+    recs, runs, s, study = read_results(db, study)
     try:
         lock = s.runner_lock()
     finally:

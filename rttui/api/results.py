@@ -13,7 +13,7 @@ from typing import Any
 
 from rttui.analysis.compare import CompareTable, Comparison
 from rttui.analysis.records import CONFIG_AXES, default_attack, default_eps
-from rttui.api.stores import open_store, read_results, require_study
+from rttui.api.stores import open_store, read_results, require_study, study_records
 
 __all__ = [
     "CONFIG_AXES",
@@ -29,6 +29,7 @@ __all__ = [
     "export_records",
     "export_table",
     "figure_kinds",
+    "headline_attack",
     "plot",
     "records_text",
     "stability",
@@ -38,11 +39,39 @@ __all__ = [
 ]
 
 
-def export_records(db: str | Path | None = None, study: str | None = None) -> list[dict[str, Any]]:
-    """One flat record per (study, run, attack, eps), accuracies as fractions in [0, 1]."""
+def export_records(
+    db: str | Path | None = None,
+    study: str | None = None,
+    *,
+    attack: str | None = None,
+    eps: float | None = None,
+    where: Sequence[str] | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One flat record per (study, evaluation, eps), accuracies as fractions in [0, 1]; `attack`, `eps` and
+    `where` keep the records they match (see `rttui.analysis.records.filter_records`), as they stand in the
+    store (no variant labels)."""
     with open_store(db) as s:
-        require_study(s, study)
-        return s.records(study)
+        study = require_study(s, study)
+        recs = study_records(s, study)
+    if attack is None and eps is None and not where:
+        return recs
+    from rttui.analysis.records import filter_records
+
+    return filter_records(recs, attack, eps, where)
+
+
+def headline_attack(db: str | Path | None = None, study: str | None = None) -> str:
+    """The attack a study's tables lead with when none is asked for: its `[eval] headline` ('worst_case' reads
+    as the per-sample worst case), else pgd."""
+    with open_store(db) as s:
+        name = require_study(s, study)
+        spec = s.study_spec(name) if name else None
+    head = ((spec or {}).get("eval") or {}).get("headline") if isinstance(spec, dict) else None
+    if head == "worst_case":
+        from rttui.analysis.worst_case import WORST_CASE
+
+        return WORST_CASE
+    return str(head) if head else "pgd"
 
 
 def frame(db: str | Path | None = None, study: str | None = None, kind: str = "records") -> Any:
@@ -58,7 +87,7 @@ def frame(db: str | Path | None = None, study: str | None = None, kind: str = "r
         rows = export_records(db, study)
     else:
         with open_store(db) as s:
-            require_study(s, study)
+            study = require_study(s, study)
             rows = s.sample_records(study) if kind == "samples" else s.epoch_records(study)
     return to_frame(rows, kind)
 
@@ -70,8 +99,7 @@ def incomplete(db: str | Path | None, study: str | None) -> str:
     from rttui.analysis.compare import incomplete_label
 
     with open_store(db) as s:
-        if study is not None:
-            require_study(s, study)
+        study = require_study(s, study)
         states = [str(r["state"]) for r in s.runs(study) if r["state"] != "done"]
         lock = s.runner_lock()
     return incomplete_label(states, bool(lock) and (study is None or lock["study"] == study))
@@ -108,7 +136,7 @@ def compare(
     evaluated), and `cells` with the numbers; `.as_dict()` is the JSON form."""
     from rttui.analysis import compare as cmp
 
-    recs, runs, s = read_results(db, study)
+    recs, runs, s, study = read_results(db, study)
     try:
         stored_checks = s.checks()
         lock = s.runner_lock()
@@ -155,7 +183,7 @@ def ttest(
     `variance` a Brown-Forsythe (Levene, median) equal-variance test of the metric across seeds."""
     from rttui.analysis import stats
 
-    recs, _runs, s = read_results(db, study)
+    recs, _runs, s, study = read_results(db, study)
     try:
         if not recs:
             return []
@@ -180,7 +208,7 @@ def stability(
     """Per configuration, attack and eps: mean, sd and range of standard and adversarial accuracy over seeds."""
     from rttui.analysis import stats
 
-    recs, _runs, s = read_results(db, study)
+    recs, _runs, s, study = read_results(db, study)
     s.close()
     return stats.stability(recs, attack, eps, where) if recs else []
 
@@ -198,7 +226,7 @@ def confusions(
     from rttui.analysis import errors
     from rttui.analysis.records import at_eps, select
 
-    recs, _runs, s = read_results(db, study)
+    recs, _runs, s, study = read_results(db, study)
     try:
         if not recs:
             return []
@@ -235,7 +263,7 @@ def plot(
     from rttui.analysis import figures
 
     fig = figures.get(kind)
-    recs, runs, s = read_results(db, study)
+    recs, runs, s, study = read_results(db, study)
     s.close()
     if attack is None and kind != "curves":
         attack = default_attack(recs)
@@ -286,8 +314,8 @@ def depth_table(
     from rttui.analysis.depth import depth_rows
 
     with open_store(db) as s:
-        require_study(s, study)
-        return depth_rows(s.records(study), s.runs(study), attack, eps)
+        study = require_study(s, study)
+        return depth_rows(study_records(s, study), s.runs(study), attack, eps)
 
 
 def depth_json(table: dict[str, Any]) -> dict[str, Any]:

@@ -172,7 +172,8 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
     each of its evaluations ran in (`env` None where the database predates provenance: "not recorded")."""
     with open_store(db) as s:
         if run_id is None:
-            return {"studies": s.studies(), "runs": s.runs(study), "runner": s.runner_lock()}
+            runs = [{k: v for k, v in r.items() if k != "config"} for r in s.runs(study)]
+            return {"studies": s.studies(), "runs": runs, "runner": s.runner_lock()}
         row = s.unit("run", run_id)
         if row is None:
             raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
@@ -227,7 +228,16 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
     """
     p = db_path(db)
     if not p.exists():
-        return {"runner": None, "runs": [], "sources": [], "metrics": {}, "live": {}, "workers": [], "checks": []}
+        return {
+            "runner": None,
+            "runs": [],
+            "sources": [],
+            "metrics": {},
+            "live": {},
+            "workers": [],
+            "checks": [],
+            "validation": {},
+        }
     with Store.open(p) as s:
         spec = s.study_spec(study)
         runs = s.runs(study)
@@ -240,7 +250,14 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         recs = s.records(study) if runs else []
         live = s.live(study)  # the running runs' evaluations, per eps finished so far (never a stored result)
         run_ids = {r["id"] for r in runs}
-        checks_ = [c for c in s.checks() if c["run_id"] in run_ids]
+        mine = set(s.study_eval_ids(study))
+        # The study's own checks: its evaluations', its runs' own, and PGD/FGSM pairs it planned both halves of.
+        checks_ = [
+            c
+            for c in s.checks()
+            if c["run_id"] in run_ids and (not c["eval_id"] or set(c["eval_id"].split("+")) <= mine)
+        ]
+        validation = s.validation_points(study)  # per-epoch validation so far (runs with [target] val_size)
         workers = s.workers() if lock and lock["study"] == study else []
     totals: dict[str, tuple[int, int]] = {}
     source_totals: dict[str, int] = {}
@@ -274,6 +291,8 @@ def study_progress(db: str | Path | None, study: str) -> dict[str, Any]:
         # The runner's workers (slot, pid, host, device) and the unit each works on now: the GPU panel's names.
         "workers": workers,
         "checks": checks_,
+        # Run id -> [{epoch, val_clean_acc, val_adv_acc}]: clean and probe-robust validation accuracy per epoch.
+        "validation": validation,
     }
 
 

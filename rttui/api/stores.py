@@ -12,6 +12,25 @@ from rttui.errors import StoreError
 from rttui.store import Store, default_db_path
 
 
+def _planned_evals(name: str, spec: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """The evaluations a stored study spec plans, (eval id, run id); None when it no longer parses or plans (the
+    store then keeps the old reading for that study). What rebuilds membership in a database written before it was
+    recorded."""
+    from rttui.errors import RttuiError
+    from rttui.study.files import study_toml
+    from rttui.study.plan import make_plan
+    from rttui.study.spec import parse_study
+
+    try:
+        plan = make_plan(parse_study(study_toml(spec), f"the stored plan of study {name!r}"))
+    except (RttuiError, KeyError, TypeError, ValueError):
+        return None
+    return [(ep.id, ep.run_id) for ep in plan.evals]
+
+
+Store.membership_planner = _planned_evals
+
+
 def db_path(db: str | Path | None) -> Path:
     """--db, else $RTTUI_DB, else ./rttui.db."""
     return Path(db) if db else default_db_path()
@@ -34,19 +53,50 @@ def open_store(db: str | Path | None = None, write: bool = False) -> Store:
     return Store.open(p, write=write)
 
 
-def require_study(s: Store, study: str | None) -> None:
-    """Refuse (one line) a study name the database does not hold; None means every study."""
-    if study and study not in {r["name"] for r in s.studies()}:
-        names = ", ".join(r["name"] for r in s.studies()) or "none"
-        raise StoreError(f"study {study!r} is not in {s.path} (studies: {names}); pass one of them")
+ALL_STUDIES = "all"
 
 
-def read_results(db: str | Path | None, study: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Store]:
-    """The records and runs of a study (or of every study), and the open store (the caller closes it)."""
+def require_study(s: Store, study: str | None) -> str | None:
+    """The study a read means: `study` when the database holds it, the only study when none is named, None (every
+    study, on purpose) for "all". Refuses, in one line listing the studies, a name the database does not hold and
+    an unnamed read of a database with several studies: results of different studies are never mixed silently."""
+    names = s.study_names()
+    if study == ALL_STUDIES and ALL_STUDIES not in names:
+        return None
+    if study is None:
+        if len(names) <= 1:
+            return names[0] if names else None
+        raise StoreError(
+            f"{s.path} holds {len(names)} studies ({', '.join(names)}); pass --study NAME, or --study all to mix them"
+        )
+    if study not in names:
+        raise StoreError(
+            f"study {study!r} is not in {s.path} (studies: {', '.join(names) or 'none'}); pass one of them"
+        )
+    return study
+
+
+def read_results(
+    db: str | Path | None, study: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Store, str | None]:
+    """The records and runs of a study (see `require_study`), the open store (the caller closes it) and the study
+    they are of (None: every study)."""
     s = open_store(db)
     try:
-        require_study(s, study)
+        name = require_study(s, study)
     except StoreError:
         s.close()
         raise
-    return s.records(study), s.runs(study), s
+    return study_records(s, name), s.runs(name), s, name
+
+
+def study_records(s: Store, study: str | None) -> list[dict[str, Any]]:
+    """A study's stored records and, derived from its per-sample outcomes, its per-sample worst case over every
+    attack it evaluated (`rttui.analysis.worst_case`): what every face reads."""
+    from rttui.analysis.worst_case import worst_case_records
+
+    recs = s.records(study)
+    if not recs:
+        return recs
+    grids = s.eval_grids({r["eval_id"] for r in recs})
+    return recs + worst_case_records(recs, s.sample_masks, grids)

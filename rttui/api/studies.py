@@ -94,6 +94,28 @@ def study_size(study: Study) -> dict[str, Any]:
     return make_plan(study).size()
 
 
+# A launch that asks first: more runs left than this, or a model beyond the tiny offline test models.
+LARGE_LAUNCH_RUNS = 50
+
+
+def launch_question(path: str | Path, db: str | Path | None = None) -> str | None:
+    """Why launching this study deserves a yes first (a plan this large takes hours, or wants a GPU), as a
+    question; None for a small study, or one that cannot be read (the launch itself then says why)."""
+    try:
+        study = load_study(path)
+        rows = plan_status(study, db)
+    except (RttuiError, OSError):
+        return None
+    left = sum(r.state != "done" for r in rows)
+    big = sorted({m.name for b in study.blocks for m in b.models if not m.name.startswith("test_")})
+    if left <= LARGE_LAUNCH_RUNS and not big:
+        return None
+    why = [f"{left} runs to train and attack"] if left > LARGE_LAUNCH_RUNS else [f"{left} run(s)"]
+    if big:
+        why.append(f"full-size model(s) {', '.join(big)} (hours on a CPU; a GPU is advised)")
+    return f"Launch {study.name}? It plans {' with '.join(why)}."
+
+
 @dataclass(frozen=True)
 class PlanRow:
     id: str
@@ -130,6 +152,7 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
     in_db: dict[str, dict[str, Any]] = {}
     runner = None
     states: dict[str, dict[str, str]] = {}
+    trained: dict[str, str] = {}
     evals_done: set[str] = set()
     if p.exists():
         with Store.open(p) as s:
@@ -137,12 +160,13 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
             runner = s.runner_lock()
             for name in in_db:
                 states[name] = {r["id"]: r["state"] for r in s.runs(name)}
+            trained = {r["id"]: r["state"] for r in s.runs()}  # every run's own (training) state
             evals_done = s.all_done_evals()
     rows: list[StudyRow] = []
     seen: set[str] = set()
     files = sorted(Path(studies_dir).glob("*.toml")) if studies_dir and Path(studies_dir).is_dir() else []
-    # A run counts for a file when the database holds it, whichever study registered it.
-    known = {run_id: state for st in states.values() for run_id, state in st.items()}
+    # A run counts for a file when the database holds it, whichever study registered it: its state for the study
+    # of that name when it is registered, else its own training state.
     for f in files:
         try:
             study = load_study(f)
@@ -165,10 +189,12 @@ def list_studies(db: str | Path | None = None, studies_dir: str | Path | None = 
         runs = make_plan(study).runs
         # A run another study finished is 'trained' for this one while an evaluation this one plans is missing
         # (the same training, another attack): the study is partial, and `rttui run` would evaluate it.
+        own = states.get(study.name, {})
+        known = {rp.id: own.get(rp.id) or trained.get(rp.id, "new") for rp in runs}
         mine = {
             rp.id: "trained"
-            if known.get(rp.id) == "done" and any(ep.id not in evals_done for ep in rp.evals)
-            else known.get(rp.id, "new")
+            if known[rp.id] == "done" and any(ep.id not in evals_done for ep in rp.evals)
+            else known[rp.id]
             for rp in runs
         }
         rows.append(study_row(study.name, str(f), study.name in in_db, [rp.id for rp in runs], mine, runner))

@@ -21,7 +21,7 @@ def transfer(
     when no eps is given). Each `TransferMatrix` has `title`, `caption`, `header()`, `body()` (display strings,
     the diagonal marked `wb`), `records()` (one per surrogate x target: adv_acc, std, n_seeds, ...) and
     `warnings` (stored `pgd_le_transfer` warnings: a transfer attack stronger than white-box PGD)."""
-    recs, _runs, s = read_results(db, study)
+    recs, _runs, s, study = read_results(db, study)
     try:
         checks = s.checks()
     finally:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rttui import __version__
-from rttui.cli import results, runs, studies, transfer
+from rttui.cli import curves, results, runs, studies, transfer
 from rttui.cli.options import DbOpt, StudiesOpt
 
 app = typer.Typer(
@@ -32,16 +32,31 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+ReadOnlyOpt = Annotated[
+    bool, typer.Option("--read-only", help="analysis screens only: no launching, cancelling, deleting, saving")
+]
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
+    db: DbOpt = None,
+    studies: Annotated[Path | None, typer.Option("--studies", help="folder of study files to list")] = None,
+    read_only: ReadOnlyOpt = False,
 ) -> None:
-    """rttui: run transfer-robustness studies headless or in the TUI (no command: open the TUI)."""
+    """rttui: run transfer-robustness studies headless or in the TUI (no command: open the TUI, with the
+    options of `rttui tui`)."""
     if ctx.invoked_subcommand is None:
-        _open_tui(None, Path("studies"))
+        _open_tui(db, studies or Path("studies"), read_only)
+        return
+    # Given before a command (`rttui --db q.db status`), they are that command's defaults (its own win).
+    given = {k: v for k, v in (("db", db), ("studies", studies), ("read_only", read_only or None)) if v is not None}
+    if given:
+        commands = getattr(ctx.command, "commands", {})
+        ctx.default_map = {name: dict(given) for name in commands}
 
 
 def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) -> None:
@@ -52,11 +67,6 @@ def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) ->
     tui_app.run()
     if tui_app.return_code:  # Textual prints the traceback and sets 1 when the app died of an exception
         raise typer.Exit(tui_app.return_code)
-
-
-ReadOnlyOpt = Annotated[
-    bool, typer.Option("--read-only", help="analysis screens only: no launching, cancelling, deleting, saving")
-]
 
 
 @app.command()
@@ -86,3 +96,4 @@ app.add_typer(studies.app)
 app.add_typer(runs.app)
 app.add_typer(results.app)
 app.add_typer(transfer.app)
+app.add_typer(curves.app)

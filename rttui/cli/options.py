@@ -18,6 +18,10 @@ RowsOpt = Annotated[
 ]
 ColsOpt = Annotated[str | None, typer.Option(help="comma list of axes for columns (default: metrics only)")]
 WhereOpt = Annotated[list[str] | None, typer.Option(help="AXIS=VALUE filter, repeatable (e.g. model=resnet50)")]
+StudyOpt = Annotated[
+    str | None,
+    typer.Option(help="the study to read (default: the only one; several in the database: name one, or all to mix)"),
+]
 StudiesOpt = Annotated[Path, typer.Option("--studies", help="folder of study files to list")]
 
 

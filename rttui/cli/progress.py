@@ -79,7 +79,10 @@ class RichListener:
                     f"{event.todo_evals} evaluations"
                 )
                 self.overall = p.add_task("[bold]study", total=max(total, 1), completed=0 if total else 1)
-            case ev.UnitStarted(unit_id=uid, label=label, phase=phase, worker=w):
+            case ev.UnitStarted(kind=kind, unit_id=uid, label=label, phase=phase, worker=w):
+                if not self.console.is_terminal:  # no live bars in a log file: a line per unit instead
+                    what = label if label.startswith(kind) else f"{kind} {label}"  # a source's label names it
+                    self.log(f"  started {escape(what)} ({phase})")
                 self.labels[uid] = label
                 self.worker_of[uid] = w
                 self.latest.pop(uid, None)
@@ -116,7 +119,9 @@ class RichListener:
                 warn = [c for c in event.checks if c["level"] == "warning"]
                 flag = f" [yellow]⚠ {warn[0]['message']}[/]" if warn else ""
                 self.log(f"    {event.attack:<6} adv acc by eps  {accs}  ({event.seconds:.1f}s){flag}")
-            case ev.UnitFinished(kind="run"):
+            case ev.UnitFinished(kind="run", unit_id=uid, seconds=secs):
+                if not self.console.is_terminal:
+                    self.log(f"  finished run {escape(self.labels.get(uid, uid))} ({secs:.1f}s)")
                 self._advance()
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 self.log(f"  [bold red]failed[/] {kind} {self.labels.get(uid, uid)}: {err}")

@@ -1,4 +1,4 @@
-"""Rich renderings of plain results: the per-attack accuracy tables and the sanity checks.
+"""Rich renderings of plain results: the compare and test tables, the sanity checks and their summary lines.
 
 Rich reads strings as markup, and results hold labels such as `layer_freezing[freeze=2]` that it would drop:
 every value that comes from the data goes through `escape` before it reaches a table.
@@ -6,7 +6,7 @@ every value that comes from the data goes through `escape` before it reaches a t
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 from typing import Any
 
 from rich.markup import escape
@@ -15,43 +15,6 @@ from rich.table import Table
 from rttui import api
 
 CONFIG = api.CONFIG_AXES
-
-
-def accuracy_tables(summary: list[dict[str, Any]], report_eps: float | None = None, title: str = "") -> list[Table]:
-    """One table per attack: rows are configurations, columns clean accuracy, adv accuracy per eps and drop."""
-    by_attack: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in summary:
-        by_attack[r["attack"]].append(r)
-    tables = []
-    for attack, rows in by_attack.items():
-        epsilons = sorted({r["eps"] for r in rows})
-        ref = api.default_eps(epsilons, preferred=report_eps)
-        seeds = sorted({s for r in rows for s in r["seeds"]})
-        t = Table(
-            title=escape(
-                f"{title}{attack.upper()} accuracy (%), mean±std over {len(seeds)} seed(s) [{rows[0]['params']}]"
-            ),
-            title_justify="left",
-        )
-        varying = [k for k in CONFIG if len({r[k] for r in rows}) > 1] or ["model"]
-        for k in varying:
-            t.add_column(k)
-        t.add_column("clean", justify="right")
-        for e in epsilons:
-            t.add_column(f"ε={e:g}", justify="right")
-        t.add_column(f"drop@{ref:g}", justify="right")
-        cells: dict[tuple[Any, ...], dict[float, dict[str, Any]]] = defaultdict(dict)
-        for r in rows:
-            cells[tuple(r[k] for k in CONFIG)][r["eps"]] = r
-        for per_eps in cells.values():
-            first = next(iter(per_eps.values()))
-            line = [escape(str(first[k])) for k in varying]
-            line.append(first["clean"].fmt())
-            line += [per_eps[e]["adv"].fmt() if e in per_eps else "-" for e in epsilons]
-            line.append(per_eps[ref]["drop"].fmt() if ref in per_eps else "-")
-            t.add_row(*line)
-        tables.append(t)
-    return tables
 
 
 LEVEL_STYLE = {"ok": "green", "info": "cyan", "warning": "bold yellow", "error": "bold red"}
@@ -73,6 +36,35 @@ def checks_table(checks: list[dict[str, Any]], labels: dict[str, str]) -> Table 
             escape(c["message"]),
         )
     return t
+
+
+def audit_line(tables: list[Any], checks: list[dict[str, Any]], db: str) -> str | None:
+    """One line for the attack-strength audit of the tables shown: per attack, in how many of its cells (ε > 0)
+    the audit found the accuracy overstated (the cells marked †); None when nothing was audited."""
+    if not any(c["check"] == "attack_strength" for c in checks):
+        return None
+    counts: dict[str, list[int]] = {}
+    for t in tables:
+        if not t.attack:
+            continue
+        cells = [c for c in t.cells.values() if (c.key.get("eps", t.eps) or 0) > 0]
+        n = counts.setdefault(t.attack, [0, 0])
+        n[0] += sum(c.flagged for c in cells)
+        n[1] += len(cells)
+    flagged = [(a, f, n) for a, (f, n) in counts.items() if f]
+    parts = [f"{a.upper()} {'overstated ' if i == 0 else ''}in {f} of {n} cells" for i, (a, f, n) in enumerate(flagged)]
+    if not parts:
+        return "audit: no attack's accuracy was found overstated (no cell marked †)"
+    return f"audit: {', '.join(parts)} (marked †); `rttui checks --db {db}` lists them"
+
+
+def other_checks_line(checks: list[dict[str, Any]], db: str) -> str | None:
+    """One line counting the other sanity checks that did not pass (by level and check); None if none."""
+    bad = Counter((c["level"], c["check"]) for c in checks if c["level"] != "ok" and c["check"] != "attack_strength")
+    if not bad:
+        return None
+    parts = [f"{n} {level} ({check})" for (level, check), n in sorted(bad.items())]
+    return f"sanity checks: {', '.join(parts)}; `rttui checks --db {db}` lists them"
 
 
 def compare_table(t: Any) -> Table:

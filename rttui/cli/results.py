@@ -19,6 +19,7 @@ from rttui.cli.options import (
     FormatOpt,
     OutputOpt,
     RowsOpt,
+    StudyOpt,
     TableFormatOpt,
     WhereOpt,
     attack_or_all,
@@ -33,6 +34,7 @@ from rttui.cli.output import (
     out,
     print_json,
 )
+from rttui.errors import RttuiError
 
 app = typer.Typer()
 
@@ -40,27 +42,35 @@ app = typer.Typer()
 @app.command()
 def export(
     db: DbOpt = None,
-    study: Annotated[str | None, typer.Option(help="only this study")] = None,
+    study: StudyOpt = None,
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="json or csv: records; md or latex: compare tables")
     ] = "json",
     output: OutputOpt = None,
-    attack: AttackOpt = "pgd",
+    attack: Annotated[
+        str | None, typer.Option(help="attack name, or all (default: all for json/csv, pgd for md/latex)")
+    ] = None,
     eps: EpsOpt = None,
     rows: RowsOpt = None,
     cols: ColsOpt = None,
     where: WhereOpt = None,
 ) -> None:
-    """Export one record per (run, attack, eps) as json/csv, or the compare tables as md/latex."""
+    """Export one record per (study, evaluation, eps) as json/csv, or the compare tables as md/latex."""
     check_format(fmt, ("json", "csv", "md", "latex"))
     check_output_file(output, "--output")
     if fmt in ("md", "latex"):
-        comp = api.compare(db, study, attack_or_all(attack), eps, rows, cols, where)
+        comp = api.compare(db, study, attack_or_all(attack or api.headline_attack(db, study)), eps, rows, cols, where)
         text = api.export_table(comp, fmt)
         n = len(comp.tables)
         emit(text, output, f"wrote {n} table(s) to {output}")
         return
-    recs = api.export_records(db, study)
+    for name, value in (("--rows", rows), ("--cols", cols)):
+        if value:
+            raise RttuiError(
+                f"{name} lays out md/latex tables; --format {fmt} writes one record per (study, evaluation, eps): "
+                f"drop {name}, or use --format md"
+            )
+    recs = api.export_records(db, study, attack=attack_or_all(attack), eps=eps, where=where)
     text = api.records_text(recs, fmt)
     emit(text, output, f"wrote {len(recs)} records to {output}")
 
@@ -68,8 +78,11 @@ def export(
 @app.command()
 def compare(
     db: DbOpt = None,
-    study: Annotated[str | None, typer.Option(help="only this study (default: every study in the database)")] = None,
-    attack: AttackOpt = "pgd",
+    study: StudyOpt = None,
+    attack: Annotated[
+        str | None,
+        typer.Option(help="attack name, worst-case, or all (default: the study's [eval] headline, else pgd)"),
+    ] = None,
     eps: EpsOpt = None,
     rows: RowsOpt = None,
     cols: ColsOpt = None,
@@ -89,6 +102,7 @@ def compare(
     check_format(fmt, ("table", "json", "md", "latex", "csv"))
     check_output_file(output, "--output")
     ms = [m.strip() for m in metrics.split(",")] if metrics else None
+    attack = attack or api.headline_attack(db, study)
     comp = api.compare(db, study, attack_or_all(attack), eps, rows, cols, where, metrics=ms, stability=stability)
     if not comp.tables:
         err.print("rttui: no evaluation is stored yet; run the study (rttui run STUDY --db DB) or wait for it")
@@ -111,7 +125,7 @@ def ttest(
     metric: Annotated[str, typer.Option(help="adv_acc, clean_acc or drop")] = "adv_acc",
     attack: Annotated[str | None, typer.Option(help="one attack (default: every attack)")] = None,
     eps: EpsOpt = None,
-    study: Annotated[str | None, typer.Option(help="only this study")] = None,
+    study: StudyOpt = None,
     where: WhereOpt = None,
     test: Annotated[str, typer.Option(help="t (paired t-test) or wilcoxon (signed-rank)")] = "t",
     mcnemar: Annotated[bool, typer.Option("--mcnemar", help="add McNemar on per-sample outcomes")] = False,
@@ -161,7 +175,7 @@ def ttest(
 @app.command()
 def confusions(
     db: DbOpt = None,
-    study: Annotated[str | None, typer.Option(help="only this study")] = None,
+    study: StudyOpt = None,
     attack: AttackOpt = "pgd",
     eps: EpsOpt = None,
     where: WhereOpt = None,
@@ -194,7 +208,7 @@ def plot(
         list[str] | None, typer.Argument(help="strategies, tradeoff, curves, confusion (default: all)")
     ] = None,
     db: DbOpt = None,
-    study: Annotated[str | None, typer.Option(help="only this study")] = None,
+    study: StudyOpt = None,
     attack: Annotated[str | None, typer.Option(help="attack (default: all for curves, else pgd)")] = None,
     eps: EpsOpt = None,
     where: WhereOpt = None,
@@ -234,7 +248,7 @@ def report(
 @app.command()
 def depth(
     db: DbOpt = None,
-    study: Annotated[str | None, typer.Option(help="only this study's runs")] = None,
+    study: StudyOpt = None,
     attack: Annotated[str | None, typer.Option(help="attack of the robustness column (default: pgd)")] = None,
     eps: Annotated[float | None, typer.Option(help="epsilon of the robustness column (default: 0.03)")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="also draw the figure to this .png/.svg/.pdf")] = None,

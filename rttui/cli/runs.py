@@ -51,7 +51,7 @@ def run(
 ) -> None:
     """Run (or resume) a study: train sources and runs, attack them, store everything, print the results."""
     from rttui.cli.progress import JsonListener, RichListener
-    from rttui.cli.render import accuracy_tables, checks_table
+    from rttui.cli.render import audit_line, checks_table, compare_table, other_checks_line
 
     _term_is_interrupt()
     api.ensure_no_runner(db)  # a second runner is refused before the study is even read
@@ -81,17 +81,22 @@ def run(
         result = api.run_study(s, db, listener, device, **opts)
     if result["cancelled"]:
         _exit_status(result)
-    records = api.export_records(db, s.name)
-    summary = api.summary(records)
-    report_eps = s.blocks[0].eval.get("report_eps")
-    for t in accuracy_tables(summary, report_eps, title=f"{s.name}: "):
-        out.print(t)
+    # The study's tables as `rttui compare` shows them (significance and audit marks included), one per attack,
+    # then one line for the audit and one for the other checks: the details are a command away, not 100 lines.
+    comp = api.compare(db, s.name, None, None, None, "eps", None, metrics=["clean", "adv"])
+    for t in comp.tables:
+        out.print(compare_table(t))
     labels = {
         r["id"]: f"{r['model']}/{r['strategy']}/{r['technique']}/s{r['seed']}" for r in api.status(db, s.name)["runs"]
     }
-    ct = checks_table([c for c in api.checks(db) if c["run_id"] in labels], labels)
-    if ct is not None:
-        out.print(ct)
+    checks = [c for c in api.checks(db) if c["run_id"] in labels]
+    where = escape(str(api.db_path(db)))
+    for line in (audit_line(comp.tables, checks, where), other_checks_line(checks, where)):
+        if line:
+            out.print(line, highlight=False)
+    errors = checks_table([c for c in checks if c["level"] == "error"], labels)  # a broken result: in full
+    if errors is not None:
+        out.print(errors)
     _exit_status(result)
 
 
@@ -165,16 +170,20 @@ def status(
     if st["runner"]:
         r = st["runner"]
         out.print(f"runner: study {r['study']!r} running in process {r['pid']} on {r['host']}")
+    elif any(r["state"] == "running" for r in st["runs"]):
+        out.print("no runner holds this database: runs marked stopped were interrupted; `rttui run` resumes them")
     t = Table(title="studies", title_justify="left")
-    for c in ("study", "runs", "done", "failed", "running", "path"):
+    for c in ("study", "runs", "done", "failed", "running", "evaluations", "path"):
         t.add_column(c)
     for s in st["studies"]:
+        failed = f", {s['evals_failed']} failed" if s.get("evals_failed") else ""
         t.add_row(
             s["name"],
             str(s["runs"]),
             str(s["done"] or 0),
             str(s["failed"] or 0),
             str(s["running"] or 0),
+            f"{s.get('evals_done', 0)}/{s.get('evals', 0)}{failed}",
             s["path"] or "",
         )
     out.print(t)
@@ -194,7 +203,8 @@ def status(
             r["strategy"],
             r["technique"],
             str(r["seed"]),
-            r["state"],
+            # 'running' with no runner holding the database: its runner was killed; `rttui run` resumes it.
+            "stopped" if r["state"] == "running" and not st["runner"] else r["state"],
             str(r["epoch"] or "-"),
             f"{r['clean_acc']:.3f}" if r["clean_acc"] is not None else "-",
             *peak,

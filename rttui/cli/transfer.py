@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rttui import api
-from rttui.cli.options import DbOpt, OutputOpt, TableFormatOpt
+from rttui.cli.options import DbOpt, OutputOpt, StudyOpt, TableFormatOpt
 from rttui.cli.output import check_format, check_output_file, emit, out
 
 app = typer.Typer()
@@ -22,7 +22,7 @@ app = typer.Typer()
 @app.command("transfer")
 def transfer(
     db: DbOpt = None,
-    study: Annotated[str | None, typer.Option(help="only this study")] = None,
+    study: StudyOpt = None,
     eps: Annotated[
         float | None, typer.Option(help="one epsilon (default: 0.03 if evaluated; json/csv: every epsilon)")
     ] = None,

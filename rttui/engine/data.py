@@ -37,6 +37,7 @@ class Split:
         y: torch.Tensor | None = None,
         dataset: Dataset | None = None,
         workers: int | None = None,
+        ids: np.ndarray | None = None,
     ) -> None:
         if y is None:
             raise ValueError("Split needs its labels y")
@@ -46,6 +47,9 @@ class Split:
         self.y = y
         self.dataset = dataset
         self.workers = workers
+        # Where each image sits in the dataset the loader read (None: not recorded), so a test can tell by index
+        # that validation images come from the training side and never from the test split.
+        self.ids = ids
 
     @property
     def lazy(self) -> bool:
@@ -80,6 +84,17 @@ class Split:
         if not self.lazy or k == 0:
             return as_float(self._x[:k]) if self._x is not None else self.x[:k], self.y[:k]
         return as_float(torch.stack([self.dataset[i][0] for i in range(k)])), self.y[:k]  # type: ignore[index]
+
+    def subset(self, idx: np.ndarray) -> Split:
+        """The images at positions `idx` (in that order), kept the way this split keeps them (lazy stays lazy)."""
+        from torch.utils.data import Subset
+
+        ids = self.ids[idx] if self.ids is not None else None
+        t = torch.as_tensor(idx, dtype=torch.long)
+        # The dataset rides along (lazy splits read from it; in-memory ones keep it for their file names).
+        ds = Subset(self.dataset, idx.tolist()) if self.dataset is not None else None
+        x = None if self.lazy else self._x[t]  # type: ignore[index]
+        return Split(x, self.y[t], dataset=ds, workers=self.workers, ids=ids)
 
     def _loader(self, batch_size: int, order: torch.Tensor | None, device: torch.device) -> DataLoader:
         from torch.utils.data import DataLoader
@@ -155,6 +170,8 @@ class Task:
     classes: list[str]
     train: Split
     test: Split
+    # Carved from the training split when the target sets `val_size` (rttui.engine.validation); never the test set.
+    val: Split | None = None
 
     @property
     def num_classes(self) -> int:
@@ -253,7 +270,7 @@ def load_digits_task(cfg: dict[str, Any], image_size: int) -> Task:
     tr, te = _stratified_split(y, int(cfg.get("test_size", 300)), cfg.get("train_size"), int(cfg.get("split_seed", 0)))
     x = _to_images(images[keep], image_size)
     yt = torch.as_tensor(y)
-    return Task("digits", kept, Split(x[tr], yt[tr]), Split(x[te], yt[te]))
+    return Task("digits", kept, Split(x[tr], yt[tr], ids=keep[tr]), Split(x[te], yt[te], ids=keep[te]))
 
 
 def load_task(cfg: dict[str, Any], image_size: int) -> Task:
@@ -264,15 +281,25 @@ def load_task(cfg: dict[str, Any], image_size: int) -> Task:
     if name.startswith("torchvision:"):
         from rttui.engine.datasets.tv import load_torchvision
 
-        return load_torchvision(name, cfg, image_size)
-    loader = REGISTRY.get(name)
-    if loader is None:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(REGISTRY))} or torchvision:<Name>")
-    return loader(cfg, image_size)
+        task = load_torchvision(name, cfg, image_size)
+    else:
+        loader = REGISTRY.get(name)
+        if loader is None:
+            raise DataError(
+                f"unknown dataset {name!r}; choose one of {', '.join(sorted(REGISTRY))} or torchvision:<Name>"
+            )
+        task = loader(cfg, image_size)
+    if cfg.get("val_size") is not None:  # only a target section has it: the test split is never touched
+        from rttui.engine.validation import carve
+
+        task.train, task.val = carve(task.train, cfg["val_size"], int(cfg.get("val_seed", 0)))
+    return task
 
 
 def check_task(task: Task) -> None:
     """Before a run: a lazy training split's files must all be readable images (test splits are decoded)."""
-    verify = getattr(task.train.dataset, "verify", None)
+    ds = task.train.dataset
+    # A validation split makes the training side a Subset of the loader's dataset: verify the whole of it.
+    verify = getattr(ds, "verify", None) or getattr(getattr(ds, "dataset", None), "verify", None)
     if task.train.lazy and verify is not None:
         verify()

@@ -122,6 +122,8 @@ def fit_auto(
     batch_transform: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     resume: Any = None,
     timing: dict[str, float] | None = None,
+    validate: Callable[[], dict[str, Any]] | None = None,
+    select: str = "last",
 ) -> tuple[list[dict[str, Any]], str]:
     """`train.fit`, on cached backbone features wherever that gives the same answer; returns (history, path).
 
@@ -143,10 +145,33 @@ def fit_auto(
         if same:
             if resume is not None and getattr(resume, "on_start", None) is not None:
                 resume.on_start(0, [])  # a fresh start, announced as the plain path would
-            history = train.fit(head, Split(feats, data.y), cfg, seed, None, on_epoch, on_progress, timing=timing)
+            # `validate` probes the whole model, whose head is the module trained here.
+            history = train.fit(
+                head,
+                Split(feats, data.y),
+                cfg,
+                seed,
+                None,
+                on_epoch,
+                on_progress,
+                timing=timing,
+                validate=validate,
+                select=select,
+            )
             model.eval()
             return history, CACHED
     history = train.fit(
-        model, data, cfg, seed, state, on_epoch, on_progress, batch_transform, resume=resume, timing=timing
+        model,
+        data,
+        cfg,
+        seed,
+        state,
+        on_epoch,
+        on_progress,
+        batch_transform,
+        resume=resume,
+        timing=timing,
+        validate=validate,
+        select=select,
     )
     return history, PLAIN

@@ -239,3 +239,51 @@ def check_transfer(
             "is wrong"
         ),
     }
+
+
+# How far robust validation accuracy may fall below its peak before the fall counts as robust overfitting: 3
+# points, or 3 probe images where the probe is smaller than 100 (its random starts are fixed, so what remains is the
+# model's own epoch-to-epoch wobble).
+OVERFIT_TOLERANCE = 0.03
+
+
+def check_robust_overfitting(
+    history: list[dict[str, Any]], tolerance: float = OVERFIT_TOLERANCE
+) -> dict[str, Any] | None:
+    """Robust overfitting (Rice et al., 2020): the probe's robust validation accuracy at the last epoch has fallen
+    by more than the tolerance from its peak while clean validation accuracy rose past the peak epoch's.
+
+    None when training recorded no robust validation (no validation split, or the probe off)."""
+    recs = [r for r in history if r.get("val_adv_acc") is not None and r.get("val_clean_acc") is not None]
+    if len(recs) < 2:
+        return None
+    peak = max(recs, key=lambda r: (float(r["val_adv_acc"]), -int(r["epoch"])))
+    last = recs[-1]
+    n = _probe_n(last)
+    tol = max(tolerance, 3 / n) if n else tolerance
+    drop = float(peak["val_adv_acc"]) - float(last["val_adv_acc"])
+    rose = float(last["val_clean_acc"]) > float(peak["val_clean_acc"])
+    what = (
+        f"robust validation accuracy peaked at {float(peak['val_adv_acc']):.1%} (epoch {peak['epoch']}) and ends at "
+        f"{float(last['val_adv_acc']):.1%} (epoch {last['epoch']}) while clean went "
+        f"{float(peak['val_clean_acc']):.1%} -> {float(last['val_clean_acc']):.1%}"
+    )
+    if drop > tol and rose:
+        return {
+            "check": "robust_overfitting",
+            "level": "warning",
+            "message": f'robust overfitting: {what} (tolerance {tol:.1%}); select = "best_robust" keeps the peak',
+        }
+    return {"check": "robust_overfitting", "level": "ok", "message": f"no robust overfitting: {what}"}
+
+
+def _probe_n(rec: dict[str, Any]) -> int | None:
+    """The number of images the probe attacked (its JSON `n`), None when not recorded."""
+    import json
+
+    probe = rec.get("probe")
+    try:
+        d = json.loads(probe) if isinstance(probe, str) else probe
+    except ValueError:
+        return None
+    return int(d["n"]) if isinstance(d, dict) and d.get("n") else None

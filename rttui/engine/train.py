@@ -16,6 +16,7 @@ from torch import nn
 from rttui.engine.data import Split
 from rttui.engine.resume import EpochCheckpoint
 from rttui.engine.strategies import StrategyState
+from rttui.engine.validation import pick_epoch
 
 EpochCallback = Callable[[dict[str, Any]], None]
 ProgressCallback = Callable[[int, int], None]
@@ -79,6 +80,8 @@ def fit(
     batch_transform: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     resume: EpochCheckpoint | None = None,
     timing: dict[str, float] | None = None,
+    validate: Callable[[], dict[str, Any]] | None = None,
+    select: str = "last",
 ) -> list[dict[str, Any]]:
     """Train the model's trainable parameters with cross-entropy; returns one record per epoch.
 
@@ -92,6 +95,10 @@ def fit(
     `timing`, when given, accumulates `seconds` (epochs' wall time), `data_seconds` (of which the loop waited for
     its next batch: decoding, resizing, copying to the device) and `images`, so a caller can tell whether the
     device starves.
+    `validate()`, when given, runs after every epoch (rttui.engine.validation.Probe: eval mode, forked RNG, so the
+    training itself is unchanged) and its fields join the epoch's record. `select` ("last", "best_clean",
+    "best_robust"; see validation.pick_epoch) names the epoch whose weights the model holds when fit returns; a
+    resumed run keeps the selected epoch's weights in its checkpoint folder, so it selects as an uninterrupted one.
     """
     dev = next(model.parameters()).device
     params: list[Any] = state.param_groups(model, cfg) if state else [p for p in model.parameters() if p.requires_grad]
@@ -108,8 +115,12 @@ def fit(
     steps_per_epoch = math.ceil(n / bs)
     start = 0
     clock = [0.0]  # seconds this epoch waited for its next batch
+    best: dict[str, torch.Tensor] | None = None  # the selected epoch's weights so far (select != "last")
     if resume is not None:
         start, history = resume.restore(model, opt, gen, extra)
+        if select != "last" and history:
+            chosen = pick_epoch(history, select)
+            best = _weights(model) if chosen == start else resume.kept_weights(chosen)
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         (state.begin_epoch(model, epoch) if state else model.train())
@@ -144,11 +155,25 @@ def fit(
             "train_acc": correct / max(seen, 1),
             "seconds": time.perf_counter() - t0,
         }
+        if validate is not None:
+            rec.update(validate())
         history.append(rec)
-        if resume is not None:
-            resume.save(model, opt, gen, epoch, history, extra)  # durable before anyone is told the epoch is done
+        chosen = pick_epoch(history, select) if select != "last" else None
+        if chosen == epoch:
+            best = _weights(model)
+        if resume is not None:  # durable before anyone is told the epoch is done
+            resume.save(model, opt, gen, epoch, history, extra, keep=chosen)
         if on_epoch:
             on_epoch(rec)
     opt.zero_grad(set_to_none=True)  # no stale gradients left on the weights
+    if select != "last" and history and pick_epoch(history, select) != history[-1]["epoch"]:
+        if best is None:
+            raise RuntimeError(f"the weights of the selected epoch ({select}) were not kept")
+        model.load_state_dict(best)
     model.eval()
     return history
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's state (on the CPU), to restore the selected epoch at the end."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

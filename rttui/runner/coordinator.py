@@ -45,6 +45,7 @@ class Coordinator:
         self.cancelled = False
         self._progress_at: dict[str, float] = {}  # unit -> when its progress was last written
         self._live: dict[str, dict[str, Any]] = {}  # run -> the evaluation it streams (what runs.live holds)
+        self._evals = {ep.id: ep for ep in plan.evals}
 
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""
@@ -55,7 +56,11 @@ class Coordinator:
         for rp in self.plan.runs:
             self.store.ensure_run(rp.id, rp.config)
         self.store.register_study(
-            study.name, str(study.path) if study.path else None, study.raw, [r.id for r in self.plan.runs]
+            study.name,
+            str(study.path) if study.path else None,
+            study.raw,
+            [r.id for r in self.plan.runs],
+            [(ep.id, ep.run_id) for ep in self.plan.evals],
         )
         return self.todo()
 
@@ -164,6 +169,8 @@ class Coordinator:
                     info={**event.info, **kept},
                     finished=time.time() if event.kind == "source" else None,
                     env_id=s.add_environment(event.env),
+                    # the epoch whose weights were saved ([train] select); runs only
+                    **({"selected_epoch": event.info.get("selected_epoch")} if event.kind == "run" else {}),
                 )
             case ev.EvalDone():
                 self._live.pop(event.run_id, None)  # add_evaluation clears runs.live in its transaction
@@ -186,6 +193,9 @@ class Coordinator:
                     event.checks,
                     audit=event.audit,
                 )
+            case ev.EvalFailed():
+                self.failed.add(event.run_id)  # the run's job ends "done" otherwise: counted once, as failed
+                s.fail_evaluation(event.run_id, event.eval_id, event.attack, event.params, event.epsilons, event.error)
             case ev.RunChecks():
                 s.add_checks(event.run_id, event.checks)
             case ev.LayersDone():
@@ -207,12 +217,30 @@ class Coordinator:
                 )
                 if event.info:
                     s.merge_info(kind, uid, event.info)
-                self.done.add(uid)
+                if uid not in self.failed:
+                    self.done.add(uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 s.unit_ended(uid)
                 self.failed.add(uid)
                 row = s.unit(kind, uid) or {}
                 self._live.pop(uid, None)
+                if kind == "run" and row.get("checkpoint") and row.get("state") in ("trained", "done", "running"):
+                    # Its training stands: the evaluations the job had not stored failed, the run stays trained (a
+                    # study that planned none of them still reads it done).
+                    done = s.done_evals(uid)
+                    for eid in event.evals:
+                        if eid not in done:
+                            plan = self._evals.get(eid)
+                            s.fail_evaluation(
+                                uid,
+                                eid,
+                                plan.attack if plan else "",
+                                plan.params if plan else {},
+                                list(plan.epsilons) if plan else [],
+                                err,
+                            )
+                    s.update_unit(kind, uid, state="trained", error=err, live=None)
+                    return self._forward(event)
                 s.update_unit(
                     kind,
                     uid,
@@ -224,6 +252,9 @@ class Coordinator:
                 )
             case _:
                 pass
+        self._forward(event)
+
+    def _forward(self, event: ev.Event) -> None:
         if self.listener is not None:
             self.listener(event)
 

@@ -114,6 +114,20 @@ class EvalDone:
 
 
 @dataclass
+class EvalFailed:
+    """One evaluation of a run failed: stored as that evaluation's state; the run's training is untouched and its
+    other evaluations go on."""
+
+    run_id: str
+    eval_id: str
+    attack: str
+    params: dict[str, Any]
+    epsilons: list[float]
+    error: str
+    detail: str = ""
+
+
+@dataclass
 class RunChecks:
     run_id: str
     checks: list[dict[str, Any]]
@@ -143,6 +157,9 @@ class UnitFailed:
     unit_id: str
     error: str
     detail: str = ""
+    # A run's job that failed after the run was trained: the evaluations it had not stored, which fail with it
+    # (the run stays trained).
+    evals: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -184,6 +201,7 @@ Event = (
     | EpsDone
     | UnitTrained
     | EvalDone
+    | EvalFailed
     | RunChecks
     | LayersDone
     | UnitFinished

@@ -7,7 +7,8 @@ or "*") and one action:
   (a worker dies, or the whole runner when it runs in-process);
 - `{"sleep_after_epoch": N, "seconds": S}`: pause, so a test can act while a runner is busy;
 - `{"oom_above_batch": B}`: raise `torch.cuda.OutOfMemoryError` when the unit trains with a batch larger than B;
-- `{"nan": true}`: put a NaN into the unit's training images (the loss then really becomes NaN).
+- `{"nan": true}`: put a NaN into the unit's training images (the loss then really becomes NaN);
+- `{"fail_attack": NAME}`: the unit's evaluation of attack NAME raises (an evaluation that fails on its own).
 
 Rules fire only on a unit's first attempt in a runner (a memory limit on every attempt), so a retry shows
 what recovery does. Unset, this module
@@ -56,3 +57,10 @@ def before_training(kind: str, uid: str, label: str, attempt: int, batch_size: i
 def poison(kind: str, uid: str, label: str, attempt: int) -> bool:
     """Whether to put a NaN into this unit's training images."""
     return any(r.get("nan") for r in _rules(kind, uid, label, attempt))
+
+
+def before_eval(kind: str, uid: str, label: str, attempt: int, attack: str) -> None:
+    """Raise where a rule makes this unit's evaluation of `attack` fail."""
+    for r in _rules(kind, uid, label, attempt):
+        if r.get("fail_attack") == attack:
+            raise RuntimeError(f"injected: the {attack} evaluation fails")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rttui.runner import events as ev
-from rttui.runner.tasks import TaskOptions, run_target, train_source
+from rttui.runner.tasks import TaskOptions, is_oom, run_target, train_source
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
 
 
@@ -63,12 +63,19 @@ class Outcome:
     crashed: bool = False  # the process running it died (SIGKILL, segfault): may be retried
 
 
-def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = None, worker: int = 0) -> Outcome:
-    """Run one job to the end, reporting through `emit`; failures come back as an Outcome, never raised."""
+def run_job(
+    job: Job,
+    emit: Callable[[ev.Event], None],
+    device: str | None = None,
+    worker: int = 0,
+    check: Callable[[], None] | None = None,
+) -> Outcome:
+    """Run one job to the end, reporting through `emit`; failures come back as an Outcome, never raised.
+    `check` runs before every forward pass of the unit's model and may raise `Cancelled` to stop it at once."""
     from rttui.errors import RttuiError, StoreError
 
     emit(ev.UnitStarted(job.kind, job.unit_id, job.label, job.phase, worker))
-    opts = TaskOptions(batch_scale=job.batch_scale, attempt=job.attempt, label=job.label)
+    opts = TaskOptions(batch_scale=job.batch_scale, attempt=job.attempt, label=job.label, check=check)
     try:
         if job.kind == "source":
             assert job.source_plan is not None
@@ -90,19 +97,13 @@ def run_job(job: Job, emit: Callable[[ev.Event], None], device: str | None = Non
     except StoreError:
         raise  # in-process, `emit` writes the database: a full disk there stops the runner, it is not this unit's
     except Exception as exc:
-        oom = _is_oom(exc)
+        oom = is_oom(exc)
         msg = str(exc) if isinstance(exc, RttuiError) else f"{type(exc).__name__}: {exc}"
         first = msg.splitlines()[0] if msg.strip() else type(exc).__name__
         if oom:
             _free_cuda()
         return Outcome(False, first, "".join(traceback.format_exception(exc))[-4000:], oom=oom)
     return Outcome(True)
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
 
 
 def _free_cuda() -> None:

@@ -89,9 +89,12 @@ def execute(
         control = Control(coord, sched, stop)
         control.poll(force=True)  # a cancel left before we started still counts
         (executor or InProcess(device)).run(sched, control)
+        # A unit a cancel interrupted stays in `sched.running` (every executor leaves it there), so a cancel that
+        # stopped the last unit still reads as cancelled; one that came after everything finished does not.
         cancelled = control.stop.is_set() and not sched.finished()
-        if cancelled:
-            coord.cancel_running()
+        # No executor runs anything now: whatever the database still calls running (an interrupted unit) goes
+        # back to pending (a run with its checkpoint to trained), however the executor stopped.
+        coord.cancel_running()
         coord.cancelled = cancelled
         coord.emit(
             ev.StudyFinished(
@@ -134,6 +137,11 @@ class InProcess:
         from rttui.engine.train import pick_device
 
         emit = self._checked(control)
+
+        def check() -> None:  # before every forward pass of the unit's model: a cancel stops even a long batch
+            if control.poll():
+                raise Cancelled
+
         # This process is the one worker (slot 0): monitors match its device and pid to the GPU it uses.
         control.coord.emit(ev.WorkerStarted(0, os.getpid(), str(pick_device(self.device))))
         while not sched.finished() and not control.poll():
@@ -141,10 +149,9 @@ class InProcess:
             if job is None:  # cannot happen in-process (nothing runs concurrently); guard against a loop
                 break
             try:
-                outcome = run_job(job, emit, self.device)
+                outcome = run_job(job, emit, self.device, check=check)
             except Cancelled:
-                sched.running.pop(job.unit_id, None)
-                return
+                return  # the job stays in sched.running: interrupted, not finished (execute resets its state)
             sched.report(job, outcome)
 
     @staticmethod
@@ -153,7 +160,8 @@ class InProcess:
 
         def emit(event: Any) -> None:
             control.coord.emit(event)
-            if not isinstance(event, ev.UnitStarted) and control.poll():
+            # A unit that has just started or finished is not interrupted: the loop applies that cancel.
+            if not isinstance(event, ev.UnitStarted | ev.UnitFinished) and control.poll():
                 raise Cancelled
 
         return emit

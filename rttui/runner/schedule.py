@@ -207,7 +207,9 @@ class Scheduler:
                 self.pending_sources.add(job.unit_id)
             self.queue.append(retry)
             return
-        self.coord.emit(ev.UnitFailed(job.kind, job.unit_id, outcome.error, outcome.detail))
+        self.coord.emit(
+            ev.UnitFailed(job.kind, job.unit_id, outcome.error, outcome.detail, evals=[e.id for e in job.evals])
+        )
 
     def requeue(self, run_id: str) -> bool:
         """A `retry` request: put a failed run of this plan back in the queue (False if unknown or busy)."""

@@ -29,6 +29,9 @@ class TaskOptions:
     attempt: int = 0
     resume: bool = True
     label: str = ""
+    # Called before every forward pass of the unit's model; it raises to stop the unit at once (an in-process
+    # cancel), so a long batch (a slow attack, a big training batch) is never waited out.
+    check: Callable[[], None] | None = None
 
 
 def _scaled_batch(batch_size: int, opts: TaskOptions) -> int:
@@ -86,6 +89,25 @@ def _training_hooks(
     return ckpt, on_epoch
 
 
+def _stop_on_forward(model: Any, opts: TaskOptions, compiled: bool = False) -> None:
+    """Run `opts.check` before each forward pass of `model` (of the model itself, not of every layer): the one
+    place every training step, clean pass and attack iteration (rttui's or torchattacks') goes through. Where
+    the model will be compiled the hook is kept out of torch.compile's graphs (`compiled`; that imports
+    TorchDynamo, seconds, so only then). The model lives as long as the unit, so the hook needs no removal."""
+    if opts.check is None:
+        return
+    check = opts.check
+
+    def hook(module: Any, args: Any) -> None:
+        check()
+
+    if compiled:
+        import torch
+
+        hook = torch.compiler.disable(hook)
+    model.register_forward_pre_hook(hook)
+
+
 def _maybe_poison(kind: str, uid: str, split: Any, opts: TaskOptions) -> None:
     if faults.poison(kind, uid, opts.label, opts.attempt):
         split.x = split.x.clone()
@@ -128,6 +150,26 @@ def _eps_stream(emit: Emit, run_id: str, ep: EvalPlan) -> Callable[[float, int, 
     return on_eps
 
 
+def is_oom(exc: BaseException) -> bool:
+    """CUDA ran out of memory: the scheduler halves the batch and retries, so it is never an evaluation's failure."""
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    from rttui.errors import RttuiError
+
+    msg = str(exc) if isinstance(exc, RttuiError) else f"{type(exc).__name__}: {exc}"
+    return msg.splitlines()[0] if msg.strip() else type(exc).__name__
+
+
+def _detail(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(exc))[-4000:]
+
+
 def _clean_acc(model: Any, split: Any, batch: int = 500) -> tuple[float, Any]:
     from rttui.engine.evaluate import predict
 
@@ -159,6 +201,7 @@ def train_source(
     adv = cfg.get("adversarial")
     info: dict[str, Any] = {"classes": task.classes if task is not None else []}
     opts = opts or TaskOptions()
+    _stop_on_forward(model, opts)
     train_cfg = _scaled(cfg["train"], opts)
     ckpt, on_epoch = _training_hooks("source", sp.id, artifacts, train_cfg, emit, opts)
     acc, n_test = None, 0
@@ -286,6 +329,25 @@ def _stored_train_path(trained: dict[str, Any]) -> str | None:
         return None
 
 
+def _probe(model: Any, task: Any, train_cfg: dict[str, Any]) -> Any:
+    """The per-epoch validation of a run (rttui.engine.validation.Probe), None when it has none."""
+    probe = train_cfg.get("probe")
+    if task.val is None or not probe or probe.get("enabled", True) is False:
+        return None
+    from rttui.engine.validation import Probe
+
+    return Probe(model, task.val, probe, n_train=len(task.train))
+
+
+def _stored_info(trained: dict[str, Any]) -> dict[str, Any]:
+    info = trained.get("info")
+    try:
+        out = json.loads(info) if isinstance(info, str) else info or {}
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
 def run_target(
     rp: RunPlan,
     source: dict[str, Any],
@@ -304,7 +366,7 @@ def run_target(
     `surrogates` gives each transfer evaluation its surrogate (eval id -> spec; a spec without a checkpoint is
     this run itself); `stored` the run's stored FGSM/PGD rows, for the cross-attack checks of an evaluation-only
     job."""
-    from rttui.engine import audit_settings, data, features, models, sanity, strategies, techniques, train
+    from rttui.engine import audit_settings, data, features, models, sanity, strategies, techniques, train, validation
     from rttui.engine.evaluate import evaluate_attack
     from rttui.runner.transfer import evaluate_transfer
 
@@ -317,7 +379,9 @@ def run_target(
     task = data.load_task(cfg["target"], cfg["target"]["image_size"])
     model = build_target_model(cfg, source, task.num_classes, dev)
     opts = opts or TaskOptions()
+    _stop_on_forward(model, opts, compiled=any(ep.compile for ep in evals))
     train_path = None
+    training_checks: list[dict[str, Any]] = []
     if trained is None:
         analysis = _start_layer_analysis(model, cfg["strategy"], task.train)
         strategy = analysis.strategy if analysis is not None else cfg["strategy"]
@@ -327,8 +391,10 @@ def run_target(
         ckpt, on_epoch = _training_hooks("run", rp.id, artifacts, train_cfg, emit, opts)
         _maybe_poison("run", rp.id, task.train, opts)
         timing: dict[str, float] = {}
+        probe = _probe(model, task, cfg["train"])
+        select = cfg["train"].get("select", "last")
         # Cached backbone features where that gives the plain loop's answer (feature extraction); see features.py.
-        _, train_path = features.fit_auto(
+        history, train_path = features.fit_auto(
             model,
             task.train,
             train_cfg,
@@ -339,7 +405,11 @@ def run_target(
             resume=ckpt,
             batch_transform=tech.batch_transform,
             timing=timing,
+            validate=probe,
+            select=select,
         )
+        overfit = sanity.check_robust_overfitting(history)
+        training_checks = [overfit] if overfit else []
         acc, clean_pred = _clean_acc(model, task.test)
         path = artifacts / "runs" / rp.id / "model.safetensors"
         sha = models.save_checkpoint(model, path, {"kind": "run", "id": rp.id, "config": cfg})
@@ -363,6 +433,11 @@ def run_target(
                     "batch_size": train_cfg.get("batch_size"),
                     "train_path": train_path,
                     "data_wait_frac": train.data_wait_frac(timing),
+                    # the epoch whose weights were saved (and are attacked), by the training config's `select`
+                    "select": select,
+                    "selected_epoch": validation.pick_epoch(history, select),
+                    "val_n": len(task.val) if task.val is not None else None,
+                    "training_checks": training_checks,
                 },
                 env=provenance.collect(),
             )
@@ -375,10 +450,17 @@ def run_target(
         models.load_checkpoint(model, Path(trained["checkpoint"]), trained["sha256"])
         acc, clean_pred = _clean_acc(model, task.test)
         train_path = _stored_train_path(trained)
+        training_checks = _stored_info(trained).get("training_checks") or []
         own = {"checkpoint": trained["checkpoint"], "sha256": trained["sha256"]}
     model.eval()
-    results: dict[str, list[dict[str, Any]]] = {}
-    for ep in evals:
+    results: dict[str, list[dict[str, Any]]] = {}  # attack -> the rows this job stored of it last
+    by_eval: dict[str, dict[str, list[dict[str, Any]]]] = {}  # attack -> eval id -> rows, for the pair checks
+    for attack, rows in (stored or {}).items():
+        for r in rows:
+            by_eval.setdefault(attack, {}).setdefault(str(r.get("eval_id") or ""), []).append(r)
+
+    def evaluate(ep: EvalPlan) -> None:
+        faults.before_eval("run", rp.id, opts.label, opts.attempt, ep.attack)
         if ep.surrogate is not None:  # a transfer attack: crafted on its surrogate, classified here
             spec = {**(surrogates or {})[ep.id]}
             if spec["kind"] == "sibling" and spec["id"] == rp.id:  # its own surrogate: its checkpoint, read back
@@ -422,7 +504,7 @@ def run_target(
                     env=provenance.collect(),
                 )
             )
-            continue
+            return
         res = evaluate_attack(
             model,
             task.test.x,
@@ -444,6 +526,7 @@ def run_target(
         )
         rows = res.metrics()
         results[ep.attack] = rows
+        by_eval.setdefault(ep.attack, {})[ep.id] = rows
         audit = None
         if ep.audit is not None:  # was the attack strong enough? (rttui.engine.attacks.audit)
             import torch
@@ -487,12 +570,26 @@ def run_target(
                 audit=audit,
             )
         )
+
+    for ep in evals:
+        # An evaluation that fails is that evaluation's failure (stored as such): the run's training, and the other
+        # evaluations of this job, are not touched. Out of memory goes up to the scheduler, which halves the batch.
+        try:
+            evaluate(ep)
+        except Exception as exc:
+            from rttui.errors import StoreError
+
+            if isinstance(exc, StoreError) or is_oom(exc):
+                raise
+            emit(ev.EvalFailed(rp.id, ep.id, ep.attack, ep.params, list(ep.epsilons), _first_line(exc), _detail(exc)))
     # Run-level checks replace the stored ones, so the technique's checks (deterministic) ride along each time.
-    run_checks = techniques.technique_checks(model, cfg["technique"])
-    # What this job evaluated, else what is stored: an evaluation-only job keeps the run's cross-attack check.
-    both = {**(stored or {}), **results}
-    if "pgd" in both and "fgsm" in both:
-        run_checks.append(sanity.check_pair("pgd", both["pgd"], "fgsm", both["fgsm"]))
+    run_checks = techniques.technique_checks(model, cfg["technique"]) + training_checks
+    # PGD not weaker than FGSM, per pair of evaluations (what this job evaluated and what is stored), each check
+    # naming its pair ("pgd id+fgsm id"): a study is shown the checks of pairs it planned both halves of.
+    for pgd_id, pgd_rows in by_eval.get("pgd", {}).items():
+        for fgsm_id, fgsm_rows in by_eval.get("fgsm", {}).items():
+            pair = sanity.check_pair("pgd", pgd_rows, "fgsm", fgsm_rows)
+            run_checks.append({**pair, "eval_id": f"{pgd_id}+{fgsm_id}" if pgd_id and fgsm_id else ""})
     if evals:
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
     if run_checks:

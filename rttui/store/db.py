@@ -12,10 +12,10 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rttui.engine.attack_names import variant_label
 from rttui.errors import DatabaseDamaged, StoreError
@@ -26,7 +26,10 @@ SCHEMA_VERSION = 3
 # transaction (tables and columns only: old rows read NULL there, which readers show as "not recorded").
 MIGRATIONS: dict[int, str] = {
     2: "environments table (provenance by env_id), env_id on sources/runs/evaluations, audits table",
-    3: "audits: reattacked, tolerance, escalated, est_adv_correct/est_lo/est_hi, escalation_seconds (issue #25)",
+    3: "study_evals table (which study planned which evaluation; rebuilt from the stored study plans on open), "
+    "evaluations.error (a failed evaluation is that evaluation's state); per-epoch validation on epochs "
+    "(val_clean_acc, val_adv_acc, val_n, val_seconds, probe), runs.selected_epoch; audits: reattacked, "
+    "tolerance, escalated, est_adv_correct/est_lo/est_hi, escalation_seconds",
 }
 
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
@@ -91,12 +94,33 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             # points), for monitors only: cleared when the evaluation is stored (its metric rows are the result),
             # when the run ends, fails or is reset. Never read by analysis or exports: a half-done grid is no result.
             "live": str,
+            # the training epoch whose weights were saved and attacked ([train] select); NULL: not recorded
+            "selected_epoch": int,
         },
         "id",
     ),
     "study_runs": ({"study": str, "run_id": str}, ("study", "run_id")),
+    # Which study planned which evaluation: what every reader of results goes through, so a study shows its own
+    # evaluations only (a run shared by two studies carries both studies' attacks). An evaluation two studies plan
+    # is computed once and belongs to both.
+    "study_evals": ({"study": str, "eval_id": str, "run_id": str}, ("study", "eval_id")),
     "epochs": (
-        {"unit_id": str, "kind": str, "epoch": int, "loss": float, "train_acc": float, "seconds": float},
+        {
+            "unit_id": str,
+            "kind": str,
+            "epoch": int,
+            "loss": float,
+            "train_acc": float,
+            "seconds": float,
+            # per-epoch validation (rttui.engine.validation; NULL when the run has no validation split): clean
+            # accuracy on the val_n validation images, robust accuracy under the probe (mean over its eps), the
+            # probe's seconds, and the probe itself (JSON: attack, eps, norm, steps, n images, adv_acc per eps)
+            "val_clean_acc": float,
+            "val_adv_acc": float,
+            "val_n": int,
+            "val_seconds": float,
+            "probe": str,
+        },
         ("unit_id", "epoch"),
     ),
     "evaluations": (
@@ -117,6 +141,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "surrogate_sha256": str,
             "crafted": str,
             "env_id": str,  # the environment that ran it; NULL: not recorded
+            "error": str,  # state 'failed': the first line of what went wrong (the run's training is untouched)
         },
         "id",
     ),
@@ -244,6 +269,8 @@ INDEXES = [
     ("evaluations", ["run_id"]),
     ("samples", ["run_id"]),
     ("study_runs", ["run_id"]),
+    ("study_evals", ["eval_id"]),
+    ("study_evals", ["run_id"]),
     ("audits", ["run_id"]),
 ]
 
@@ -270,8 +297,16 @@ def _busy(path: Path, study: str, pid: int, host: str, fix: str) -> str:
     )
 
 
+# (study name, stored spec) -> the (eval id, run id) pairs its plan holds, or None when the spec no longer plans
+# (an old study the catalog has moved past). Set by rttui.api: the store cannot plan a study itself (the study
+# package is its sibling), and a database written before membership was recorded needs it rebuilt on open.
+MembershipPlanner = Callable[[str, dict[str, Any]], "list[tuple[str, str]] | None"]
+
+
 class Store:
     """A study database. Use `Store.open(path, write=...)`; writes go through the runner's coordinator."""
+
+    membership_planner: ClassVar[MembershipPlanner | None] = None
 
     def __init__(self, conn: sqlite3.Connection, path: Path, write: bool) -> None:
         import sqlite_utils
@@ -301,6 +336,7 @@ class Store:
         try:
             store = cls(conn, p, write)
             store._check_or_init()
+            store._ensure_membership()
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.DatabaseError):
@@ -492,8 +528,18 @@ class Store:
             )
 
     # ---- writes (the coordinator's) --------------------------------------------------------------
-    def register_study(self, name: str, path: str | None, spec: dict[str, Any], run_ids: Iterable[str]) -> None:
+    def register_study(
+        self,
+        name: str,
+        path: str | None,
+        spec: dict[str, Any],
+        run_ids: Iterable[str],
+        evals: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Record a study as its file says now: its runs and the evaluations it plans ((eval id, run id) pairs),
+        which are what its tables show."""
         now = time.time()
+        evals = list(evals)
         with self.conn:
             old = self.conn.execute("select created from studies where name = ?", (name,)).fetchone()
             self.db["studies"].upsert(
@@ -510,6 +556,73 @@ class Store:
             # (status, export without --study) but no longer counts for this study's tables.
             self.conn.execute("delete from study_runs where study = ?", (name,))
             self.db["study_runs"].upsert_all([{"study": name, "run_id": r} for r in run_ids], pk=("study", "run_id"))
+            self._set_membership(name, evals)
+
+    def _set_membership(self, study: str, evals: list[tuple[str, str]]) -> None:
+        """Replace the evaluations a study planned, inside the caller's transaction."""
+        self.conn.execute("delete from study_evals where study = ?", (study,))
+        self.conn.executemany(
+            "insert or replace into study_evals (study, eval_id, run_id) values (?, ?, ?)",
+            [(study, e, r) for e, r in evals],
+        )
+
+    def set_membership(self, plans: dict[str, list[tuple[str, str]]]) -> None:
+        """Record which evaluations each study planned (study -> (eval id, run id) pairs), in one transaction.
+
+        Used to rebuild membership for a database written before it was recorded. On a read-only database the
+        rows go to a TEMP table of this connection (the file is never written): readers see the same membership
+        and the file stays as it was."""
+        if (
+            not self.write
+            and not self.conn.execute("select 1 from sqlite_temp_master where name = 'study_evals'").fetchone()
+        ):
+            # The TEMP table shadows the file's (if any) for this connection: it starts as a copy of it.
+            self.conn.execute(
+                "create temp table study_evals (study text, eval_id text, run_id text, primary key (study, eval_id))"
+            )
+            if "study_evals" in self.db.table_names():
+                self.conn.execute("insert into temp.study_evals select study, eval_id, run_id from main.study_evals")
+        with self.conn:
+            for study, evals in plans.items():
+                self._set_membership(study, evals)
+
+    def _ensure_membership(self) -> None:
+        """Studies registered before membership was recorded get it rebuilt from their stored plans (written when
+        the file is opened for writing, kept on this connection only when it is read-only). A spec that no longer
+        plans keeps the old reading: every stored evaluation of the study's runs."""
+        missing = self.studies_without_membership()
+        if not missing:
+            return
+        plans: dict[str, list[tuple[str, str]]] = {}
+        for name in missing:
+            spec = self.study_spec(name)
+            planner = type(self).membership_planner
+            planned = planner(name, spec) if planner is not None and spec else None
+            if planned is None:
+                planned = [
+                    (r["id"], r["run_id"])
+                    for r in self.rows(
+                        "select e.id, e.run_id from evaluations e join study_runs sr on sr.run_id = e.run_id "
+                        "where sr.study = ?",
+                        (name,),
+                    )
+                ]
+            plans[name] = planned
+        self.set_membership(plans)
+
+    def studies_without_membership(self) -> list[str]:
+        """Studies registered before membership was recorded (no planned evaluation stored for them)."""
+        have = "study_evals" in self.db.table_names() or bool(
+            self.conn.execute("select 1 from sqlite_temp_master where name = 'study_evals'").fetchone()
+        )
+        if not have:
+            return [r["name"] for r in self.rows("select name from studies order by name")]
+        return [
+            r["name"]
+            for r in self.rows(
+                "select name from studies where name not in (select distinct study from study_evals) order by name"
+            )
+        ]
 
     def ensure_source(self, sid: str, config: dict[str, Any]) -> None:
         with self.conn:
@@ -644,6 +757,7 @@ class Store:
                     "params": json.dumps(eval_row["params"], sort_keys=True),
                     "epsilons": json.dumps(eval_row["epsilons"]),
                     "state": "done",
+                    "error": None,
                     "created": time.time(),
                 },
                 pk="id",
@@ -696,10 +810,38 @@ class Store:
             self.db["audits"].insert_all(rows)
 
     def add_checks(self, run_id: str, checks: list[dict[str, Any]]) -> None:
-        """Cross-attack checks of a run (eval_id empty)."""
+        """A run's own checks, replacing the stored ones: run-level (eval_id empty) and cross-attack checks of a
+        pair of its evaluations (eval_id "id+id", every pair the run holds)."""
         with self.conn:
-            self.conn.execute("delete from checks where run_id = ? and eval_id = ''", (run_id,))
-            self.db["checks"].insert_all([{**c, "eval_id": "", "run_id": run_id} for c in checks])
+            self.conn.execute("delete from checks where run_id = ? and (eval_id = '' or eval_id like '%+%')", (run_id,))
+            self.db["checks"].upsert_all(
+                [{"eval_id": "", **c, "run_id": run_id} for c in checks], pk=("run_id", "eval_id", "check")
+            )
+
+    def fail_evaluation(
+        self, run_id: str, eval_id: str, attack: str, params: dict[str, Any], epsilons: list[float], error: str
+    ) -> None:
+        """An evaluation failed: its row says so (state 'failed', the error); no result of it is kept, and the run
+        it belongs to is not touched. A stored (done) evaluation is never overwritten by a failure."""
+        with self.conn:
+            row = self.conn.execute("select state from evaluations where id = ?", (eval_id,)).fetchone()
+            if row and row[0] == "done":
+                return
+            if self.has_column("runs", "live"):
+                self.conn.execute("update runs set live = null where id = ?", (run_id,))
+            self.db["evaluations"].upsert(
+                {
+                    "id": eval_id,
+                    "run_id": run_id,
+                    "attack": attack,
+                    "params": json.dumps(params, sort_keys=True, default=str),
+                    "epsilons": json.dumps(epsilons),
+                    "state": "failed",
+                    "error": error,
+                    "created": time.time(),
+                },
+                pk="id",
+            )
 
     def set_layers(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Replace a run's layer analysis atomically (one row per depth group)."""
@@ -764,18 +906,39 @@ class Store:
         return {r["id"] for r in self.rows("select id from evaluations where state = 'done'")}
 
     def studies(self) -> list[dict[str, Any]]:
-        return self.rows(
-            "select s.name, s.path, s.created, s.updated, count(r.id) as runs, "
-            "sum(r.state = 'done') as done, sum(r.state = 'failed') as failed, sum(r.state = 'running') as running "
-            "from studies s left join study_runs sr on sr.study = s.name left join runs r on r.id = sr.run_id "
-            "group by s.name order by s.updated desc"
-        )
+        """Every registered study with its own progress: runs counted by their state for that study (`runs`)."""
+        out = self.rows("select name, path, created, updated from studies order by updated desc")
+        for st in out:
+            runs = self.runs(st["name"])
+            states = [r["state"] for r in runs]
+            evals = [e for planned in self._study_eval_states(st["name"]).values() for e, _ in planned]
+            st.update(
+                runs=len(states),
+                done=states.count("done"),
+                failed=states.count("failed"),
+                running=states.count("running"),
+                evals=len(evals),
+                evals_done=evals.count("done"),
+                evals_failed=evals.count("failed"),
+            )
+        return out
+
+    def study_eval_ids(self, study: str) -> list[str]:
+        """The evaluations a study planned (stored or not)."""
+        return [r[0] for r in self.conn.execute("select eval_id from study_evals where study = ?", (study,))]
+
+    def study_names(self) -> list[str]:
+        """Registered studies, by name."""
+        return [r["name"] for r in self.rows("select name from studies order by name")]
 
     def study_spec(self, name: str) -> dict[str, Any] | None:
         rows = self.rows("select spec from studies where name = ?", (name,))
         return self._json(rows[0]["spec"], f"the spec of study {name!r}") if rows else None
 
     def runs(self, study: str | None = None) -> list[dict[str, Any]]:
+        """Run rows. With `study`, each run's `state` is its state for that study (`study_state`): a run another
+        study trained and evaluated is 'trained' here until this study's own evaluations are stored, and an
+        evaluation that failed makes it 'failed' here only. `train_state` is the run's own (training) state."""
         where, params = (
             ("where r.id in (select run_id from study_runs where study = ?)", [study]) if study else ("", [])
         )
@@ -787,14 +950,39 @@ class Store:
             else "null as phase, null as phase_done, null as phase_total"
         )
         peak_col = self._peak_col("r")
-        return self.rows(
+        rows = self.rows(
             "select r.id, r.dataset, r.model, r.strategy, r.technique, r.seed, r.state, r.clean_acc, r.n_test, "
             f"r.seconds, r.error, r.started, r.finished, r.info, {phase_cols}, {env_col}, {peak_col}, "
+            "coalesce(r.checkpoint, '') != '' as has_checkpoint, r.config, "
             "(select max(epoch) from epochs e where e.unit_id = r.id) as epoch, "
             "(select group_concat(study) from study_runs sr where sr.run_id = r.id) as studies "
             f"from runs r {where} order by r.dataset, r.model, r.strategy, r.technique, r.seed",
             params,
         )
+        evals = self._study_eval_states(study) if study else {}
+        for r in rows:
+            r["train_state"] = r["state"]
+            r["config"] = _loose_json(r["config"])  # for labels only: a damaged config reads {} (status lists it)
+            if study:
+                planned = evals.get(r["id"], [])
+                r["evals_planned"] = len(planned)
+                r["evals_done"] = sum(st == "done" for st, _ in planned)
+                r["state"], err = study_state(r["state"], bool(r["has_checkpoint"]), planned)
+                r["error"] = err or r["error"]
+        return rows
+
+    def _study_eval_states(self, study: str) -> dict[str, list[tuple[str, str | None]]]:
+        """Run id -> (state, error) of each evaluation the study planned on it ('missing' where none is stored)."""
+        err_col = "e.error" if self.has_column("evaluations", "error") else "null as error"
+        out: dict[str, list[tuple[str, str | None]]] = {}
+        for r in self.rows(
+            f"select se.run_id, coalesce(e.state, 'missing') as state, e.attack, {err_col} "
+            "from study_evals se left join evaluations e on e.id = se.eval_id where se.study = ?",
+            (study,),
+        ):
+            err = f"{r['attack']}: {r['error']}" if r["state"] == "failed" and r["error"] else None
+            out.setdefault(r["run_id"], []).append((r["state"], err))
+        return out
 
     def workers(self) -> list[dict[str, Any]]:
         """The runner's workers and what each works on now ([] for a database from before the table)."""
@@ -824,26 +1012,29 @@ class Store:
         return out
 
     def records(self, study: str | None = None) -> list[dict[str, Any]]:
-        """One flat record per (study, run, attack, eps): what exports and analysis read."""
-        where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        """One flat record per (study, evaluation, eps): what exports and analysis read. A study's records are the
+        evaluations it planned (`study_evals`), never another study's evaluation of a shared run; without
+        `study`, an evaluation two studies planned appears once per study."""
+        where, params = ("where se.study = ?", [study]) if study else ("", [])
         # A database opened read-only may predate the `path` column (it is added when opened for writing).
         path_col = "m.path" if "path" in self.db["metrics"].columns_dict else "null as path"
         sur_col = "e.surrogate_id" if "surrogate_id" in self.db["evaluations"].columns_dict else "null as surrogate_id"
         env_col = "e.env_id" if self.has_column("evaluations", "env_id") else "null as env_id"
         rows = self.rows(
-            "select m.run_id, sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
+            "select m.run_id, se.study, r.dataset, r.model, r.strategy, r.technique, r.seed, m.attack, m.norm, "
             "m.steps, m.step_size, m.restarts, m.random_start, m.eps, m.clean_acc, m.adv_acc, m.n, "
             f"m.n_clean_correct, m.n_adv_correct, m.mode, m.precision, {path_col}, m.max_perturbation, m.eval_id, "
             f"r.config, {self._peak_col('r')}, "
             f"e.params as attack_params, {sur_col}, {env_col} "
-            "from metrics m join runs r on r.id = m.run_id join study_runs sr on sr.run_id = r.id "
+            "from metrics m join study_evals se on se.eval_id = m.eval_id join runs r on r.id = m.run_id "
             f"join evaluations e on e.id = m.eval_id {where} "
-            "order by sr.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eps, r.seed",
+            "order by se.study, r.dataset, r.model, r.strategy, r.technique, m.attack, m.eval_id, m.eps, r.seed",
             params,
         )
         configs: dict[str, Any] = {}
         envs = self.environments()
         audits = self.audits(r["eval_id"] for r in rows)
+        selected = self.selected_epochs()
         for r in rows:
             rid = r["run_id"]
             # Provenance and audit: None where the database predates them or the unit ran without them.
@@ -862,6 +1053,54 @@ class Store:
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
             r["attack_success_rate"] = 1 - r["n_adv_correct"] / r["n_clean_correct"] if r["n_clean_correct"] else None
+            r["selected_epoch"] = selected.get(rid)
+            r["select"] = cfg.get("train", {}).get("select", "last")  # which epoch's weights were attacked
+        return rows
+
+    def selected_epochs(self) -> dict[str, int]:
+        """Each run's selected training epoch ([train] select), where recorded."""
+        if not self.has_column("runs", "selected_epoch"):
+            return {}
+        return {
+            r["id"]: int(r["selected_epoch"])
+            for r in self.rows("select id, selected_epoch from runs where selected_epoch is not null")
+        }
+
+    def validation_points(self, study: str) -> dict[str, list[dict[str, Any]]]:
+        """Per run of a study, its per-epoch validation so far (epoch, val_clean_acc, val_adv_acc), for monitors."""
+        if not self.has_column("epochs", "val_clean_acc"):
+            return {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rows(
+            "select e.unit_id, e.epoch, e.val_clean_acc, e.val_adv_acc from epochs e "
+            "join study_runs sr on sr.run_id = e.unit_id where sr.study = ? and e.kind = 'run' "
+            "and e.val_clean_acc is not null order by e.unit_id, e.epoch",
+            (study,),
+        ):
+            out.setdefault(r.pop("unit_id"), []).append(r)
+        return out
+
+    def validation_records(self, study: str | None = None) -> list[dict[str, Any]]:
+        """One record per epoch of every run of a study that recorded per-epoch validation: the run's axes, its
+        strategy/technique parameters, the epoch's training loss and its validation fields (probe as a dict)."""
+        if not self.has_column("epochs", "val_clean_acc"):
+            return []
+        where, params = ("and sr.study = ?", [study]) if study else ("", [])
+        rows = self.rows(
+            "select distinct sr.study, r.id as run_id, r.dataset, r.model, r.strategy, r.technique, r.seed, "
+            "ep.epoch, ep.loss, ep.train_acc, ep.val_clean_acc, ep.val_adv_acc, ep.val_n, ep.val_seconds, ep.probe, "
+            "r.selected_epoch, r.config from epochs ep join runs r on r.id = ep.unit_id "
+            "join study_runs sr on sr.run_id = r.id "
+            f"where ep.kind = 'run' and ep.val_clean_acc is not null {where} "
+            "order by sr.study, r.dataset, r.model, r.strategy, r.technique, r.seed, ep.epoch",
+            params,
+        )
+        for r in rows:
+            cfg = json.loads(r.pop("config"))
+            r["strategy_params"] = cfg["strategy"]["params"]
+            r["technique_params"] = cfg["technique"]["params"]
+            r["select"] = cfg["train"].get("select", "last")
+            r["probe"] = self._json(r["probe"], f"the probe of run {r['run_id']}") if r["probe"] else None
         return rows
 
     def _peak_col(self, alias: str) -> str:
@@ -924,14 +1163,14 @@ class Store:
     def sample_records(self, study: str | None = None) -> list[dict[str, Any]]:
         """One flat record per (study, run, evaluation, test sample): the per-sample outcomes with the run's axes
         and every parameter of the run and the attack (what a notebook's DataFrame of samples reads)."""
-        where, params = ("where sr.study = ?", [study]) if study else ("", [])
+        where, params = ("where se.study = ?", [study]) if study else ("", [])
         rows = self.rows(
-            "select sr.study, s.run_id, r.dataset, r.model, r.strategy, r.technique, r.seed, e.attack, e.mode, "
+            "select se.study, s.run_id, r.dataset, r.model, r.strategy, r.technique, r.seed, e.attack, e.mode, "
             "s.eval_id, s.idx, s.label, s.clean_pred, s.clean_correct, s.fooled_mask, s.first_fooled_eps, "
             "s.min_norm, e.epsilons, e.params as attack_params, r.config "
             "from samples s join evaluations e on e.id = s.eval_id join runs r on r.id = s.run_id "
-            f"join study_runs sr on sr.run_id = r.id {where} "
-            "order by sr.study, r.dataset, r.model, r.strategy, r.technique, e.attack, r.seed, s.idx",
+            f"join study_evals se on se.eval_id = s.eval_id {where} "
+            "order by se.study, r.dataset, r.model, r.strategy, r.technique, e.attack, s.eval_id, r.seed, s.idx",
             params,
         )
         for r in rows:
@@ -1003,6 +1242,22 @@ class Store:
                 out[r["id"]] = [float(e) for e in grid]
         return out
 
+    def sample_masks(self, eval_ids: Iterable[str]) -> dict[str, tuple[list[bool], list[int]]]:
+        """Per evaluation, its samples' clean-correct flags and fooled masks in test-sample order (what the
+        per-sample worst case reads)."""
+        out: dict[str, tuple[list[bool], list[int]]] = {}
+        for chunk in _chunks(list(dict.fromkeys(eval_ids))):
+            marks = ",".join("?" * len(chunk))
+            for eid, cc, mask in self.conn.execute(
+                f"select eval_id, clean_correct, fooled_mask from samples where eval_id in ({marks}) "
+                "order by eval_id, idx",
+                chunk,
+            ):
+                flags, masks = out.setdefault(eid, ([], []))
+                flags.append(bool(cc))
+                masks.append(int(mask or 0))
+        return out
+
     def samples(self, eval_id: str) -> list[dict[str, Any]]:
         """Per-sample outcomes of one evaluation, in test-set order."""
         return self.rows(
@@ -1041,6 +1296,7 @@ class Store:
         with self.conn:
             ids = [r[0] for r in self.conn.execute("select run_id from study_runs where study = ?", (name,))]
             self.conn.execute("delete from study_runs where study = ?", (name,))
+            self.conn.execute("delete from study_evals where study = ?", (name,))
             self.conn.execute("delete from studies where name = ?", (name,))
             orphans = [
                 rid
@@ -1059,10 +1315,10 @@ class Store:
         return len(orphans)
 
     def eval_counts(self, study: str) -> dict[str, int]:
-        """Done evaluations per run of a study, in one query (the TUI polls this)."""
+        """Done evaluations per run of a study (those it planned), in one query (the TUI polls this)."""
         rows = self.rows(
-            "select e.run_id, count(*) as n from evaluations e join study_runs sr on sr.run_id = e.run_id "
-            "where sr.study = ? and e.state = 'done' group by e.run_id",
+            "select e.run_id, count(*) as n from evaluations e join study_evals se on se.eval_id = e.id "
+            "where se.study = ? and e.state = 'done' group by e.run_id",
             (study,),
         )
         return {r["run_id"]: r["n"] for r in rows}
@@ -1084,6 +1340,33 @@ class Store:
             (study,),
         )
         return {r["unit_id"]: r for r in rows}
+
+
+def _loose_json(text: str | None) -> Any:
+    """A JSON column read where damage must not stop the command (a label): {} when it does not parse."""
+    try:
+        return json.loads(text) if text else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def study_state(train_state: str, trained: bool, evals: list[tuple[str, str | None]]) -> tuple[str, str | None]:
+    """A run's state for one study, from its own (training) state and the (state, error) of each evaluation the
+    study planned on it; with the error to show where an evaluation of this study failed.
+
+    Training decides until the run is trained; after that the study's own evaluations do: all stored is 'done',
+    one failed is 'failed', else 'trained' (more to evaluate). A run 'running' an evaluation job for another
+    study is 'done' here once this study's evaluations are all stored."""
+    if not trained or train_state == "pending":
+        return train_state, None
+    errors = [e for st, e in evals if st == "failed"]
+    if errors:
+        return "failed", errors[0] or "an evaluation failed"
+    if all(st == "done" for st, _ in evals):
+        return "done", None
+    if train_state == "failed":  # an older runner marked the run failed when one of its evaluations failed
+        return "failed", None
+    return ("running" if train_state == "running" else "trained"), None
 
 
 def _summary(problems: list[str]) -> str:

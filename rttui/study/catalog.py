@@ -385,6 +385,15 @@ DATA_KEYS: dict[str, Param] = {
 TARGET_KEYS: dict[str, Param] = {
     **DATA_KEYS,
     "image_size": Param(32, (int,), "side of the square images the model sees", low=8, high=1024),
+    "val_size": Param(
+        None,
+        NUM,
+        "validation images carved from the training split (a count, or a fraction in (0, 1)); never from the test "
+        "set; absent: no validation",
+        low=0,
+        nullable=True,
+    ),
+    "val_seed": Param(0, (int,), "seed of the validation split (its own, not split_seed's)", low=0, high=MAX_SEED),
 }
 
 SOURCE_KEYS: dict[str, Param] = {
@@ -408,6 +417,30 @@ SOURCE_KEYS: dict[str, Param] = {
     ),
 }
 
+SELECT_CHOICES = ("last", "best_clean", "best_robust")
+
+# `[train.probe]`: the per-epoch validation probe. Its eps and norm default to the study's grid (see
+# rttui.study.spec); the rest is cheap by design (a few PGD steps on a fixed subset of the validation split).
+PROBE_KEYS: dict[str, Param] = {
+    "enabled": Param(True, (bool,), "false: no per-epoch validation even with a validation split"),
+    "attack": Param("pgd", (str,), "probe attack", choices=("pgd", "fgsm")),
+    "steps": Param(3, (int,), "PGD iterations of the probe", low=1, high=1000),
+    "rel_step_size": Param(
+        None, NUM, "step size as a fraction of eps (default 2.5 / steps)", low=0, high=10, nullable=True
+    ),
+    "eps": Param(None, (list,), "probe epsilons in [0, 1] pixel units (default: the grid's report eps)", nullable=True),
+    "norm": Param(None, (str,), "threat model (default: the grid's PGD norm)", choices=("linf", "l2"), nullable=True),
+    "images": Param(
+        None,
+        (int,),
+        "validation images the probe attacks, the first of the seeded split (default: 2% of the training images, "
+        "16 to 512)",
+        low=1,
+        nullable=True,
+    ),
+    "seed": Param(0, (int,), "seed of the probe's random starts (the same every epoch)", low=0, high=MAX_SEED),
+}
+
 TRAIN_KEYS: dict[str, Param] = {
     "optimizer": Param("adam", (str,), "optimizer", choices=("adam", "adamw", "sgd")),
     "lr": Param(1e-4, NUM, "learning rate (paper: 1e-4)", low=0, typo_above=MAX_LR),
@@ -415,6 +448,20 @@ TRAIN_KEYS: dict[str, Param] = {
     "epochs": Param(5, (int,), "fine-tuning epochs", low=0, typo_above=MAX_EPOCHS),
     "weight_decay": Param(0.0, NUM, "weight decay", low=0),
     "head_lr": Param(None, NUM, "learning rate of the new head (default: lr)", low=0, nullable=True, typo_above=MAX_LR),
+    "select": Param(
+        "last",
+        (str,),
+        "the epoch whose weights are kept and attacked: 'last' (the paper's protocol), or the best on the "
+        "validation split by clean ('best_clean') or probe-robust ('best_robust') accuracy (needs [target] val_size)",
+        choices=SELECT_CHOICES,
+    ),
+    "probe": Param(
+        None,
+        (dict,),
+        "per-epoch validation: clean accuracy and robust accuracy under a cheap attack on fixed validation images "
+        "(needs [target] val_size); keys: " + ", ".join(f"{k} ({p.help})" for k, p in PROBE_KEYS.items()),
+        nullable=True,
+    ),
 }
 
 EVAL_KEYS: dict[str, Param] = {
@@ -434,6 +481,14 @@ EVAL_KEYS: dict[str, Param] = {
         "epsilon of the robustness-drop column (default: 0.03 if evaluated, else the middle of the grid)",
         low=0,
         high=1,
+        nullable=True,
+    ),
+    "headline": Param(
+        None,
+        (str,),
+        "the attack tables show unless told otherwise (default: pgd if evaluated): an attack of the study, or "
+        "'worst_case' (per test image, the worst over every attack and each one's audit: the number a reviewer "
+        "accepts)",
         nullable=True,
     ),
     "precision": Param(

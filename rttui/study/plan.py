@@ -34,11 +34,32 @@ ATTACK_REVISIONS = {"deepfool": 3, "autoattack": 2}
 WEIGHT_KEYS = ("checkpoint", "mean", "std")
 # Data keys added after the first release: left out of the hashed config while at their defaults, so the
 # ids of existing studies stay as they were.
-OPTIONAL_DATA_DEFAULTS: dict[str, Any] = {"train_per_class": None, "test_per_class": None, "no_finding": False}
+OPTIONAL_DATA_DEFAULTS: dict[str, Any] = {
+    "train_per_class": None,
+    "test_per_class": None,
+    "no_finding": False,
+    "val_size": None,
+    "val_seed": 0,
+}
+# Training keys added after the first release, likewise left out while at their defaults (None values are dropped
+# by `_set`): `select = "last"` is the paper's protocol, and a probe exists only with a validation split.
+OPTIONAL_TRAIN_DEFAULTS: dict[str, Any] = {"select": "last"}
 
 
 def _stable(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if not (k in OPTIONAL_DATA_DEFAULTS and v == OPTIONAL_DATA_DEFAULTS[k])}
+    out = {k: v for k, v in data.items() if not (k in OPTIONAL_DATA_DEFAULTS and v == OPTIONAL_DATA_DEFAULTS[k])}
+    if out.get("val_size") is None:  # a validation seed means nothing without a validation split
+        out.pop("val_seed", None)
+    return out
+
+
+def _train(train: dict[str, Any]) -> dict[str, Any]:
+    """The hashed training config: unset values and later keys at their defaults left out (ids stay stable)."""
+    return {
+        k: v
+        for k, v in _set(dict(train)).items()
+        if not (k in OPTIONAL_TRAIN_DEFAULTS and v == OPTIONAL_TRAIN_DEFAULTS[k])
+    }
 
 
 SOURCE_ONLY_KEYS = {"pretrained", "epochs", "lr", "batch_size", "optimizer", "weight_decay", *WEIGHT_KEYS}
@@ -200,7 +221,7 @@ def make_plan(study: Study) -> Plan:
                             "model": scfg["model"],
                             "strategy": _choice(strategy.as_dict()),
                             "technique": t,
-                            "train": _set(dict(block.train)),
+                            "train": _train(block.train),
                             "seed": seed,
                         }
                         rid = config_hash(rcfg)

@@ -332,6 +332,97 @@ def _epsilons(probs: _Problems, key: str, eps: Any) -> list[float]:
     return sorted(set(out))
 
 
+def _validation(
+    probs: _Problems,
+    p: str,
+    target: dict[str, Any],
+    train: dict[str, Any],
+    eval_cfg: dict[str, Any],
+    attacks: tuple[Choice, ...],
+    smoke: bool,
+) -> dict[str, Any] | None:
+    """Check `[target] val_size`, `[train] select` and `[train.probe]`; return the resolved probe (None: no
+    per-epoch validation). The probe's eps and norm default to the grid's (its report eps, its PGD norm)."""
+    val = target.get("val_size")
+    probe_raw = train.get("probe")
+    select = train.get("select", "last")
+    if val is not None:
+        if val == 0 or (isinstance(val, float) and val >= 1):
+            probs.add(
+                f"{p}.target.val_size",
+                f"{val!r} is neither a count >= 1 nor a fraction in (0, 1)",
+                "write e.g. val_size = 100 (images) or val_size = 0.1 (of the training split)",
+            )
+            val = None
+        elif isinstance(val, int):
+            n_cls = catalog.known_classes(target)
+            if n_cls is not None and val < n_cls and not (smoke and not catalog.stratified(target["dataset"])):
+                probs.add(
+                    f"{p}.target.val_size",
+                    f"{val} leaves a class without validation images ({n_cls} classes)",
+                    f"set val_size >= {n_cls}",
+                )
+            cap = target.get("train_size")
+            if isinstance(cap, int) and val >= cap:
+                probs.add(
+                    f"{p}.target.val_size",
+                    f"{val} is not smaller than the training split (train_size = {cap})",
+                    "use a smaller count or a fraction such as 0.1",
+                )
+    if val is None:
+        if probe_raw is not None:
+            probs.add(f"{p}.train.probe", "needs a validation split", "set val_size under [target] (e.g. 0.1)")
+        if select != "last":
+            probs.add(
+                f"{p}.train.select",
+                f"{select!r} needs a validation split",
+                'set val_size under [target] (e.g. 0.1), or select = "last"',
+            )
+        return None
+    probe = _resolve_section(probs, f"{p}.train.probe", catalog.PROBE_KEYS, probe_raw)
+    if not probe["enabled"]:
+        if select != "last":
+            probs.add(
+                f"{p}.train.select",
+                f"{select!r} needs the per-epoch validation that train.probe.enabled = false turns off",
+                'remove enabled = false, or select = "last"',
+            )
+        return {"enabled": False}
+    grid = list(eval_cfg.get("epsilons") or [])
+    pgd_norms = sorted({str(a.params.get("norm", "linf")) for a in attacks if a.name == "pgd"}) or ["linf"]
+    norm = probe["norm"] or pgd_norms[0]
+    if probe["norm"] is not None and probe["norm"] not in pgd_norms:
+        probs.add(
+            f"{p}.train.probe.norm",
+            f"{probe['norm']!r} is not the grid's norm ({', '.join(pgd_norms)})",
+            f'use norm = "{pgd_norms[0]}" (or leave it out)',
+        )
+    if probe["attack"] == "fgsm" and norm != "linf":
+        probs.add(f"{p}.train.probe.norm", f"FGSM is L-inf only, not {norm!r}", 'use attack = "pgd" or norm = "linf"')
+    if probe["eps"] is None:
+        report = eval_cfg.get("report_eps")
+        eps = (
+            [float(report)] if report is not None else ([0.03] if 0.03 in grid or not grid else [grid[len(grid) // 2]])
+        )
+    else:
+        eps = _epsilons(probs, f"{p}.train.probe.eps", probe["eps"])
+        if any(e == 0 for e in eps):
+            probs.add(f"{p}.train.probe.eps", "eps 0 is not an attack", "use epsilons in (0, 1]")
+    steps = int(probe["steps"])
+    rel = probe["rel_step_size"] if probe["rel_step_size"] is not None else 2.5 / steps
+    out = {
+        "attack": probe["attack"],
+        "eps": eps,
+        "norm": norm,
+        "seed": int(probe["seed"]),
+    }
+    if probe["images"] is not None:  # else the engine's default (a share of the training images)
+        out["images"] = int(probe["images"])
+    if probe["attack"] == "pgd":
+        out.update(steps=steps, rel_step_size=round(float(rel), 6))
+    return out
+
+
 def _check_autoattack_classes(probs: _Problems, p: str, attacks: tuple[Choice, ...], target: dict[str, Any]) -> None:
     """Refuse an AutoAttack version the target's class count cannot run (when the study alone says the count),
     before anything is trained; the engine checks again once the model exists."""
@@ -470,7 +561,16 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         attack_names = b.get("attacks", list(tables["attacks"]) or ["fgsm", "pgd"])
         attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
+        train["probe"] = _validation(probs, p, target, train, eval_cfg, attacks, smoke is True)
         _check_autoattack_classes(probs, p, attacks, target)
+        headline = eval_cfg.get("headline")
+        names = [a.name for a in attacks]
+        if isinstance(headline, str) and headline != "worst_case" and headline not in names:
+            probs.add(
+                f"{p}.eval.headline",
+                f"{headline!r} is not an attack of this study",
+                f"write one of {', '.join([*names, 'worst_case'])}",
+            )
         bname = b.get("name", f"block{i}")
         blocks.append(
             Block(

@@ -58,6 +58,7 @@ class RttuiApp(App[None]):
         # sequences that survive SSH and tmux; alt+digit is not (tmux turned alt+4 into a typed "¢").
         *[Binding(f"f{key}", f"mode('{mode}')", title, show=False, priority=True) for mode, key, title, _ in SCREENS],
         Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_hint", "Quit", show=False),  # the usual quit key says which one quits here
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]
 
@@ -125,6 +126,9 @@ class RttuiApp(App[None]):
         if not isinstance(self.screen, HelpScreen):  # the keys shown are those of the screen under any dialog
             below = next((s for s in reversed(self.screen_stack) if isinstance(s, RttuiScreen)), None)
             self.push_screen(HelpScreen(below))
+
+    def action_quit_hint(self) -> None:
+        self.notify("press ctrl+q to quit (a launched study keeps running)", timeout=4)
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -125,26 +125,52 @@ def form_from_study(raw: dict[str, Any], catalog: dict[str, Any]) -> Form:
     return form
 
 
+SHOWN_BLOCK_KEYS = ("models", "strategies", "techniques", "attacks")
+
+
+def unshown(raw: dict[str, Any]) -> str:
+    """What of the grid the form does not show (and a save keeps as written), in one line; "" when nothing:
+    keys of the first block other than its pickers (`freeze_depths`, a per-block `target`), and further blocks."""
+    grid = raw.get("grid") or [{}]
+    keys = [k for k in grid[0] if k not in SHOWN_BLOCK_KEYS]
+    parts = []
+    if keys:
+        shown = ", ".join(f"{k} = {show_value(grid[0][k])}" if isinstance(grid[0][k], list) else k for k in keys)
+        parts.append(f"grid[0] also sets {shown}")
+    if len(grid) > 1:
+        parts.append(f"{len(grid) - 1} more grid block(s) follow")
+    return f"{'; '.join(parts)}: kept as written (edit them in the file)" if parts else ""
+
+
 def study_from_form(raw: dict[str, Any], form: Form, catalog: dict[str, Any]) -> dict[str, Any]:
     """The study the form shows, as a TOML-ready dict: a copy of `raw` with the form's values applied.
 
-    Only the first grid block is edited; an empty field removes its key (the default applies); a strategy or
-    technique listed as an inline table keeps its table; an attack table is dropped when no block uses it any
-    more; parameter tables of unchecked attacks are left as they were.
+    Only the first grid block is edited; an empty field removes its key (the default applies); a strategy,
+    technique or attack listed as an inline table keeps its table (an attack listed twice, e.g. two transfer
+    surrogates, keeps both); an axis the block does not list (a grid that sweeps `freeze_depths` instead of naming
+    strategies) stays unlisted while nothing is ticked; a dataset picker left at what the study showed (None, or
+    the value `form_from_study` gives) leaves the file's dataset as written (a study may name none: per-block
+    targets, a pretrained source); an attack table is dropped when no block uses it any more; parameter tables
+    of unchecked attacks are left as they were.
     """
+    shown = form_from_study(raw, catalog)
     raw = copy.deepcopy(raw)
 
     def put(sec: str, key: str, value: Any) -> None:
-        table = raw.setdefault(sec, {})
-        if value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
+        if value is None:  # an empty field: the key goes (no empty table is added for a section the study lacks)
+            if isinstance(raw.get(sec), dict):
+                raw[sec].pop(key, None)
+            return
+        raw.setdefault(sec, {})[key] = value
 
     for fid, sec, key, _, kind in FIELDS:
         put(sec, key, parse_value(form.fields.get(fid, ""), kind))
-    put("source", "dataset", form.source_dataset)
-    put("target", "dataset", form.target_dataset)
+    for sec, picked, was in (
+        ("source", form.source_dataset, shown.source_dataset),
+        ("target", form.target_dataset, shown.target_dataset),
+    ):
+        if picked is not None and picked != was:
+            put(sec, "dataset", picked)
     put("source", "pretrained", True if form.pretrained else None)
     grid = raw.setdefault("grid", [{}])
     if not grid:
@@ -155,18 +181,23 @@ def study_from_form(raw: dict[str, Any], form: Form, catalog: dict[str, Any]) ->
     block["models"] = [old["models"].get(m, m) for m in models]
     for axis in ("strategies", "techniques"):
         names = form.selected.get(axis, [])
-        if axis == "techniques" and axis not in block and names == ["none"]:
-            continue  # the default: leave the file as it was
+        if axis not in block and (not names or (axis == "techniques" and names == ["none"])):
+            continue  # the default, or an axis this block spells another way: leave the file as it was
         block[axis] = [old[axis].get(n, n) for n in names]
     attacks = form.selected.get("attacks", [])
     tables = raw.setdefault("attacks", {})
+    inline = set()
     if "attacks" in block:
-        block["attacks"] = list(attacks)
+        listed = block["attacks"]
+        kept = [x for x in listed if entry_name(x) in attacks]  # every entry of a ticked name, inline tables too
+        block["attacks"] = kept + [a for a in attacks if a not in map(entry_name, listed)]
+        inline = {entry_name(x) for x in kept if isinstance(x, dict)}
     for a in list(tables):
         if a not in attacks and not any(a in map(entry_name, b.get("attacks", [])) for b in grid[1:]):
             del tables[a]
     for a in attacks:
-        tables.setdefault(a, {})
+        if a not in inline:  # an attack given only as inline tables needs no table of its own
+            tables.setdefault(a, {})
     for axis in AXES:
         for entry in catalog[axis]:
             for k in entry["params"]:
@@ -176,6 +207,8 @@ def study_from_form(raw: dict[str, Any], form: Form, catalog: dict[str, Any]) ->
                 v = parse_value(form.params[pid], "scalar")
                 if axis == "attacks" and entry["name"] not in attacks:
                     continue
+                if v is None and entry["name"] not in raw.get(axis, {}):
+                    continue  # nothing to remove, and no empty table to add
                 t = raw.setdefault(axis, {}).setdefault(entry["name"], {})
                 if v is None:
                     t.pop(k, None)

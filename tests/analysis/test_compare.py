@@ -80,6 +80,7 @@ def test_varying_axes_never_pooled() -> None:
     ]
     for v in variants:
         v["run_id"] += str(v["strategy_params"]["freeze"])
+        v["eval_id"] += str(v["strategy_params"]["freeze"])  # each run has its own evaluations
     comp = compare(variants, rows="strategy")
     assert sorted(c.key["strategy"] for c in comp.tables[0].cells.values()) == [
         "layer_freezing[freeze=1]",
@@ -182,3 +183,20 @@ def test_table_one_layout_shows_standard_once() -> None:
     ]
     assert t.best() == {2: (("layer_freezing",),)}  # equal columns have no best
     assert "fgsm norm=linf" in t.caption and "pgd steps=10" in t.caption and not t.warnings
+
+
+def test_the_caption_names_the_holm_family_the_marks_were_corrected_over() -> None:
+    """A mark can differ between a one-eps view and an every-eps view (another Holm family): the caption says
+    which cells each one corrected over."""
+    grid = (0.01, 0.03, 0.1)
+    recs = []
+    for eps in grid:
+        recs += study(
+            {"full": [0.50, 0.52, 0.49, 0.51], "layer_freezing": [0.55, 0.60, 0.52, 0.58]},
+            eps=eps,
+        )
+    every = compare(recs, eps=None, rows="strategy", cols="eps", metrics=("adv",)).tables[0]
+    one = compare(recs, eps=grid[0], rows="strategy").tables[0]
+    assert f"Holm over the {len(grid)} tested cell(s) of this table, one per eps" in every.caption
+    assert "Holm over the 1 tested cell(s) of this table;" in one.caption
+    assert "a view with other cells corrects over another family" in one.caption

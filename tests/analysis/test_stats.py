@@ -134,3 +134,48 @@ def test_stability_spread() -> None:
     assert s["adv_sd"] == pytest.approx(0.1) and s["clean_sd"] == pytest.approx(0.02)
     assert s["adv_range"] == pytest.approx(0.2) and s["n"] == 3
     assert not math.isnan(s["adv_mean"])
+
+
+def _three_models_two_attacks_three_eps() -> list[dict]:
+    """Clean accuracy is one number per run, repeated on every (attack, eps) record of it, as the store gives it."""
+    recs = []
+    for m, gap in (("m1", 0.02), ("m2", 0.05), ("m3", 0.0)):
+        for s in ("full", "layer_freezing"):
+            for seed in range(3):
+                spread = 0.01 * seed * (1 if s == "full" else 2)
+                clean = 0.9 + (gap if s == "layer_freezing" else 0.0) + spread
+                recs += [
+                    rec(model=m, strategy=s, seed=seed, clean=clean, adv=0.4 - e + spread, eps=e, attack=a)
+                    for a in ("fgsm", "pgd")
+                    for e in (0.01, 0.03, 0.1)
+                ]
+    return recs
+
+
+def test_clean_accuracy_is_tested_once_per_configuration_and_holm_counts_each_once() -> None:
+    recs = _three_models_two_attacks_three_eps()
+    rows = stats.comparisons(recs, "strategy", "layer_freezing", "full", metric="clean_acc")
+    assert [r["model"] for r in rows] == ["m1", "m2", "m3"]
+    assert all("attack" not in r and "eps" not in r for r in rows)
+    assert [r["p_holm"] for r in rows] == pytest.approx(stats.holm([r["p"] for r in rows]))
+    adv = stats.comparisons(recs, "strategy", "layer_freezing", "full", metric="adv_acc")
+    assert len(adv) == len(rows) * 2 * 3  # adversarial accuracy does depend on the attack and eps
+
+
+def test_the_ttest_caption_names_the_holm_family() -> None:
+    from rttui.analysis import export
+
+    recs = _three_models_two_attacks_three_eps()
+    clean = export.tests_caption(stats.comparisons(recs, "strategy", "layer_freezing", "full", metric="clean_acc"))
+    assert "Holm over 3 comparison(s) (one per model)" in clean
+    assert "clean_acc does not depend on the attack, so each configuration is tested once" in clean
+    adv = export.tests_caption(stats.comparisons(recs, "strategy", "layer_freezing", "full"))
+    assert "Holm over 18 comparison(s) (one per model × attack × eps)" in adv
+
+
+def test_the_latex_ttest_caption_spells_the_family_in_latex() -> None:
+    from rttui.analysis import export
+
+    rows = stats.comparisons(_three_models_two_attacks_three_eps(), "strategy", "layer_freezing", "full")
+    tex = export.render(rows, "latex")
+    assert r"model $\times$ attack $\times$ eps" in tex and "×" not in tex

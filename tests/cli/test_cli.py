@@ -78,7 +78,8 @@ def test_export_json_alone_on_stdout(tiny_run_db: Path) -> None:
     r = _rttui("export", "--db", str(tiny_run_db), "--format", "json")
     assert r.returncode == 0, r.stderr
     recs = json.loads(r.stdout)
-    assert len(recs) == 12 and {r["attack"] for r in recs} == {"fgsm", "pgd"}
+    # 2 runs x 2 attacks x 3 eps, and the per-sample worst case over both per run and eps
+    assert len(recs) == 12 + 6 and {r["attack"] for r in recs} == {"fgsm", "pgd", "worst-case"}
 
 
 def test_plan_lists_done_runs(tiny_run_db: Path, tmp_path: Path, tiny_study_text: str) -> None:

@@ -20,8 +20,9 @@ pd = pytest.importorskip("pandas", reason="pandas is in the test extra")
 def test_frame_records_are_typed_with_parameters_as_columns(seeds3_db: Path) -> None:
     df = api.frame(seeds3_db)
     recs = api.export_records(seeds3_db)
-    assert len(df) == len(recs) == 2 * 2 * 2 * 3  # strategies x attacks x eps x seeds
-    assert df.seed.dtype == np.int64 and df.n.dtype == np.int64 and df.steps.dtype == np.int64
+    assert len(df) == len(recs) == 2 * 3 * 2 * 3  # strategies x (attacks and the worst case) x eps x seeds
+    # steps: nullable, as the worst case has none of its own
+    assert df.seed.dtype == np.int64 and df.n.dtype == np.int64 and str(df.steps.dtype) == "Int64"
     assert df.eps.dtype == np.float64 and df.adv_acc.dtype == np.float64 and df.clean_acc.dtype == np.float64
     assert df.random_start.dtype == bool
     assert isinstance(df.attack.dtype, pd.StringDtype) and isinstance(df.strategy.dtype, pd.StringDtype)

@@ -49,3 +49,14 @@ def test_the_workers_bar_shows_the_latest_eps_as_it_finishes() -> None:
         listener(ev.Progress("run", "r", "eval:fgsm", 0, 3))  # the next evaluation starts from nothing
         assert "ε=" not in bar.description
     assert "adv acc by eps  0:0.90 0.03:0.35 0.1:0.05" in out.getvalue()
+
+
+def test_output_that_is_not_a_terminal_gets_a_line_per_unit_started_and_finished() -> None:
+    out = io.StringIO()
+    listener = RichListener(Console(file=out, width=200, force_terminal=False))
+    with listener:
+        listener(ev.UnitStarted("run", "r", "test_resnet/full/s0", phase="train"))
+        listener(ev.UnitFinished("run", "r", 12.5))
+    lines = out.getvalue().splitlines()
+    assert "  started run test_resnet/full/s0 (train)" in lines
+    assert "  finished run test_resnet/full/s0 (12.5s)" in lines

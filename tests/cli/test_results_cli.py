@@ -46,7 +46,7 @@ def test_compare_exports_and_errors(seeds3_db: Path) -> None:
     csv_text = _ok(
         "compare", "--db", str(seeds3_db), "--attack", "all", "--eps", "0.1", "--cols", "attack", "--format", "csv"
     )
-    assert csv_text.count("\n") == 1 + 2 * 2  # header + 2 strategies x 2 attacks
+    assert csv_text.count("\n") == 1 + 2 * 3  # header + 2 strategies x (2 attacks and the worst case)
     _fails("compare", "--db", str(seeds3_db), "--eps", "0.05", message="epsilon 0.05 was not evaluated")
     _fails("compare", "--db", str(seeds3_db), "--where", "model", message="AXIS=VALUE")
 
@@ -54,7 +54,7 @@ def test_compare_exports_and_errors(seeds3_db: Path) -> None:
 def test_ttest_json_fields(seeds3_db: Path) -> None:
     args = ["ttest", "--db", str(seeds3_db), "--axis", "strategy", "--a", "layer_freezing", "--b", "full"]
     rows = json.loads(_ok(*args, "--format", "json", "--mcnemar", "--variance"))
-    assert len(rows) == 4  # 2 attacks x 2 eps
+    assert len(rows) == 6  # (2 attacks and the worst case) x 2 eps
     for r in rows:
         for k in (
             "mean_diff",
@@ -72,7 +72,11 @@ def test_ttest_json_fields(seeds3_db: Path) -> None:
             "eps",
         ):
             assert k in r
-        assert r["n"] == 3 and r["mcnemar"]["seed_pairs"] == 3 and "p" in r["variance"]
+        assert r["n"] == 3 and "p" in r["variance"]
+        if r["attack"] == "worst-case":  # derived per eps, no per-sample record of its own: said, not tested
+            assert r["mcnemar"]["seed_pairs"] == 0 and "no per-sample outcomes stored" in r["mcnemar"]["notes"][0]
+        else:
+            assert r["mcnemar"]["seed_pairs"] == 3
         assert r["p"] is None or 0 <= r["p"] <= r["p_holm"] <= 1
     table = _ok(*args, "--metric", "clean_acc", "--attack", "pgd", "--eps", "0.03")
     assert "95% CI" in table and "n=3" in table
@@ -85,9 +89,14 @@ def test_confusions_plot_report_export(seeds3_db: Path, tmp_path: Path) -> None:
     _ok("plot", "--db", str(seeds3_db), "--out", str(tmp_path / "figs"))
     figs = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert figs == sorted(
-        f"{k}.{e}" for k in ("strategies", "tradeoff", "curves", "confusion", "depth") for e in ("png", "svg")
+        [
+            f"{k}.{e}"
+            for k in ("strategies", "tradeoff", "curves", "confusion", "depth", "pareto")
+            for e in ("png", "svg")
+        ]
+        + ["pareto.json", "pareto.csv"]  # the front's numbers, beside it
     )
-    assert all((tmp_path / "figs" / f).stat().st_size > 1000 for f in figs)
+    assert all((tmp_path / "figs" / f).stat().st_size > (1000 if f.endswith(("png", "svg")) else 100) for f in figs)
     _ok("report", "tiny3", "--db", str(seeds3_db), "--out", str(tmp_path / "rep"))
     index = (tmp_path / "rep" / "index.md").read_text()
     assert "# Study tiny3" in index and "strategies.png" in index and "layer_freezing vs full" in index
@@ -95,7 +104,7 @@ def test_confusions_plot_report_export(seeds3_db: Path, tmp_path: Path) -> None:
     tex = _ok("export", "--db", str(seeds3_db), "--format", "latex", "--eps", "0.03")
     assert "pgd steps=2" in tex and r"\toprule" in tex
     recs = json.loads(_ok("export", "--db", str(seeds3_db), "--format", "json"))
-    assert isinstance(recs, list) and len(recs) == 6 * 2 * 2 and "adv_acc" in recs[0]
+    assert isinstance(recs, list) and len(recs) == 6 * 3 * 2 and "adv_acc" in recs[0]  # with the worst case
     _fails("report", "nope", "--db", str(seeds3_db), "--out", str(tmp_path / "x"), message="study 'nope' is not in")
 
 

@@ -46,7 +46,7 @@ def test_torchattacks_catalog_study_is_stored_and_compared(tmp_path: Path) -> No
     assert r.exit_code == 0, r.output
     recs = api.export_records(db, "ta")
     by = {(x["attack"], x["eps"]): x for x in recs}
-    assert {a for a, _ in by} == {"fgsm", "ta:CW", "ta:EOTPGD"}
+    assert {a for a, _ in by} == {"fgsm", "ta:CW", "ta:EOTPGD", "worst-case"}
     cw = [by[("ta:CW", e)] for e in (0.03, 0.1, 1.0)]
     assert [x["norm"] for x in cw] == ["l2"] * 3  # CW's threat model, recorded with every row
     assert cw[0]["attack_params"]["steps"] == 30 and cw[0]["attack_params"]["lr"] == 0.05

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,22 @@ def test_an_app_that_crashes_exits_non_zero(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.db")], capture_output=True, text=True)
     assert "boom" in out.stdout + out.stderr
     assert out.returncode == 1
+
+
+def test_the_bare_command_takes_the_apps_options(monkeypatch, tmp_path: Path, tiny_run_db: Path) -> None:
+    """`rttui --db q.db --studies studies` opens the app on them (as `rttui tui` does); given before a command,
+    they are its defaults (`rttui --db q.db status`), and the command's own option still wins."""
+    opened: list[tuple] = []
+    monkeypatch.setattr(
+        cli_app, "_open_tui", lambda db, studies, read_only=False: opened.append((db, studies, read_only))
+    )
+    runner = CliRunner()
+    db = tmp_path / "x.db"
+    r = runner.invoke(cli_app.app, ["--db", str(db), "--studies", str(tmp_path), "--read-only"])
+    assert r.exit_code == 0, r.output
+    assert opened == [(db, tmp_path, True)]
+    r = runner.invoke(cli_app.app, ["--db", str(tiny_run_db), "status", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert [s["name"] for s in json.loads(r.output)["studies"]] == ["tiny"]
+    r = runner.invoke(cli_app.app, ["--db", str(db), "status", "--db", str(tiny_run_db), "--format", "json"])
+    assert r.exit_code == 0, r.output

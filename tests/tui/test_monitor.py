@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.widgets import DataTable, RichLog
 
 from rttui.tui import make_app
+from rttui.tui.cells import duration
 from tests.tui.helpers import wait_for
 
 
@@ -37,3 +38,25 @@ async def test_monitor_shows_runs_failures_and_numbers(demo_dir: Path, frozen_cl
         await pilot.press(*["down"] * failed)
         await wait_for(pilot, lambda: m.selected() is m.runs[failed])
         assert "NonFiniteLoss" in str(m.query_one("#mon-run-title").render())
+
+
+async def test_a_run_left_running_with_no_runner_reads_stopped_without_a_clock(demo_dir: Path, frozen_clock) -> None:
+    """A runner killed before it could reset its unit leaves it 'running' in the database: with no runner holding
+    the database, the Monitor says it is stopped (and shows no ticking time), not running."""
+    import sqlite3
+
+    c = sqlite3.connect(demo_dir / "demo.db")
+    with c:
+        rid = c.execute("select id from runs where state = 'done' limit 1").fetchone()[0]
+        c.execute("update runs set state = 'running', started = ? where id = ?", (frozen_clock() - 100, rid))
+    c.close()
+    app = make_app(db=demo_dir / "demo.db", studies_dir=demo_dir / "studies", clock=frozen_clock, poll_interval=0.1)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.screen.rows)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.runs)
+        m = app.screen
+        assert m.data["runner"] is None
+        row = m.query_one("#mon-runs", DataTable).get_row(rid)
+        assert "stopped" in str(row[1]) and "running" not in str(row[1])
+        assert str(row[5]) != duration(100)  # no clock counting from its start

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from rttui import api
-from rttui.tui.study_form import FIELDS, TEMPLATE, form_from_study, parse_value, show_value, study_from_form
+from rttui.tui.study_form import TEMPLATE, form_from_study, parse_value, show_value, study_from_form
 from rttui.tui.widgets.model_search import rank_matches
 
 CATALOG = api.catalog()
@@ -64,10 +64,8 @@ def test_values_read_back_as_written() -> None:
 def test_an_untouched_form_gives_the_study_back(raw: dict) -> None:
     before = copy.deepcopy(raw)
     form = form_from_study(raw, CATALOG)
-    # A section the form has fields for but the study lacks comes back as an empty table (as it always has:
-    # TOML writes an empty [train], which means the defaults, as no table does).
-    empty = {sec: {} for _, sec, *_ in FIELDS if sec not in before}
-    assert study_from_form(raw, form, CATALOG) == {**before, **empty}
+    # A section the form has fields for but the study lacks is not added (not even empty).
+    assert study_from_form(raw, form, CATALOG) == before
     assert raw == before  # the input is never changed
 
 

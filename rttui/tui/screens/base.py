@@ -52,6 +52,18 @@ class RttuiScreen(Screen[None]):
     def action_leave_input(self) -> None:
         self.set_focus(None)
 
+    def on_key(self, event: events.Key) -> None:
+        """A key read-only took away says so (it is hidden from the footer, but fingers remember it)."""
+        if not self.rapp.read_only or isinstance(self.focused, Input | TextArea):
+            return
+        for b in self._bindings.key_to_bindings.get(event.key, ()):
+            action = b.action.split("(")[0]
+            if self.rapp.refuses(action):
+                event.stop()
+                event.prevent_default()
+                self.tell(f"{b.description or action} is off: this app is read-only", severity="warning")
+                return
+
     @on(events.ScreenResume)
     def _focus_no_input(self) -> None:
         """Entering a screen never puts the cursor in a text input, where the screen keys would type.
@@ -70,6 +82,24 @@ class RttuiScreen(Screen[None]):
     def tell(self, message: str, severity: str = "information", timeout: float = 5) -> None:
         """A toast with the text as written (messages name keys like `grid[0]` that are not markup)."""
         self.app.notify(message, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
+    def launch_after_asking(self, path: str, go: Callable[[], None]) -> None:
+        """Run `go` (the launch) at once for a small study; a large plan or a full-size model asks y/n first."""
+        from rttui import api
+        from rttui.tui.screens.confirm import Confirm
+
+        question = api.launch_question(path, self.rapp.db)
+        if question is None:
+            go()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                go()
+            else:
+                self.tell("not launched")
+
+        self.app.push_screen(Confirm(question), answered)
 
     def launched(self, info: dict[str, Any]) -> None:
         """Watch a runner this app just started: one that dies at once (refused, crashed) is an error that

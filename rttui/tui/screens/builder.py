@@ -38,6 +38,7 @@ from rttui.tui.study_form import (
     param_id,
     show_value,
     study_from_form,
+    unshown,
 )
 from rttui.tui.widgets.marks import MarkedCheckbox, MarkedSelectionList
 from rttui.tui.widgets.model_search import ModelSearch
@@ -107,6 +108,7 @@ class BuilderScreen(RttuiScreen):
             Static("models (timm names)", classes="section-title"),
             self._row("models", Input(id="f-models", compact=True, placeholder="test_resnet, resnet50")),
             ModelSearch(api.model_names),
+            Static("", id="f-unshown", classes="note", markup=False),
             Static("strategies", classes="section-title"),
             MarkedSelectionList(*self._choices("strategies"), id="f-strategies", compact=True),
             *self._params("strategies"),
@@ -250,8 +252,14 @@ class BuilderScreen(RttuiScreen):
         for wid, ds in (("#f-src-dataset", form.source_dataset), ("#f-tgt-dataset", form.target_dataset)):
             if ds is not None:
                 self.query_one(wid, Select).value = ds
+        # What the pickers hold now: left there, they leave the study's datasets as written (a study may name one
+        # the pickers do not offer, or none at all; then the picker shows whatever it held before).
+        self._picked = {wid: self.query_one(wid, Select).value for wid in ("#f-src-dataset", "#f-tgt-dataset")}
         self.query_one("#f-src-pretrained", Checkbox).value = form.pretrained
         inputs["f-models"].value = form.models
+        note = self.query_one("#f-unshown", Static)
+        note.update(unshown(self.raw))
+        note.display = bool(unshown(self.raw))
         for axis in AXES:
             sl = self.query_one(f"#f-{axis}", SelectionList)
             sl.deselect_all()
@@ -273,13 +281,18 @@ class BuilderScreen(RttuiScreen):
         """What the widgets hold now."""
         return Form(
             fields={fid: self.query_one(f"#{fid}", Input).value for fid, *_ in FIELDS},
-            source_dataset=self.query_one("#f-src-dataset", Select).value,  # type: ignore[arg-type]
-            target_dataset=self.query_one("#f-tgt-dataset", Select).value,  # type: ignore[arg-type]
+            source_dataset=self._dataset("#f-src-dataset"),
+            target_dataset=self._dataset("#f-tgt-dataset"),
             pretrained=self.query_one("#f-src-pretrained", Checkbox).value,
             models=self.query_one("#f-models", Input).value,
             selected={axis: list(self.query_one(f"#f-{axis}", SelectionList).selected) for axis in AXES},
             params={w.id: w.value for w in self.query(Input) if w.id and w.id.startswith("p-")},
         )
+
+    def _dataset(self, wid: str) -> str | None:
+        """A dataset picker's choice, or None while it holds what the form was filled with (no edit)."""
+        value = self.query_one(wid, Select).value
+        return None if value == getattr(self, "_picked", {}).get(wid) else value  # type: ignore[return-value]
 
     def collect(self) -> dict[str, Any]:
         """The study the form shows, as a TOML-ready dict (self.raw with the form's values applied)."""
@@ -333,8 +346,9 @@ class BuilderScreen(RttuiScreen):
             done = f" ({i['runs'] - left} done, {left} left)" if left != i["runs"] else ""
             size.update(
                 Content.assemble(
-                    (f"{i['runs']} runs", "bold"),
-                    f"{done} · {i['sources']} source models · {i['evaluations']} evaluations\n"
+                    (f"{i['runs']} run{'s' if i['runs'] != 1 else ''}", "bold"),
+                    f"{done} · {i['sources']} source model{'s' if i['sources'] != 1 else ''} · "
+                    f"{i['evaluations']} evaluation{'s' if i['evaluations'] != 1 else ''}\n"
                     f"cost of what is left ≈ {round(i['train_epochs'] * share)} training epochs + "
                     f"{round(i['attack_steps_per_image'] * share)} attack steps per test image",
                 )
@@ -417,7 +431,7 @@ class BuilderScreen(RttuiScreen):
             then(path)
 
     def action_launch(self) -> None:
-        self.action_save(then=self._launch)
+        self.action_save(then=lambda path: self.launch_after_asking(str(path), lambda: self._launch(path)))
 
     def _launch(self, path: Path) -> None:
         try:

@@ -174,12 +174,20 @@ class MonitorScreen(RttuiScreen):
         ep = f"{r['epoch'] or 0}/{r['epochs_total']}" if r["epochs_total"] else str(r["epoch"] or "-")
         loss = f"{r['loss']:.3f}" if r["loss"] is not None else "-"
         state = r["state"]
+        if state == "running" and not self.data.get("runner"):
+            # Nothing runs it (its runner was killed before it could say so): no ticking clock; `rttui run` resumes.
+            state = "stopped"
         if state == "running":
             elapsed = now - r["started"] if r["started"] else None
             tm, eta_s = duration(elapsed), duration(self.eta.run_eta(r["id"], now))
         else:
             tm, eta_s = duration(r["seconds"]), "-"
-        styled = {"failed": "[red]failed[/red]", "done": "[green]done[/green]", "running": "[b]running[/b]"}
+        styled = {
+            "failed": "[red]failed[/red]",
+            "done": "[green]done[/green]",
+            "running": "[b]running[/b]",
+            "stopped": "[yellow]stopped[/yellow]",
+        }
         return [
             run_label(r, self.vary),
             styled.get(state, state),
@@ -288,7 +296,8 @@ class MonitorScreen(RttuiScreen):
     def _detail(self) -> None:
         r = self.selected()
         live = self._live(r)
-        sig = (r, self.data.get("metrics", {}).get(r["id"]) if r else None, live)
+        val = (self.data.get("validation") or {}).get(r["id"]) if r else None
+        sig = (r, self.data.get("metrics", {}).get(r["id"]) if r else None, live, val)
         if sig == getattr(self, "_shown_detail", None):
             return  # nothing new for this run: keep the chart as drawn
         self._shown_detail = sig
@@ -321,9 +330,16 @@ class MonitorScreen(RttuiScreen):
         head = Content.assemble((run_label(r, self.vary), "bold"), f"  clean {pct(clean)}%")
         if r.get("peak_gpu_mem") is not None:  # measured on a GPU (the unit's peak, training and evaluation)
             head += Content(f"  peak GPU {gib(r['peak_gpu_mem'])}")
+        if val:  # the last epoch's validation (runs with a validation split)
+            v = val[-1]
+            head += Content(f"  val {pct(v['val_clean_acc'])}/{pct(v['val_adv_acc'])}% (epoch {v['epoch']})")
         if r["state"] == "failed":
             head += Content.styled(f"\nfailed: {r['error'] or ''}", "red")
         title.update(head)
+        if not by_attack and val:  # training: its validation curves, growing as each epoch ends
+            self._validation_curves(plt, nums, val)
+            plot.refresh()
+            return
         eps = sorted({e for v in by_attack.values() for e in v} | set(grid))
         rows = [[f"{e:g}", *[pct(by_attack[a].get(e)) for a in by_attack]] for e in eps]
         fill_table(nums, ["eps", *by_attack], rows)
@@ -341,6 +357,22 @@ class MonitorScreen(RttuiScreen):
             plt.title("no evaluation stored yet for this run")
         plot.refresh()
 
+    def _validation_curves(self, plt: Any, nums: DataTable, val: list[dict[str, Any]]) -> None:
+        """Clean and probe-robust validation accuracy per epoch (rttui.engine.validation), chart and numbers."""
+        xs = [int(v["epoch"]) for v in val]
+        fill_table(
+            nums,
+            ["epoch", "val clean", "val robust"],
+            [[str(x), pct(v["val_clean_acc"]), pct(v["val_adv_acc"])] for x, v in zip(xs, val, strict=True)],
+        )
+        plt.title("validation accuracy (%) vs epoch")
+        plt.ylim(0, 100)
+        plt.xticks(xs, [str(x) for x in xs])
+        plt.plot(xs, [100 * float(v["val_clean_acc"]) for v in val], label="val clean", marker="braille")
+        adv = [(x, v["val_adv_acc"]) for x, v in zip(xs, val, strict=True) if v["val_adv_acc"] is not None]
+        if adv:
+            plt.plot([a[0] for a in adv], [100 * float(a[1]) for a in adv], label="val robust", marker="braille")
+
     # ---- actions ---------------------------------------------------------------------------------------
     def action_refresh(self) -> None:
         self.poll_now()
@@ -353,6 +385,9 @@ class MonitorScreen(RttuiScreen):
                 severity="error",
             )
             return
+        self.launch_after_asking(path, lambda: self._launch(path))
+
+    def _launch(self, path: str) -> None:
         try:
             info = api.launch_study(path, self.rapp.db)
         except RttuiError as exc:

@@ -81,9 +81,15 @@ class StudiesScreen(RttuiScreen):
         self.loaded += 1
         if msg.rows == self.rows:
             return
+        # The cursor stays on the study it was on (by name: a save reorders the list), not on its row number.
+        was = self.selected()
         self.rows = msg.rows
         t = self.query_one(DataTable)
         keep = t.cursor_row
+        if was is not None:
+            names = [r.name for r in msg.rows]
+            same = [i for i, r in enumerate(msg.rows) if (r.name, r.path) == (was.name, was.path)]
+            keep = same[0] if same else names.index(was.name) if was.name in names else keep
         t.clear()
         for r in msg.rows:
             frac = r.done / r.runs if r.runs else 0.0
@@ -181,6 +187,9 @@ class StudiesScreen(RttuiScreen):
         if not row.path:
             self.tell(f"study {row.name!r} has no file; press d to save a copy, then launch that", severity="error")
             return
+        self.launch_after_asking(row.path, lambda: self._launch(row))
+
+    def _launch(self, row: api.StudyRow) -> None:
         try:
             info = api.launch_study(row.path, self.rapp.db)
         except RttuiError as exc:

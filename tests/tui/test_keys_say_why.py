@@ -1,0 +1,46 @@
+"""Keys never do nothing silently: `q` says how to quit, and a key read-only took away says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rttui.tui import make_app
+from tests.tui.helpers import wait_for
+
+
+def _told(app, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    told: list[str] = []
+    notify = app.notify
+    monkeypatch.setattr(app, "notify", lambda message, *a, **k: (told.append(str(message)), notify(message, *a, **k)))
+    return told
+
+
+async def test_q_says_how_to_quit(demo_dir: Path, frozen_clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(db=demo_dir / "demo.db", studies_dir=demo_dir / "studies", clock=frozen_clock, poll_interval=0.1)
+    told = _told(app, monkeypatch)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.rows)
+        await pilot.press("q")
+        await pilot.pause(0.1)
+        assert app.is_running
+    assert any("ctrl+q" in t for t in told), told
+
+
+async def test_a_key_read_only_took_away_says_read_only(
+    demo_dir: Path, frozen_clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(
+        db=demo_dir / "demo.db",
+        studies_dir=demo_dir / "studies",
+        clock=frozen_clock,
+        poll_interval=0.1,
+        read_only=True,
+    )
+    told = _told(app, monkeypatch)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.rows)
+        await pilot.press("l")  # Studies: launch
+        await pilot.pause(0.1)
+    assert any("read-only" in t and "Launch" in t for t in told), told
