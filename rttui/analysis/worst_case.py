@@ -33,8 +33,9 @@ def worst_case_records(
 ) -> list[dict[str, Any]]:
     """One `worst-case` record per (study, run, eps, norm) the records cover, shaped like the others: `n_adv_correct`
     the images that survived everything, `broken_by` {attack: images it was the first to break (in the order of
-    `covers`)}, `attack_params` {"covers": [...], "norm"}, `exact` false where an audit that fooled images had
-    re-attacked only a sample of the survivors (the worst case is then an upper bound on robust accuracy)."""
+    `covers`)}, `attack_params` {"covers": [...], "norm"}, `exact` false where an audit re-attacked only a sample of
+    the survivors (the worst case is then an upper bound on robust accuracy; escalation of a flagged eps re-attacks
+    every survivor)."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r.get("attack_name", r["attack"]) in EXCLUDED or r["attack"] == WORST_CASE:
@@ -74,7 +75,9 @@ def worst_case_records(
                         robust[int(j)] = False
                         hit += 1
                 broken[label] = broken.get(label, 0) + hit
-                if a.get("fooled_ids") and not a.get("complete"):
+                done = a.get("reattacked")
+                every = bool(a.get("escalated")) or (done is not None and int(done) >= int(a.get("survivors") or 0))
+                if not every:  # survivors it never re-attacked may fall to it too: an upper bound
                     exact = False
         first = recs[0]
         n = len(robust)
