@@ -227,7 +227,7 @@ def test_study_isolation_old_database_migrates(
     assert {name: api.export_records(db, name) for name in ("tiny", "weak")} == want
 
 
-def test_study_isolation_names_that_match_nothing_are_refused(
+def test_names_that_match_nothing_are_refused(
     tiny_run_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     """A study, run or count that selects nothing is one line and exit 2, never an empty success."""
