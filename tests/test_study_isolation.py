@@ -225,3 +225,18 @@ def test_study_isolation_old_database_migrates(
         n = dict(c.execute("select study, count(*) from study_evals group by study").fetchall())
     assert n == {"tiny": 4, "weak": 1}
     assert {name: api.export_records(db, name) for name in ("tiny", "weak")} == want
+
+
+def test_names_that_match_nothing_are_refused(
+    tiny_run_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A study, run or count that selects nothing is one line and exit 2, never an empty success."""
+    db = str(tiny_run_db)
+    for args, phrase in (
+        (["status", "--study", "nope"], "study 'nope' is not in"),
+        (["checks", "--run", "nope"], "run 'nope' is not in"),
+        (["confusions", "--top", "-1"], "--top -1: must be at least 1"),
+    ):
+        code, _, err = _cli([*args, "--db", db], monkeypatch, capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and phrase in lines[0], (args, err)

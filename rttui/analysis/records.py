@@ -317,12 +317,18 @@ def audit_finding(attack: str, a: dict[str, Any]) -> str:
     if strong.get("pgd"):
         p = strong["pgd"]
         names.append(f"PGD {p['steps']} steps x {p['restarts']} restarts")
-    fooled = int(a["n"]) - int(a["survived_stronger"])
-    bound = "" if a.get("complete", True) else " at least"
-    return (
-        f"a stronger attack ({' then '.join(names) or 'stronger'}) fooled{bound} {fooled} of {a['n']} images that "
-        f"survived {attack} (flagged above {a['threshold']})"
-    )
+    # Survivors the stronger attack gave a verdict (an audit from before `reattacked` existed: its subsample).
+    done = int(a["reattacked"] if a.get("reattacked") is not None else a["n"])
+    fooled = done - int(a["survived_stronger"])
+    survivors = int(a.get("survivors") or done)
+    if done >= survivors:
+        of = f"{fooled} of the {done} images that survived {attack} (every survivor re-attacked)"
+    else:
+        of = (
+            f"{fooled} of {done} re-attacked of the {survivors} images that survived {attack} "
+            f"(about {survivors * fooled / done if done else 0:.0f} overstated)"
+        )
+    return f"a stronger attack ({' then '.join(names) or 'stronger'}) fooled {of}; flagged above {a['threshold']}"
 
 
 def attack_label(r: dict[str, Any], step_sizes: list[float] | None = None) -> str:

@@ -33,8 +33,9 @@ def worst_case_records(
 ) -> list[dict[str, Any]]:
     """One `worst-case` record per (study, run, eps, norm) the records cover, shaped like the others: `n_adv_correct`
     the images that survived everything, `broken_by` {attack: images it was the first to break (in the order of
-    `covers`)}, `attack_params` {"covers": [...], "norm"}, `exact` false where an audit that fooled images had
-    re-attacked only a sample of the survivors (the worst case is then an upper bound on robust accuracy)."""
+    `covers`)}, `attack_params` {"covers": [...], "norm"}, `exact` false where an audit re-attacked only a sample of
+    the survivors (the worst case is then an upper bound on robust accuracy; escalation of a flagged eps re-attacks
+    every survivor)."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r.get("attack_name", r["attack"]) in EXCLUDED or r["attack"] == WORST_CASE:
@@ -74,11 +75,14 @@ def worst_case_records(
                         robust[int(j)] = False
                         hit += 1
                 broken[label] = broken.get(label, 0) + hit
-                if a.get("fooled_ids") and not a.get("complete"):
+                done = a.get("reattacked")
+                every = bool(a.get("escalated")) or (done is not None and int(done) >= int(a.get("survivors") or 0))
+                if not every:  # survivors it never re-attacked may fall to it too: an upper bound
                     exact = False
         first = recs[0]
         n = len(robust)
         n_adv = sum(robust)
+        n_clean = sum(bool(c) for c in clean)
         out.append(
             {
                 **{k: first.get(k) for k in ("study", "run_id", "dataset", "model", "strategy", "technique", "seed")},
@@ -95,10 +99,11 @@ def worst_case_records(
                 "restarts": None,
                 "random_start": False,
                 "n": n,
-                "n_clean_correct": sum(bool(c) for c in clean),
+                "n_clean_correct": n_clean,
                 "n_adv_correct": n_adv,
                 "clean_acc": first["clean_acc"],
                 "adv_acc": n_adv / n if n else 0.0,
+                "attack_success_rate": 1 - n_adv / n_clean if n_clean else None,
                 "mode": "per-sample",
                 "precision": None,
                 "path": None,

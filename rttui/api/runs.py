@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rttui.analysis.environment import env_fields, env_line
-from rttui.api.stores import db_path, open_store
+from rttui.api.stores import db_path, open_store, require_study
 from rttui.api.studies import check_data, validate_study
 from rttui.errors import StoreError
 from rttui.store import Store
@@ -171,6 +171,8 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
     """Studies and runs with their states (read-only); with `run_id`, that run alone and the environment it and
     each of its evaluations ran in (`env` None where the database predates provenance: "not recorded")."""
     with open_store(db) as s:
+        if study is not None:
+            require_study(s, study)
         if run_id is None:
             runs = [{k: v for k, v in r.items() if k != "config"} for r in s.runs(study)]
             return {"studies": s.studies(), "runs": runs, "runner": s.runner_lock()}
@@ -200,6 +202,8 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
 def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
     """The sanity checks stored with the evaluations (of one run, or of all)."""
     with open_store(db) as s:
+        if run_id is not None and s.unit("run", run_id) is None:
+            raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
         return s.checks(run_id)
 
 

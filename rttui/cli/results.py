@@ -184,6 +184,8 @@ def confusions(
 ) -> None:
     """Error analysis: the class pairs most confused under attack, per configuration, summed over seeds."""
     check_format(fmt, ("table", "json"))
+    if top < 1:
+        raise RttuiError(f"--top {top}: must be at least 1 (the class pairs shown per configuration)")
     groups = api.confusions(db, study, attack_or_all(attack), eps, where, top)
     if fmt == "json":
         print_json(groups)

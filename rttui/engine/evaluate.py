@@ -15,7 +15,8 @@ the same point and differ only where a sample fooled at a smaller epsilon would 
 DeepFool runs once per sample (it finds a minimal perturbation); at each epsilon an example inside the ball
 keeps its own label, one beyond it is projected onto the ball and re-checked, and a sample fooled at a smaller
 epsilon stays fooled at a larger one (the projected example lies in the larger ball) in both modes, so its
-accuracy never rises with epsilon.
+accuracy never rises with epsilon. The transfer attack is the exception to sweep mode: it is single-shot at every
+epsilon in either mode (attacks/transfer.py: carrying a fooling example forward needs the target's answers).
 
 The attack-specific sweeps (which samples are attacked at which epsilon) are the drivers registered in
 `rttui.engine.attacks` (attacks/sweep.py); this module sets the model up for them and packages their answer.

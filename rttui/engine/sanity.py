@@ -26,11 +26,14 @@ def _tolerance(n: int) -> int:
     return max(2, n // 100)
 
 
-def check_audit(attack: str, audit: dict[str, Any] | None) -> list[dict[str, Any]]:
+def check_audit(attack: str, audit: dict[str, Any] | None, why_not: str | None = None) -> list[dict[str, Any]]:
     """The attack-strength audit as a check (rttui.engine.attacks.audit): a warning naming what the stronger
-    attack found at each flagged eps; none when the evaluation was not audited."""
+    attack found at each flagged eps; where the evaluation was not audited, an `info` saying why (`why_not`,
+    `audit_settings.not_audited`), or nothing when no reason is given."""
     if audit is None:
-        return []
+        if why_not is None:
+            return []
+        return [{"check": "attack_strength", "level": "info", "message": f"{attack}: not audited: {why_not}"}]
     flagged = [r for r in audit["per_eps"] if r["flagged"]]
     strong = audit["stronger"]
     how = []
@@ -39,29 +42,43 @@ def check_audit(attack: str, audit: dict[str, Any] | None) -> list[dict[str, Any
     if strong.get("pgd"):
         how.append(f"PGD {strong['pgd']['steps']} steps x {strong['pgd']['restarts']} restarts")
     name = " then ".join(how)
+    tol = audit.get("tolerance")
+    within = f"{tol:g} images (max(3, 1% of the test set))" if tol is not None else "max(3 images, 1% of the test set)"
     if not flagged:
-        n = sum(r["n"] for r in audit["per_eps"])
+        n = sum(_reattacked(r) for r in audit["per_eps"])
         return [
             {
                 "check": "attack_strength",
                 "level": "ok",
-                "message": f"{attack}: a stronger attack ({name}) fooled no more than max(3, 1%) of {n} re-attacked "
-                "survivors at any eps",
+                "message": f"{attack}: a stronger attack ({name}) re-attacked {n} survivors over the grid and showed "
+                f"no eps's accuracy overstated by more than {within}",
             }
         ]
-    found = "; ".join(
-        f"eps {r['eps']:g}: {'at least ' if not r['complete'] else ''}{r['n'] - r['survived_stronger']} of {r['n']} "
-        f"(threshold {r['threshold']})"
-        for r in flagged
-    )
+    found = "; ".join(f"eps {r['eps']:g}: {_found(r)}" for r in flagged)
     return [
         {
             "check": "attack_strength",
             "level": "warning",
             "message": f"{attack} is too weak: a stronger attack ({name}) fooled images that survived it: {found}; "
-            "its accuracy overstates robustness (more steps/restarts, or report the stronger attack)",
+            f"its accuracy overstates robustness by more than {within} (more steps/restarts, or report the "
+            "stronger attack)",
         }
     ]
+
+
+def _reattacked(r: dict[str, Any]) -> int:
+    """Survivors the stronger attack gave a verdict (an audit from before `reattacked` existed: its subsample)."""
+    return int(r["reattacked"] if r.get("reattacked") is not None else r["n"])
+
+
+def _found(r: dict[str, Any]) -> str:
+    """`fooled 22 of 230 re-attacked (every survivor; 22 images overstated)` for one flagged eps."""
+    done = _reattacked(r)
+    fooled = done - int(r["survived_stronger"])
+    if done >= int(r["survivors"]):
+        return f"fooled {fooled} of {done} re-attacked (every survivor; {fooled} images overstated)"
+    over = int(r["survivors"]) * fooled / done if done else 0.0
+    return f"fooled {fooled} of {done} re-attacked of {r['survivors']} survivors (about {over:.0f} images overstated)"
 
 
 def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -89,7 +106,7 @@ def check_eval(attack: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         d = b["n_adv_correct"] - a["n_adv_correct"]
         level = "info" if not iterative(attack) or d <= _tolerance(a["n"]) else "warning"
         why = "points to a weak attack" if iterative(attack) else "a single step can overshoot"
-        if transfer:  # independent mode: an example crafted for a larger ball can transfer worse
+        if transfer:  # single-shot per eps (attacks/transfer.py): a larger ball's example can transfer worse
             why = "an example crafted at a larger eps can transfer worse"
         out.append(
             {

@@ -366,7 +366,7 @@ def run_target(
     `surrogates` gives each transfer evaluation its surrogate (eval id -> spec; a spec without a checkpoint is
     this run itself); `stored` the run's stored FGSM/PGD rows, for the cross-attack checks of an evaluation-only
     job."""
-    from rttui.engine import data, features, models, sanity, strategies, techniques, train, validation
+    from rttui.engine import audit_settings, data, features, models, sanity, strategies, techniques, train, validation
     from rttui.engine.evaluate import evaluate_attack
     from rttui.runner.transfer import evaluate_transfer
 
@@ -497,7 +497,9 @@ def run_target(
                     metrics=rows,
                     samples=res.samples(),
                     confusion=res.confusion(),
-                    checks=sanity.check_eval(label, rows) + ([wb] if wb else []),
+                    checks=sanity.check_eval(label, rows)
+                    + ([wb] if wb else [])
+                    + sanity.check_audit(label, None, audit_settings.not_audited(ep.attack)),
                     extra=extra,
                     env=provenance.collect(),
                 )
@@ -545,6 +547,7 @@ def run_target(
                 norm=res.params.get("norm", "linf"),
                 seed=seed,
                 settings=ep.audit,
+                batch_size=_scaled_batch(ep.batch_size, opts),
             )
         emit(
             ev.EvalDone(
@@ -561,7 +564,8 @@ def run_target(
                 metrics=rows,
                 samples=res.samples(),
                 confusion=res.confusion(),
-                checks=sanity.check_eval(ep.attack, rows) + sanity.check_audit(ep.attack, audit),
+                checks=sanity.check_eval(ep.attack, rows)
+                + sanity.check_audit(ep.attack, audit, None if audit else audit_settings.not_audited(ep.attack)),
                 env=provenance.collect(),
                 audit=audit,
             )

@@ -28,7 +28,8 @@ MIGRATIONS: dict[int, str] = {
     2: "environments table (provenance by env_id), env_id on sources/runs/evaluations, audits table",
     3: "study_evals table (which study planned which evaluation; rebuilt from the stored study plans on open), "
     "evaluations.error (a failed evaluation is that evaluation's state); per-epoch validation on epochs "
-    "(val_clean_acc, val_adv_acc, val_n, val_seconds, probe), runs.selected_epoch",
+    "(val_clean_acc, val_adv_acc, val_n, val_seconds, probe), runs.selected_epoch; audits: reattacked, "
+    "tolerance, escalated, est_adv_correct/est_lo/est_hi, escalation_seconds",
 }
 
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
@@ -153,16 +154,28 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "eval_id": str,
             "eps": float,
             "run_id": str,
-            "n": int,
-            "survivors": int,
+            "n": int,  # the planned subsample of survivors
+            "survivors": int,  # images that survived the audited attack at eps (its robust count)
             "survived_attack": int,
-            "survived_stronger": int,
-            "threshold": int,
+            "survived_stronger": int,  # of the `reattacked`, those the stronger attack left standing
+            "threshold": int,  # most of `reattacked` the stronger attack may fool without a flag
             "flagged": int,
-            "complete": int,
+            "complete": int,  # the planned subsample got its verdicts (not stopped early)
             "fooled_ids": str,
             "stronger": str,
-            "seconds": float,
+            "seconds": float,  # the subsample's re-attack
+            # Added in v3 (NULL on older rows: not recorded). reattacked: survivors the stronger attack gave a
+            # verdict (the denominator of what it found); tolerance: images of overstatement allowed, max(3, 1% of
+            # n); escalated: 1 when every survivor was re-attacked because the eps was flagged; est_*: the stronger
+            # attack's robust count at eps in test images (not accuracy) with a 95% Clopper-Pearson interval, all
+            # equal when every survivor got a verdict; escalation_seconds: what escalation added to `seconds`.
+            "reattacked": int,
+            "tolerance": float,
+            "escalated": int,
+            "est_adv_correct": float,
+            "est_lo": float,
+            "est_hi": float,
+            "escalation_seconds": float,
         },
         ("eval_id", "eps"),
     ),
@@ -787,6 +800,9 @@ class Store:
                 "fooled_ids": json.dumps(r.get("fooled_ids", [])),
                 "stronger": json.dumps({**audit["stronger"], "settings": audit["settings"]}, sort_keys=True),
                 "seconds": r["seconds"],
+                **{k: r.get(k) for k in ("reattacked", "tolerance", "est_adv_correct", "est_lo", "est_hi")},
+                "escalated": None if r.get("escalated") is None else int(bool(r["escalated"])),
+                "escalation_seconds": r.get("escalation_seconds"),
             }
             for r in (audit or {}).get("per_eps", [])
         ]
@@ -1036,6 +1052,7 @@ class Store:
             r["attack"] = variant_label(r["attack"], r["attack_params"])
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
+            r["attack_success_rate"] = 1 - r["n_adv_correct"] / r["n_clean_correct"] if r["n_clean_correct"] else None
             r["selected_epoch"] = selected.get(rid)
             r["select"] = cfg.get("train", {}).get("select", "last")  # which epoch's weights were attacked
         return rows
@@ -1121,6 +1138,8 @@ class Store:
             marks = ",".join("?" * len(chunk))
             for r in self.rows(f"select * from audits where eval_id in ({marks})", chunk):
                 r["flagged"], r["complete"] = bool(r["flagged"]), bool(r["complete"])
+                if r.get("escalated") is not None:
+                    r["escalated"] = bool(r["escalated"])
                 r["stronger"] = self._json(r["stronger"], f"the audit of evaluation {r['eval_id']}")
                 r["fooled_ids"] = self._json(r["fooled_ids"], f"the audit of evaluation {r['eval_id']}")
                 out[(r["eval_id"], float(r["eps"]))] = r

@@ -265,8 +265,8 @@ def _ta_param(c: ta_catalogue.TaClass, key: str, default: Any) -> Param:
         return Param(default, NUM, "step size as a fraction of eps (torchattacks' own ratio)", low=0)
     if isinstance(default, bool):
         return Param(default, (bool,), help)
-    if isinstance(default, int) and key in ta_catalogue.COUNTS:
-        return Param(default, (int,), help, low=0)
+    if isinstance(default, int) and key in ta_catalogue.COUNTS:  # steps, eot_iter, ...: 0 would attack nothing
+        return Param(default, (int,), help + " (at least 1)", low=1)
     if isinstance(default, int | float):
         return Param(default, NUM, help, low=0)
     return Param(default, (str,), help, choices=c.choices.get(key, ()))
@@ -509,7 +509,7 @@ EVAL_KEYS: dict[str, Param] = {
     "audit": Param(
         None,
         (dict,),
-        "attack-strength audit of FGSM/PGD/DeepFool (on by default): a seeded subsample of each eps's survivors "
+        "attack-strength audit of FGSM/PGD/DeepFool and ta: ball attacks (on by default): each eps's survivors "
         "re-attacked by the reference APGD-CE; keys: " + ", ".join(audit_settings.DEFAULTS),
         nullable=True,
     ),

@@ -160,7 +160,7 @@ class Plan:
 def _audit(attack: str, settings: dict[str, Any] | None) -> dict[str, Any] | None:
     """The resolved audit settings of an evaluation of `attack`, or None when it is not audited."""
     s = audit_settings.resolve(settings)
-    return s if s["enabled"] and attack in audit_settings.AUDITED else None
+    return s if s["enabled"] and audit_settings.audited(attack) else None
 
 
 def _set(d: dict[str, Any]) -> dict[str, Any]:

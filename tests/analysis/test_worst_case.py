@@ -17,7 +17,7 @@ def test_worst_case_counts_an_image_robust_only_if_every_attack_and_audit_missed
     clean = [True, True, True, True, True, False]
     fgsm = rec(attack="fgsm", eps=0.1, n=6, clean=5 / 6, adv=3 / 6, eval_id="f")
     pgd = rec(attack="pgd", eps=0.1, n=6, clean=5 / 6, adv=3 / 6, eval_id="p")
-    pgd["audit"] = {"fooled_ids": [2], "complete": True}
+    pgd["audit"] = {"fooled_ids": [2], "reattacked": 3, "survivors": 3}  # every survivor re-attacked
     tr = rec(attack="transfer[source]", eps=0.1, n=6, clean=5 / 6, adv=0.0, eval_id="t", attack_name="transfer")
     samples = {
         "f": (clean, [0b10, 0, 0, 0, 0, 0b11]),  # fgsm fools image 0 at 0.1
@@ -30,8 +30,8 @@ def test_worst_case_counts_an_image_robust_only_if_every_attack_and_audit_missed
     assert wc["n_adv_correct"] == 2 and wc["n"] == 6 and wc["n_clean_correct"] == 5  # images 3 and 4
     assert wc["broken_by"] == {"fgsm": 1, "pgd": 1, "audit of pgd": 1}  # the first to break each image
     assert wc["attack_params"]["covers"] == ["fgsm", "pgd"] and wc["exact"]
-    # An audit that re-attacked only a sample and fooled some: the worst case is an upper bound, and says so.
-    pgd["audit"] = {"fooled_ids": [2], "complete": False}
+    # An audit that re-attacked only a sample: the worst case is an upper bound, and says so.
+    pgd["audit"] = {"fooled_ids": [2], "reattacked": 1, "survivors": 3}
     (wc,) = worst_case_records([fgsm, pgd], _reader(samples), grids)
     assert not wc["exact"]
 

@@ -116,6 +116,7 @@ def test_provenance_old_database_opens_and_says_not_recorded(prov_db: Path, tmp_
         assert s.schema_version == SCHEMA_VERSION
         meta = dict(s.conn.execute("select key, value from meta").fetchall())
         assert meta["schema_version"] == str(SCHEMA_VERSION) and "environments" in meta["migration_2"]
+        assert "reattacked" in meta["migration_3"] and "reattacked" in s.db["audits"].columns_dict
         assert s.unit_env("run", rid) is None
     mixed = [dict(r) for r in api.export_records(prov_db)] + [{**r, "env_id": None, "env": None} for r in recs]
     from rttui.analysis.environment import mixed_envs_warning

@@ -49,12 +49,13 @@ def _transfer(m, x, y, sur, params, mode="sweep", seed=0, batch_size=250):
 
 @pytest.mark.parametrize(
     ("mode", "extra"),
-    [("sweep", {}), ("independent", {}), ("sweep", {"restarts": 2, "warm_start": True})],
+    [("sweep", {}), ("independent", {}), ("sweep", {"restarts": 2})],
 )
 def test_transfer_from_the_model_itself_equals_white_box_pgd(trained, mode: str, extra: dict) -> None:
+    """Transfer is single-shot per eps in either mode, so it equals white-box PGD's independent mode."""
     m, x, y = trained
     params = {**PGD, **extra}
-    white = evaluate_attack(m, x, y, "pgd", params, GRID, mode=mode, batch_size=32, seed=3)
+    white = evaluate_attack(m, x, y, "pgd", params, GRID, mode="independent", batch_size=32, seed=3)
     sur = tr.Surrogate(copy.deepcopy(m), "sibling", seed=3)
     # Other batches than the white-box run: each sample's start and steps do not depend on its batch.
     res = _transfer(m, x, y, sur, {**params, "surrogate": "sibling", "sibling": {}}, mode, seed=3, batch_size=50)
@@ -123,12 +124,33 @@ def test_transfer_reuses_cached_images_without_crafting(trained, monkeypatch: py
     assert np.array_equal(again.fooled, first.fooled) and np.array_equal(again.adv_pred, first.adv_pred)
 
 
-def test_sweep_mode_keeps_a_sample_fooled_at_larger_eps(trained) -> None:
+def test_transfer_single_shot_never_counts_an_example_chosen_by_the_target(trained) -> None:
+    """A sample whose smaller-eps example fools the target but whose eps example does not counts as robust at eps,
+    in sweep mode as in independent mode: picking the example that works needs the target's answers."""
     m, x, y = trained
-    sur = tr.Surrogate(copy.deepcopy(m), "source", seed=0)
+    small, large = GRID[1], GRID[2]
+    white = evaluate_attack(m, x, y, "pgd", PGD, [small], mode="independent", seed=0)
+    picked = np.flatnonzero(white.clean_correct & white.fooled[0])
+    assert len(picked)
+    from rttui.engine.attacks.pgd import pgd
+
+    fooling = x.clone()
+    with torch.enable_grad():
+        fooling[picked] = pgd(m, x[picked], y[picked], small, 10, small / 4, "linf", rand_init=False)
+    cache = DictCache()  # crafted images as a surrogate might leave them: fooling at `small`, clean at `large`
+    cache.store[(small, (GRID[0],))] = (fooling.float(), np.zeros(len(x)))
+    cache.store[(large, (GRID[0], small))] = (x.clone().float(), np.zeros(len(x)))
+    cache.store[(GRID[3], (GRID[0], small, large))] = (x.clone().float(), np.zeros(len(x)))
+    sur = tr.Surrogate(copy.deepcopy(m), "source", seed=0, cache=cache)
     params = {**PGD, "surrogate": "source"}
-    sweep = _transfer(m, x, y, sur, params, "sweep")
-    indep = _transfer(m, x, y, sur, params, "independent")
-    assert np.array_equal(sweep.fooled, np.maximum.accumulate(indep.fooled, axis=0))
-    acc = [r["n_adv_correct"] for r in sweep.metrics()]
-    assert acc == sorted(acc, reverse=True)
+    res = {mode: _transfer(m, x, y, sur, params, mode) for mode in ("sweep", "independent")}
+    with torch.no_grad():
+        fooled_small = picked[(m(fooling[picked]).argmax(1) != y[picked]).numpy()]
+    assert len(fooled_small)
+    for r in res.values():
+        assert "crafted=0" in r.path and "single_shot" in r.path
+        assert r.fooled[1, fooled_small].all()  # fooled at the small eps by its own example
+        assert not r.fooled[2, fooled_small].any()  # robust at the large eps: its own example does not fool
+        acc = [row["n_adv_correct"] for row in r.metrics()]
+        assert acc[2] == int(r.clean_correct.sum())  # every clean-correct sample stands at the large eps
+    assert np.array_equal(res["sweep"].fooled, res["independent"].fooled)

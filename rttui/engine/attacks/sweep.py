@@ -294,19 +294,18 @@ def sweep_deepfool(sw: Sweep) -> Swept:
     )
 
 
-@register_attack("autoattack")
-def sweep_autoattack(sw: Sweep) -> Swept:
-    """The reference AutoAttack (pyautoattack) per epsilon; sweep mode attacks only samples that survived the
-    previous epsilon. The row records `implementation = "reference"` and the budgets that ran (n_iter, target
-    classes, Square queries, per attack), read from the configured reference objects."""
-    model, labels, eps_sorted, mode = sw.model, sw.labels, sw.epsilons, sw.mode
-    batches, pred, seed, norm = sw.batches, sw.pred, sw.seed, sw.norm
-    version = str(sw.params.get("version", "standard"))
-    num_classes = sw.num_classes
-    if num_classes is None:
-        with torch.no_grad():
-            num_classes = int(model(sw.to_dev(sw.x[:1])).shape[1])
-    check_classes(num_classes, version)  # before any time is spent
+BallAttack = Callable[[np.ndarray, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def sweep_per_eps(
+    sw: Sweep, attack_at: Callable[[int, float], BallAttack | None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
+    """The loop every attack that runs once per grid epsilon shares (AutoAttack, torchattacks' ball classes):
+    `attack_at(i, eps)` gives the batch attack at grid epsilon i (sample indices, images, labels -> examples), or
+    None where there is nothing to attack (the ball is a point: clean predictions stand). Sweep mode attacks only
+    the samples still robust at the previous epsilon and carries the others' fooling examples forward; independent
+    mode attacks every clean-correct sample at each epsilon. Returns (clean_pred, adv_pred, fooled, max_pert)."""
+    labels, eps_sorted, mode = sw.labels, sw.epsilons, sw.mode
     clean_pred = sw.clean()
     n, k = len(labels), len(eps_sorted)
     cc = clean_pred == labels
@@ -314,7 +313,6 @@ def sweep_autoattack(sw: Sweep) -> Swept:
     fooled = np.zeros((k, n), dtype=bool)
     max_pert = [0.0] * k
     active = cc.copy()
-    warnings: list[str] = []
     tick = progress_counter(sw.on_progress, k * int(cc.sum()))
     for i, eps in enumerate(eps_sorted):
         if mode == "sweep" and i > 0:
@@ -322,16 +320,47 @@ def sweep_autoattack(sw: Sweep) -> Swept:
             fooled[i] = carried
             adv_pred[i, carried] = adv_pred[i - 1, carried]
             max_pert[i] = max_pert[i - 1]
-        for b, xb, yb in batches(np.flatnonzero(active if mode == "sweep" else cc)):
-            xa, info = autoattack(model, xb, yb, eps, num_classes, norm, seed, version)
-            warnings += [w for w in info["reference_warnings"] if w not in warnings]
-            p = pred(xa)
-            adv_pred[i, b] = p
-            fooled[i, b] = p != labels[b]
-            max_pert[i] = max(max_pert[i], norm_of(xa - xb, norm))
-            tick(len(b))
+        todo = np.flatnonzero(active if mode == "sweep" else cc)
+        attack = attack_at(i, eps)
+        if attack is None:
+            tick(len(todo))
+        else:
+            for b, xb, yb in sw.batches(todo):
+                xa = attack(b, xb, yb)
+                p = sw.pred(xa)
+                adv_pred[i, b] = p
+                fooled[i, b] = p != labels[b]
+                max_pert[i] = max(max_pert[i], norm_of(xa - xb, sw.norm))
+                tick(len(b))
         active &= ~fooled[i]
         sw.eps_done(i, clean_pred, fooled)
+    return clean_pred, adv_pred, fooled, max_pert
+
+
+@register_attack("autoattack")
+def sweep_autoattack(sw: Sweep) -> Swept:
+    """The reference AutoAttack (pyautoattack) per epsilon; sweep mode attacks only samples that survived the
+    previous epsilon. The row records `implementation = "reference"` and the budgets that ran (n_iter, target
+    classes, Square queries, per attack), read from the configured reference objects."""
+    model, seed, norm = sw.model, sw.seed, sw.norm
+    version = str(sw.params.get("version", "standard"))
+    num_classes = sw.num_classes
+    if num_classes is None:
+        with torch.no_grad():
+            num_classes = int(model(sw.to_dev(sw.x[:1])).shape[1])
+    check_classes(num_classes, version)  # before any time is spent
+    warnings: list[str] = []
+
+    def attack_at(i: int, eps: float) -> BallAttack:
+        def attack(b: np.ndarray, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            xa, info = autoattack(model, xb, yb, eps, num_classes, norm, seed, version)
+            warnings.extend(w for w in info["reference_warnings"] if w not in warnings)
+            return xa
+
+        return attack
+
+    clean_pred, adv_pred, fooled, max_pert = sweep_per_eps(sw, attack_at)
+    k = len(sw.epsilons)
     recorded = {"version": version, **reference_budgets(num_classes, norm, seed, version)}
     if warnings:
         recorded["reference_warnings"] = warnings

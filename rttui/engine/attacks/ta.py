@@ -30,7 +30,7 @@ from torch import nn
 from rttui.engine.attack_names import AttackInfo
 from rttui.engine.attacks.base import attack_mode, perturbation_norm
 from rttui.engine.attacks.registry import REGISTRY, register_attack
-from rttui.engine.attacks.sweep import Sweep, Swept, grade_minimal, norm_of, progress_counter
+from rttui.engine.attacks.sweep import BallAttack, Sweep, Swept, grade_minimal, progress_counter, sweep_per_eps
 from rttui.engine.ta_catalogue import FILLED, TA_NORMS, TaClass, installed, offered, study_params
 from rttui.errors import RttuiError
 
@@ -149,43 +149,27 @@ def check_ball(name: str, xa: torch.Tensor, x: torch.Tensor, eps: float, norm: s
 
 
 def sweep_ball(c: TaClass, sw: Sweep) -> Swept:
-    """A class that takes an epsilon, once per grid epsilon; sweep mode attacks only the still-robust samples."""
+    """A class that takes an epsilon, once per grid epsilon (`sweep.sweep_per_eps`: sweep mode attacks only the
+    still-robust samples); every example is checked to lie in its ball before anything is stored."""
     cls = _class(c)
-    model, labels, eps_sorted, mode = sw.model, sw.labels, sw.epsilons, sw.mode
-    batches, pred, norm = sw.batches, sw.pred, sw.norm
+    model, norm = sw.model, sw.norm
     kw = constructor_kwargs(c, sw.params, _num_classes(sw), sw.seed)
-    clean_pred = sw.clean()
-    n, k = len(labels), len(eps_sorted)
-    cc = clean_pred == labels
-    adv_pred = np.tile(clean_pred, (k, 1))
-    fooled = np.zeros((k, n), dtype=bool)
-    max_pert = [0.0] * k
-    active = cc.copy()
-    tick = progress_counter(sw.on_progress, k * int(cc.sum()))
-    steps = [step_size(c, sw.params, eps) for eps in eps_sorted]
-    for i, eps in enumerate(eps_sorted):
-        if mode == "sweep" and i > 0:
-            carried = fooled[i - 1]
-            fooled[i] = carried
-            adv_pred[i, carried] = adv_pred[i - 1, carried]
-            max_pert[i] = max_pert[i - 1]
-        todo = np.flatnonzero(active if mode == "sweep" else cc)
+    steps = [step_size(c, sw.params, eps) for eps in sw.epsilons]
+
+    def attack_at(i: int, eps: float) -> BallAttack | None:
         if eps == 0:  # the ball is a point: nothing to attack, clean predictions stand
-            tick(len(todo))
-            sw.eps_done(i, clean_pred, fooled)
-            continue
+            return None
         per_eps = {c.eps_param or "eps": eps} | ({"alpha": steps[i]} if steps[i] is not None else {})
         atk = cls(model, **per_eps, **kw)
-        for b, xb, yb in batches(todo):
+
+        def attack(b: np.ndarray, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             xa = _call(atk, model, xb, yb, sw.seed, i, int(b[0]))
             check_ball(c.attack, xa, xb, eps, norm)
-            p = pred(xa)
-            adv_pred[i, b] = p
-            fooled[i, b] = p != labels[b]
-            max_pert[i] = max(max_pert[i], norm_of(xa - xb, norm))
-            tick(len(b))
-        active &= ~fooled[i]
-        sw.eps_done(i, clean_pred, fooled)
+            return xa
+
+        return attack
+
+    clean_pred, adv_pred, fooled, max_pert = sweep_per_eps(sw, attack_at)
     return Swept(clean_pred, adv_pred, fooled, max_pert, steps, path=[_version()])
 
 

@@ -21,7 +21,7 @@ Two surrogates (`Surrogate.kind`):
 - `sibling`: PGD on the cross-entropy of another fine-tuned model of the same target task (its labels), i.e.
   exactly `pgd.pgd`, with restarts as the white-box sweep runs them (the first restart that fools the
   surrogate is kept, else the last one). A model used as its own surrogate therefore gives exactly white-box
-  PGD's accuracy with the same parameters and seed.
+  PGD's independent-mode accuracy with the same parameters and seed.
 
 Steps follow the sign of the gradient (L-inf) or the normalized gradient (L2); each iterate is projected onto
 the eps-ball and clipped to [0, 1]. Random starts are drawn per sample from (surrogate seed, restart, sample)
@@ -34,11 +34,16 @@ Reuse over the epsilon grid:
   is, and a larger perturbation transfers better, so the white-box sweep's shortcut (a sample that fools the
   model at eps stops being attacked) would weaken the attack here. `warm_start` starts each epsilon from the
   previous epsilon's example, projected: it changes only the starting point, so it is honest.
-- Classification (sweep mode): a sample the target misclassifies at eps stays misclassified at every larger
-  eps. This is valid because the target is fixed and the example crafted at the smaller eps lies inside the
-  larger ball: an attacker with the larger budget may submit it. The number reported at eps is therefore
-  "the best of the examples crafted up to eps", non-increasing in eps. Independent mode classifies each
-  epsilon's examples alone.
+- Classification: single-shot at every epsilon, whatever the evaluation's mode. The example crafted at eps,
+  alone, decides whether a sample counts as fooled at eps. Counting a sample as fooled at eps because an
+  example crafted at a smaller eps' fooled the target (it lies in the larger ball) would be valid for a white-box
+  attacker, who can see which example works; choosing among examples per sample needs the target's answers,
+  which this threat model rules out (on a ResNet feature-extraction run: 94 images correct at eps 0.03
+  single-shot, 83 with that per-sample choice, 11 images the attacker could only have picked by asking). So transfer
+  accuracy need not fall with eps (a larger ball's example can transfer worse: an `info` check, not a bug),
+  and sweep and independent mode give the same numbers.
+- `adv_acc` = (test images the target classifies correctly both clean and on the example crafted at eps) / (all
+  test images, n): a sample the target already gets wrong clean counts as wrong, as for every attack.
 
 Crafting runs in fp32 (no autocast) whatever the evaluation's precision, so cached images do not depend on it.
 Never import another rttui layer here.
@@ -218,12 +223,12 @@ def craft(
 
 @register_attack("transfer")
 def sweep_transfer(sw: Sweep) -> Swept:
-    """Craft on the surrogate at each epsilon (or take the cached images), classify with the target model;
-    sweep mode keeps a sample fooled at a smaller epsilon fooled (see the module doc for why that is valid)."""
+    """Craft on the surrogate at each epsilon (or take the cached images), classify with the target model, each
+    epsilon's examples alone deciding (single-shot in either mode: see the module doc for why)."""
     sur = sw.surrogate
     if not isinstance(sur, Surrogate):
         raise ValueError("the transfer attack needs a surrogate model (Sweep.surrogate); the runner supplies it")
-    labels, eps_sorted, params, mode = sw.labels, sw.epsilons, sw.params, sw.mode
+    labels, eps_sorted, params = sw.labels, sw.epsilons, sw.params
     clean_pred = sw.clean()
     n, k = len(labels), len(eps_sorted)
     cc = clean_pred == labels
@@ -263,14 +268,9 @@ def sweep_transfer(sw: Sweep) -> Swept:
                 adv_pred[i, b] = p
                 fooled[i, b] = p != labels[b]
                 max_pert[i] = max(max_pert[i], norm_of(x_adv[b] - sw.x[b].cpu(), norm))
-        if mode == "sweep" and i > 0:  # as the white-box sweep reports it: the first example that fooled
-            carried = fooled[i - 1]
-            fooled[i] |= carried
-            adv_pred[i, carried] = adv_pred[i - 1, carried]
-            max_pert[i] = max(max_pert[i], max_pert[i - 1])
         tick(len(todo))
         sw.eps_done(i, clean_pred, fooled)
-    path = [f"surrogate={sur.kind}", f"crafted={crafted}", f"reused={reused}"]
+    path = [f"surrogate={sur.kind}", f"crafted={crafted}", f"reused={reused}", "single_shot"]
     if warm:
         path.append("warm_start")
     return Swept(clean_pred, adv_pred, fooled, max_pert, step_sizes, path=path)
