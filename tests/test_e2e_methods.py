@@ -43,7 +43,7 @@ def test_every_strategy_and_technique_runs_and_exports(tmp_path: Path) -> None:
     recs = api.export_records(db)
     combos = {(r["strategy"], r["technique"]) for r in recs}
     assert combos == {(s, t) for s in STRATEGIES for t in TECHNIQUES}
-    assert {r["attack"] for r in recs} == {"fgsm", "pgd"}
+    assert {r["attack"] for r in recs} == {"fgsm", "pgd", "worst-case"}
     assert all(0 <= r["adv_acc"] <= r["clean_acc"] for r in recs)
     # Two sources per seed: the standard one and the adversarially pretrained one.
     con = sqlite3.connect(db)

@@ -172,7 +172,7 @@ def test_study_isolation_a_failed_evaluation_is_that_studys_only(
         failed = c.execute("select attack, error from evaluations where state = 'failed'").fetchall()
     assert failed and all(a == "deepfool" and "injected" in e for a, e in failed)
     # The failed study's own tables hold its FGSM and PGD (the same evaluations as tiny's: computed once).
-    assert {r["attack"] for r in api.export_records(db, "adds-deepfool")} == {"fgsm", "pgd"}
+    assert {r["attack"] for r in api.export_records(db, "adds-deepfool")} == {"fgsm", "pgd", "worst-case"}
     # Each study counts its own units in `rttui status`.
     counts = {st["name"]: (st["runs"], st["done"], st["failed"]) for st in api.status(db)["studies"]}
     assert counts == {"tiny": (2, 2, 0), "adds-deepfool": (2, 0, 2)}

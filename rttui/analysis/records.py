@@ -73,6 +73,8 @@ def _attack_variants(out: list[dict[str, Any]]) -> None:
     (``pgd[steps=1]`` beside ``pgd[steps=10]``), so two evaluations of different strength never share a cell."""
     sets: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in out:
+        if "attack" not in r:  # records of another kind (per-epoch validation): no attack to label
+            continue
         p = r.get("attack_params") or {}
         sets[r["attack"]][params_str(p)] = p
     for attack, by_str in sets.items():
@@ -81,7 +83,7 @@ def _attack_variants(out: list[dict[str, Any]]) -> None:
         keys = sorted({k for p in by_str.values() for k in p})
         differ = [k for k in keys if len({repr(p.get(k)) for p in by_str.values()}) > 1]
         for r in out:
-            if r["attack"] == attack:
+            if r.get("attack") == attack:
                 p = r.get("attack_params") or {}
                 r.setdefault("attack_name", attack)
                 r["attack"] = f"{attack}[{','.join(f'{k}={p.get(k)}' for k in differ)}]"

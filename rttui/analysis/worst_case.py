@@ -115,7 +115,7 @@ def worst_case_records(
                 "audit": None,
                 "env": first.get("env"),  # the environment of what it covers (mixed ones are warned of per attack)
                 "env_id": first.get("env_id"),
-                "peak_gpu_mem": None,
+                "peak_gpu_mem": first.get("peak_gpu_mem"),  # the run's
                 "surrogate_id": None,
             }
         )

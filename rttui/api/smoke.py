@@ -109,7 +109,11 @@ def _outcome(study: Study, path: Path) -> tuple[list[str], list[str], dict[str, 
                 seconds += row.get("seconds") or 0.0
                 c = rp.config
                 what = f"{c['model']['name']}/{c['strategy']['name']}/{c['technique']['name']}"
-                if row.get("state") == "done":
+                failed = s.failed_evals(rp.id)
+                mine = [e for e in rp.evals if e.id in failed]
+                for e in mine:  # an evaluation that failed on its own: the run's training stands
+                    failures.append(f"block {b.name}: {what} attack {e.attack}: {failed[e.id]}")
+                if row.get("state") == "done" and not mine:
                     counts["runs"] += 1
                 elif row.get("state") == "failed":
                     todo = [e for e in rp.evals if e.id not in done]

@@ -45,7 +45,7 @@ class Coordinator:
         self.cancelled = False
         self._progress_at: dict[str, float] = {}  # unit -> when its progress was last written
         self._live: dict[str, dict[str, Any]] = {}  # run -> the evaluation it streams (what runs.live holds)
-        self._evals = {ep.id: ep for ep in plan.evals}
+        self._evals = {ep.id: ep for ep in plan.evals} if plan is not None else {}
 
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""

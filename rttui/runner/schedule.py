@@ -159,7 +159,10 @@ class Scheduler:
                 err = (self.coord.store.unit("run", sur) or {}).get("error") or "not trained"
                 self.coord.emit(
                     ev.UnitFailed(
-                        "run", rid, f"transfer surrogate run {sur} failed ({err}); fix it and run the study again"
+                        "run",
+                        rid,
+                        f"transfer surrogate run {sur} failed ({err}); fix it and run the study again",
+                        evals=[e.id for e in evals],
                     )
                 )
                 continue

@@ -900,6 +900,15 @@ class Store:
     def done_evals(self, run_id: str) -> set[str]:
         return {r["id"] for r in self.rows("select id from evaluations where run_id = ? and state = 'done'", (run_id,))}
 
+    def failed_evals(self, run_id: str) -> dict[str, str]:
+        """A run's failed evaluations: eval id -> the first line of what went wrong."""
+        if not self.has_column("evaluations", "error"):
+            return {}
+        return {
+            r["id"]: r["error"] or "failed"
+            for r in self.rows("select id, error from evaluations where run_id = ? and state = 'failed'", (run_id,))
+        }
+
     def all_done_evals(self) -> set[str]:
         """Every stored evaluation's id: a study file's runs are done only when their planned evaluations are here
         (a run shared with another study may lack this one's attacks)."""

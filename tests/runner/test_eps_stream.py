@@ -91,7 +91,7 @@ def test_live_holds_the_eps_done_so_far_and_is_cleared_when_the_evaluation_is_st
     q += "order by eval_id, eps"
     assert sqlite3.connect(db).execute(q).fetchall() == sqlite3.connect(plain_db).execute(q).fetchall()
     a, b = _records(db), _records(plain_db)
-    assert a == b and len(a) == 2 * len(GRID)
+    assert a == b and len([r for r in a if r["attack"] != "worst-case"]) == 2 * len(GRID)
     assert api.records_text(api.export_records(db), "csv") == api.records_text(api.export_records(plain_db), "csv")
     assert not any("live" in json.dumps(r, default=str) for r in a)
 

@@ -65,7 +65,7 @@ async def test_build_launch_watch_export(tmp_path: Path, monkeypatch: pytest.Mon
     study = api.load_study(sdir / "e2e.toml")
     assert study.name == "e2e" and [s.name for s in study.blocks[0].strategies] == ["full"]
     recs = api.export_records(db, "e2e")
-    assert {r["attack"] for r in recs} == {"fgsm", "pgd"} and {r["eps"] for r in recs} == {0.03, 0.1}
+    assert {r["attack"] for r in recs} == {"fgsm", "pgd", "worst-case"} and {r["eps"] for r in recs} == {0.03, 0.1}
     assert all(0 <= r["adv_acc"] <= r["clean_acc"] <= 1 for r in recs)
     assert (db.with_suffix(".log")).exists()
     text = out.read_text()
