@@ -98,7 +98,7 @@ class Cell:
     mark: str = ""  # significance mark from the paired test against the baseline ("*", "**" or "")
     test: dict[str, Any] | None = None
     # The attack-strength audit flagged an evaluation behind this cell (rttui.engine.attacks.audit): a stronger
-    # attack fooled more than max(3, 1%) of a subsample of the images that survived the stored one.
+    # attack shows the stored accuracy overstated by more than max(3 images, 1% of the test set).
     flagged: bool = False
 
     def stat(self, metric: str) -> Stat:
@@ -203,8 +203,8 @@ class CompareTable:
             parts.append(incomplete_label(self.missing_states, False))
         if any(c.flagged for c in self.cells.values()):
             parts.append(
-                f"{AUDIT_MARK} flagged by the attack-strength audit: a stronger attack fooled more than "
-                "max(3, 1%) of a subsample of the images that survived, so the accuracy overstates robustness"
+                f"{AUDIT_MARK} flagged by the attack-strength audit: a stronger attack shows the accuracy overstated "
+                "by more than max(3, 1% of the test images) images; the worst-case rows count what it fooled"
             )
         if self.warnings:
             parts.append(f"{len(self.warnings)} sanity warning(s)")

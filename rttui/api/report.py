@@ -82,7 +82,8 @@ def _audits(recs: list[dict[str, Any]]) -> list[str]:
         return [*out, "No evaluation of this study was audited (or the database predates the audit).", ""]
     out += [
         f"{len(audited)} (run, attack, ε) results audited: a seeded subsample of the images that survived each was "
-        "re-attacked by a stronger attack; flagged when it fooled more than max(3, 1%) of them "
+        "re-attacked by a stronger attack (every survivor once flagged: escalation); flagged when it shows the "
+        "accuracy overstated by more than max(3, 1% of the test images) images "
         f"(marked {AUDIT_MARK} in the tables).",
         "",
     ]
