@@ -77,7 +77,7 @@ def test_records_carry_the_attack_success_rate(tmp_path: Path) -> None:
     ]
     with Store.open(tmp_path / "r.db", write=True) as s:
         s.ensure_run("r1", cfg)
-        s.register_study("st", None, {}, ["r1"])
+        s.register_study("st", None, {}, ["r1"], [("e1", "r1")])  # the study planned evaluation e1
         ev = {"id": "e1", "run_id": "r1", "attack": "pgd", "params": {}, "epsilons": [0.03, 0.05]}
         s.add_evaluation(ev, rows, [], [], [])
         recs = {r["eps"]: r for r in s.records("st")}
