@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from rttui.cli import main
+from tests.entry import run_cli as _cli
 from tests.studies import tiny_study
 
 WEAK = tiny_study(
@@ -31,17 +30,6 @@ def _copy_db(src: Path, folder: Path) -> Path:
     shutil.copy(src, folder / src.name)
     shutil.copytree(src.parent / f"{src.stem}.artifacts", folder / f"{src.stem}.artifacts")
     return folder / src.name
-
-
-def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rttui", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _export(db: Path, study: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> list[dict]:

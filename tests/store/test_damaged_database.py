@@ -11,25 +11,13 @@ from __future__ import annotations
 import random
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from rttui.cli import main
+from tests.entry import run_cli as _cli
 
 TTEST = ["ttest", "--axis", "strategy", "--a", "layer_freezing", "--b", "full", "--attack", "pgd", "--eps", "0.03"]
-
-
-def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rttui", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _garble_samples(db: Path, nbytes: int = 8192) -> list[int]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from rttui.cli import main
 from rttui.store import Store
 from rttui.store import connection as conn_mod
+from tests.entry import run_cli as _cli
 from tests.mounts import read_only_view
 
 COMMANDS = [
@@ -27,17 +26,6 @@ COMMANDS = [
     ["ttest", "--axis", "strategy", "--a", "layer_freezing", "--b", "full", "--attack", "pgd", "--mcnemar"],
     ["check-db"],
 ]
-
-
-def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rttui", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_database_on_a_read_only_mount_reads_like_a_writable_one(

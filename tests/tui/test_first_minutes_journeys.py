@@ -1,4 +1,4 @@
-"""Journeys a new user hit within minutes (issue 16), each driven by keys on the demo database: a filter that
+"""Journeys a new user hit within their first minutes, each driven by keys on the demo database: a filter that
 matches nothing, screen keys pressed with an input focused, what PARTIAL says, help, stale panes."""
 
 from __future__ import annotations
