@@ -119,6 +119,11 @@ class RichListener:
                 warn = [c for c in event.checks if c["level"] == "warning"]
                 flag = f" [yellow]⚠ {warn[0]['message']}[/]" if warn else ""
                 self.log(f"    {event.attack:<6} adv acc by eps  {accs}  ({event.seconds:.1f}s){flag}")
+            case ev.EvalFailed(run_id=uid, attack=attack, error=err):
+                self.latest.pop(uid, None)
+                who = escape(self.labels.get(uid, uid))
+                what = f"{escape(attack)} evaluation of {who}"
+                self.log(f"    [bold red]failed[/] {what}: {escape(err)} (the run's training stands)")
             case ev.UnitFinished(kind="run", unit_id=uid, seconds=secs):
                 if not self.console.is_terminal:
                     self.log(f"  finished run {escape(self.labels.get(uid, uid))} ({secs:.1f}s)")
