@@ -345,6 +345,7 @@ class MonitorScreen(RttuiScreen):
         fill_table(nums, ["eps", *by_attack], rows)
         plt.title("adversarial accuracy (%) vs eps")
         plt.ylim(0, 100)
+        plt.yticks([0, 50, 100])  # plotext's own ticks label a short chart's rows 16.7/66.7/100.0
         if eps:
             plt.xticks(eps, [f"{e:g}" for e in eps])  # the ε grid itself, not evenly spaced ticks
         for a, pts in by_attack.items():
@@ -367,6 +368,7 @@ class MonitorScreen(RttuiScreen):
         )
         plt.title("validation accuracy (%) vs epoch")
         plt.ylim(0, 100)
+        plt.yticks([0, 50, 100])  # plotext's own ticks label a short chart's rows 16.7/66.7/100.0
         plt.xticks(xs, [str(x) for x in xs])
         plt.plot(xs, [100 * float(v["val_clean_acc"]) for v in val], label="val clean", marker="braille")
         adv = [(x, v["val_adv_acc"]) for x, v in zip(xs, val, strict=True) if v["val_adv_acc"] is not None]
