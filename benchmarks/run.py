@@ -51,7 +51,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rttui.engine import features, ta_catalogue
+from rttui.engine import features
+from rttui.engine.attacks import ta_catalogue
 from rttui.engine.attacks.base import perturbation_norm
 from rttui.engine.attacks.deepfool import deepfool_step, project_and_check
 from rttui.engine.data import load_task

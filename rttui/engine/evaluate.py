@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rttui.engine.attacks import get_attack
+from rttui.engine.attacks.registry import get_attack
 from rttui.engine.attacks.sweep import Sweep
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-from rttui.engine import ta_catalogue
+from rttui.engine.attacks import ta_catalogue
 
 ITERATIVE = {"pgd", "autoattack", "deepfool"}
 
@@ -198,6 +198,78 @@ def check_gradients(model: Any, x: Any, y: Any, max_samples: int = 64) -> dict[s
             "message": f"input gradients: {what} of {n} samples (gradient masking: gradient attacks are unreliable)",
         }
     return {"check": "gradients", "level": "ok", "message": f"input gradients finite and non-zero on {n} samples"}
+
+
+REFERENCE_CHECKS = (
+    "randomised outputs over 5 passes, probabilities instead of logits, zero input gradients, a dynamic forward"
+)
+
+
+def check_reference_model(model: Any, x: Any, y: Any, max_samples: int = 64) -> dict[str, Any]:
+    """The reference AutoAttack's own model checks (pyautoattack's `checks`, run by the reference code itself on
+    up to `max_samples` test images, whatever attack the study ran): outputs that change over repeated passes
+    (a randomised defence: gradient attacks then need EOT), outputs that are a probability distribution (logits
+    are needed), all-zero input gradients, and a forward pass that itself computes gradients (a dynamic
+    defence). Any of them makes every white-box number of this run suspect, so it is a warning."""
+    import logging
+    import sys
+
+    import torch
+    from pyautoattack import checks
+
+    from rttui.engine.attacks.autoattack import ReferenceLog
+    from rttui.engine.attacks.base import attack_mode, input_grad
+
+    dev = next(model.parameters()).device
+    xb, yb = x[:max_samples].to(dev), y[:max_samples].to(dev)
+    log = logging.getLogger("rttui.reference_checks")
+    handler = ReferenceLog()
+    log.addHandler(handler)
+    log.propagate = False
+    tracer = sys.gettrace()
+    try:
+        with attack_mode(model), torch.random.fork_rng(devices=[]):
+            checks.check_randomized(model, xb, yb, bs=len(xb), logger=log)
+            checks.check_range_output(model, xb, logger=log)
+            g, _ = input_grad(model, xb, yb)
+            checks.check_zero_gradients(g, logger=log)
+            checks.funcs.update(dict.fromkeys(checks.funcs, 0))  # a module-level tally the reference never resets
+            checks.check_dynamic(model, xb, False, logger=log)
+    finally:
+        sys.settrace(tracer)  # check_dynamic ends with sys.settrace(None)
+        log.removeHandler(handler)
+    if handler.warnings:
+        return {
+            "check": "reference_checks",
+            "level": "warning",
+            "message": "the reference AutoAttack's checks: " + "; ".join(_plain(w) for w in handler.warnings),
+        }
+    return {
+        "check": "reference_checks",
+        "level": "ok",
+        "message": f"the reference AutoAttack's model checks passed on {len(xb)} samples ({REFERENCE_CHECKS})",
+    }
+
+
+def check_reference_warnings(attack: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the reference AutoAttack warned of while it ran this evaluation (kept in its parameters as
+    `reference_warnings`), among them Square, a black-box attack, beating the white-box ones: a warning check,
+    or nothing for an evaluation that is not the reference's or where it warned of nothing."""
+    warned = params.get("reference_warnings") or []
+    if not warned:
+        return []
+    return [
+        {
+            "check": "reference_checks",
+            "level": "warning",
+            "message": f"{attack}: the reference AutoAttack warned: " + "; ".join(_plain(w) for w in warned),
+        }
+    ]
+
+
+def _plain(msg: str) -> str:
+    """A reference warning without its pointer to a doc file that is not shipped."""
+    return msg.split(" See flags_doc.md")[0].rstrip(" .!") or msg
 
 
 def transfer_tolerance(n: int) -> int:

@@ -288,7 +288,13 @@ def add_adapters(model: nn.Module, strategy: dict[str, Any]) -> list[str]:
     """
     if strategy["name"] not in ADAPTER_STRATEGIES or has_adapters(model):
         return list(getattr(inner(model), "_rttui_adapters", []) or [])
-    from peft import LoraConfig, inject_adapter_in_model
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError:  # validation says so first; this covers a checkpoint loaded outside a study
+        raise StudyError(
+            f"strategy {strategy['name']!r} needs peft (the adapters extra), which is not installed; "
+            "pip install 'rttui[adapters]'"
+        ) from None
 
     params = strategy.get("params", {})
     within = None

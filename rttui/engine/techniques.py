@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rttui.engine.attacks import fgsm, pgd
+from rttui.engine.attacks.fgsm import fgsm
+from rttui.engine.attacks.pgd import pgd
 from rttui.engine.strategies import StrategyState, inner
 from rttui.errors import StudyError
 

@@ -86,7 +86,7 @@ class EpsDone:
     run_id: str
     eval_id: str
     attack: str  # the registry name
-    label: str  # the name tables give it (`rttui.engine.attack_names.variant_label`: transfer[source], ...)
+    label: str  # the name tables give it (`rttui.engine.attacks.names.variant_label`: transfer[source], ...)
     eps: float
     n_adv_correct: int  # clean-correct and still correct under attack, as the evaluation's metric row counts it
     n: int  # test samples

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rttui.engine.attack_names import variant_label
+from rttui.engine.attacks.names import variant_label
 from rttui.runner import events as ev
 from rttui.runner import faults, provenance
 from rttui.study.plan import EvalPlan, RunPlan, SourcePlan
@@ -260,7 +260,7 @@ def _robust_acc(model: Any, split: Any, adv: dict[str, Any], seed: int) -> float
     """PGD-10 accuracy at the training eps on the source test set: evidence the source is robust."""
     import torch
 
-    from rttui.engine.attacks import pgd
+    from rttui.engine.attacks.pgd import pgd
     from rttui.engine.evaluate import predict
 
     eps = float(adv.get("eps", 0.03))
@@ -366,7 +366,8 @@ def run_target(
     `surrogates` gives each transfer evaluation its surrogate (eval id -> spec; a spec without a checkpoint is
     this run itself); `stored` the run's stored FGSM/PGD rows, for the cross-attack checks of an evaluation-only
     job."""
-    from rttui.engine import audit_settings, data, features, models, sanity, strategies, techniques, train, validation
+    from rttui.engine import data, features, models, sanity, strategies, techniques, train, validation
+    from rttui.engine.attacks import audit_settings
     from rttui.engine.evaluate import evaluate_attack
     from rttui.runner.transfer import evaluate_transfer
 
@@ -565,7 +566,8 @@ def run_target(
                 samples=res.samples(),
                 confusion=res.confusion(),
                 checks=sanity.check_eval(ep.attack, rows)
-                + sanity.check_audit(ep.attack, audit, None if audit else audit_settings.not_audited(ep.attack)),
+                + sanity.check_audit(ep.attack, audit, None if audit else audit_settings.not_audited(ep.attack))
+                + sanity.check_reference_warnings(ep.attack, res.params),
                 env=provenance.collect(),
                 audit=audit,
             )
@@ -592,6 +594,7 @@ def run_target(
             run_checks.append({**pair, "eval_id": f"{pgd_id}+{fgsm_id}" if pgd_id and fgsm_id else ""})
     if evals:
         run_checks.append(sanity.check_gradients(model, task.test.x, task.test.y))
+        run_checks.append(sanity.check_reference_model(model, task.test.x, task.test.y))
     if run_checks:
         emit(ev.RunChecks(rp.id, run_checks))
     emit(ev.UnitFinished("run", rp.id, time.perf_counter() - t0, peak_gpu_mem=peak_gpu_mem(dev)))

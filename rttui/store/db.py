@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rttui.engine.attack_names import variant_label
+from rttui.engine.attacks.names import variant_label
 from rttui.errors import DatabaseDamaged, StoreError
 from rttui.store.connection import connect, damaged, is_damage, store_error
 

@@ -3,8 +3,8 @@
 This is the one place that fixes the vocabulary of a study (strategies, techniques, attacks, datasets and the
 keys of each section). It imports nothing heavy, so validation and `--help` stay fast; the engine implements
 each name and a test checks that both sides agree. Attack names and their help come from the engine's
-torch-free `rttui.engine.attack_names` (the list its attack registry is checked against); the torchattacks
-catalogue (`ta:CW`, `ta:Square`, ...) comes from `rttui.engine.ta_catalogue` and is offered by `attacks()` when
+torch-free `rttui.engine.attacks.names` (the list its attack registry is checked against); the torchattacks
+catalogue (`ta:CW`, `ta:Square`, ...) comes from `rttui.engine.attacks.ta_catalogue` and is offered by `attacks()` when
 that extra is installed.
 """
 
@@ -14,7 +14,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from rttui.engine import attack_names, audit_settings, ta_catalogue
+from rttui.engine.attacks import audit_settings, ta_catalogue
+from rttui.engine.attacks import names as attack_names
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,20 @@ def attacks() -> dict[str, Entry]:
     """The attacks a study may name now: rttui's own, plus the torchattacks catalogue when that extra is installed
     (asked each time, so installing it needs no restart of anything that only validates)."""
     return {**ATTACKS, **TA_ATTACKS} if ta_catalogue.installed() else dict(ATTACKS)
+
+
+ADAPTER_STRATEGIES = ("adapter", "freeze_adapter")
+ADAPTERS_INSTALL = "pip install 'rttui[adapters]'"
+
+
+def strategy_problem(name: str) -> tuple[str, str] | None:
+    """Why a listed strategy cannot run here, with the fix, or None: the LoRA strategies need peft (the
+    `adapters` extra, kept out of the core install because it brings transformers and accelerate)."""
+    import importlib.util
+
+    if name in ADAPTER_STRATEGIES and importlib.util.find_spec("peft") is None:
+        return f"{name} needs peft (the adapters extra), which is not installed", ADAPTERS_INSTALL
+    return None
 
 
 def attack_problem(name: str) -> tuple[str, str] | None:

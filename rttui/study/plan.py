@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rttui.engine import audit_settings
+from rttui.engine.attacks import audit_settings
 from rttui.study.spec import Block, Choice, Study
 
 # Bump when the meaning of a config changes in a way that makes old results incomparable.
@@ -98,7 +98,7 @@ class EvalPlan:
     # The unit a transfer attack crafts on: ("source", source id) or ("run", run id); it must be trained before
     # this evaluation runs (the scheduler waits for a sibling run). None for every other attack.
     surrogate: tuple[str, str] | None = None
-    # The attack-strength audit's resolved settings (rttui.engine.audit_settings), None when this evaluation is
+    # The attack-strength audit's resolved settings (rttui.engine.attacks.audit_settings), None when this evaluation is
     # not audited. Not part of `config`: auditing never changes an evaluation's id; the audit is stored beside it.
     audit: dict[str, Any] | None = None
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rttui.engine import attack_names, audit_settings
+from rttui.engine.attacks import audit_settings
+from rttui.engine.attacks import names as attack_names
 from rttui.errors import RttuiError, StudyError
 from rttui.study import catalog
 from rttui.study.catalog import Entry, Param
@@ -266,7 +267,9 @@ def _strategies(probs: _Problems, p: str, block: dict[str, Any], defaults: dict[
     """
     depths = block.get("freeze_depths")
     if depths is None:
-        return _axis(probs, f"{p}.strategies", block.get("strategies"), catalog.STRATEGIES, defaults)
+        return _axis(
+            probs, f"{p}.strategies", block.get("strategies"), catalog.STRATEGIES, defaults, catalog.strategy_problem
+        )
     key = f"{p}.freeze_depths"
     if not isinstance(depths, list) or not depths:
         probs.add(key, "expected a non-empty list of depths", 'e.g. freeze_depths = [0, 1, 2, 3, "all"]')
@@ -280,7 +283,11 @@ def _strategies(probs: _Problems, p: str, block: dict[str, Any], defaults: dict[
         )
         return ()
     listed = block.get("strategies")
-    out = list(_axis(probs, f"{p}.strategies", listed, catalog.STRATEGIES, defaults)) if listed is not None else []
+    out = (
+        list(_axis(probs, f"{p}.strategies", listed, catalog.STRATEGIES, defaults, catalog.strategy_problem))
+        if listed is not None
+        else []
+    )
     for i, d in enumerate(depths):
         c = _resolve_choice(probs, f"{key}[{i}]", {"name": "layer_freezing", "freeze": d}, catalog.STRATEGIES, defaults)
         if c is not None:

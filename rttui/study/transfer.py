@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from rttui.engine.attack_names import SIBLING_AXES
+from rttui.engine.attacks.names import SIBLING_AXES
 from rttui.errors import StudyError
 
 SEED_WORDS = ("same", "other")

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rttui.engine.attacks import fgsm, fgsm_grid, perturbation_norm, pgd
+from rttui.engine.attacks.base import perturbation_norm
+from rttui.engine.attacks.fgsm import fgsm, fgsm_grid
+from rttui.engine.attacks.pgd import pgd
 from rttui.engine.evaluate import evaluate_attack, predict
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rttui.engine.attacks.audit import AUDIT_SEED_SALT, audit_attack, reference_start
-from rttui.engine.audit_settings import (
+from rttui.engine.attacks.audit_settings import (
     check_settings,
     estimate,
     flag_threshold,
@@ -218,7 +218,7 @@ def test_escalate_estimate_is_exact_when_every_survivor_has_a_verdict() -> None:
 def test_audit_covers_torchattacks_ball_attacks(trained) -> None:
     """A `ta:` class that attacks an eps-ball is audited like rttui's PGD (sized by its own steps); a weak one,
     one step of torchattacks' PGD with no random start, is flagged. Minimal-perturbation classes are not."""
-    from rttui.engine.audit_settings import audited, base_steps, cost_per_image
+    from rttui.engine.attacks.audit_settings import audited, base_steps, cost_per_image
     from rttui.study.plan import make_plan
     from rttui.study.spec import parse_study
     from tests.studies import tiny_study
@@ -248,7 +248,7 @@ def test_ta_counts_below_one_are_refused_in_one_line(key: str, cls: str) -> None
 
 
 def test_audit_every_unaudited_attack_says_why() -> None:
-    from rttui.engine.audit_settings import not_audited
+    from rttui.engine.attacks.audit_settings import not_audited
     from rttui.engine.sanity import check_audit
 
     for attack, why in (

@@ -218,8 +218,8 @@ def test_autoattack_keeps_the_contract_and_the_callers_state(capsys: pytest.Capt
 
 def test_autoattack_min_classes_table_is_the_engines() -> None:
     """The torch-free table the study validation reads equals what the engine refuses."""
-    from rttui.engine.attack_names import AUTOATTACK_MIN_CLASSES
     from rttui.engine.attacks.autoattack import VERSIONS, min_classes
+    from rttui.engine.attacks.names import AUTOATTACK_MIN_CLASSES
 
     assert set(AUTOATTACK_MIN_CLASSES) == set(VERSIONS)
     assert all(AUTOATTACK_MIN_CLASSES[v] == min_classes(v) for v in VERSIONS)

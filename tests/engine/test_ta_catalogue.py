@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rttui.engine import ta_catalogue
+from rttui.engine.attacks import ta_catalogue
 from rttui.engine.evaluate import evaluate_attack
 from rttui.study import catalog
 
@@ -77,7 +77,9 @@ def test_torchattacks_catalog_table_matches_the_installed_package() -> None:
 
 
 def test_torchattacks_catalog_names_register_only_with_the_extra() -> None:
-    from rttui.engine.attacks import REGISTRY
+    from rttui.engine.attacks.registry import load_drivers
+
+    REGISTRY = load_drivers()
 
     offered = set(ta_catalogue.offered())
     assert offered and offered <= set(REGISTRY)

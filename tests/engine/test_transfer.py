@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from rttui.engine.attacks import perturbation_norm
 from rttui.engine.attacks import transfer as tr
+from rttui.engine.attacks.base import perturbation_norm
 from rttui.engine.evaluate import evaluate_attack
 from rttui.engine.features import backbone_features
 from rttui.engine.models import create_model

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rttui.engine import data, models
-from rttui.engine.attacks import pgd
+from rttui.engine.attacks.pgd import pgd
 from rttui.errors import CheckpointError
 from rttui.runner import events as ev
 from rttui.runner.tasks import train_source

@@ -53,7 +53,7 @@ def test_transfer_surrogates_resolve_to_units_of_the_plan() -> None:
 
 
 def test_transfer_label_says_which_surrogate() -> None:
-    from rttui.engine.attack_names import variant_label
+    from rttui.engine.attacks.names import variant_label
 
     assert variant_label("transfer", {"surrogate": "source", "sibling": None}) == "transfer[source]"
     assert variant_label("transfer", {"surrogate": "sibling", "sibling": {"strategy": "full"}}) == (

@@ -38,7 +38,7 @@ every survivor re-attacked): test_resnet/full at eps 0.01, 171 survivors: APGD-C
 5 restarts 5 (at 5x APGD's cost), both together 15; test_vit2/full at 0.01, 196 survivors: 7, 4, together 8;
 at 0.03, 25 survivors: 10, 2, together 11. APGD-CE at 20 iterations (a quarter of APGD-100's time) found 11, 7
 and 7 of those: still more than PGD-100 with 5 restarts at a twentieth of its cost. Hence the defaults (settings,
-torch-free, in `rttui.engine.audit_settings`): APGD-CE at 2x the audited steps, at least 10 iterations; PGD off.
+torch-free, in `rttui.engine.attacks.audit_settings`): APGD-CE at 2x the audited steps, at least 10 iterations; PGD off.
 
 Cost. An image the stronger attack cannot fool costs its whole budget (apgd iterations, plus steps x restarts
 with pgd on); the evaluation it audits spent steps x restarts on each image it attacked. What keeps the audit
@@ -69,9 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rttui.engine.attacks.base import attack_mode, l2_norm, perturbation_norm, project
-from rttui.engine.attacks.pgd import _mix, per_sample_start
-from rttui.engine.audit_settings import (
+from rttui.engine.attacks.audit_settings import (
     apgd_iters,
     base_steps,
     estimate,
@@ -81,6 +79,8 @@ from rttui.engine.audit_settings import (
     subsample_size,
     tolerance,
 )
+from rttui.engine.attacks.base import attack_mode, l2_norm, perturbation_norm, project
+from rttui.engine.attacks.pgd import _mix, per_sample_start
 
 PGD_TRAVEL = 2.5  # stronger PGD's step size = PGD_TRAVEL * eps / steps
 AUDIT_SEED_SALT = 0xA0D17  # the audit's random starts and order differ from the stored attack's

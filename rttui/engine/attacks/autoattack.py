@@ -252,7 +252,7 @@ def budgets(adv: Any) -> dict[str, Any]:
     }
 
 
-class _Collect(logging.Handler):
+class ReferenceLog(logging.Handler):
     """Keeps the reference's log records: which attacks ran, and its warnings."""
 
     def __init__(self) -> None:
@@ -269,10 +269,10 @@ class _Collect(logging.Handler):
 
 
 @contextmanager
-def quiet_reference() -> Iterator[_Collect]:
+def quiet_reference() -> Iterator[ReferenceLog]:
     """Collect the reference logger's records instead of printing them; restore the caller's tracer and RNG."""
     log = logging.getLogger(_LOGGER)
-    handler = _Collect()
+    handler = ReferenceLog()
     saved = (log.level, log.propagate)
     log.setLevel(logging.DEBUG)
     log.propagate = False

@@ -1,9 +1,10 @@
 """The attack registry: attack name -> the sweep driver that runs it over an epsilon grid (timm style).
 
-`register_attack` fills the dict; each driver module decorates its drivers and the package `__init__` imports
-the modules, so importing `rttui.engine.attacks` fills the registry. Arrows run driver -> registry, never
+`register_attack` fills the dict; each driver module decorates its drivers, and `load_drivers` imports those
+modules (once, on first use: `get_attack` and `attack_names` call it), so the torch-free modules beside them in
+`rttui.engine.attacks` stay importable without torch. Arrows run driver -> registry, never
 back: this module imports no driver. Names and torch-free facts about each attack live in
-`rttui.engine.attack_names`; a driver may only register a name listed there.
+`rttui.engine.attacks.names`; a driver may only register a name listed there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rttui.engine.attack_names import ATTACKS, AttackInfo
+from rttui.engine.attacks.names import ATTACKS, AttackInfo
 
 if TYPE_CHECKING:
     from rttui.engine.attacks.sweep import Sweep, Swept
@@ -41,7 +42,7 @@ def register_attack(name: str, info: AttackInfo | None = None) -> Callable[[Driv
 
     def deco(fn: Driver) -> Driver:
         if info is None and name not in ATTACKS:
-            raise ValueError(f"attack {name!r} is not listed in rttui.engine.attack_names.ATTACKS; add it there")
+            raise ValueError(f"attack {name!r} is not listed in rttui.engine.attacks.names.ATTACKS; add it there")
         if name in REGISTRY:
             raise ValueError(f"attack {name!r} is registered twice")
         REGISTRY[name] = AttackDriver(info or ATTACKS[name], fn)
@@ -50,9 +51,24 @@ def register_attack(name: str, info: AttackInfo | None = None) -> Callable[[Driv
     return deco
 
 
+_loaded: list[bool] = []
+
+
+def load_drivers() -> dict[str, AttackDriver]:
+    """Every registered driver: the first call imports the driver modules (they register themselves) and the
+    torchattacks catalogue where that extra is installed."""
+    if not _loaded:
+        from rttui.engine.attacks import sweep, transfer  # noqa: F401  (registers fgsm ... autoattack, transfer)
+        from rttui.engine.attacks.ta import register_catalogue
+
+        register_catalogue()
+        _loaded.append(True)
+    return REGISTRY
+
+
 def get_attack(name: str) -> AttackDriver:
     """The registered driver of an attack; ValueError for a name the engine does not implement."""
-    driver = REGISTRY.get(name)
+    driver = load_drivers().get(name)
     if driver is None:
         raise ValueError(f"attack {name!r} is not implemented in the engine")
     return driver
@@ -60,4 +76,4 @@ def get_attack(name: str) -> AttackDriver:
 
 def attack_names() -> list[str]:
     """The registered attack names, in registration order."""
-    return list(REGISTRY)
+    return list(load_drivers())

@@ -220,74 +220,77 @@ def sweep_pgd(sw: Sweep) -> Swept:
     return Swept(clean_pred, adv_pred, fooled, max_pert, step_sizes, path=["warm_start"] if warm else [])
 
 
-def grade_minimal(
-    sw: Sweep,
-    b: np.ndarray,
-    xb: torch.Tensor,
-    xa: torch.Tensor,
-    norms: torch.Tensor,
-    own: np.ndarray,
-    adv_pred: np.ndarray,
-    fooled: np.ndarray,
-    max_pert: list[float],
-    check: Callable[[torch.Tensor, torch.Tensor, float], None] | None = None,
-) -> None:
-    """One batch of minimal-perturbation examples (`xa`, their `norms` and `own` labels) graded at every epsilon
-    of the grid, in place: an example inside the ball keeps its own label; one beyond it is projected onto the ball
-    and re-checked (`check(projected, clean, eps)` may verify the projection); fooled stays fooled at larger
-    epsilons. Shared by rttui's DeepFool and torchattacks' minimal classes, so both grade alike."""
+MinimalAttack = Callable[[np.ndarray, torch.Tensor, torch.Tensor], tuple[torch.Tensor, np.ndarray | None]]
+BallCheck = Callable[[torch.Tensor, torch.Tensor, float], None]
+
+
+def sweep_minimal(
+    sw: Sweep, attack: MinimalAttack, check: BallCheck | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float], np.ndarray]:
+    """The loop every minimal-perturbation attack shares (rttui's DeepFool, torchattacks' minimal classes), so both
+    grade alike: `attack(indices, images, labels)` runs once per batch of clean-correct samples and gives its
+    examples and which of them reached a misclassification (None: judged by the examples' own labels). Each
+    example is then graded at every epsilon of the grid: inside the ball it keeps its own label; beyond it, it is
+    projected onto the ball and re-checked (`check(projected, clean, eps)` may verify the projection); fooled
+    stays fooled at larger epsilons. One run per batch serves the whole grid (batches outside, epsilons inside),
+    so no epsilon is final before the last batch and `evaluate_attack` reports the grid at the end, all at once.
+    Returns (clean_pred, adv_pred, fooled, max_pert, min_norm), min_norm NaN where the attack did not fool."""
     labels, norm = sw.labels, sw.norm
-    for i, eps in enumerate(sw.epsilons):
-        outside = (norms > eps).cpu().numpy()
-        p = own.copy()
-        if outside.any():  # only examples beyond the ball are projected onto it and re-checked
-            xp, p_t = project_and_check(sw.model, xb[outside], xa[outside], eps, norm)
-            if check is not None:
-                check(xp, xb[outside], eps)
-            p[outside] = p_t.cpu().numpy()
-            max_pert[i] = max(max_pert[i], norm_of(xp - xb[outside], norm))
-        if not outside.all():  # a mask on the norms' own device (a NumPy mask cannot index a CUDA tensor)
-            max_pert[i] = max(max_pert[i], float(norms[torch.as_tensor(~outside, device=norms.device)].max()))
-        hit = p != labels[b]
-        if i > 0:
-            carried = fooled[i - 1, b]
-            p = np.where(carried, adv_pred[i - 1, b], p)
-            hit |= carried
-        adv_pred[i, b] = p
-        fooled[i, b] = hit
-
-
-@register_attack("deepfool")
-def sweep_deepfool(sw: Sweep) -> Swept:
-    """DeepFool once per clean-correct sample; per epsilon, an example inside the ball keeps its own label and
-    one beyond it is projected onto the ball and re-checked (fooled stays fooled at larger epsilons)."""
-    model, labels, eps_sorted, params = sw.model, sw.labels, sw.epsilons, sw.params
-    batches, pred, norm = sw.batches, sw.pred, sw.norm
     clean_pred = sw.clean()
-    n, k = len(labels), len(eps_sorted)
+    n, k = len(labels), len(sw.epsilons)
     cc = clean_pred == labels
     adv_pred = np.tile(clean_pred, (k, 1))
     fooled = np.zeros((k, n), dtype=bool)
     max_pert = [0.0] * k
     min_norm = np.full(n, np.nan)
+    tick = progress_counter(sw.on_progress, int(cc.sum()))
+    for b, xb, yb in sw.batches(np.flatnonzero(cc)):
+        xa, reached = attack(b, xb, yb)
+        norms = perturbation_norm(xa, xb, norm).float()
+        own = sw.pred(xa)  # each example's own label: the answer wherever it already lies in the eps-ball
+        reached = own != labels[b] if reached is None else reached
+        min_norm[b] = np.where(reached, norms.cpu().numpy(), np.nan)
+        for i, eps in enumerate(sw.epsilons):
+            outside = (norms > eps).cpu().numpy()
+            p = own.copy()
+            if outside.any():  # only examples beyond the ball are projected onto it and re-checked
+                xp, p_t = project_and_check(sw.model, xb[outside], xa[outside], eps, norm)
+                if check is not None:
+                    check(xp, xb[outside], eps)
+                p[outside] = p_t.cpu().numpy()
+                max_pert[i] = max(max_pert[i], norm_of(xp - xb[outside], norm))
+            if not outside.all():  # a mask on the norms' own device (a NumPy mask cannot index a CUDA tensor)
+                max_pert[i] = max(max_pert[i], float(norms[torch.as_tensor(~outside, device=norms.device)].max()))
+            hit = p != labels[b]
+            if i > 0:
+                carried = fooled[i - 1, b]
+                p = np.where(carried, adv_pred[i - 1, b], p)
+                hit |= carried
+            adv_pred[i, b] = p
+            fooled[i, b] = hit
+        tick(len(b))
+    return clean_pred, adv_pred, fooled, max_pert, min_norm
+
+
+@register_attack("deepfool")
+def sweep_deepfool(sw: Sweep) -> Swept:
+    """DeepFool once per clean-correct sample, graded per epsilon by `sweep_minimal`; its own `ok` says which
+    samples it fooled within its steps (min_norm NaN for the others)."""
+    params = sw.params
     steps, overshoot = int(params.get("steps", 50)), float(params.get("overshoot", 0.02))
     candidates = int(params.get("candidates", 10))
-    tick = progress_counter(sw.on_progress, int(cc.sum()))
-    # One DeepFool run per batch serves the whole grid (batches outside, epsilons inside): no epsilon is final
-    # before the last batch, so the grid is reported at the end (by evaluate_attack), all at once.
-    for b, xb, yb in batches(np.flatnonzero(cc)):
-        xa, ok = deepfool(model, xb, yb, steps, overshoot, norm, candidates)
-        norms = perturbation_norm(xa, xb, norm)
-        min_norm[b] = np.where(ok.cpu().numpy(), norms.float().cpu().numpy(), np.nan)  # NaN: not fooled in time
-        own = pred(xa)  # each example's own label: the answer wherever it already lies in the eps-ball
-        grade_minimal(sw, b, xb, xa, norms, own, adv_pred, fooled, max_pert)
-        tick(len(b))
+
+    def attack(b: np.ndarray, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        xa, ok = deepfool(sw.model, xb, yb, steps, overshoot, sw.norm, candidates)
+        return xa, ok.cpu().numpy()
+
+    clean_pred, adv_pred, fooled, max_pert, min_norm = sweep_minimal(sw, attack)
     return Swept(
         clean_pred,
         adv_pred,
         fooled,
         max_pert,
-        [None] * k,
+        [None] * len(sw.epsilons),
         min_norm=min_norm,
         path=["batched"],
         param_defaults={"steps": 50},

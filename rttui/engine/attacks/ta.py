@@ -1,6 +1,6 @@
 """The torchattacks catalogue as rttui attacks (extra `rttui[torchattacks]`): one sweep driver per `ta:<Class>`.
 
-`register_catalogue()` registers a driver for every class `rttui.engine.ta_catalogue` offers, and only when
+`register_catalogue()` registers a driver for every class `rttui.engine.attacks.ta_catalogue` offers, and only when
 torchattacks is importable (the package `__init__` calls it; torchattacks itself is imported when an attack runs).
 Every class runs under rttui's contract: eval mode with frozen weights (`attack_mode`), inputs in [0, 1],
 epsilons in [0, 1] pixel units, the model's own class count and the run's seed passed where the class takes them.
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rttui.engine.attack_names import AttackInfo
 from rttui.engine.attacks.base import attack_mode, perturbation_norm
+from rttui.engine.attacks.names import AttackInfo
 from rttui.engine.attacks.registry import REGISTRY, register_attack
-from rttui.engine.attacks.sweep import BallAttack, Sweep, Swept, grade_minimal, progress_counter, sweep_per_eps
-from rttui.engine.ta_catalogue import FILLED, TA_NORMS, TaClass, installed, offered, study_params
+from rttui.engine.attacks.sweep import BallAttack, Sweep, Swept, sweep_minimal, sweep_per_eps
+from rttui.engine.attacks.ta_catalogue import FILLED, TA_NORMS, TaClass, installed, offered, study_params
 from rttui.errors import RttuiError
 
 FLOAT32_ULP = float(np.finfo(np.float32).eps)
@@ -57,7 +57,7 @@ def register_catalogue() -> list[str]:
 
 def _driver(c: TaClass) -> Any:
     def run(sw: Sweep) -> Swept:
-        return sweep_minimal(c, sw) if c.kind == "minimal" else sweep_ball(c, sw)
+        return sweep_minimal_class(c, sw) if c.kind == "minimal" else sweep_ball(c, sw)
 
     run.__name__ = run.__qualname__ = f"sweep_ta_{c.name}"
     run.__doc__ = f"torchattacks {c.name} over an epsilon grid ({c.kind})."
@@ -173,41 +173,29 @@ def sweep_ball(c: TaClass, sw: Sweep) -> Swept:
     return Swept(clean_pred, adv_pred, fooled, max_pert, steps, path=[_version()])
 
 
-def sweep_minimal(c: TaClass, sw: Sweep) -> Swept:
-    """A minimal-perturbation class (no epsilon), once per clean-correct sample; per epsilon an example inside the
-    ball keeps its own label, one beyond it is projected onto the ball and re-checked (as rttui's DeepFool)."""
+def sweep_minimal_class(c: TaClass, sw: Sweep) -> Swept:
+    """A minimal-perturbation class (no epsilon), once per clean-correct sample, graded per epsilon by
+    `sweep.sweep_minimal` as rttui's DeepFool is; its examples must be finite and in [0, 1], and every projection
+    onto a ball must land in it."""
     cls = _class(c)
-    model, labels, eps_sorted = sw.model, sw.labels, sw.epsilons
-    batches, pred, norm = sw.batches, sw.pred, sw.norm
+    model, norm = sw.model, sw.norm
     atk = cls(model, **constructor_kwargs(c, sw.params, _num_classes(sw), sw.seed))
-    clean_pred = sw.clean()
-    n, k = len(labels), len(eps_sorted)
-    cc = clean_pred == labels
-    adv_pred = np.tile(clean_pred, (k, 1))
-    fooled = np.zeros((k, n), dtype=bool)
-    max_pert = [0.0] * k
-    min_norm = np.full(n, np.nan)
-    tick = progress_counter(sw.on_progress, int(cc.sum()))
+
+    def attack(b: np.ndarray, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, None]:
+        xa = _call(atk, model, xb, yb, sw.seed, 0, int(b[0]))
+        check_box(c.attack, xa)
+        return xa, None
 
     def in_ball(xp: torch.Tensor, x0: torch.Tensor, eps: float) -> None:
         check_ball(c.attack, xp, x0, eps, norm)
 
-    # One attack per batch serves the whole grid (batches outside, epsilons inside): no epsilon is final before
-    # the last batch, so evaluate_attack reports the grid at the end, all at once.
-    for b, xb, yb in batches(np.flatnonzero(cc)):
-        xa = _call(atk, model, xb, yb, sw.seed, 0, int(b[0]))
-        check_box(c.attack, xa)
-        norms = perturbation_norm(xa, xb, norm).float()
-        own = pred(xa)
-        min_norm[b] = np.where(own != labels[b], norms.cpu().numpy(), np.nan)  # NaN: this sample was not fooled
-        grade_minimal(sw, b, xb, xa, norms, own, adv_pred, fooled, max_pert, in_ball)
-        tick(len(b))
+    clean_pred, adv_pred, fooled, max_pert, min_norm = sweep_minimal(sw, attack, in_ball)
     return Swept(
         clean_pred,
         adv_pred,
         fooled,
         max_pert,
-        [None] * k,
+        [None] * len(sw.epsilons),
         min_norm=min_norm,
         path=["projected", _version()],
     )

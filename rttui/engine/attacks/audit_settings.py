@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rttui.engine import ta_catalogue
+from rttui.engine.attacks import ta_catalogue
 
 # rttui's attacks audited by default (AutoAttack is the stronger attack itself; a transfer attack is not the
 # target's worst case by design), plus every torchattacks class that attacks an L-inf or L2 ball (`audited`).
