@@ -66,6 +66,16 @@ def auc_by_run(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float
     return out
 
 
+def success_rate(r: dict[str, Any]) -> float | None:
+    """The share of the clean-correct test images the attack fooled (the record's own `attack_success_rate`
+    where the store computed it from counts, else 1 - adv / clean); None with no clean-correct image. Asked for
+    beside adversarial accuracy by transfer-attack users: it does not move with clean accuracy."""
+    if r.get("attack_success_rate") is not None:
+        return float(r["attack_success_rate"])
+    clean, adv = float(r["clean_acc"]), float(r["adv_acc"])
+    return (clean - adv) / clean if clean > 0 else None
+
+
 def cell_stats(recs: list[dict[str, Any]], aucs: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
     """Every metric of one cell as a Stat over its seeds (one value per seed, first run wins)."""
     rs = one_per_seed(recs)
@@ -73,15 +83,17 @@ def cell_stats(recs: list[dict[str, Any]], aucs: dict[tuple[str, str], float] | 
     adv = [float(r["adv_acc"]) for r in rs]
     drop = [c - a for c, a in zip(clean, adv, strict=True)]
     rel = [d / c for d, c in zip(drop, clean, strict=True) if c > 0]
+    asr = [success_rate(r) for r in rs]
     out: dict[str, Any] = {
         "clean": Stat.of(clean),
         "adv": Stat.of(adv),
         "drop": Stat.of(drop),
         "rel_drop": Stat.of(rel),
+        "asr": Stat.of([a for a in asr if a is not None]),
         "seeds": [r["seed"] for r in rs],
         "run_ids": [r["run_id"] for r in rs],
         "eval_ids": [r.get("eval_id") for r in rs],
-        "values": {"clean": clean, "adv": adv, "drop": drop},
+        "values": {"clean": clean, "adv": adv, "drop": drop, "asr": asr},
         "duplicates": len(recs) - len(rs),
     }
     if aucs is not None:

@@ -77,6 +77,7 @@ METRICS: dict[str, Metric] = {
         Metric("adv", "adversarial", True),
         Metric("drop", "drop (pts)", False),
         Metric("rel_drop", "rel. drop (%)", False),
+        Metric("asr", "success rate (%)", False),
         Metric("auc", "AUC", True),
         Metric("clean_sd", "sd standard", False, std_only=True),
         Metric("adv_sd", "sd adversarial", False, std_only=True),
@@ -189,6 +190,8 @@ class CompareTable:
         parts.append("drop = standard − adversarial (points)")
         if "rel_drop" in self.metrics:
             parts.append("rel. drop = drop / standard")
+        if "asr" in self.metrics:
+            parts.append("success rate = share of the clean-correct test images the attack fooled")
         if "auc" in self.metrics:
             parts.append("AUC = mean accuracy over ε ∈ [0, max ε] (trapezoid)")
         if self.baseline:

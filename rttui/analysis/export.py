@@ -38,6 +38,7 @@ RECORD_FIELDS = (
     "seed",
     "clean_acc",
     "adv_acc",
+    "attack_success_rate",  # of the clean-correct images, the share the attack fooled
     "n",
     "mode",
     "precision",

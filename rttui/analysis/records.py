@@ -364,5 +364,14 @@ def attack_label(r: dict[str, Any], step_sizes: list[float] | None = None) -> st
         parts.append(f"random_start={bool(r.get('random_start'))}")
     parts.append(f"norm={r.get('norm') or 'linf'}")
     parts.append(f"mode={r.get('mode')}")
-    parts.append("implementation=rttui")
+    parts.append(f"implementation={implementation(r)}")
     return " ".join(parts)
+
+
+def implementation(r: dict[str, Any]) -> str:
+    """Whose code computed a record: rttui's own attacks, or the torchattacks release a `ta:` row names in its
+    path (`torchattacks-3.5.1`), so a caption never credits rttui with another library's numbers."""
+    if str(r.get("attack_name", r["attack"])).startswith("ta:"):
+        found = [s for s in str(r.get("path") or "").split("+") if s.startswith("torchattacks-")]
+        return found[0].replace("-", " ", 1) if found else "torchattacks (version not recorded)"
+    return "rttui"

@@ -35,12 +35,25 @@ class _Folder:
         return p
 
 
+def study_name_of(study: str) -> str:
+    """A study given as `rttui run` takes it (its file, studies/quickstart.toml) or by its name (as `status` lists
+    it): its name. A file is read only for its name, so a study file edited since its run still names it."""
+    p = Path(study)
+    if p.suffix == ".toml" or p.is_file():
+        from rttui.study.spec import load_study
+
+        return load_study(p).name
+    return study
+
+
 def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]:
-    """Every table and figure of a study into one folder, with an index.md that links them; returns
+    """Every table and figure of a study (its name, or its study file) into one folder, with an index.md that
+    links them; returns
     {"index": path, "files": [...], "partial": bool, "incomplete": what is missing, in one line ("" when
     nothing)}. Works on a study that is still running."""
     from rttui.analysis.compare import incomplete_label
 
+    study = study_name_of(study)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     recs, runs, s, study = read_results(db, study)

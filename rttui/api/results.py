@@ -76,8 +76,10 @@ def headline_attack(db: str | Path | None = None, study: str | None = None) -> s
 
 def frame(db: str | Path | None = None, study: str | None = None, kind: str = "records") -> Any:
     """A pandas DataFrame of stored results for notebooks (extra `rttui[pandas]`): `records` (one row per run,
-    attack and eps), `samples` (one row per evaluated test image) or `epochs` (one row per training epoch), with
-    typed columns and every parameter as a column. Read-only, like `export_records`."""
+    attack and eps, accuracies as fractions, the audit as `audit_*` columns), `samples` (one row per evaluated
+    test image, its outcomes a bitmask over the grid), `outcomes` (the same tidy: one row per test image and eps)
+    or `epochs` (one row per training epoch), with typed columns and every parameter as a column of one dtype.
+    Read-only, like `export_records`."""
     from rttui.analysis.frame import check_kind, require_pandas, to_frame
 
     check_kind(kind)
@@ -88,7 +90,7 @@ def frame(db: str | Path | None = None, study: str | None = None, kind: str = "r
     else:
         with open_store(db) as s:
             study = require_study(s, study)
-            rows = s.sample_records(study) if kind == "samples" else s.epoch_records(study)
+            rows = s.epoch_records(study) if kind == "epochs" else s.sample_records(study)
     return to_frame(rows, kind)
 
 

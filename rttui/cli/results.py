@@ -88,7 +88,8 @@ def compare(
     cols: ColsOpt = None,
     where: WhereOpt = None,
     metrics: Annotated[
-        str | None, typer.Option(help="comma list of clean,adv,drop,rel_drop,auc,clean_sd,adv_sd")
+        str | None,
+        typer.Option(help="comma list of clean,adv,drop,rel_drop,asr,auc,clean_sd,adv_sd (asr: attack success rate)"),
     ] = None,
     stability: Annotated[
         bool, typer.Option("--stability", help="show the spread (sd) of standard and adversarial accuracy over seeds")
@@ -235,7 +236,9 @@ def plot(
 
 @app.command()
 def report(
-    study: Annotated[str, typer.Argument(help="the study's name (see rttui status)")],
+    study: Annotated[
+        str, typer.Argument(help="the study: its file as rttui run takes it (studies/quickstart.toml) or its name")
+    ],
     db: DbOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder to write into (created)")] = Path("report"),
 ) -> None:

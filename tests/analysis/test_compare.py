@@ -200,3 +200,26 @@ def test_the_caption_names_the_holm_family_the_marks_were_corrected_over() -> No
     assert f"Holm over the {len(grid)} tested cell(s) of this table, one per eps" in every.caption
     assert "Holm over the 1 tested cell(s) of this table;" in one.caption
     assert "a view with other cells corrects over another family" in one.caption
+
+
+def test_attack_success_rate_is_a_metric_on_clean_correct_images() -> None:
+    """The success rate divides by the clean-correct images, so it moves with the attack, not with clean accuracy:
+    the store's own count where a record carries it, else 1 - adv / clean."""
+    recs = [rec(seed=0, clean=0.8, adv=0.2), rec(seed=1, clean=0.5, adv=0.25)]
+    recs[1]["attack_success_rate"] = 0.4  # the store's count wins over the rounded accuracies
+    comp = compare(recs, attack="pgd", eps=0.03, metrics=("adv", "asr"))
+    c = next(iter(comp.tables[0].cells.values()))
+    assert c.stats["asr"].mean == pytest.approx((0.75 + 0.4) / 2)
+    assert c.fmt("asr") == f"{(75 + 40) / 2:.1f}±{statistics.stdev([75, 40]):.1f}"
+    assert "success rate = share of the clean-correct test images the attack fooled" in comp.tables[0].caption
+    assert c.as_dict()["asr"]["values"] == pytest.approx([0.75, 0.4])
+
+
+def test_a_torchattacks_row_is_credited_to_torchattacks_in_the_caption() -> None:
+    """A `ta:` evaluation names the torchattacks release that computed it (its path), never `implementation=rttui`;
+    rttui's own attacks keep theirs."""
+    ta = rec(seed=0, attack="ta:PGD", path="projected+torchattacks-3.5.1")
+    t = compare([ta], attack="ta:PGD", eps=0.03).tables[0]
+    assert "implementation=torchattacks 3.5.1" in t.caption and "implementation=rttui" not in t.caption
+    own = compare([rec(seed=0)], attack="pgd", eps=0.03).tables[0]
+    assert "implementation=rttui" in own.caption

@@ -111,3 +111,9 @@ def test_latex_table_one_layout_is_balanced() -> None:
     n = _ncols(tex)
     assert n == 1 + 1 + 2 * 2  # standard once, then adversarial and drop per attack
     assert all(_cells(r) == n for r in _rows_of_tabular(tex)) and tex.count(r"\cmidrule") == 2
+
+
+def test_record_csv_carries_the_attack_success_rate() -> None:
+    r = {**rec(seed=0, clean=0.8, adv=0.2), "attack_success_rate": 0.75}
+    (row,) = csv.DictReader(io.StringIO(export.records_text([r], "csv")))
+    assert float(row["attack_success_rate"]) == 0.75 and float(row["adv_acc"]) == 0.2

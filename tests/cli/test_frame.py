@@ -27,7 +27,9 @@ def test_frame_records_are_typed_with_parameters_as_columns(seeds3_db: Path) -> 
     assert df.random_start.dtype == bool
     assert isinstance(df.attack.dtype, pd.StringDtype) and isinstance(df.strategy.dtype, pd.StringDtype)
     pgd = df[df.attack == "pgd"]
-    assert (pgd["attack_params.steps"] == 2).all() and (pgd["attack_params.norm"] == "linf").all()
+    # One column per parameter: `steps` and `norm` have theirs, so attack_params does not repeat them.
+    assert (pgd.steps == 2).all() and (pgd.norm == "linf").all()
+    assert "attack_params.steps" not in df.columns and "attack_params.norm" not in df.columns
     lf = df[df.strategy == "layer_freezing"]
     assert (lf["strategy_params.freeze"] == "half").all()
     assert df[df.strategy == "full"]["strategy_params.freeze"].isna().all()
@@ -36,6 +38,43 @@ def test_frame_records_are_typed_with_parameters_as_columns(seeds3_db: Path) -> 
     merged = df.merge(pd.DataFrame(recs)[[*key, "adv_acc"]], on=key, suffixes=("", "_export"))
     assert len(merged) == len(df) and (merged.adv_acc == merged.adv_acc_export).all()
     assert set(api.frame(seeds3_db, study="tiny3").run_id) == set(df.run_id)
+
+
+def test_frame_columns_have_one_dtype_and_carry_the_audit(seeds3_db: Path) -> None:
+    """No trap: a parameter column missing from some rows keeps its type (nullable Int64, boolean, string, never
+    float with NaN or object), and the audit of each (evaluation, eps) is columns of its own."""
+    df = api.frame(seeds3_db)
+    params = [c for c in df.columns if "_params." in c]
+    assert params and all(df[c].dtype != object for c in params)
+    assert all(str(df[c].dtype) != "float64" or not df[c].dropna().apply(float.is_integer).all() for c in params)
+    assert df.attack_success_rate.dtype == np.float64 and df.audit_flagged.dtype == "boolean"
+    recs = {(r["run_id"], r["attack"], r["eps"]): r for r in api.export_records(seeds3_db)}
+    audited = df[df.audit_survivors.notna()]
+    assert len(audited) and set(audited.attack) <= {"pgd", "fgsm"}
+    for row in audited.itertuples():
+        a = recs[(row.run_id, row.attack, row.eps)]["audit"]
+        assert (row.audit_survivors, row.audit_reattacked, bool(row.audit_flagged)) == (
+            a["survivors"],
+            a["reattacked"],
+            a["flagged"],
+        )
+        assert row.audit_survivors == recs[(row.run_id, row.attack, row.eps)]["n_adv_correct"]
+    assert df[df.attack == "worst-case"].audit_flagged.isna().all()
+    assert ((df.clean_acc >= 0) & (df.clean_acc <= 1)).all()  # fractions, not percent
+
+
+def test_frame_outcomes_are_tidy_and_count_what_adv_acc_counts(seeds3_db: Path) -> None:
+    """kind="outcomes": one row per (test image, eps), `robust` a boolean whose mean per evaluation and eps is the
+    stored adversarial accuracy."""
+    o = api.frame(seeds3_db, kind="outcomes")
+    s = api.frame(seeds3_db, kind="samples")
+    assert len(o) == sum(len(e) for e in s.epsilons)
+    assert o.fooled.dtype == bool and o.robust.dtype == bool and o.eps.dtype == np.float64
+    assert not (o.fooled & ~o.clean_correct).any() and (o.robust == (o.clean_correct & ~o.fooled)).all()
+    acc = o.groupby(["run_id", "attack", "eps"]).robust.mean()
+    recs = api.frame(seeds3_db)
+    own = recs[recs.attack.isin(["pgd", "fgsm"])].set_index(["run_id", "attack", "eps"]).adv_acc
+    assert len(own) == len(acc) and np.allclose(acc.loc[own.index].to_numpy(), own.to_numpy())
 
 
 def test_frame_samples_and_epochs(seeds3_db: Path) -> None:
@@ -68,11 +107,15 @@ def test_frame_readme_example_runs(seeds3_db: Path, tmp_path: Path, monkeypatch:
     exec(compile(code.group(1), "README.md (Use from a notebook)", "exec"), ns)
     assert (tmp_path / "pgd-curves.png").stat().st_size > 0
     assert (ns["table"]["count"] == 3).all()  # one value per seed in every cell
-    assert list(ns["curves"].columns) == ["full", "layer_freezing"]
+    # one curve per (model, strategy): never two architectures averaged into one line
+    assert [c[1] for c in ns["curves"].columns] == ["full", "layer_freezing"]
+    assert ns["robust"].between(0, 1).all()
 
 
 def test_frame_bad_input_is_one_line(seeds3_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(RttuiError, match="frame kind 'runs' is not known; use one of records, samples, epochs"):
+    with pytest.raises(
+        RttuiError, match="frame kind 'runs' is not known; use one of records, samples, outcomes, epochs"
+    ):
         api.frame(seeds3_db, kind="runs")
     with pytest.raises(RttuiError, match="study 'nope' is not in"):
         api.frame(seeds3_db, study="nope", kind="samples")

@@ -106,6 +106,19 @@ def test_confusions_plot_report_export(seeds3_db: Path, tmp_path: Path) -> None:
     recs = json.loads(_ok("export", "--db", str(seeds3_db), "--format", "json"))
     assert isinstance(recs, list) and len(recs) == 6 * 3 * 2 and "adv_acc" in recs[0]  # with the worst case
     _fails("report", "nope", "--db", str(seeds3_db), "--out", str(tmp_path / "x"), message="study 'nope' is not in")
+    # The study file, as `rttui run` takes it, names the same study: the same index.
+    _ok("report", str(seeds3_db.parent / "tiny3.toml"), "--db", str(seeds3_db), "--out", str(tmp_path / "rep2"))
+    assert (tmp_path / "rep2" / "index.md").read_text() == index
+    _fails(
+        "report",
+        str(tmp_path / "gone.toml"),
+        "--db",
+        str(seeds3_db),
+        "--out",
+        str(tmp_path / "y"),
+        message="no such study file",
+    )
+    assert not (tmp_path / "y").exists()
 
 
 def test_compare_on_a_study_with_no_results_yet(tmp_path: Path, tiny_study_file: Path) -> None:
