@@ -88,16 +88,16 @@ def curves(records: list[dict[str, Any]], where: Sequence[str] | dict[str, Any] 
 def draw(rows: list[dict[str, Any]], title: str = "") -> Any:
     """Two panels (clean, robust validation accuracy vs epoch), one line per configuration, a seed-sd band; the
     epochs each seed's run selected are ticked on the robust panel."""
-    from rttui.analysis.figures import _plt
+    from rttui.analysis.figures import _colors, _plt
 
     plt = _plt()
     fig, axs = plt.subplots(1, 2, figsize=(9.0, 3.6), sharex=True)
-    cmap = plt.get_cmap("tab10")
+    colors = _colors(plt)
     configs = list(dict.fromkeys(r["config"] for r in rows))
     for ci, cfg in enumerate(configs):
         cr = [r for r in rows if r["config"] == cfg]
         xs = [r["epoch"] for r in cr]
-        color = cmap(ci % 10)
+        color = colors[ci % len(colors)]
         for ax, key in ((axs[0], "val_clean"), (axs[1], "val_adv")):
             pts = [(x, r[f"{key}_mean"], r[f"{key}_std"] or 0.0) for x, r in zip(xs, cr, strict=True)]
             pts = [p for p in pts if p[1] is not None]

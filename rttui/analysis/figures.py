@@ -65,12 +65,20 @@ def get(kind: str) -> FigureKind:
     return FIGURES[kind]
 
 
+# One style for every figure: matplotlib's colour-blind-safe Tableau palette, one marker per configuration too (so
+# a figure printed in grey still tells them apart), and the audit's dagger where a number is flagged.
+STYLE = "tableau-colorblind10"
+MARKERS = "osD^v<>pP*Xh"
+FLAG_NOTE = "† flagged by the attack-strength audit: a stronger attack fooled more (see the worst case)"
+
+
 def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    plt.style.use(STYLE)
     plt.rcParams.update(
         {
             "font.size": 9,
@@ -136,6 +144,16 @@ def write_numbers(rows: list[dict[str, Any]], fields: Sequence[str], stem: Path)
     return [pj, pc]
 
 
+def _colors(plt: Any) -> list[str]:
+    """The style's colour cycle (colour-blind safe)."""
+    return list(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+
+
+def _flagged(recs: Sequence[dict[str, Any]]) -> bool:
+    """Whether the audit flagged any evaluation behind these records (the tables' † rule)."""
+    return any((r.get("audit") or {}).get("flagged") for r in recs)
+
+
 def _varying(recs: list[dict[str, Any]], axes: Sequence[str]) -> list[str]:
     return [a for a in axes if len({r[a] for r in recs}) > 1]
 
@@ -180,22 +198,35 @@ def fig_strategies(data: dict[str, Any]) -> Any:
     strategies = list(dict.fromkeys(r["strategy"] for r in recs))
     width = 0.8 / max(1, len(strategies))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(groups) * max(1, len(strategies)) * 0.6 + 2), 3.2))
-    cmap = plt.get_cmap("tab10")
+    colors = _colors(plt)
+    any_flag = False
     for si, strat in enumerate(strategies):
-        means, sds = [], []
+        means, sds, labels = [], [], []
         for g in groups:
             cell = [r for r in recs if r["strategy"] == strat and config_label(r, groups_axes) == g]
             st = cell_stats(cell)["adv"] if cell else None
             means.append(st.mean * 100 if st and st.n else float("nan"))
             sds.append((st.std or 0) * 100 if st and st.n else 0)
+            flag = _flagged(cell)
+            any_flag |= flag
+            labels.append("" if not (st and st.n) else f"{st.mean * 100:.1f}{'†' if flag else ''}")
         xs = [i + (si - (len(strategies) - 1) / 2) * width for i in range(len(groups))]
-        ax.bar(xs, means, width, yerr=sds, capsize=3, label=strat, color=cmap(si % 10), edgecolor="black", lw=0.4)
+        color = colors[si % len(colors)]
+        bars = ax.bar(xs, means, width, yerr=sds, capsize=3, label=strat, color=color, edgecolor="black", lw=0.4)
+        # Every bar says its value, and a bar at 0% is drawn as a line in its colour: never an empty slot.
+        ax.bar_label(bars, labels=labels, padding=2, fontsize=7)
+        zero = [(x, w) for x, m in zip(xs, means, strict=True) if m == m and m < 0.5 for w in [width]]
+        for x, w in zero:
+            ax.hlines(0.4, x - 0.45 * w, x + 0.45 * w, colors=color, lw=2.5, zorder=3)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, rotation=0 if len(groups) < 5 else 30, ha="center" if len(groups) < 5 else "right")
     ax.set_ylabel(f"{recs[0]['attack'].upper()} accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 108)
+    ax.set_yticks(range(0, 101, 20))
     ax.set_title(f"Adversarial accuracy by strategy{_partial_note(data)}\n{_subtitle(recs, eps)}", loc="left")
-    ax.legend(title="strategy", frameon=False, ncols=min(3, len(strategies)))
+    ax.legend(title="strategy", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if any_flag:
+        fig.text(0.01, -0.02, FLAG_NOTE, fontsize=7, ha="left", va="top")
     return fig
 
 
@@ -203,39 +234,39 @@ def fig_strategies(data: dict[str, Any]) -> Any:
 def fig_tradeoff(data: dict[str, Any]) -> Any:
     plt = _plt()
     recs, eps = _one_eps(data)
-    techniques = list(dict.fromkeys(r["technique"] for r in recs))
-    marker_axes = [a for a in ("dataset", "model", "strategy") if a in _varying(recs, CONFIG_AXES)]
-    markers = "osD^v<>pP*X"
-    mkeys = list(dict.fromkeys(config_label(r, marker_axes) for r in recs)) if marker_axes else [""]
-    fig, ax = plt.subplots(figsize=(5.0, 4.0))
-    cmap = plt.get_cmap("tab10")
-    for ti, tech in enumerate(techniques):
-        for mi, mk in enumerate(mkeys):
-            cell = [
-                r for r in recs if r["technique"] == tech and (not marker_axes or config_label(r, marker_axes) == mk)
-            ]
-            if not cell:
-                continue
-            st = cell_stats(cell)
-            c, a = st["clean"], st["adv"]
-            ax.errorbar(
-                c.mean * 100,
-                a.mean * 100,
-                xerr=(c.std or 0) * 100,
-                yerr=(a.std or 0) * 100,
-                fmt=markers[mi % len(markers)],
-                color=cmap(ti % 10),
-                capsize=2,
-                ms=6,
-                label=f"{tech}" + (f" · {mk}" if mk else ""),
-            )
+    axes_v = [a for a in ("dataset", "model", "strategy", "technique") if a in _varying(recs, CONFIG_AXES)]
+    configs = list(dict.fromkeys(config_label(r, axes_v) for r in recs)) if axes_v else [""]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    colors = _colors(plt)
+    any_flag = False
+    # Each configuration its own colour and marker; points sit inside padded limits, never clipped by an axis.
+    for ci, cfg in enumerate(configs):
+        cell = [r for r in recs if not axes_v or config_label(r, axes_v) == cfg]
+        st = cell_stats(cell)
+        c, a = st["clean"], st["adv"]
+        flag = _flagged(cell)
+        any_flag |= flag
+        ax.errorbar(
+            c.mean * 100,
+            a.mean * 100,
+            xerr=(c.std or 0) * 100,
+            yerr=(a.std or 0) * 100,
+            fmt=MARKERS[ci % len(MARKERS)],
+            color=colors[ci % len(colors)],
+            capsize=2,
+            ms=6,
+            clip_on=False,
+            label=(cfg or recs[0]["technique"]) + (" †" if flag else ""),
+        )
     ax.plot([0, 100], [0, 100], ls=":", color="grey", lw=0.8)
     ax.set_xlabel("standard accuracy (%)")
     ax.set_ylabel(f"{recs[0]['attack'].upper()} accuracy (%)")
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    ax.set_title(f"Trade-off per technique{_partial_note(data)}\n{_subtitle(recs, eps)}", loc="left")
-    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(-3, 103)
+    ax.set_title(f"Trade-off per configuration{_partial_note(data)}\n{_subtitle(recs, eps)}", loc="left")
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="/".join(axes_v) or None)
+    if any_flag:
+        fig.text(0.01, -0.02, FLAG_NOTE, fontsize=7, ha="left", va="top")
     return fig
 
 
@@ -245,27 +276,36 @@ def fig_curves(data: dict[str, Any]) -> Any:
     recs = select(data["records"], data.get("attack"), None, data.get("where"))
     attacks = list(dict.fromkeys(r["attack"] for r in recs))
     axes_v = _varying(recs, CONFIG_AXES) or ["model"]
-    fig, axs = plt.subplots(1, len(attacks), figsize=(4.2 * len(attacks), 3.4), squeeze=False, sharey=True)
-    cmap = plt.get_cmap("tab10")
+    # One colour and marker per configuration across every panel, and one legend for the figure.
+    configs = list(dict.fromkeys(config_label(r, axes_v) for r in recs))
+    colors = _colors(plt)
+    style = {cfg: (colors[i % len(colors)], MARKERS[i % len(MARKERS)]) for i, cfg in enumerate(configs)}
+    fig, axs = plt.subplots(
+        1, len(attacks), figsize=(4.2 * len(attacks), 3.8), squeeze=False, sharey=True, layout="constrained"
+    )
+    any_flag = False
     for ai, attack in enumerate(attacks):
         ax = axs[0][ai]
         arecs = [r for r in recs if r["attack"] == attack]
-        configs = list(dict.fromkeys(config_label(r, axes_v) for r in arecs))
-        for ci, cfg in enumerate(configs):
+        for cfg in dict.fromkeys(config_label(r, axes_v) for r in arecs):
             crecs = [r for r in arecs if config_label(r, axes_v) == cfg]
             grid = sorted({float(r["eps"]) for r in crecs})
             first = [r for r in crecs if abs(float(r["eps"]) - grid[0]) < EPS_TOL]
             xs, ms, sds = [0.0], [cell_stats(first)["clean"].mean * 100], [(cell_stats(first)["clean"].std or 0) * 100]
+            flagged = []
             for e in grid:
-                st = cell_stats([r for r in crecs if abs(float(r["eps"]) - e) < EPS_TOL])["adv"]
+                cell = [r for r in crecs if abs(float(r["eps"]) - e) < EPS_TOL]
+                st = cell_stats(cell)["adv"]
                 if e == 0:
                     ms[0], sds[0] = st.mean * 100, (st.std or 0) * 100
                     continue
                 xs.append(e)
                 ms.append(st.mean * 100)
                 sds.append((st.std or 0) * 100)
-            color = cmap(ci % 10)
-            ax.plot(xs, ms, marker="o", ms=3, color=color, label=cfg)
+                if _flagged(cell):
+                    flagged.append((e, st.mean * 100))
+            color, marker = style[cfg]
+            ax.plot(xs, ms, marker=marker, ms=3.5, color=color, label=cfg, clip_on=False)
             ax.fill_between(
                 xs,
                 [m - s for m, s in zip(ms, sds, strict=True)],
@@ -274,13 +314,25 @@ def fig_curves(data: dict[str, Any]) -> Any:
                 alpha=0.15,
                 lw=0,
             )
+            for e, m in flagged:
+                ax.annotate("†", (e, m), xytext=(2, 3), textcoords="offset points", fontsize=8, color=color)
+            any_flag |= bool(flagged)
         ax.set_xlabel("ε (L∞, [0, 1] pixels)")
         ax.set_ylim(0, 100)
-        ax.set_title(_subtitle(arecs, None, 60), loc="left", fontsize=7)
+        ax.set_title(_subtitle(arecs, None, 55), loc="left", fontsize=7)
         if ai == 0:
             ax.set_ylabel("accuracy (%)")
-    axs[0][-1].legend(frameon=False, fontsize=7, loc="upper right")
-    fig.suptitle(f"Accuracy vs ε{_partial_note(data)}", x=0.01, ha="left")
+    handles = {h.get_label(): h for ax in axs[0] for h in ax.get_lines()}
+    fig.legend(
+        [handles[c] for c in configs if c in handles],
+        [c for c in configs if c in handles],
+        loc="outside lower center",
+        ncols=min(4, len(configs)),
+        frameon=False,
+        fontsize=7,
+    )
+    title = f"Accuracy vs ε{_partial_note(data)}"
+    fig.suptitle(title + (f"\n{FLAG_NOTE}" if any_flag else ""), x=0.01, ha="left", fontsize=9)
     return fig
 
 

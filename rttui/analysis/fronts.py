@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rttui.analysis.aggregate import cell_stats
-from rttui.analysis.figures import _one_eps, _partial_note, _plt, _subtitle, _varying, figure
+from rttui.analysis.figures import _colors, _one_eps, _partial_note, _plt, _subtitle, _varying, figure
 from rttui.analysis.records import CONFIG_AXES, config_label
 
 PARETO_FIELDS = (
@@ -86,7 +86,7 @@ def fig_pareto(data: dict[str, Any]) -> Any:
     rows, _ = pareto_rows(data)
     recs, eps = _one_eps(data)
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
-    cmap = plt.get_cmap("tab10")
+    colors = _colors(plt)
     for i, r in enumerate(rows):
         ax.errorbar(
             r["clean_mean"] * 100,
@@ -96,7 +96,7 @@ def fig_pareto(data: dict[str, Any]) -> Any:
             fmt="*" if r["pareto"] else "o",
             ms=11 if r["pareto"] else 6,
             mec="black" if r["pareto"] else None,
-            color=cmap(i % 10),
+            color=colors[i % len(colors)],
             capsize=2,
             zorder=3 if r["pareto"] else 2,  # a Pareto point stays visible over a point it ties with
             label=r["config"] + (" (Pareto)" if r["pareto"] else ""),
