@@ -135,14 +135,16 @@ def _num(x: float | None) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.10g}"
 
 
-def comparison_markdown(c: Comparison, level: int = 3) -> str:
+def comparison_markdown(c: Comparison, level: int = 3, warnings: bool = True) -> str:
     parts = []
     for t in c.tables:
-        parts.append(table_markdown(t, level))
+        parts.append(table_markdown(t, level, warnings))
     return "\n".join(parts)
 
 
-def table_markdown(t: CompareTable, level: int = 3) -> str:
+def table_markdown(t: CompareTable, level: int = 3, warnings: bool = True) -> str:
+    """A table as Markdown with its caption; its sanity warnings listed under it unless `warnings` is False (the
+    report lists them once, grouped, at its end)."""
     header = t.header()
     best = t.best()
     lines = [f"{'#' * level} {t.title}", "", "| " + " | ".join(_md(h) for h in header) + " |"]
@@ -154,7 +156,7 @@ def table_markdown(t: CompareTable, level: int = 3) -> str:
                 cells[len(t.row_axes) + j] = f"**{cells[len(t.row_axes) + j]}**"
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"*{_md(t.caption)}; best per column in bold.*"]
-    lines += [f"- ⚠ {_md(w)}" for w in t.warnings]
+    lines += [f"- ⚠ {_md(w)}" for w in t.warnings] if warnings else []
     if t.partial:
         lines += [f"- not yet evaluated: {_md(m)}" for m in t.missing[:20]]
     lines.append("")

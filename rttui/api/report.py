@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rttui.api.results import compare, confusions, default_attack, default_eps, plot, ttest
+from rttui.api.results import compare, confusions, default_attack, default_eps, headline_attack, plot, ttest
 from rttui.api.stores import read_results
 from rttui.errors import RttuiError, StoreError
 
@@ -64,24 +64,155 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
     if not recs:
         raise StoreError(f"study {study!r} has no results yet; run it first (rttui run STUDY --db DB)")
     folder = _Folder(out)
-    attacks = list(dict.fromkeys(r["attack"] for r in recs))
+    from rttui.analysis.records import normalize
+
+    # Attacks as the tables label them: a variant (other parameters, or a worst case over other attacks while
+    # a study is still running) is a table of its own, never an error.
+    attacks = list(dict.fromkeys(r["attack"] for r in normalize(recs)))
     eps0 = default_eps(recs)
     todo = [r for r in runs if r["state"] != "done"]
     label = incomplete_label([r["state"] for r in todo], bool(lock) and lock["study"] == study)
     index = [f"# Study {study}", ""]
     if todo:
         index += [f"**{label}**: {len(todo)} of {len(runs)} runs are not done; numbers will change.", ""]
-    index += [f"{len(runs)} runs, attacks: {', '.join(attacks)}; single-epsilon views use ε = {eps0:g}.", ""]
-    index += _tables(db, study, attacks, eps0, folder)
+    warned: list[str] = []
+    tables = _tables(db, study, attacks, eps0, folder, warned)
+    tested: list[dict[str, Any]] = []
+    tests = _tests(db, study, recs, eps0, folder, tested)
+    index += _summary(db, study, recs, runs, attacks, eps0, tested, warned)
+    index += tables
     if any(a.startswith("transfer[") for a in attacks):
         index += _transfer(db, study, eps0, folder)
-    index += _tests(db, study, recs, eps0, folder)
+    index += tests
     index += _confusions(db, study, attacks, eps0, folder)
     index += _figures(db, study, attacks, folder)
     index += _audits(recs)
+    index += _warnings(recs, warned)
     index += _environments(recs)
     idx = folder.write("index.md", "\n".join(index) + "\n")
     return {"index": idx, "files": folder.files, "partial": bool(todo), "incomplete": label}
+
+
+def _summary(
+    db: str | Path | None,
+    study: str,
+    recs: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    attacks: list[str],
+    eps0: float,
+    tested: list[dict[str, Any]],
+    warned: list[str],
+) -> list[str]:
+    """What a reader needs first, as a results section opens: what ran, the headline table, the differences that
+    are significant with their effect sizes, the audit's verdict, and how many warnings the end lists."""
+    from rttui.analysis import export
+
+    def axis(a: str) -> str:
+        vals = list(dict.fromkeys(str(r[a]) for r in runs))
+        return f"{len(vals)} {a}{'s' if len(vals) != 1 else ''} ({', '.join(vals)})"
+
+    seeds = sorted({r["seed"] for r in runs}, key=str)
+    grid = sorted({float(r["eps"]) for r in recs if r["attack"] != "worst-case"})
+    done = sum(r["state"] == "done" for r in runs)
+    out = ["## Summary", ""]
+    out += [
+        f"{len(runs)} runs ({done} done): {axis('dataset')} × {axis('model')} × "
+        f"{axis('strategy').replace('strategys', 'strategies')} × {axis('technique')}, seeds "
+        f"{', '.join(map(str, seeds))}; {recs[0]['n']} test images; attacks {', '.join(attacks)} at "
+        f"ε ∈ {{{', '.join(f'{e:g}' for e in grid)}}} (L∞, [0, 1] pixels).",
+        "",
+    ]
+    head = headline_attack(db, study)
+    head = next((a for a in attacks if a == head or a.startswith(f"{head}[")), default_attack(attacks))
+    comp = compare(db, study, head, eps0, metrics=("clean", "adv", "drop"))
+    out += [f"**Headline** ({head}, ε = {eps0:g}):", "", export.comparison_markdown(comp, level=3, warnings=False)]
+    sig = [r for r in tested if r.get("p_holm") is not None and r["p_holm"] < 0.05]
+    if tested:
+        out += [
+            f"**Significant differences** (paired t-test over seeds on adversarial accuracy at ε = {eps0:g}, "
+            "Holm-corrected within each comparison's family; effect size Cohen's d_z):",
+            "",
+        ]
+        for r in sig:
+            where = ", ".join(
+                f"{a}={r[a]}" for a in ("dataset", "model", "strategy", "technique") if a in r and a != r["axis"]
+            )
+            out.append(
+                f"- {r['axis']} {r['a']} vs {r['b']} ({r['attack']}; {where}): {r['mean_diff'] * 100:+.1f} points "
+                f"(95% CI {r['ci_low'] * 100:+.1f} to {r['ci_high'] * 100:+.1f}), d_z = {r['dz']:.2f}, "
+                f"p_Holm = {r['p_holm']:.3g}, n = {r['n']} seeds"
+            )
+        if not sig:
+            n = max((r["n"] for r in tested), default=0)
+            out.append(
+                f"- none of {len(tested)} comparisons reaches p_Holm < 0.05"
+                + (f" (n = {n} seeds: only very large effects can)" if n < 5 else "")
+            )
+        out.append("")
+    out += [f"**Audit**: {_audit_verdict(recs)}", ""]
+    if warned:
+        out += [
+            f"{len(warned)} sanity warning(s) are listed once, grouped, under [Sanity warnings](#sanity-warnings).",
+            "",
+        ]
+    return out
+
+
+def _audit_verdict(recs: list[dict[str, Any]]) -> str:
+    """The attack-strength audit in one paragraph: how much was audited, what it flagged per attack, and whether
+    the worst case counts what the stronger attack found exactly."""
+    audited = [r for r in recs if r.get("audit")]
+    if not audited:
+        return "no evaluation of this study was audited."
+    by_attack: dict[str, list[dict[str, Any]]] = {}
+    for r in audited:
+        by_attack.setdefault(r["attack"], []).append(r)
+    parts = [
+        f"{a} overstated in {sum(bool(x['audit']['flagged']) for x in rs)} of {len(rs)} cells"
+        for a, rs in by_attack.items()
+    ]
+    worst = [r for r in recs if r.get("attack_name", r["attack"]) == "worst-case"]
+    exact = sum(bool(r.get("exact")) for r in worst)
+    text = (
+        f"a stronger attack (the reference APGD-CE) re-attacked the survivors of {len(audited)} (run, attack, ε) "
+        f"results: {'; '.join(parts)}. "
+    )
+    flagged = sum(bool(r["audit"]["flagged"]) for r in audited)
+    if flagged:
+        text += (
+            "A flagged cell's accuracy is higher than the stronger attack's; the worst-case rows count an image "
+            "robust only if it survived every attack and the audit, "
+        )
+    else:
+        text += "No accuracy is overstated by more than max(3, 1% of the test images) images; the worst-case rows "
+    text += f"and are exact in {exact} of {len(worst)} cells (the rest estimated from a subsample, with an interval)."
+    return text
+
+
+def _warnings(recs: list[dict[str, Any]], warned: list[str]) -> list[str]:
+    """Every sanity warning of the report's tables once, grouped by what it says (numbers aside), each group with
+    the configurations it concerns; the audit's flags are the audit section's, so they are only counted here."""
+    from rttui.analysis.records import audit_warning, config_label
+
+    audit = {f"{config_label(r)} seed {r['seed']}: {m}" for r in recs if (m := audit_warning(r))}
+    rest = [w for w in warned if w not in audit]
+    out = ["## Sanity warnings", ""]
+    if not warned:
+        return [*out, "None.", ""]
+    flagged = len(warned) - len(rest)
+    if flagged:
+        out += [f"- {flagged} attack-strength flags: see [Attack-strength audit](#attack-strength-audit).", ""]
+    groups: dict[str, list[str]] = {}
+    for w in rest:
+        body = w.split(": ", 1)[1] if w.startswith(("warning: ", "error: ")) else w
+        _who, sep, msg = body.partition(": ")
+        groups.setdefault(re.sub(r"\d+(\.\d+)?", "#", msg if sep else w), []).append(w)
+    for ws in groups.values():
+        first = ws[0].split(": ", 2)[-1] if ws[0].startswith(("warning: ", "error: ")) else ws[0].split(": ", 1)[-1]
+        who = sorted({w.removeprefix("warning: ").removeprefix("error: ").split(": ", 1)[0] for w in ws})
+        out.append(f"- **{len(ws)}×** {first}" + (f" (and {len(ws) - 1} like it)" if len(ws) > 1 else ""))
+        out.append(f"  - concerns: {'; '.join(who)}")
+    return [*out, ""]
 
 
 def _audits(recs: list[dict[str, Any]]) -> list[str]:
@@ -129,28 +260,37 @@ def _environments(recs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _tables(db: str | Path | None, study: str, attacks: list[str], eps0: float, folder: _Folder) -> list[str]:
+def _tables(
+    db: str | Path | None, study: str, attacks: list[str], eps0: float, folder: _Folder, warned: list[str]
+) -> list[str]:
+    """Each attack's tables (files keep their warnings; the index lists them once at its end, into `warned`)."""
     from rttui.analysis import export
+
+    def note(comp: Any) -> None:
+        warned.extend(w for t in comp.tables for w in t.warnings if w not in warned)
 
     index = ["## Tables", ""]
     for attack in attacks:
         comp = compare(db, study, attack, eps0, metrics=REPORT_METRICS)
+        note(comp)
         stem = f"compare_{_slug(attack)}_eps{eps0:g}"
         for fmt, ext in (("md", "md"), ("latex", "tex"), ("csv", "csv"), ("json", "json")):
             folder.write(f"{stem}.{ext}", export.render(comp, fmt))
         index += [
-            export.comparison_markdown(comp, level=3),
+            export.comparison_markdown(comp, level=3, warnings=False),
             f"Files: [{stem}.tex]({stem}.tex), [{stem}.csv]({stem}.csv), [{stem}.json]({stem}.json)",
             "",
         ]
         curve = compare(db, study, attack, None, cols=("eps",), metrics=("adv",))
+        note(curve)
         stem = f"compare_{_slug(attack)}_all_eps"
         for fmt, ext in (("md", "md"), ("latex", "tex"), ("csv", "csv")):
             folder.write(f"{stem}.{ext}", export.render(curve, fmt))
-        index += [export.comparison_markdown(curve, level=3)]
+        index += [export.comparison_markdown(curve, level=3, warnings=False)]
         stab = compare(db, study, attack, eps0, stability=True, baseline=None)
         folder.write(f"stability_{_slug(attack)}.md", export.render(stab, "md"))
-        index += ["Stability across seeds:", "", export.comparison_markdown(stab, level=4)]
+        note(stab)
+        index += ["Stability across seeds:", "", export.comparison_markdown(stab, level=4, warnings=False)]
     return index
 
 
@@ -179,7 +319,15 @@ def _transfer(db: str | Path | None, study: str, eps0: float, folder: _Folder) -
     ]
 
 
-def _tests(db: str | Path | None, study: str, recs: list[dict[str, Any]], eps0: float, folder: _Folder) -> list[str]:
+def _tests(
+    db: str | Path | None,
+    study: str,
+    recs: list[dict[str, Any]],
+    eps0: float,
+    folder: _Folder,
+    tested: list[dict[str, Any]],
+) -> list[str]:
+    """The paired tests of each axis value against its reference (their rows also into `tested`)."""
     from rttui.analysis import export
 
     index = ["## Paired tests", ""]
@@ -193,6 +341,7 @@ def _tests(db: str | Path | None, study: str, recs: list[dict[str, Any]], eps0: 
             rows = ttest(db, axis, v, ref, "adv_acc", eps=eps0, study=study, mcnemar=True, variance=True)
             if not rows:
                 continue
+            tested.extend(rows)
             stem = f"ttest_{axis}_{v}_vs_{ref}"
             folder.write(f"{stem}.md", export.render(rows, "md"))
             folder.write(f"{stem}.tex", export.render(rows, "latex"))
