@@ -107,9 +107,11 @@ def _summary(
     are significant with their effect sizes, the audit's verdict, and how many warnings the end lists."""
     from rttui.analysis import export
 
+    plural = {"dataset": "datasets", "model": "models", "strategy": "strategies", "technique": "techniques"}
+
     def axis(a: str) -> str:
         vals = list(dict.fromkeys(str(r[a]) for r in runs))
-        return f"{len(vals)} {a}{'s' if len(vals) != 1 else ''} ({', '.join(vals)})"
+        return f"{len(vals)} {a if len(vals) == 1 else plural[a]} ({', '.join(vals)})"
 
     seeds = sorted({r["seed"] for r in runs}, key=str)
     grid = sorted({float(r["eps"]) for r in recs if r["attack"] != "worst-case"})
@@ -117,7 +119,7 @@ def _summary(
     out = ["## Summary", ""]
     out += [
         f"{len(runs)} runs ({done} done): {axis('dataset')} × {axis('model')} × "
-        f"{axis('strategy').replace('strategys', 'strategies')} × {axis('technique')}, seeds "
+        f"{axis('strategy')} × {axis('technique')}, seeds "
         f"{', '.join(map(str, seeds))}; {recs[0]['n']} test images; attacks {', '.join(attacks)} at "
         f"ε ∈ {{{', '.join(f'{e:g}' for e in grid)}}} (L∞, [0, 1] pixels).",
         "",
