@@ -33,6 +33,11 @@ class DatabaseDamaged(StoreError):
     """SQLite found the database file corrupt: restore a backup, or `.recover` what is readable."""
 
 
+class EmptyDatabase(StoreError):
+    """The file holds no tables at all (a creation a full disk cut short, or `touch`): nothing to read yet, and a
+    runner creates the schema in it."""
+
+
 class DiskFull(StoreError):
     """The disk refused a write of the database mid-work: what was committed stays, the run stops (exit 1)."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rttui.engine.attack_names import variant_label
-from rttui.errors import DatabaseDamaged, StoreError
+from rttui.errors import DatabaseDamaged, EmptyDatabase, StoreError
 from rttui.store.connection import connect, damaged, is_damage, store_error
 
 SCHEMA_VERSION = 3
@@ -321,6 +321,8 @@ class Store:
     @classmethod
     def open(cls, path: str | Path | None = None, write: bool = False) -> Store:
         p = Path(path) if path is not None else default_db_path()
+        if p.is_dir():
+            raise StoreError(f"{p} is a folder, not a database; name a file such as {p / 'rttui.db'}")
         if not write and not p.exists():
             raise StoreError(f"{p}: no such database; run a study first (rttui run STUDY --db {p}) or pass --db")
         if write and p.exists() and not os.access(p, os.W_OK):
@@ -370,7 +372,7 @@ class Store:
         if tables and "meta" not in tables:
             raise StoreError(f"{self.path}: SQLite file holds other tables, not an rttui database; pass another --db")
         if not tables and not self.write:
-            raise StoreError(f"{self.path}: empty database; run a study into it first")
+            raise EmptyDatabase(f"{self.path}: empty database; run a study into it first")
         if self.write:
             self.conn.execute("pragma synchronous = normal")
             # Migration: columns added since the file was written (old rows read NULL there).
