@@ -21,7 +21,7 @@ from rttui.engine.attack_names import variant_label
 from rttui.errors import DatabaseDamaged, EmptyDatabase, StoreError
 from rttui.store.connection import connect, damaged, is_damage, store_error
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # What each schema version added; opening an older file for writing applies every later step in one
 # transaction (tables and columns only: old rows read NULL there, which readers show as "not recorded").
 MIGRATIONS: dict[int, str] = {
@@ -30,6 +30,8 @@ MIGRATIONS: dict[int, str] = {
     "evaluations.error (a failed evaluation is that evaluation's state); per-epoch validation on epochs "
     "(val_clean_acc, val_adv_acc, val_n, val_seconds, probe), runs.selected_epoch; audits: reattacked, "
     "tolerance, escalated, est_adv_correct/est_lo/est_hi, escalation_seconds",
+    4: "checkpoint paths of sources and runs relative to the database's <stem>.artifacts/ folder (they were relative "
+    "to the database's folder, or absolute, so a copied or renamed pair lost its checkpoints)",
 }
 
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
@@ -275,6 +277,15 @@ INDEXES = [
 ]
 
 
+def _artifacts_tail(p: Path) -> Path | None:
+    """The part of an old-style checkpoint path after its `<stem>.artifacts` folder; None for any other path."""
+    parts = p.parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i].endswith(".artifacts"):
+            return Path(*parts[i + 1 :])
+    return None
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("RTTUI_DB") or "rttui.db")
 
@@ -384,7 +395,7 @@ class Store:
                 for col, typ in cols.items()
                 if col not in have
             ]
-            if set(TABLES) <= tables and not missing:
+            if set(TABLES) <= tables and not missing and self.schema_version == SCHEMA_VERSION:
                 return  # nothing to create: the runner lock is the first write (a second runner is refused at once)
             self.db.enable_wal()
             # One transaction for every table, index and the version row: a creation that fails (a full disk)
@@ -399,10 +410,24 @@ class Store:
                 for table, cols in INDEXES:
                     self.db[table].create_index(cols, if_not_exists=True)
                 for step in range(self.schema_version + 1, SCHEMA_VERSION + 1):
+                    if step == 4:
+                        self._checkpoints_relative_to_artifacts()
                     note = f"{time.time():.0f}: {MIGRATIONS[step]}"
                     self.db["meta"].upsert({"key": f"migration_{step}", "value": note}, pk="key")
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
                 self.schema_version = SCHEMA_VERSION
+
+    def _checkpoints_relative_to_artifacts(self) -> None:
+        """Migration to v4, inside the creation's transaction: every stored checkpoint path as `rel` writes it now."""
+        for table in ("sources", "runs"):
+            rows = self.conn.execute(f"select id, checkpoint from {table} where coalesce(checkpoint, '') != ''")
+            for uid, old in rows.fetchall():
+                was = Path(old)
+                if not was.is_absolute() and _artifacts_tail(was) is None:
+                    was = self.path.parent.resolve() / was  # relative to the database's folder, as v1-v3 wrote it
+                new = self.rel(self.abs(str(was)))
+                if new != old:
+                    self.conn.execute(f"update {table} set checkpoint = ? where id = ?", (new, uid))
 
     def close(self) -> None:
         self.conn.close()
@@ -445,16 +470,23 @@ class Store:
         return (self.path.parent / f"{self.path.stem}.artifacts").resolve()
 
     def rel(self, path: str | Path) -> str:
-        """A checkpoint path as stored: relative to the database's folder, so the pair can move together."""
+        """A checkpoint path as stored: relative to the database's artifacts folder, so the pair can be moved,
+        renamed or mounted elsewhere together (a path outside that folder stays absolute)."""
         p = Path(path).resolve()
         try:
-            return str(p.relative_to(self.path.parent.resolve()))
+            return str(p.relative_to(self.artifacts))
         except ValueError:
             return str(p)
 
     def abs(self, path: str) -> Path:
+        """Where a stored checkpoint path is now. Rows written before v4 (a read-only file is never migrated) name
+        the artifacts folder they were written under (`q.artifacts/...`, relative to the database's folder, or
+        absolute): what follows that folder is read from this database's own, so a copied pair reads its copy."""
         p = Path(path)
-        return p if p.is_absolute() else self.path.parent.resolve() / p
+        inside = _artifacts_tail(p)
+        if inside is not None:
+            return self.artifacts / inside
+        return p if p.is_absolute() else self.artifacts / p
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
