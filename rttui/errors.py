@@ -42,3 +42,8 @@ class DiskFull(StoreError):
     """The disk refused a write of the database mid-work: what was committed stays, the run stops (exit 1)."""
 
     exit_code = 1
+
+
+class StoreNote(UserWarning):
+    """Something a reader should know about what it read (one line), not an error: the command goes on. The CLI
+    prints it as `rttui: note: ...`."""

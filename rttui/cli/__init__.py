@@ -7,15 +7,36 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import warnings
 
+from rttui import api
 from rttui.cli.app import app
-from rttui.errors import RttuiError
+from rttui.errors import RttuiError, StoreNote
 
 CANCELLED = "rttui: cancelled; finished work is stored, run the same command again to resume"
 
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit, no traceback."""
+    api.check_reads(True)  # a one-shot command reports damage anywhere in the file (the app turns it off)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StoreNote)  # every command says it (once: `said`), not only the first
+        shown = warnings.showwarning
+        said: set[str] = set()
+
+        def note(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+            if issubclass(category, StoreNote):
+                if str(message) not in said:
+                    said.add(str(message))
+                    print(f"rttui: note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+        warnings.showwarning = note
+        _main()
+
+
+def _main() -> None:
     try:
         app()
     except SystemExit as exc:
@@ -39,6 +60,8 @@ def main() -> None:
     except KeyboardInterrupt:
         print(CANCELLED, file=sys.stderr)
         sys.exit(130)
+    finally:
+        api.check_reads(False)
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -7,6 +7,7 @@ Importing this module imports typer and rich but never torch or Textual, so `rtt
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ import typer
 from rttui import __version__
 from rttui.cli import curves, results, runs, studies, transfer
 from rttui.cli.options import DbOpt, StudiesOpt
+from rttui.errors import StoreNote
 
 app = typer.Typer(
     name="rttui",
@@ -61,7 +63,11 @@ def _root(
 
 def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) -> None:
     # Textual is imported only here, so the headless commands never pay for it.
+    from rttui import api
     from rttui.tui import make_app
+
+    api.check_reads(False)  # the app reopens the database every second: no quick_check each time
+    warnings.simplefilter("ignore", StoreNote)  # a line on stderr would land in the middle of the screen
 
     tui_app = make_app(db=db, studies_dir=studies, read_only=read_only)
     tui_app.run()

@@ -34,6 +34,19 @@ MIGRATIONS: dict[int, str] = {
     "to the database's folder, or absolute, so a copied or renamed pair lost its checkpoints)",
 }
 
+# Tables a file of each schema version has had since that version: one missing from a file that says it is of
+# that version (or newer) was lost (damage, a `drop table` by hand), and recreating it empty would hide that.
+# layers and workers came without a version bump, so a file may lack them; they are created when missing.
+REQUIRED_SINCE: dict[str, int] = {
+    **dict.fromkeys(
+        ("meta", "studies", "sources", "runs", "study_runs", "epochs", "evaluations", "metrics", "samples"), 1
+    ),
+    **dict.fromkeys(("confusion", "checks", "requests", "locks"), 1),
+    "environments": 2,
+    "audits": 2,
+    "study_evals": 3,
+}
+
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
 TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
     "meta": ({"key": str, "value": str}, "key"),
@@ -318,6 +331,10 @@ class Store:
     """A study database. Use `Store.open(path, write=...)`; writes go through the runner's coordinator."""
 
     membership_planner: ClassVar[MembershipPlanner | None] = None
+    # Readers run SQLite's quick_check when they open the file (set by the CLI for its commands): a damaged page
+    # is then found whichever table it is in, not only when a query happens to step onto it. The TUI, which
+    # opens the file every second or so, leaves it off.
+    check_reads: ClassVar[bool] = False
 
     def __init__(self, conn: sqlite3.Connection, path: Path, write: bool) -> None:
         import sqlite_utils
@@ -330,7 +347,8 @@ class Store:
 
     # ---- opening -------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path | None = None, write: bool = False) -> Store:
+    def open(cls, path: str | Path | None = None, write: bool = False, check: bool | None = None) -> Store:
+        """Open a database; `check` (default: `check_reads` for readers) runs quick_check on a read-only open."""
         p = Path(path) if path is not None else default_db_path()
         if p.is_dir():
             raise StoreError(f"{p} is a folder, not a database; name a file such as {p / 'rttui.db'}")
@@ -349,6 +367,10 @@ class Store:
         try:
             store = cls(conn, p, write)
             store._check_or_init()
+            if not write and (cls.check_reads if check is None else check):
+                problems = store.integrity_problems()
+                if problems:
+                    raise DatabaseDamaged(damaged(p, f"quick_check: {_summary(problems)}"))
             store._ensure_membership()
         except BaseException as exc:
             conn.close()
@@ -377,6 +399,15 @@ class Store:
                 raise StoreError(
                     f"{self.path}: database schema v{version} is newer than this rttui (v{SCHEMA_VERSION}); "
                     "upgrade rttui (pip install -U rttui)"
+                )
+            lost = sorted(t for t, since in REQUIRED_SINCE.items() if since <= version and t not in tables)
+            if lost:
+                raise DatabaseDamaged(
+                    damaged(
+                        self.path,
+                        f"no such table: {', '.join(lost)}, which a schema v{version} file has; "
+                        "it was dropped or its page lost",
+                    )
                 )
         else:
             self.schema_version = SCHEMA_VERSION
@@ -442,11 +473,49 @@ class Store:
         pragma = "integrity_check" if full else "quick_check"
         try:
             rows = [str(r[0]) for r in sqlite3.Connection.execute(self.conn, f"pragma {pragma}({limit})").fetchall()]
+            if rows == ["ok"] and full:
+                rows = self._value_problems(limit) or rows
         except sqlite3.DatabaseError as exc:
             if is_damage(exc):
                 return [str(exc)]
             raise store_error(exc, self.path) or exc from exc
         return [] if rows == ["ok"] else rows
+
+    def _value_problems(self, limit: int) -> list[str]:
+        """What SQLite's checks cannot see (they check pages and indexes, never values): TEXT that is not UTF-8
+        (rttui writes only UTF-8; a flipped byte can make it undecodable) and per-sample outcomes whose
+        `clean_correct` disagrees with their label and prediction (a flipped byte in an outcome). One pass over
+        the values, about as long as integrity_check."""
+        problems: list[str] = []
+        tables = set(self.db.table_names())
+        raw = sqlite3.Connection.execute
+        factory = self.conn.text_factory
+        self.conn.text_factory = bytes
+        try:
+            for table, (cols, _) in TABLES.items():
+                text = [c for c, t in cols.items() if t is str and table in tables]
+                for col in text:
+                    sql = f'select rowid, "{col}" from "{table}" where typeof("{col}") = \'text\''
+                    for rowid, value in raw(self.conn, sql):
+                        try:
+                            value.decode("utf-8")
+                        except UnicodeDecodeError:
+                            problems.append(f"{table}.{col} of row {rowid} is not UTF-8 text")
+                            if len(problems) >= limit:
+                                return problems
+        finally:
+            self.conn.text_factory = factory
+        if "samples" in tables:
+            bad = raw(
+                self.conn,
+                "select count(*), min(rowid) from samples where clean_correct is not (label = clean_pred)",
+            ).fetchone()
+            if bad[0]:
+                problems.append(
+                    f"samples: {bad[0]} outcome(s) whose clean_correct disagrees with label and clean_pred "
+                    f"(first: row {bad[1]})"
+                )
+        return problems[:limit]
 
     def check(self, full: bool = False) -> str:
         """The file checked by SQLite: a one-line verdict, or DatabaseDamaged naming the damage and the fix."""
@@ -454,7 +523,7 @@ class Store:
         t0 = time.perf_counter()
         problems = self.integrity_problems(full)
         if problems:
-            raise DatabaseDamaged(damaged(self.path, f"{how}: {_summary(problems)}"))
+            raise DatabaseDamaged(damaged(self.path, f"{how}: {_summary(problems)}", checked=True))
         mib = self.path.stat().st_size / 2**20
         return f"{self.path}: no damage found ({how} of {mib:.1f} MiB in {time.perf_counter() - t0:.2f} s)"
 
@@ -497,9 +566,9 @@ class Store:
     def acquire_lock(self, study: str) -> None:
         """Refuse a second runner at once; a lock left by a dead process is taken over.
 
-        A runner taking the lock also has SQLite check the file (`quick_check`, before anything is written), so
-        it never adds results to a damaged database: readers of undamaged pages would not notice, and the damage
-        would grow.
+        A runner taking the lock also checks the file (`check(full=True)`: integrity_check and the values, before
+        anything is written), so it never adds results to a damaged database: the damage would grow, and a byte
+        flipped inside a row passes quick_check.
         """
         host = socket.gethostname()
         with self.conn:
@@ -515,7 +584,9 @@ class Store:
                         _busy(self.path, lstudy, pid, lhost, "wait for it to finish, or stop that process")
                     )
             if not held:
-                self.check()  # damaged: raises, and the transaction ends with nothing written
+                # damaged: raises, and the transaction ends with nothing written. The full check: a flipped byte
+                # in a row passes quick_check, and a runner must not add results beside it.
+                self.check(full=True)
             self.db["locks"].upsert(
                 {"name": "runner", "pid": os.getpid(), "host": host, "started": time.time(), "study": study},
                 pk="name",
