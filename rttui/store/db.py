@@ -23,7 +23,8 @@ from rttui.store.connection import connect, damaged, is_damage, store_error
 
 SCHEMA_VERSION = 4
 # What each schema version added; opening an older file for writing applies every later step in one
-# transaction (tables and columns only: old rows read NULL there, which readers show as "not recorded").
+# transaction (tables and columns, whose old rows read NULL, which readers show as "not recorded"; v4 also
+# rewrites the stored checkpoint paths, which a read-only open reads in either form).
 MIGRATIONS: dict[int, str] = {
     2: "environments table (provenance by env_id), env_id on sources/runs/evaluations, audits table",
     3: "study_evals table (which study planned which evaluation; rebuilt from the stored study plans on open), "
