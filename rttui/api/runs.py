@@ -165,8 +165,8 @@ def retry(db: str | Path | None, run_id: str) -> dict[str, Any] | None:
 
 
 def check_db(db: str | Path | None = None, full: bool = False) -> str:
-    """SQLite's check of the database file (quick_check; integrity_check when full): a one-line verdict, or
-    `DatabaseDamaged` naming the damage and how to recover."""
+    """The check of the database file (quick_check; when full, integrity_check and the stored values, what a runner
+    checks before writing): a one-line verdict, or `DatabaseDamaged` naming the damage and how to recover."""
     with open_store(db, check=False) as s:  # the check below is the one to report
         return s.check(full)
 
