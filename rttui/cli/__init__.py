@@ -20,20 +20,31 @@ def main() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit, no traceback."""
     api.check_reads(True)  # a one-shot command reports damage anywhere in the file (the app turns it off)
     with warnings.catch_warnings():
-        warnings.simplefilter("always", StoreNote)  # every command says it (once: `said`), not only the first
+        warnings.simplefilter("always", StoreNote)  # every command says it (once), not only the first
         shown = warnings.showwarning
-        said: set[str] = set()
+        notes: list[str] = []
 
         def note(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
             if issubclass(category, StoreNote):
-                if str(message) not in said:
-                    said.add(str(message))
-                    print(f"rttui: note: {message}", file=sys.stderr)
+                if str(message) not in notes:
+                    notes.append(str(message))
             else:
                 shown(message, category, *args, **kwargs)  # type: ignore[arg-type]
 
         warnings.showwarning = note
-        _main()
+        try:
+            _main()
+        except SystemExit as exc:
+            if exc.code in (None, 0):  # a refused command says only why: its one line
+                _say(notes)
+            raise
+        _say(notes)
+
+
+def _say(notes: list[str]) -> None:
+    """What the store noted about what a command read (a read-only archive's WAL), after its answer."""
+    for text in notes:
+        print(f"rttui: note: {text}", file=sys.stderr)
 
 
 def _main() -> None:

@@ -20,6 +20,7 @@ from rttui.store import Store
 from rttui.store import connection as conn_mod
 from tests.entry import run_cli as _cli
 from tests.mounts import read_only_view
+from tests.studies import tiny_study
 
 COMMANDS = [
     ["status"],
@@ -153,6 +154,11 @@ def test_an_archive_with_a_wal_but_no_shm_on_a_read_only_mount_reads_with_a_note
         db = ro / "k.db"
         _reads_with_one_note(db, expected, monkeypatch, capsys)
         assert sorted(p.name for p in ro.iterdir()) == ["k.db", "k.db-wal"]  # nothing created
+        for args in (["run", str(tmp_path / "tiny.toml"), "-q"], ["cancel"]):  # a refusal is its one line only
+            (tmp_path / "tiny.toml").write_text(tiny_study())
+            code, _, err = _cli([*args, "--db", str(db)], monkeypatch, capsys)
+            lines = err.strip().splitlines()
+            assert code == 2 and len(lines) == 1 and "read-only file system" in lines[0], err
         with pytest.warns(StoreNote), Store.open(db) as r:
             assert r.rows("select study from locks") == []  # the WAL's row is the one not read: as the note says
 
