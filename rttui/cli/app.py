@@ -7,7 +7,6 @@ Importing this module imports typer and rich but never torch or Textual, so `rtt
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +15,6 @@ import typer
 from rttui import __version__
 from rttui.cli import curves, results, runs, studies, transfer
 from rttui.cli.options import DbOpt, StudiesOpt
-from rttui.errors import StoreNote
 
 app = typer.Typer(
     name="rttui",
@@ -63,7 +61,10 @@ def _root(
 
 def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) -> None:
     # Textual is imported only here, so the headless commands never pay for it.
+    import warnings
+
     from rttui import api
+    from rttui.errors import StoreNote
     from rttui.tui import make_app
 
     api.check_reads(False)  # the app reopens the database every second: no quick_check each time
