@@ -33,7 +33,17 @@ class DatabaseDamaged(StoreError):
     """SQLite found the database file corrupt: restore a backup, or `.recover` what is readable."""
 
 
+class EmptyDatabase(StoreError):
+    """The file holds no tables at all (a creation a full disk cut short, or `touch`): nothing to read yet, and a
+    runner creates the schema in it."""
+
+
 class DiskFull(StoreError):
     """The disk refused a write of the database mid-work: what was committed stays, the run stops (exit 1)."""
 
     exit_code = 1
+
+
+class StoreNote(UserWarning):
+    """Something a reader should know about what it read (one line), not an error: the command goes on. The CLI
+    prints it as `rttui: note: ...`."""

@@ -218,6 +218,14 @@ CASES = [
         _run(models={"test_resnet": {"checkpoint": "/nonexistent/w.safetensors"}}),
         "/nonexistent/w.safetensors",
     ),
+    # -- issue #28: messages that misled --------------------------------------------------------------------------
+    Case("--db a folder (read)", lambda tmp, db: ["status", "--db", str(tmp)], "is a folder, not a database; name a"),
+    Case("--db a folder (run)", lambda tmp, db: [*_run()(tmp, db)[:2], "--db", str(tmp), "-q"], "/rttui.db"),
+    Case(
+        "checkpoint a folder",
+        lambda tmp, db: _run(models={"test_resnet": {"checkpoint": str(tmp)}})(tmp, db),
+        "is a folder; give the path of a .safetensors or .pth file in it",
+    ),
 ]
 
 

@@ -86,10 +86,11 @@ def test_load_run_model_returns_eval_model_on_unit_images(tiny_run_db: Path) -> 
     assert not m.training
     out = m(torch.rand(2, 3, 16, 16))
     assert out.shape == (2, 5)
-    # Checkpoints are safetensors next to the database, with their SHA-256 recorded.
+    # Checkpoints are safetensors next to the database (in <stem>.artifacts/, the stored path relative to it), with
+    # their SHA-256 recorded.
     row = sqlite3.connect(tiny_run_db).execute("select checkpoint, sha256 from runs where id = ?", (rid,)).fetchone()
     assert row[0].endswith(".safetensors") and len(row[1]) == 64
-    assert (tiny_run_db.parent / row[0]).is_file()
+    assert (tiny_run_db.parent / "tiny.artifacts" / row[0]).is_file()
 
 
 def test_tampered_checkpoint_is_refused(tmp_path: Path, tiny_run_db: Path) -> None:
@@ -103,10 +104,7 @@ def test_tampered_checkpoint_is_refused(tmp_path: Path, tiny_run_db: Path) -> No
     shutil.copy(tiny_run_db, db)
     shutil.copytree(tiny_run_db.parent / "tiny.artifacts", tmp_path / "copy.artifacts")
     rid, ck = sqlite3.connect(db).execute("select id, checkpoint from runs").fetchone()
-    c = sqlite3.connect(db)
-    c.execute("update runs set checkpoint = replace(checkpoint, 'tiny.artifacts', 'copy.artifacts')")
-    c.commit()
-    path = tmp_path / ck.replace("tiny.artifacts", "copy.artifacts")
+    path = tmp_path / "copy.artifacts" / ck  # stored relative to the artifacts folder: the copy reads its own
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))

@@ -52,7 +52,7 @@ from rttui.api.runs import (
     watch_launch,
 )
 from rttui.api.smoke import run_smoke
-from rttui.api.stores import db_path, open_store, smoke_db_path
+from rttui.api.stores import check_reads, db_path, open_store, smoke_db_path
 from rttui.api.studies import (
     PlanRow,
     StudyRow,
@@ -92,6 +92,7 @@ __all__ = [
     "catalog",
     "check_data",
     "check_db",
+    "check_reads",
     "checks",
     "compare",
     "confusions",

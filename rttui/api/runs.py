@@ -15,7 +15,7 @@ from typing import Any
 from rttui.analysis.environment import env_fields, env_line
 from rttui.api.stores import db_path, open_store, require_study
 from rttui.api.studies import check_data, validate_study
-from rttui.errors import StoreError
+from rttui.errors import EmptyDatabase, StoreError
 from rttui.store import Store
 from rttui.study import Plan, Study, check_models, make_plan, parse_study
 from rttui.study.files import study_toml
@@ -105,7 +105,11 @@ def ensure_no_runner(db: str | Path | None = None) -> None:
     p = db_path(db)
     if not p.exists():
         return
-    with Store.open(p) as s:
+    try:
+        s = Store.open(p)
+    except EmptyDatabase:
+        return  # a file with no tables (a creation a full disk cut short): no runner, and the run creates it
+    with s:
         s.refuse_if_running(WAIT_OR_CANCEL)
 
 
@@ -161,9 +165,9 @@ def retry(db: str | Path | None, run_id: str) -> dict[str, Any] | None:
 
 
 def check_db(db: str | Path | None = None, full: bool = False) -> str:
-    """SQLite's check of the database file (quick_check; integrity_check when full): a one-line verdict, or
-    `DatabaseDamaged` naming the damage and how to recover."""
-    with open_store(db) as s:
+    """The check of the database file (quick_check; when full, integrity_check and the stored values, what a runner
+    checks before writing): a one-line verdict, or `DatabaseDamaged` naming the damage and how to recover."""
+    with open_store(db, check=False) as s:  # the check below is the one to report
         return s.check(full)
 
 

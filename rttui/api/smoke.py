@@ -19,7 +19,7 @@ from typing import Any
 
 from rttui.api.runs import ensure_no_runner, run_study
 from rttui.api.stores import db_path, smoke_db_path
-from rttui.errors import RttuiError, StoreError
+from rttui.errors import EmptyDatabase, RttuiError, StoreError
 from rttui.store import Store
 from rttui.study import Study, make_plan
 from rttui.study.smoke import SmokeScale, block_study, smoke_study, with_blocks
@@ -45,6 +45,8 @@ def _clear(path: Path) -> None:
     if path.exists():
         try:
             Store.open(path).close()
+        except EmptyDatabase:
+            pass  # no tables (a creation a full disk cut short): nothing of anyone's to keep
         except StoreError:
             raise StoreError(
                 f"{path}: exists and is not an rttui smoke database; move it away or pass another --db"

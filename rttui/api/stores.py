@@ -42,7 +42,14 @@ def smoke_db_path(db: str | Path | None) -> Path:
     return p.with_name(f"{p.stem}.smoke{p.suffix or '.db'}")
 
 
-def open_store(db: str | Path | None = None, write: bool = False) -> Store:
+def check_reads(on: bool) -> None:
+    """Whether every read-only open runs SQLite's quick_check first (a few ms for a study's database, under a
+    second for 100 MiB): on for the CLI's one-shot commands, so damage anywhere in the file is reported instead of
+    read around; off for a face that reopens the file every second."""
+    Store.check_reads = on
+
+
+def open_store(db: str | Path | None = None, write: bool = False, check: bool | None = None) -> Store:
     """The database for a face; a missing one with smoke results next to it says that they are not results."""
     p, smoke = db_path(db), smoke_db_path(db)
     if not write and not p.exists() and smoke.exists():
@@ -50,7 +57,7 @@ def open_store(db: str | Path | None = None, write: bool = False) -> Store:
             f"{p}: no such database ({smoke.name} next to it holds smoke results only, which are never read as "
             f"results); run the study without --smoke to fill {p}, or pass --db {smoke} to look at the smoke run"
         )
-    return Store.open(p, write=write)
+    return Store.open(p, write=write, check=check)
 
 
 ALL_STUDIES = "all"

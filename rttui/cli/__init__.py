@@ -7,15 +7,47 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import warnings
 
+from rttui import api
 from rttui.cli.app import app
-from rttui.errors import RttuiError
+from rttui.errors import RttuiError, StoreNote
 
 CANCELLED = "rttui: cancelled; finished work is stored, run the same command again to resume"
 
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit, no traceback."""
+    api.check_reads(True)  # a one-shot command reports damage anywhere in the file (the app turns it off)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StoreNote)  # every command says it (once), not only the first
+        shown = warnings.showwarning
+        notes: list[str] = []
+
+        def note(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+            if issubclass(category, StoreNote):
+                if str(message) not in notes:
+                    notes.append(str(message))
+            else:
+                shown(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+        warnings.showwarning = note
+        try:
+            _main()
+        except SystemExit as exc:
+            if exc.code in (None, 0):  # a refused command says only why: its one line
+                _say(notes)
+            raise
+        _say(notes)
+
+
+def _say(notes: list[str]) -> None:
+    """What the store noted about what a command read (a read-only archive's WAL), after its answer."""
+    for text in notes:
+        print(f"rttui: note: {text}", file=sys.stderr)
+
+
+def _main() -> None:
     try:
         app()
     except SystemExit as exc:
@@ -39,6 +71,8 @@ def main() -> None:
     except KeyboardInterrupt:
         print(CANCELLED, file=sys.stderr)
         sys.exit(130)
+    finally:
+        api.check_reads(False)
 
 
 def _interrupted(exc: BaseException) -> bool:

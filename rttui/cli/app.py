@@ -61,7 +61,14 @@ def _root(
 
 def _open_tui(db: Path | None, studies: Path | None, read_only: bool = False) -> None:
     # Textual is imported only here, so the headless commands never pay for it.
+    import warnings
+
+    from rttui import api
+    from rttui.errors import StoreNote
     from rttui.tui import make_app
+
+    api.check_reads(False)  # the app reopens the database every second: no quick_check each time
+    warnings.simplefilter("ignore", StoreNote)  # a line on stderr would land in the middle of the screen
 
     tui_app = make_app(db=db, studies_dir=studies, read_only=read_only)
     tui_app.run()

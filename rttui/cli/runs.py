@@ -143,9 +143,11 @@ def retry(run_id: Annotated[str, typer.Argument(help="id of a failed run")], db:
 @app.command("check-db")
 def check_db(
     db: DbOpt = None,
-    full: Annotated[bool, typer.Option("--full", help="integrity_check: also every index (slower)")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="integrity_check and the stored values, as a runner checks (slower)")
+    ] = False,
 ) -> None:
-    """Have SQLite check the database file for damage (quick_check; integrity_check with --full)."""
+    """Check the database file for damage (quick_check; with --full, integrity_check and the stored values)."""
     out.print(api.check_db(db, full), highlight=False)
 
 

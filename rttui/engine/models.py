@@ -172,6 +172,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """
     from timm.models import load_state_dict
 
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; give the path of a .safetensors or .pth file in it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .safetensors or .pth file")
     try:
@@ -281,6 +283,8 @@ def load_checkpoint(model: nn.Module, path: Path, sha256: str | None = None, str
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not rttui's weights file; move it away and re-run")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} is missing; re-run the study to retrain it")
     if sha256 is not None and sha256_file(path) != sha256:

@@ -7,8 +7,10 @@ a bug in a query (no such column, a syntax error) are left as they are: they kee
 catches some of them on purpose) and gain a `db_path` attribute so the entry point can still name the file.
 
 Readers open the file read-only and never create one. A database on read-only media (an archive on a read-only
-mount) is opened `immutable` when nothing else could be writing it: the folder is not writable and no WAL file
-exists, the one case where SQLite cannot make the shared-memory file that a WAL reader otherwise needs.
+mount) is opened `immutable` when SQLite cannot make the shared-memory file (`-shm`) a WAL reader needs: the
+folder is not writable, so nothing can be writing the file. If a `-wal` with content was archived without its
+`-shm` (a copy of a killed runner's files), immutable reads the main file only: the open warns (`StoreNote`, one
+line) that the WAL's rows may be missing and how to read them (copy the files somewhere writable).
 
 Never retries, never deletes or repairs a file: it only opens and explains.
 """
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rttui.errors import DatabaseDamaged, DiskFull, StoreError
+from rttui.errors import DatabaseDamaged, DiskFull, StoreError, StoreNote
 
 TIMEOUT_S = 30
 
@@ -35,6 +38,8 @@ _CODES_BY_TEXT = {
     "attempt to write a readonly database": sqlite3.SQLITE_READONLY,
     "unable to open database file": sqlite3.SQLITE_CANTOPEN,
     "database is locked": sqlite3.SQLITE_BUSY,
+    # Python's own error for TEXT that is not UTF-8 (rttui writes only UTF-8): damage, or an edit by hand.
+    "could not decode to utf-8": sqlite3.SQLITE_CORRUPT,
 }
 
 
@@ -46,10 +51,12 @@ def _primary_code(exc: sqlite3.Error) -> int | None:
     return next((c for t, c in _CODES_BY_TEXT.items() if text.startswith(t)), None)
 
 
-def damaged(path: Path, detail: str) -> str:
-    """The message for a damaged file: what SQLite found, and the two ways out."""
+def damaged(path: Path, detail: str, checked: bool = False) -> str:
+    """The message for a damaged file: what SQLite found, how to see all of it (unless `checked`: the message of
+    `rttui check-db` itself), and the two ways out."""
+    check = "" if checked else f"`rttui check-db --db {path} --full` lists the damage; "
     return (
-        f"{path}: database is damaged ({detail}); restore it from a backup, or save what is readable with "
+        f"{path}: database is damaged ({detail}); {check}restore it from a backup, or save what is readable with "
         f"`sqlite3 {path} .recover > fixed.sql` and load that into a new file (`sqlite3 new.db < fixed.sql`)"
     )
 
@@ -167,17 +174,22 @@ def connect(path: Path, write: bool) -> StoreConnection:
     try:
         # The first read is where SQLite opens (or fails to create) the WAL's shared-memory file; the base
         # class's execute keeps the raw error, so the fallback below can tell what it is.
-        sqlite3.Connection.execute(conn, "select count(*) from sqlite_master").fetchall()
+        _first_read(conn)
     except sqlite3.OperationalError as exc:
-        if _primary_code(exc) != sqlite3.SQLITE_CANTOPEN or not _immutable_is_safe(path):
-            conn.close()
-            _raise(exc, path)
         conn.close()
+        if _primary_code(exc) != sqlite3.SQLITE_CANTOPEN or not _immutable_is_safe(path):
+            _raise(exc, path)
+        if _wal_has_content(path):
+            warnings.warn(StoreNote(_unmerged_wal_note(path)), stacklevel=2)
         conn = _connect_uri(f"{uri}?mode=ro&immutable=1", path)
     except sqlite3.Error as exc:
         conn.close()
         _raise(exc, path)
     return conn
+
+
+def _first_read(conn: sqlite3.Connection) -> None:
+    sqlite3.Connection.execute(conn, "select count(*) from sqlite_master").fetchall()
 
 
 def _connect_uri(uri: str, path: Path) -> StoreConnection:
@@ -186,14 +198,21 @@ def _connect_uri(uri: str, path: Path) -> StoreConnection:
     return conn
 
 
-def _immutable_is_safe(path: Path) -> bool:
-    """True when no process can be writing the file: its folder is read-only (for us) and it has no WAL.
-
-    A killed writer leaves a `<db>-wal` with committed rows an immutable reader would not see (SQLite reads such
-    a pair read-only by itself when it can), so with a non-empty WAL file the plain error stands. An empty one is
-    what any reader leaves behind in a writable folder, and carries nothing.
-    """
+def _wal_has_content(path: Path) -> bool:
     wal = Path(f"{path}-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        return False
+    return wal.exists() and wal.stat().st_size > 0
+
+
+def _unmerged_wal_note(path: Path) -> str:
+    return (
+        f"{path}: read without its {path.name}-wal (the folder is read-only and SQLite needs to create "
+        f"{path.name}-shm to read it): rows written last by the runner that left that file may be missing; to see "
+        "them, copy the database and its -wal to a writable folder and read that copy"
+    )
+
+
+def _immutable_is_safe(path: Path) -> bool:
+    """True when no process can be writing the file: its folder is read-only for us, so no writer could have made
+    the `-shm` that SQLite failed to create (a live WAL writer always has one). A `-wal` with content then holds
+    rows an immutable reader skips; the caller warns about them."""
     return not os.access(path.resolve().parent, os.W_OK)

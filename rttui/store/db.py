@@ -18,18 +18,34 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rttui.engine.attacks.names import variant_label
-from rttui.errors import DatabaseDamaged, StoreError
+from rttui.errors import DatabaseDamaged, EmptyDatabase, StoreError
 from rttui.store.connection import connect, damaged, is_damage, store_error
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # What each schema version added; opening an older file for writing applies every later step in one
-# transaction (tables and columns only: old rows read NULL there, which readers show as "not recorded").
+# transaction (tables and columns, whose old rows read NULL, which readers show as "not recorded"; v4 also
+# rewrites the stored checkpoint paths, which a read-only open reads in either form).
 MIGRATIONS: dict[int, str] = {
     2: "environments table (provenance by env_id), env_id on sources/runs/evaluations, audits table",
     3: "study_evals table (which study planned which evaluation; rebuilt from the stored study plans on open), "
     "evaluations.error (a failed evaluation is that evaluation's state); per-epoch validation on epochs "
     "(val_clean_acc, val_adv_acc, val_n, val_seconds, probe), runs.selected_epoch; audits: reattacked, "
     "tolerance, escalated, est_adv_correct/est_lo/est_hi, escalation_seconds",
+    4: "checkpoint paths of sources and runs relative to the database's <stem>.artifacts/ folder (they were relative "
+    "to the database's folder, or absolute, so a copied or renamed pair lost its checkpoints)",
+}
+
+# Tables a file of each schema version has had since that version: one missing from a file that says it is of
+# that version (or newer) was lost (damage, a `drop table` by hand), and recreating it empty would hide that.
+# layers and workers came without a version bump, so a file may lack them; they are created when missing.
+REQUIRED_SINCE: dict[str, int] = {
+    **dict.fromkeys(
+        ("meta", "studies", "sources", "runs", "study_runs", "epochs", "evaluations", "metrics", "samples"), 1
+    ),
+    **dict.fromkeys(("confusion", "checks", "requests", "locks"), 1),
+    "environments": 2,
+    "audits": 2,
+    "study_evals": 3,
 }
 
 # Table -> (columns, primary key). Kept declarative so the schema is reviewable in one place.
@@ -275,6 +291,15 @@ INDEXES = [
 ]
 
 
+def _artifacts_tail(p: Path) -> Path | None:
+    """The part of an old-style checkpoint path after its `<stem>.artifacts` folder; None for any other path."""
+    parts = p.parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i].endswith(".artifacts"):
+            return Path(*parts[i + 1 :])
+    return None
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("RTTUI_DB") or "rttui.db")
 
@@ -307,6 +332,10 @@ class Store:
     """A study database. Use `Store.open(path, write=...)`; writes go through the runner's coordinator."""
 
     membership_planner: ClassVar[MembershipPlanner | None] = None
+    # Readers run SQLite's quick_check when they open the file (set by the CLI for its commands): a damaged page
+    # is then found whichever table it is in, not only when a query happens to step onto it. The TUI, which
+    # opens the file every second or so, leaves it off.
+    check_reads: ClassVar[bool] = False
 
     def __init__(self, conn: sqlite3.Connection, path: Path, write: bool) -> None:
         import sqlite_utils
@@ -319,8 +348,11 @@ class Store:
 
     # ---- opening -------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path | None = None, write: bool = False) -> Store:
+    def open(cls, path: str | Path | None = None, write: bool = False, check: bool | None = None) -> Store:
+        """Open a database; `check` (default: `check_reads` for readers) runs quick_check on a read-only open."""
         p = Path(path) if path is not None else default_db_path()
+        if p.is_dir():
+            raise StoreError(f"{p} is a folder, not a database; name a file such as {p / 'rttui.db'}")
         if not write and not p.exists():
             raise StoreError(f"{p}: no such database; run a study first (rttui run STUDY --db {p}) or pass --db")
         if write and p.exists() and not os.access(p, os.W_OK):
@@ -336,6 +368,10 @@ class Store:
         try:
             store = cls(conn, p, write)
             store._check_or_init()
+            if not write and (cls.check_reads if check is None else check):
+                problems = store.integrity_problems()
+                if problems:
+                    raise DatabaseDamaged(damaged(p, f"quick_check: {_summary(problems)}"))
             store._ensure_membership()
         except BaseException as exc:
             conn.close()
@@ -365,12 +401,21 @@ class Store:
                     f"{self.path}: database schema v{version} is newer than this rttui (v{SCHEMA_VERSION}); "
                     "upgrade rttui (pip install -U rttui)"
                 )
+            lost = sorted(t for t, since in REQUIRED_SINCE.items() if since <= version and t not in tables)
+            if lost:
+                raise DatabaseDamaged(
+                    damaged(
+                        self.path,
+                        f"no such table: {', '.join(lost)}, which a schema v{version} file has; "
+                        "it was dropped or its page lost",
+                    )
+                )
         else:
             self.schema_version = SCHEMA_VERSION
         if tables and "meta" not in tables:
             raise StoreError(f"{self.path}: SQLite file holds other tables, not an rttui database; pass another --db")
         if not tables and not self.write:
-            raise StoreError(f"{self.path}: empty database; run a study into it first")
+            raise EmptyDatabase(f"{self.path}: empty database; run a study into it first")
         if self.write:
             self.conn.execute("pragma synchronous = normal")
             # Migration: columns added since the file was written (old rows read NULL there).
@@ -382,7 +427,7 @@ class Store:
                 for col, typ in cols.items()
                 if col not in have
             ]
-            if set(TABLES) <= tables and not missing:
+            if set(TABLES) <= tables and not missing and self.schema_version == SCHEMA_VERSION:
                 return  # nothing to create: the runner lock is the first write (a second runner is refused at once)
             self.db.enable_wal()
             # One transaction for every table, index and the version row: a creation that fails (a full disk)
@@ -397,10 +442,24 @@ class Store:
                 for table, cols in INDEXES:
                     self.db[table].create_index(cols, if_not_exists=True)
                 for step in range(self.schema_version + 1, SCHEMA_VERSION + 1):
+                    if step == 4:
+                        self._checkpoints_relative_to_artifacts()
                     note = f"{time.time():.0f}: {MIGRATIONS[step]}"
                     self.db["meta"].upsert({"key": f"migration_{step}", "value": note}, pk="key")
                 self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
                 self.schema_version = SCHEMA_VERSION
+
+    def _checkpoints_relative_to_artifacts(self) -> None:
+        """Migration to v4, inside the creation's transaction: every stored checkpoint path as `rel` writes it now."""
+        for table in ("sources", "runs"):
+            rows = self.conn.execute(f"select id, checkpoint from {table} where coalesce(checkpoint, '') != ''")
+            for uid, old in rows.fetchall():
+                was = Path(old)
+                if not was.is_absolute() and _artifacts_tail(was) is None:
+                    was = self.path.parent.resolve() / was  # relative to the database's folder, as v1-v3 wrote it
+                new = self.rel(self.abs(str(was)))
+                if new != old:
+                    self.conn.execute(f"update {table} set checkpoint = ? where id = ?", (new, uid))
 
     def close(self) -> None:
         self.conn.close()
@@ -415,11 +474,49 @@ class Store:
         pragma = "integrity_check" if full else "quick_check"
         try:
             rows = [str(r[0]) for r in sqlite3.Connection.execute(self.conn, f"pragma {pragma}({limit})").fetchall()]
+            if rows == ["ok"] and full:
+                rows = self._value_problems(limit) or rows
         except sqlite3.DatabaseError as exc:
             if is_damage(exc):
                 return [str(exc)]
             raise store_error(exc, self.path) or exc from exc
         return [] if rows == ["ok"] else rows
+
+    def _value_problems(self, limit: int) -> list[str]:
+        """What SQLite's checks cannot see (they check pages and indexes, never values): TEXT that is not UTF-8
+        (rttui writes only UTF-8; a flipped byte can make it undecodable) and per-sample outcomes whose
+        `clean_correct` disagrees with their label and prediction (a flipped byte in an outcome). One pass over
+        the values, about as long as integrity_check."""
+        problems: list[str] = []
+        tables = set(self.db.table_names())
+        raw = sqlite3.Connection.execute
+        factory = self.conn.text_factory
+        self.conn.text_factory = bytes
+        try:
+            for table, (cols, _) in TABLES.items():
+                text = [c for c, t in cols.items() if t is str and table in tables]
+                for col in text:
+                    sql = f'select rowid, "{col}" from "{table}" where typeof("{col}") = \'text\''
+                    for rowid, value in raw(self.conn, sql):
+                        try:
+                            value.decode("utf-8")
+                        except UnicodeDecodeError:
+                            problems.append(f"{table}.{col} of row {rowid} is not UTF-8 text")
+                            if len(problems) >= limit:
+                                return problems
+        finally:
+            self.conn.text_factory = factory
+        if "samples" in tables:
+            bad = raw(
+                self.conn,
+                "select count(*), min(rowid) from samples where clean_correct is not (label = clean_pred)",
+            ).fetchone()
+            if bad[0]:
+                problems.append(
+                    f"samples: {bad[0]} outcome(s) whose clean_correct disagrees with label and clean_pred "
+                    f"(first: row {bad[1]})"
+                )
+        return problems[:limit]
 
     def check(self, full: bool = False) -> str:
         """The file checked by SQLite: a one-line verdict, or DatabaseDamaged naming the damage and the fix."""
@@ -427,7 +524,7 @@ class Store:
         t0 = time.perf_counter()
         problems = self.integrity_problems(full)
         if problems:
-            raise DatabaseDamaged(damaged(self.path, f"{how}: {_summary(problems)}"))
+            raise DatabaseDamaged(damaged(self.path, f"{how}: {_summary(problems)}", checked=True))
         mib = self.path.stat().st_size / 2**20
         return f"{self.path}: no damage found ({how} of {mib:.1f} MiB in {time.perf_counter() - t0:.2f} s)"
 
@@ -443,16 +540,23 @@ class Store:
         return (self.path.parent / f"{self.path.stem}.artifacts").resolve()
 
     def rel(self, path: str | Path) -> str:
-        """A checkpoint path as stored: relative to the database's folder, so the pair can move together."""
+        """A checkpoint path as stored: relative to the database's artifacts folder, so the pair can be moved,
+        renamed or mounted elsewhere together (a path outside that folder stays absolute)."""
         p = Path(path).resolve()
         try:
-            return str(p.relative_to(self.path.parent.resolve()))
+            return str(p.relative_to(self.artifacts))
         except ValueError:
             return str(p)
 
     def abs(self, path: str) -> Path:
+        """Where a stored checkpoint path is now. Rows written before v4 (a read-only file is never migrated) name
+        the artifacts folder they were written under (`q.artifacts/...`, relative to the database's folder, or
+        absolute): what follows that folder is read from this database's own, so a copied pair reads its copy."""
         p = Path(path)
-        return p if p.is_absolute() else self.path.parent.resolve() / p
+        inside = _artifacts_tail(p)
+        if inside is not None:
+            return self.artifacts / inside
+        return p if p.is_absolute() else self.artifacts / p
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -463,9 +567,9 @@ class Store:
     def acquire_lock(self, study: str) -> None:
         """Refuse a second runner at once; a lock left by a dead process is taken over.
 
-        A runner taking the lock also has SQLite check the file (`quick_check`, before anything is written), so
-        it never adds results to a damaged database: readers of undamaged pages would not notice, and the damage
-        would grow.
+        A runner taking the lock also checks the file (`check(full=True)`: integrity_check and the values, before
+        anything is written), so it never adds results to a damaged database: the damage would grow, and a byte
+        flipped inside a row passes quick_check.
         """
         host = socket.gethostname()
         with self.conn:
@@ -481,7 +585,9 @@ class Store:
                         _busy(self.path, lstudy, pid, lhost, "wait for it to finish, or stop that process")
                     )
             if not held:
-                self.check()  # damaged: raises, and the transaction ends with nothing written
+                # damaged: raises, and the transaction ends with nothing written. The full check: a flipped byte
+                # in a row passes quick_check, and a runner must not add results beside it.
+                self.check(full=True)
             self.db["locks"].upsert(
                 {"name": "runner", "pid": os.getpid(), "host": host, "started": time.time(), "study": study},
                 pk="name",

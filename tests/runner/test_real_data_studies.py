@@ -112,7 +112,7 @@ def test_one_epoch_study_on_each_real_format_and_checkpoint_hash_stored(
     (path,) = con.execute("select checkpoint from sources").fetchone()
     from safetensors.torch import load_file
 
-    src = load_file(str(db.parent / path))
+    src = load_file(str(db.parent / f"{db.stem}.artifacts" / path))  # stored relative to <db stem>.artifacts
     assert torch.equal(src["model.conv1.0.weight"], donor.state_dict()["conv1.0.weight"])
 
 

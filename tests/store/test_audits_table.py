@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from rttui.store import Store
+from rttui.store import SCHEMA_VERSION, Store
 
 V3 = ("reattacked", "tolerance", "escalated", "est_adv_correct", "est_lo", "est_hi", "escalation_seconds")
 
@@ -53,9 +53,9 @@ def test_audits_v3_columns_round_trip_and_migrate(tmp_path: Path) -> None:
     with Store.open(db, write=True) as s:
         with s.conn:  # an engine audit dict without the v3 keys (an older runner's) stores NULL there
             s._insert_audit("e2", "r0", _audit())
-        assert s.schema_version == 3 and set(V3) <= set(s.db["audits"].columns_dict)
+        assert s.schema_version == SCHEMA_VERSION and set(V3) <= set(s.db["audits"].columns_dict)
         assert all(v is None for k, v in s.audits(["e2"])[("e2", 0.03)].items() if k in V3)
-        assert s.schema_version == 3 and set(V3) <= set(s.db["audits"].columns_dict)
+        assert s.schema_version == SCHEMA_VERSION and set(V3) <= set(s.db["audits"].columns_dict)
         (old,) = s.audits(["e0"]).values()
     assert all(old[k] is None for k in V3) and old["survivors"] == 230
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from rttui import api
 from rttui.errors import StoreError
 from rttui.store import SCHEMA_VERSION, Store
 from rttui.store.db import INDEXES, TABLES
+from tests.entry import run_cli
 from tests.mounts import fill, small_disk
 
 # Each write the creation makes, named after the schema it comes from (so a new table is a new case).
@@ -27,7 +29,7 @@ STEPS = [
 ]
 
 
-def _assert_complete(p: Path) -> None:
+def _assert_complete(p: Path, studies: int = 0) -> None:
     """The file now holds every table and the version row, and works for a runner."""
     with Store.open(p, write=True) as s:
         assert set(TABLES) <= set(s.db.table_names())
@@ -37,7 +39,7 @@ def _assert_complete(p: Path) -> None:
         s.acquire_lock("after-a-full-disk")
         s.release_lock()
     with Store.open(p) as r:  # and a reader sees an rttui database
-        assert r.studies() == []
+        assert len(r.studies()) == studies
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -65,6 +67,7 @@ def test_disk_full_at_any_step_of_creation_leaves_a_file_the_next_open_completes
         assert sqlite3.connect(p).execute("select count(*) from sqlite_master").fetchone() == (0,)
         with pytest.raises(StoreError, match="empty database; run a study into it first"):
             Store.open(p)
+        api.ensure_no_runner(p)  # what `rttui run` checks first: an empty file has no runner (issue #28)
     monkeypatch.setattr(sqlite_utils.Database, "execute", execute)
     _assert_complete(p)
 
@@ -88,3 +91,60 @@ def test_creation_on_a_real_full_disk_leaves_a_file_the_next_open_completes(tmp_
             assert c.execute("select count(*) from sqlite_master").fetchone() == (0,)
             c.close()
         _assert_complete(p)
+
+
+def _assert_run_completes(
+    db: Path, study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`rttui run` into what a failed creation left (0 bytes, or a WAL header and no table) creates the schema and
+    runs the study: the file is not "an empty database" to a runner (issue #28)."""
+    code, _, err = run_cli(["run", str(study), "--db", str(db), "-q"], monkeypatch, capsys)
+    assert code == 0, err
+    _assert_complete(db, studies=1)
+    code, out, err = run_cli(["status", "--db", str(db)], monkeypatch, capsys)
+    assert code == 0 and "tiny" in out, err
+
+
+@pytest.mark.parametrize("step", [STEPS[0], STEPS[-1]])
+def test_rttui_run_into_what_a_failed_creation_left_creates_it(
+    tmp_path: Path,
+    step: str,
+    tiny_study_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Failed at its first step (the WAL switch: a 0-byte file) or its last (a WAL header, no table)."""
+    p = tmp_path / "new.db"
+    execute = sqlite_utils.Database.execute
+
+    def full_at_step(self: sqlite_utils.Database, sql: str, parameters: object = None) -> sqlite3.Cursor:
+        if step in sql:
+            raise sqlite3.OperationalError("database or disk is full")
+        return execute(self, sql, parameters)
+
+    with monkeypatch.context() as m:
+        m.setattr(sqlite_utils.Database, "execute", full_at_step)
+        code, _, err = run_cli(["run", str(tiny_study_file), "--db", str(p), "-q"], monkeypatch, capsys)
+    assert code == 1 and "disk full" in err and len(err.strip().splitlines()) == 1, err
+    assert sqlite3.connect(p).execute("select count(*) from sqlite_master").fetchone() == (0,)
+    _assert_run_completes(p, tiny_study_file, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("free_kib", [0, 128])
+def test_rttui_run_on_a_real_full_disk_then_again_with_space_runs_the_study(
+    tmp_path: Path,
+    free_kib: int,
+    tiny_study_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Issue #28's case on a real tmpfs: the first run stops on the full disk in one line, the second (space given
+    back) runs the study."""
+    with small_disk(tmp_path / "disk", 16 * 1024) as disk:
+        filler = fill(disk, leave_bytes=free_kib * 1024)
+        db = disk / "d.db"
+        code, _, err = run_cli(["run", str(tiny_study_file), "--db", str(db), "-q"], monkeypatch, capsys)
+        lines = err.strip().splitlines()
+        assert code in (1, 2) and len(lines) == 1 and ("disk full" in err or "disk failed" in err), err
+        filler.unlink()
+        _assert_run_completes(db, tiny_study_file, monkeypatch, capsys)

@@ -90,11 +90,17 @@ def test_second_runner_is_refused_and_stale_lock_taken_over(tmp_path: Path) -> N
     s.close()
 
 
-def test_checkpoint_paths_are_relative_to_the_database(tmp_path: Path) -> None:
+def test_checkpoint_paths_are_relative_to_the_artifacts_folder(tmp_path: Path) -> None:
     with Store.open(tmp_path / "x.db", write=True) as s:
         ck = s.artifacts / "runs" / "r1" / "model.safetensors"
-        assert s.rel(ck) == "x.artifacts/runs/r1/model.safetensors"
+        assert s.rel(ck) == "runs/r1/model.safetensors"
         assert s.abs(s.rel(ck)) == ck
+        # Rows written before v4 (relative to the database's folder, or absolute) read from this database's own
+        # artifacts folder, wherever and under whatever stem they were written.
+        assert s.abs("old.artifacts/runs/r1/model.safetensors") == ck
+        assert s.abs("/elsewhere/q.artifacts/runs/r1/model.safetensors") == ck
+        outside = tmp_path / "mine.safetensors"
+        assert s.rel(outside) == str(outside) and s.abs(s.rel(outside)) == outside
 
 
 def test_database_without_the_metrics_path_column_still_opens(tmp_path: Path) -> None:
