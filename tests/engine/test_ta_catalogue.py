@@ -53,7 +53,7 @@ def test_torchattacks_catalog_table_matches_the_installed_package() -> None:
     """Each class torchattacks exports is in the table (offered or refused with a reason), with exactly its
     constructor's arguments and defaults; a new release that changes one fails here with what to write."""
     found = introspect()
-    assert set(found) == set(ta_catalogue.CLASSES), "update rttui/engine/ta_catalogue.py CLASSES"
+    assert set(found) == set(ta_catalogue.CLASSES), "update rttui/engine/attacks/ta_catalogue.py CLASSES"
     for name, params in found.items():
         table = dict(ta_catalogue.CLASSES[name].params)
         if name == "LGV":  # a class as a default, and **kwargs: written as text / None in the table
