@@ -208,11 +208,10 @@ def test_smoke_next_to_a_database_on_a_read_only_mount_is_one_line(
     variant raises the same OSError where the mount did."""
     import errno
     import os
+    import shutil
 
     from tests.entry import run_cli
     from tests.mounts import read_only_view
-
-    import shutil
 
     src = tmp_path / "archive"
     src.mkdir()
