@@ -230,6 +230,16 @@ CASES = [
         _run(models={"test_resnet": {"kwargs": {"pretrained_cfg_overlay": {"file": "/tmp/w.pth"}}}}),
         "kwargs.pretrained_cfg_overlay: is timm's loader option",
     ),
+    # -- issue #28: found by tests/test_fuzz_contract.py (click's four-line usage block before) ----------------
+    Case("an extra argument", lambda tmp, db: ["status", "--db", str(db), ""], "status: Got unexpected extra argument"),
+    Case("an unknown option", lambda tmp, db: ["export", "--db", str(db), "--bogus", "1"], "No such option: --bogus"),
+    Case(
+        "--top not a number",
+        lambda tmp, db: ["confusions", "--db", str(db), "--top", "abc"],
+        "Invalid value for '--top'",
+    ),
+    Case("an unknown command", lambda tmp, db: ["statsu", "--db", str(db)], "No such command 'statsu'"),
+    Case("run without its study", lambda tmp, db: ["run", "--db", str(db)], "see `rttui run --help`"),
     # -- the older tests' bad inputs ------------------------------------------------------------------------------
     Case("epsilon 8", _study_file_cmd("validate", eval={"epsilons": [0.03, 8]}), "epsilon 8 is outside [0, 1]"),
     Case("unknown model", _run(grid=[{"models": ["resnet_5o"], "strategies": ["full"]}]), "unknown timm model"),
