@@ -190,6 +190,34 @@ CASES = [
         "--device 'bogus' is not a torch device",
     ),
     Case("epochs 1e9", _run(train={"epochs": 1_000_000_000}), "set allow_large = true under [study]"),
+    # -- issue #28: accepted, then failed (or measured nothing) at run time ------------------------------------
+    Case("ta:PGD steps 0", _run(attacks={"ta:PGD": {"steps": 0}}), "[ta:PGD].steps: 0 is below 1"),
+    Case("ta:EOTPGD eot_iter 0", _run(attacks={"ta:EOTPGD": {"eot_iter": 0}}), "[ta:EOTPGD].eot_iter: 0 is below 1"),
+    Case("ta:PGD rel_alpha 0", _run(attacks={"ta:PGD": {"rel_alpha": 0}}), "[ta:PGD].rel_alpha: 0 must be above 0"),
+    Case("ta:CW c 0", _run(attacks={"ta:CW": {"c": 0}}), "[ta:CW].c: 0 must be above 0"),
+    Case(
+        "ViT patch_size above the image",
+        _run(
+            models={"test_vit": {"kwargs": {"patch_size": 64}}}, grid=[{"models": ["test_vit"], "strategies": ["full"]}]
+        ),
+        "should be divisible by patch size (64)",
+    ),
+    Case(
+        "ViT patch_size 0",
+        _run(
+            models={"test_vit": {"kwargs": {"patch_size": 0}}}, grid=[{"models": ["test_vit"], "strategies": ["full"]}]
+        ),
+        "model 'test_vit' cannot be built with its kwargs (ZeroDivisionError",
+    ),
+    Case(
+        "image_size 9 with ViT patch 8",
+        _run(
+            target={"image_size": 9},
+            models={"test_vit": {"kwargs": {"patch_size": 8}}},
+            grid=[{"models": ["test_vit"], "strategies": ["full"]}],
+        ),
+        "cannot take the study's 9x9 images with its kwargs",
+    ),
     Case("source epochs 1e9", _run(source={"epochs": 1_000_000_000}), "source.epochs: 1000000000 is above"),
     # -- issue #20: timm's loader options past rttui's checkpoint checks -----------------------------------------
     Case(
@@ -202,6 +230,16 @@ CASES = [
         _run(models={"test_resnet": {"kwargs": {"pretrained_cfg_overlay": {"file": "/tmp/w.pth"}}}}),
         "kwargs.pretrained_cfg_overlay: is timm's loader option",
     ),
+    # -- issue #28: found by tests/test_fuzz_contract.py (click's four-line usage block before) ----------------
+    Case("an extra argument", lambda tmp, db: ["status", "--db", str(db), ""], "status: Got unexpected extra argument"),
+    Case("an unknown option", lambda tmp, db: ["export", "--db", str(db), "--bogus", "1"], "No such option: --bogus"),
+    Case(
+        "--top not a number",
+        lambda tmp, db: ["confusions", "--db", str(db), "--top", "abc"],
+        "Invalid value for '--top'",
+    ),
+    Case("an unknown command", lambda tmp, db: ["statsu", "--db", str(db)], "No such command 'statsu'"),
+    Case("run without its study", lambda tmp, db: ["run", "--db", str(db)], "see `rttui run --help`"),
     # -- the older tests' bad inputs ------------------------------------------------------------------------------
     Case("epsilon 8", _study_file_cmd("validate", eval={"epsilons": [0.03, 8]}), "epsilon 8 is outside [0, 1]"),
     Case("unknown model", _run(grid=[{"models": ["resnet_5o"], "strategies": ["full"]}]), "unknown timm model"),

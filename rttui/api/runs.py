@@ -25,6 +25,7 @@ from rttui.study.spec import slurm_options
 __all__ = [
     "cancel",
     "checks",
+    "dry_run",
     "ensure_no_runner",
     "launch_study",
     "layers",
@@ -60,32 +61,32 @@ def run_study(
     several). executor "ray": each unit is a Ray task (`address` of an existing cluster, else a local one).
     executor "slurm": each unit is a SLURM job (submitit), options from the study's `[run.slurm]` with `slurm`
     (`KEY=VALUE` strings) on top. No executor given: the study's `[run] executor`, else local.
-    The runner lock is taken before anything else is written or loaded, so a second runner is refused at once.
+    Every refusal comes before the first write: options, models, the executor's needs (Ray, submitit, sbatch,
+    the SLURM probe job) and the data are checked first, a live runner is refused at once, and only then is the
+    database opened (created) and its runner lock taken.
     """
-    from rttui.runner.executors import check_options, make_executor
+    from rttui.runner.executors import make_executor
 
-    executor = executor or study.run.get("executor") or "local"
-    check_options(executor, workers, device=device, devices=devices, max_retries=max_retries)
-    slurm_opts = slurm_options(study, slurm) if executor == "slurm" or slurm else None
-    check_models(study)
-    plan: Plan = make_plan(study)
-    store = Store.open(db_path(db), write=True)
+    executor, slurm_opts, plan, _ = _prepare(study, db, workers, device, devices, executor, max_retries, slurm)
+    p = db_path(db)
+    ensure_no_runner(p)
+    if check_data_first:
+        check_data(study)
+    runner = make_executor(  # a SLURM executor's probe job runs here: a refusal still leaves no database
+        executor,
+        workers=workers,
+        devices=devices,
+        device=device,
+        address=address,
+        slurm=slurm_opts,
+        artifacts=_artifacts(p),
+    )
+    store = Store.open(p, write=True)
     try:
         store.acquire_lock(study.name)
         try:
-            if check_data_first:
-                check_data(study)
             from rttui.runner.local import execute
 
-            runner = make_executor(
-                executor,
-                workers=workers,
-                devices=devices,
-                device=device,
-                address=address,
-                slurm=slurm_opts,
-                artifacts=store.artifacts,
-            )
             coord = execute(plan, store, listener, device, stop, runner, max_retries)
         finally:
             store.release_lock()
@@ -97,6 +98,72 @@ def run_study(
         }
     finally:
         store.close()
+
+
+def _artifacts(p: Path) -> Path:
+    """The database's artifacts folder (`Store.artifacts`), known before the database is opened or created."""
+    return (p.parent / f"{p.stem}.artifacts").resolve()
+
+
+def _prepare(
+    study: Study,
+    db: str | Path | None,
+    workers: int | None,
+    device: str | None,
+    devices: list[str] | None,
+    executor: str | None,
+    max_retries: int,
+    slurm: list[str] | None,
+    submit: bool = True,
+) -> tuple[str, dict[str, Any] | None, Plan, str]:
+    """Every check of a run's options, models and executor that takes seconds and writes nothing (a refusal is
+    one line, the database untouched): the executor, its SLURM options and its job script, the plan. `submit`
+    False (a dry run): the SLURM script is written but not shown to sbatch, which need not be here."""
+    from rttui.runner.executors import check_executor, check_options
+
+    executor = executor or study.run.get("executor") or "local"
+    check_options(executor, workers, device=device, devices=devices, max_retries=max_retries)
+    slurm_opts = slurm_options(study, slurm) if executor == "slurm" or slurm else None
+    check_models(study)
+    plan: Plan = make_plan(study)
+    script = check_executor(executor, slurm_opts, _artifacts(db_path(db)), submit=submit)
+    return executor, slurm_opts, plan, script
+
+
+def dry_run(
+    study: Study,
+    db: str | Path | None = None,
+    device: str | None = None,
+    workers: int | None = None,
+    devices: list[str] | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    max_retries: int = 1,
+    slurm: list[str] | None = None,
+) -> dict[str, Any]:
+    """What `run_study` would do, without running, submitting or writing anything: the same checks of options,
+    models and executor (not the data, not the SLURM probe job), the plan's size, and for the SLURM executor the
+    sbatch script every job is submitted with (`SlurmExecutor.script`: submitit's own script writer; units that
+    are ready together go as one job array, which adds `#SBATCH --array=0-N%P`). A database that exists is only
+    read: what is already done there."""
+    executor, _, plan, script = _prepare(
+        study, db, workers, device, devices, executor, max_retries, slurm, submit=False
+    )
+    p = db_path(db)
+    done = None
+    if p.exists():
+        with open_store(p) as s:
+            done = sum(1 for rp in plan.runs if (s.unit("run", rp.id) or {}).get("state") == "done")
+    return {
+        "study": study.name,
+        "executor": executor,
+        "db": str(p),
+        "sources": len(plan.sources),
+        "runs": len(plan.runs),
+        "evaluations": len(plan.evals),
+        "runs_done": done,
+        "script": script,
+    }
 
 
 def ensure_no_runner(db: str | Path | None = None) -> None:

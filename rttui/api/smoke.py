@@ -12,6 +12,8 @@ Thin on purpose: the scale rules are `rttui.study.smoke`, the checks `rttui.runn
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -54,6 +56,26 @@ def _clear(path: Path) -> None:
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         p.unlink(missing_ok=True)
     shutil.rmtree(path.parent / f"{path.stem}.artifacts", ignore_errors=True)
+
+
+def _refuse_unwritable(path: Path, exc: OSError | None = None) -> None:
+    """One line instead of a traceback when the smoke database cannot be written where it goes (next to --db): a
+    read-only mount (a results archive), a folder without write permission, no folder at all."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        why = f"cannot be made: the folder {folder} does not exist"
+    elif (exc is not None and exc.errno == errno.EROFS) or (
+        hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
+    ):
+        why = "is on a read-only file system"
+    elif exc is not None or not os.access(folder, os.W_OK):
+        why = f"cannot be written ({exc.strerror if exc is not None else 'no write permission on its folder'})"
+    else:
+        return
+    raise StoreError(
+        f"{path}: the smoke database {why}; a smoke run writes it next to --db, so pass a --db in a writable folder "
+        "(the real database is never touched)"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -152,7 +174,11 @@ def run_smoke(
     if path.resolve() == db_path(db).resolve():
         raise RttuiError(f"--db {path} is itself a smoke database; pass the real database's path")
     ensure_no_runner(path)
-    _clear(path)
+    _refuse_unwritable(path)
+    try:
+        _clear(path)
+    except OSError as exc:
+        _refuse_unwritable(path, exc)
     scale = SmokeScale(batch_cap=None if _on_gpu(device, devices) else CPU_BATCH_CAP, random_weights=random_weights)
     smoke = smoke_study(study, scale)
     ok, failures = _preflight(smoke)

@@ -7,17 +7,54 @@ Importing this module imports typer and rich but never torch or Textual, so `rtt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from rttui import __version__
 from rttui.cli import curves, results, runs, studies, transfer
 from rttui.cli.options import DbOpt, StudiesOpt
+from rttui.errors import RttuiError
+
+# click's UsageError as this typer raises it (typer >= 0.2x vendors its own click): BadParameter's base either way.
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+@contextmanager
+def _one_line_usage() -> Iterator[None]:
+    """A command-line mistake click catches (an unknown option, a value of the wrong type, an extra argument) as
+    rttui's one line, naming the command's help, instead of click's usage block (four lines)."""
+    try:
+        yield
+    except UsageError as exc:
+        ctx, names = getattr(exc, "ctx", None), []
+        while ctx is not None and ctx.parent is not None:  # the command's name, not how Python was started
+            names.append(ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["rttui", *reversed(names)])
+        message = " ".join(exc.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+        raise RttuiError(f"{where}: {message}; see `{where} --help`") from None
+
+
+class OneLineUsage(TyperGroup):
+    """The root group: parses its own options and each command's with `_one_line_usage`."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _one_line_usage():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        with _one_line_usage():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
     name="rttui",
+    cls=OneLineUsage,
     help="Adversarial robustness of transfer-learned image models: run studies, store, compare.",
     invoke_without_command=True,
     pretty_exceptions_enable=False,

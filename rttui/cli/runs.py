@@ -48,6 +48,12 @@ def run(
     random_weights: Annotated[
         bool, typer.Option("--random-weights", help="with --smoke: random init instead of timm's pretrained weights")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="check everything and say what would run (SLURM: print the sbatch script); run nothing"
+        ),
+    ] = False,
 ) -> None:
     """Run (or resume) a study: train sources and runs, attack them, store everything, print the results."""
     from rttui.cli.progress import JsonListener, RichListener
@@ -64,6 +70,11 @@ def run(
         "max_retries": retries,
         "slurm": slurm,
     }
+    if dry_run:
+        if smoke or random_weights:
+            raise RttuiError("--dry-run does not go with --smoke; a smoke run is itself the quick check")
+        _print_dry_run(api.dry_run(s, db, device, **opts))
+        return
     if smoke or random_weights:  # smoke: its own database and a pass/fail summary instead of result tables
         if not smoke:
             raise RttuiError("--random-weights only goes with --smoke; to train from scratch set pretrained = false")
@@ -98,6 +109,26 @@ def run(
     if errors is not None:
         out.print(errors)
     _exit_status(result)
+
+
+def _print_dry_run(d: dict[str, Any]) -> None:
+    """The SLURM job script alone on stdout (to save or diff), what would run on stderr; else one summary line."""
+    done = f"no database at {d['db']} yet" if d["runs_done"] is None else f"{d['runs_done']} done in {d['db']}"
+    what = (
+        f"dry run of {d['study']} with --executor {d['executor']}: {d['sources']} source(s), {d['runs']} run(s) "
+        f"({done}), {d['evaluations']} evaluation(s); nothing was run, submitted or written"
+    )
+    if d["script"]:
+        typer.echo(d["script"], nl=False)
+        err.print(
+            f"{what}; above: the sbatch script of every job (made by submitit's own writer; units ready together "
+            "go as one job array, which adds #SBATCH --array=0-N%P)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        out.print(what, markup=False, highlight=False, soft_wrap=True)
 
 
 def _exit_status(result: dict[str, Any]) -> None:

@@ -101,12 +101,16 @@ def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, p
 def model_skeleton(model_cfg: dict[str, Any], image_size: int) -> Normalized | None:
     """The model built on the meta device: no memory, no weights, no download, a fraction of a second even for
     a large ViT. A study's check builds it so that kwargs the model does not take, or a freeze depth it does not
-    have, are refused before anything runs (a TypeError of the constructor names the keyword). None when the
-    model cannot be built on the meta device for another reason (a real build would say which)."""
+    have, are refused before anything runs (a TypeError of the constructor names the keyword), and runs one
+    meta-device forward pass of `image_size` images (shapes only, no arithmetic), so kwargs that cannot work at
+    that size (a ViT's patch_size of 0 or above the image, an img_size other than the study's) are refused too,
+    not found by every unit at run time. None when the model cannot be built or run on the meta device for a
+    reason of the meta device itself (a real build would say which)."""
     import timm
 
     name = model_cfg["name"]
     kwargs = dict(model_cfg.get("kwargs") or {})
+    fix = f"fix [models.{name}] kwargs (see the model's timm signature)"
     try:
         with torch.device("meta"):
             try:
@@ -116,12 +120,37 @@ def model_skeleton(model_cfg: dict[str, Any], image_size: int) -> Normalized | N
                     raise
                 model = timm.create_model(name, pretrained=False, num_classes=2, **kwargs)
     except TypeError as exc:
-        raise CheckpointError(
-            f"model {name!r} rejects its kwargs ({exc}); fix [models.{name}] kwargs (see the model's timm signature)"
-        ) from None
-    except Exception:  # a model that cannot be built on the meta device: the real build at run time will say why
-        return None
+        raise CheckpointError(f"model {name!r} rejects its kwargs ({exc}); {fix}") from None
+    except Exception as exc:
+        if _meta_only(exc):  # the meta device's own limit: the real build at run time will say whether it works
+            return None
+        raise CheckpointError(f"model {name!r} cannot be built with its kwargs ({_first_line(exc)}); {fix}") from None
+    was_training = model.training
+    try:
+        model.eval()  # batch norm in training mode refuses a batch of one; eval checks the same shapes
+        with torch.no_grad():
+            model(torch.empty(1, 3, image_size, image_size, device="meta"))
+    except Exception as exc:
+        if not _meta_only(exc):
+            raise CheckpointError(
+                f"model {name!r} cannot take the study's {image_size}x{image_size} images with its kwargs "
+                f"({_first_line(exc)}); {fix}, or change [target] image_size"
+            ) from None
+    finally:
+        model.train(was_training)
     return Normalized(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def _meta_only(exc: BaseException) -> bool:
+    """Whether an error is the meta device's own (data-dependent code such as `.item()` cannot run on shapes
+    alone), not the model's: such a model is simply not checked here."""
+    text = str(exc).lower()
+    return "meta" in text or isinstance(exc, NotImplementedError)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def weights_path(spec: str) -> Path:

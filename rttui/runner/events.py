@@ -1,11 +1,14 @@
 """Events workers send to the coordinator: plain, picklable dataclasses (no tensors).
 
-The coordinator is the single writer; faces (CLI progress, TUI) listen to the same events.
+The coordinator is the single writer; faces (CLI progress, TUI) listen to the same events. `to_json` and
+`from_json` carry them as one line of JSON each where they cross a file (the SLURM executor's event files):
+reading one back builds only the dataclasses named here from plain values, never arbitrary objects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
 
@@ -210,3 +213,32 @@ Event = (
     | StudyStarted
     | StudyFinished
 )
+
+
+EVENT_TYPES: dict[str, type] = {t.__name__: t for t in Event.__args__}  # type: ignore[attr-defined]
+
+
+def _plain(value: Any) -> Any:
+    """JSON's stand-in for a value `json` cannot write (a numpy scalar, a path): its Python number or its text."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    return str(value)
+
+
+def to_json(event: Any) -> str:
+    """One event (or another plain dataclass) as one line of JSON, without its newline. NaN stays NaN."""
+    if not is_dataclass(event) or isinstance(event, type):
+        raise TypeError(f"not an event: {event!r}")
+    return json.dumps({"type": type(event).__name__, "data": asdict(event)}, default=_plain)
+
+
+def from_json(line: str | bytes, extra: dict[str, type] | None = None) -> Any:
+    """The event (or a dataclass of `extra`) a `to_json` line holds; ValueError for anything else."""
+    try:
+        obj = json.loads(line)
+        kind, data = obj["type"], obj["data"]
+        cls = {**EVENT_TYPES, **(extra or {})}[kind]
+        return cls(**data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not an rttui event record ({type(exc).__name__}: {exc})") from None

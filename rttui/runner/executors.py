@@ -38,6 +38,30 @@ def check_options(
         check_device(d, "--devices")
 
 
+def check_executor(
+    executor: str, slurm: dict[str, Any] | None = None, artifacts: Any = None, *, submit: bool = True
+) -> str:
+    """What the executor needs on this machine, checked in seconds before anything is written (one line each):
+    Ray importable for "ray"; for "slurm" submitit, `sbatch`/`srun` and a job script sbatch accepts
+    (`SlurmExecutor.check`), or with `submit=False` (a dry run, on a machine without SLURM) submitit and a job
+    script it can write. Returns the SLURM job script ("" otherwise and for cluster = "local")."""
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401  (only whether it imports)
+        except ImportError:
+            raise RttuiError(
+                "--executor ray needs Ray, which is not installed; pip install 'rttui[ray]' (or use --executor local)"
+            ) from None
+    if executor == "slurm":
+        from rttui.runner.slurm_executor import SlurmExecutor
+
+        runner = SlurmExecutor(slurm or {}, artifacts)
+        if submit or runner.options["cluster"] == "local":
+            return runner.check()
+        return runner.script()
+    return ""
+
+
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 

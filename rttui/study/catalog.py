@@ -40,6 +40,8 @@ class Param:
     # Above this a value is almost surely a typo (epochs = 1000000000): refused unless the study sets
     # `allow_large = true` under [study], for whoever means it.
     typo_above: float | None = None
+    # `low` itself is refused too (a step size of 0 moves nothing).
+    low_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -260,16 +262,25 @@ def _ta_param(c: ta_catalogue.TaClass, key: str, default: Any) -> Param:
     if key == "norm":
         return Param(default, (str,), "threat model (the eps-ball)", choices=ta_catalogue.norm_choices(c))
     help = f"torchattacks {c.name}(..., {key}=...)"
+    low, high, low_open = ta_catalogue.param_range(c, key) or (0.0, None, False)
     if key == "alpha":
-        return Param(None, NUM, "absolute step size (default: rel_alpha * eps)", low=0, nullable=True)
+        return Param(
+            None,
+            NUM,
+            "absolute step size (default: rel_alpha * eps)",
+            low=low,
+            high=high,
+            low_open=low_open,
+            nullable=True,
+        )
     if key == "rel_alpha":
-        return Param(default, NUM, "step size as a fraction of eps (torchattacks' own ratio)", low=0)
+        return Param(default, NUM, "step size as a fraction of eps (torchattacks' own ratio)", low=low, low_open=True)
     if isinstance(default, bool):
         return Param(default, (bool,), help)
     if isinstance(default, int) and key in ta_catalogue.COUNTS:  # steps, eot_iter, ...: 0 would attack nothing
         return Param(default, (int,), help + " (at least 1)", low=1)
     if isinstance(default, int | float):
-        return Param(default, NUM, help, low=0)
+        return Param(default, NUM, help, low=low, high=high, low_open=low_open)
     return Param(default, (str,), help, choices=c.choices.get(key, ()))
 
 

@@ -158,7 +158,9 @@ def _check_param(probs: _Problems, key: str, value: Any, spec: Param) -> Any:
         return spec.default
     if isinstance(value, int | float) and not isinstance(value, bool):
         if spec.low is not None and value < spec.low:
-            probs.add(key, f"{value} is below {spec.low}", f"use a value >= {spec.low}")
+            probs.add(key, f"{value} is below {spec.low}", f"use a value {'>' if spec.low_open else '>='} {spec.low}")
+        elif spec.low_open and value == spec.low:
+            probs.add(key, f"{value} must be above {spec.low}", f"use a value > {spec.low}")
         if spec.high is not None and value > spec.high:
             probs.add(key, f"{value} is above {spec.high}", f"use a value <= {spec.high}")
         elif spec.typo_above is not None and value > spec.typo_above and not probs.allow_large:

@@ -200,3 +200,51 @@ def test_torchattacks_catalog_missing_extra_hides_the_names(monkeypatch: pytest.
     assert str(e.value).count("\n") == 0
     assert "needs the torchattacks extra" in str(e.value)
     assert "pip install 'rttui[torchattacks]'" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("attack", "key", "value", "message"),
+    [
+        ("ta:PGD", "alpha", 0, "[ta:PGD].alpha: 0 must be above 0.0; use a value > 0.0"),
+        ("ta:PGD", "alpha", 5.0, "[ta:PGD].alpha: 5.0 is above 1.0; use a value <= 1.0"),
+        ("ta:PGD", "rel_alpha", 0, "[ta:PGD].rel_alpha: 0 must be above 0.0"),
+        ("ta:APGD", "rho", 7.0, "[ta:APGD].rho: 7.0 is above 1.0"),
+        ("ta:CW", "c", 0, "[ta:CW].c: 0 must be above 0.0"),
+        ("ta:CW", "lr", 0.0, "[ta:CW].lr: 0.0 must be above 0.0"),
+        ("ta:DIFGSM", "diversity_prob", 3.0, "[ta:DIFGSM].diversity_prob: 3.0 is above 1.0"),
+        ("ta:DIFGSM", "resize_rate", 0.0, "[ta:DIFGSM].resize_rate: 0.0 must be above 0.0"),
+        ("ta:Square", "p_init", 5.0, "[ta:Square].p_init: 5.0 is above 1.0"),
+        ("ta:FAB", "eta", 0.5, "[ta:FAB].eta: 0.5 is below 1.0; use a value >= 1.0"),
+        ("ta:FAB", "beta", 1.5, "[ta:FAB].beta: 1.5 is above 1.0"),
+        ("ta:PGDL2", "eps_for_division", 0, "[ta:PGDL2].eps_for_division: 0 must be above 0.0"),
+        ("ta:SPSA", "delta", 0, "[ta:SPSA].delta: 0 must be above 0.0"),
+    ],
+)
+def test_torchattacks_parameters_outside_the_attacks_own_range_are_refused_at_validation(
+    attack: str, key: str, value: Any, message: str
+) -> None:
+    """Issue #28: a step, learning rate or loss weight of 0 moves nothing, so the adversarial accuracy equals the
+    clean one and was stored as a result; a probability above 1 or a zero divisor fails mid-run. Each is one
+    line at validation naming the attack, the key and the fix."""
+    from rttui.errors import StudyError
+    from rttui.study.spec import parse_study
+    from tests.studies import tiny_study
+
+    with pytest.raises(StudyError) as err:
+        parse_study(tiny_study(attacks={attack: {key: value}}))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_torchattacks_defaults_lie_in_the_ranges_rttui_enforces() -> None:
+    """The ranges are the attacks' own: every class's torchattacks default passes them (VMI-FGSM's beta = 1.5 too,
+    a different `beta` from FAB's fraction), and each range names a parameter some offered class has."""
+    from rttui.study.spec import parse_study
+    from tests.studies import tiny_study
+
+    seen: set[str] = set()
+    for name, c in ta_catalogue.offered().items():
+        params = {k: v for k, v in ta_catalogue.study_params(c).items() if v is not None}
+        parse_study(tiny_study(attacks={name: params}))  # raises if a default were refused
+        seen |= {k for k in params if ta_catalogue.param_range(c, k) is not None}
+        seen |= {f"{c.name}.{k}" for k in params if f"{c.name}.{k}" in ta_catalogue.RANGES}
+    assert set(ta_catalogue.RANGES) <= seen | {"alpha"}  # alpha's default is None (rel_alpha * eps)

@@ -149,7 +149,14 @@ def test_slurm_local_executor_stores_what_the_local_executor_stores(
     tmp_path: Path, local_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every unit a job; the full run's first job is killed (SIGKILL) after epoch 1: the driver sees a crash,
-    the retried job resumes from that epoch's checkpoint, and the database ends as the in-process run's."""
+    the retried job resumes from that epoch's checkpoint, and the database ends as the in-process run's. The
+    driver never loads a pickle a job wrote (submitit's result files): events and outcomes come as JSON lines."""
+    import submitit.core.utils
+
+    def no_unpickling(*a: Any, **k: Any) -> Any:
+        raise AssertionError("the driver unpickled a file a job wrote")
+
+    monkeypatch.setattr(submitit.core.utils, "pickle_load", no_unpickling)
     monkeypatch.setenv("RTTUI_FAULTS", json.dumps([{"unit": "/full/", "kill_after_epoch": 1}]))
     seen: list[ev.Event] = []
     db = tmp_path / "slurm.db"
@@ -210,7 +217,7 @@ def test_slurm_cancel_and_resume(tmp_path: Path, local_db: Path, monkeypatch: py
 
 def test_slurm_refuses_a_folder_the_jobs_do_not_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The probe job is pointed at another folder (a node that mounts another filesystem at that path): one line,
-    before the plan is registered or any unit is submitted."""
+    before the database is created or any unit is submitted; the folders the probe needed are gone again."""
     from rttui.runner import slurm_executor
 
     elsewhere = tmp_path / "elsewhere"
@@ -222,8 +229,7 @@ def test_slurm_refuses_a_folder_the_jobs_do_not_share(tmp_path: Path, monkeypatc
         api.run_study(_study(tmp_path), db, executor="slurm", slurm=LOCAL)
     msg = str(e.value)
     assert "is not shared with the SLURM nodes" in msg and "--db /shared/" in msg and "\n" not in msg
-    with api.open_store(db) as s:
-        assert s.rows("select id from runs") == [] and s.runner_lock() is None
+    assert not db.exists() and not (tmp_path / "slurm.artifacts").exists()
     assert list(elsewhere.glob("*.job"))  # the job did run, and wrote where it was told
 
 
@@ -233,3 +239,168 @@ def test_slurm_options_do_not_split_run_ids_and_study_validates_without_submitit
     monkeypatch.setitem(sys.modules, "submitit", None)
     study = parse_study(tiny_study(run={"executor": "slurm", "slurm": {"partition": "gpu"}}))
     assert study.run["slurm"]["partition"] == "gpu"
+
+
+# ---- events through files: JSON lines, nothing unpickled (issue #28 item 5) ---------------------------------
+def test_slurm_events_are_json_lines_read_back_as_events_and_never_unpickled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a job writes is one JSON object per line; the driver builds only rttui's event dataclasses from it
+    (NaN and nested records survive), leaves a torn last line for the next read, keeps the closing Outcome apart,
+    and refuses in one line a line it did not write (a pickle, which it would once have loaded) without loading
+    it."""
+    import pickle
+
+    from rttui.runner.jobs import Outcome
+    from rttui.runner.slurm_executor import EventReader, EventWriter
+
+    def no_unpickling(*a: Any, **k: Any) -> Any:
+        raise AssertionError("the driver unpickled an event file")
+
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    path = tmp_path / "u.events"
+    w = EventWriter(path)
+    sent = [
+        ev.UnitStarted("run", "r1", "test_resnet/full", "train", 7),
+        ev.EpochDone("run", "r1", {"epoch": 1, "loss": float("nan"), "val": {"acc": [0.5, 0.25]}}),
+    ]
+    for e in sent:
+        w.put(e)
+    w.put(Outcome(False, "boom", "trace", oom=True))
+    w.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 3 and all(json.loads(ln)["type"] for ln in lines)
+    r = EventReader(path)
+    got = r.read()
+    assert [type(e) for e in got] == [ev.UnitStarted, ev.EpochDone] and got[0] == sent[0]
+    assert got[1].record["val"] == {"acc": [0.5, 0.25]} and got[1].record["loss"] != got[1].record["loss"]  # NaN
+    assert r.outcome == Outcome(False, "boom", "trace", oom=True)
+    with open(path, "ab") as f:  # a job dying mid-line: the torn line waits
+        f.write(b'{"type": "Progress", "data": {"kind": "run"')
+    assert r.read() == []
+    with open(path, "ab") as f:
+        f.write(b', "unit_id": "r1", "phase": "train", "done": 1, "total": 2}}\n')
+    assert r.read() == [ev.Progress("run", "r1", "train", 1, 2)]
+    with open(path, "ab") as f:  # what the old format was: a pickle (here one that would run code if loaded)
+        f.write(pickle.dumps(os.system) + b"\n")
+    with pytest.raises(RttuiError) as e:
+        r.read()
+    assert "a SLURM job's event file holds a line rttui did not write" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ValueError):
+        ev.from_json('{"type": "Popen", "data": {"args": ["sh"]}}')  # only rttui's own dataclasses are built
+
+
+def _fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refuse: str = "", srun: bool = True) -> Path:
+    """`sbatch` (and `srun`) on PATH: `--test-only` answers like SLURM (or refuses with `refuse`), a submission
+    copies the script it was given into <tmp>/submitted/ and says `Submitted batch job N`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sub = tmp_path / "submitted"
+    sub.mkdir()
+    test_only = f'echo "sbatch: error: {refuse}" >&2; exit 1' if refuse else 'echo "sbatch: Job 1 to start" >&2; exit 0'
+    (bin_dir / "sbatch").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--test-only" ]; then {test_only}; fi\n'
+        f'n=$(ls {sub} | wc -l); cp "$1" {sub}/$n.sh; echo "Submitted batch job $((4200 + n))"\n'
+    )
+    names = ["sbatch", "srun"] if srun else ["sbatch"]
+    for name in names[1:]:
+        (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
+    for name in names:
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return sub
+
+
+def test_slurm_dry_run_prints_the_script_submitit_submits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rttui run --executor slurm --dry-run` prints, byte for byte, the script submitit hands sbatch for one job
+    (the probe job and every single unit), with the study's and the command line's options; the array variant is
+    submitit's too. It runs without sbatch, and writes nothing."""
+    from tests.entry import run_cli
+
+    f = tmp_path / "small.toml"
+    f.write_text(SMALL + RUN_TABLE)
+    db = tmp_path / "d" / "x.db"
+    db.parent.mkdir()
+    monkeypatch.setenv("PATH", "/nonexistent")  # no sbatch, no srun: a laptop
+    code, out, err = run_cli(["run", str(f), "--db", str(db), "--slurm", "time=30", "--dry-run"], monkeypatch, capsys)
+    assert code == 0, err
+    assert out.startswith("#!/bin/bash") and "#SBATCH --time=30\n" in out and "#SBATCH --qos=normal\n" in out
+    assert "dry run of small with --executor slurm" in err and "nothing was run, submitted or written" in err
+    assert list(db.parent.iterdir()) == []
+    monkeypatch.undo()
+    # What submitit really writes for sbatch, through the executor a run uses (a fake sbatch keeps the script).
+    from rttui.runner.slurm_executor import SlurmExecutor
+
+    sub = _fake_slurm(tmp_path, monkeypatch)
+    runner = SlurmExecutor(slurm_options(parse_study(SMALL + RUN_TABLE), ["time=30"]), tmp_path / "d" / "x.artifacts")
+    ex = runner._executor()
+    ex.submit(print, "one")
+    with ex.batch():
+        ex.submit(print, "a")
+        ex.submit(print, "b")
+    single, array = (sub / "0.sh").read_text(), (sub / "1.sh").read_text()
+    assert single == out
+    assert array == runner.script(units=2) and "#SBATCH --array=0-1%2\n" in array
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("no-submitit", "needs submitit, which is not installed"),
+        ("no-sbatch", "sbatch is not on this machine's PATH"),
+        ("no-srun", "srun is not on this machine's PATH"),
+        ("bad-option", "sbatch refuses the job script (sbatch: error: invalid partition specified: nope)"),
+        ("no-ray", "--executor ray needs Ray, which is not installed"),
+    ],
+)
+def test_executor_refusals_come_before_the_data_the_plan_the_lock_and_any_write(
+    setup: str,
+    message: str,
+    tmp_path: Path,
+    tiny_run_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue #28: `--executor ray` without Ray registered the study and its runs before saying so, and SLURM's
+    refusals came after the data was loaded (67-106 s), leaving an empty database and an artifacts folder. Now
+    each is one line, exit 2, before the data is loaded: a new --db is not created (nor its artifacts folder),
+    an existing one stays byte for byte as it was."""
+    import shutil
+
+    from rttui.api import runs
+    from tests.entry import run_cli
+
+    def no_data(study: Any) -> None:
+        raise AssertionError("the data was loaded before the refusal")
+
+    monkeypatch.setattr(runs, "check_data", no_data)
+    f = tmp_path / "small.toml"
+    f.write_text(SMALL)
+    args = ["--executor", "ray"] if setup == "no-ray" else ["--executor", "slurm"]
+    if setup == "no-ray":
+        monkeypatch.setitem(sys.modules, "ray", None)
+    elif setup == "no-submitit":
+        monkeypatch.setitem(sys.modules, "submitit", None)
+    elif setup == "no-sbatch":
+        monkeypatch.setenv("PATH", "/nonexistent")
+    else:
+        _fake_slurm(tmp_path, monkeypatch, refuse="invalid partition specified: nope", srun=setup != "no-srun")
+        args += ["--slurm", "partition=nope"]
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(tiny_run_db, old / "q.db")
+    before = (old / "q.db").read_bytes()
+    for db in (tmp_path / "new" / "q.db", old / "q.db"):
+        db.parent.mkdir(exist_ok=True)
+        code, _, err = run_cli(["run", str(f), "--db", str(db), "-q", *args], monkeypatch, capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert list((tmp_path / "new").iterdir()) == []
+    assert (old / "q.db").read_bytes() == before
+    # Only SQLite's reader files beside it (a reader of a WAL database makes them), the WAL empty: nothing written.
+    assert {p.name for p in old.iterdir()} <= {"q.db", "q.db-wal", "q.db-shm"}
+    assert not (old / "q.db-wal").exists() or (old / "q.db-wal").stat().st_size == 0

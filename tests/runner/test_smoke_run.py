@@ -191,3 +191,50 @@ def test_paper_studies_inputs_check_at_real_size(tmp_path: Path, monkeypatch: py
     smoke = smoke_study(parse_study(swapped), scale)
     with pytest.raises(CheckpointError, match="does not fit model 'resnet50'"):
         check_inputs(make_plan(block_study(smoke, 0)))
+
+
+@pytest.mark.parametrize("how", ["read-only mount", "injected EROFS"])
+def test_smoke_next_to_a_database_on_a_read_only_mount_is_one_line(
+    how: str,
+    tiny_study_file: Path,
+    tiny_run_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue #28: `rttui run STUDY --smoke --db RO/q.db` on a read-only mount ended in `OSError: [Errno 30]
+    Read-only file system: '.../q.smoke.db'` from api/smoke.py (removing an earlier smoke database). Now: one
+    line naming the smoke database and the fix, exit 2, nothing written. Where mounting is refused, the injected
+    variant raises the same OSError where the mount did."""
+    import errno
+    import os
+    import shutil
+
+    from tests.entry import run_cli
+    from tests.mounts import read_only_view
+
+    src = tmp_path / "archive"
+    src.mkdir()
+    shutil.copy(tiny_run_db, src / "q.db")  # a results archive
+    before = (src / "q.db").read_bytes()
+    if how == "read-only mount":
+        ctx = read_only_view(src, tmp_path / "ro")
+    else:
+        import contextlib
+
+        real_unlink = Path.unlink
+
+        def unlink(self: Path, missing_ok: bool = False) -> None:
+            if self.parent == src:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+            real_unlink(self, missing_ok=missing_ok)
+
+        monkeypatch.setattr(Path, "unlink", unlink)
+        ctx = contextlib.nullcontext(src)
+    with ctx as ro:
+        code, _, err = run_cli(["run", str(tiny_study_file), "--smoke", "--db", str(ro / "q.db")], monkeypatch, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "q.smoke.db: the smoke database is on a read-only file system" in lines[0]
+    assert "pass a --db in a writable folder" in lines[0]
+    assert (src / "q.db").read_bytes() == before and not (src / "q.smoke.db").exists()

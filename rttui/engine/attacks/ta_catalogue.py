@@ -56,6 +56,34 @@ COUNTS = frozenset(
         "num_iter_set",
     }
 )
+# The ranges torchattacks' own code needs, beyond "a count is at least 1, a number at least 0" (which every
+# parameter gets): (low, high, low excluded). A step, learning rate or loss weight of 0 moves nothing (the
+# adversarial accuracy would equal the clean one and be stored as a result); a probability or fraction lies in
+# [0, 1]; a zero divisor or resize rate fails mid-run. Keys that mean different things in different classes
+# (FAB's `beta` is a fraction, VMI-FGSM's a neighbourhood factor) are given per class as "CLASS.key".
+RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "alpha": (0.0, 1.0, True),  # an absolute step, in [0, 1] pixel units like every epsilon
+    "rel_alpha": (0.0, None, True),
+    "lr": (0.0, None, True),  # CW's optimiser, SPSA's
+    "c": (0.0, None, True),  # CW's weight of the misclassification loss: 0 only shrinks the perturbation
+    "delta": (0.0, None, True),  # SPSA's finite-difference step
+    "rho": (0.0, 1.0, True),  # APGD's step-size checkpoint fraction
+    "p_init": (0.0, 1.0, True),  # Square's first patch fraction
+    "diversity_prob": (0.0, 1.0, False),
+    "prob": (0.0, 1.0, False),
+    "resize_rate": (0.0, None, True),
+    "eps_for_division": (0.0, None, True),
+    "FAB.alpha_max": (0.0, 1.0, False),
+    "FAB.beta": (0.0, 1.0, False),
+    "FAB.eta": (1.0, None, False),  # the overshoot past the boundary (the paper's eta >= 1)
+}
+
+
+def param_range(c: TaClass, key: str) -> tuple[float, float | None, bool] | None:
+    """The range `RANGES` gives a class's parameter, or None (then: counts >= 1, other numbers >= 0)."""
+    return RANGES.get(f"{c.name}.{key}", RANGES.get(key))
+
+
 TA_NORMS = {"linf": "Linf", "l2": "L2"}  # rttui's spelling -> torchattacks'
 EPS8 = 8 / 255
 STEP2 = 2 / 255
