@@ -43,3 +43,20 @@ def test_finished_runs_set_the_pace_and_parallel_runs_share_the_rest() -> None:
     assert m.study_eta(runs, 30.0) == pytest.approx(90.0 + 2 * 60.0 / 2)
     assert m.study_eta([run("d", "done", 1.0, seconds=1.0)], 30.0) == 0.0
     assert EtaModel().study_eta([run("x", "pending")], 0.0) is None  # nothing measured yet
+
+
+def test_source_pretraining_has_an_eta_and_the_studys_counts_it() -> None:
+    """A source half trained in 60 s, another waiting, no run timed yet: the source's ETA is 60 s, pretraining
+    ends in 60 + 120 s, and the study's ETA waits for a run's measurement; once a run has one, the study's ETA
+    is the sources left plus the runs left."""
+    m = EtaModel()
+    sources = [run("s0", "running", 0.5, started=0.0), run("s1", "pending")]
+    runs = [run("a", "pending"), run("b", "pending")]
+    m.update([*sources, *runs], now=60.0)
+    assert m.run_eta("s0", 60.0) == pytest.approx(60.0)
+    assert m.sources_eta(sources, 60.0) == pytest.approx(60.0 + 120.0)
+    assert m.study_eta(runs, 60.0, sources) is None  # the runs have no pace yet
+    assert m.study_eta(runs, 60.0) is None
+    runs[0] = run("a", "done", 1.0, seconds=30.0)
+    assert m.study_eta(runs, 60.0, sources) == pytest.approx(60.0 + 120.0 + 30.0)
+    assert m.study_eta(runs, 60.0) == pytest.approx(30.0)  # without the sources: the runs alone
