@@ -29,6 +29,17 @@ def picker_values(records: list[dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
+def known_only(query: dict[str, Any], values: dict[str, list[str]]) -> dict[str, Any]:
+    """The query with an attack or eps the study does not hold dropped (None: the default attack, all eps):
+    pickers carried over from another study asked for an eps this one lacks and showed a blank screen."""
+    q = dict(query)
+    if q.get("attack") is not None and q["attack"] not in values.get("attack", []):
+        q["attack"] = None
+    if q.get("eps") is not None and f"{q['eps']:g}" not in values.get("eps", []):
+        q["eps"] = None
+    return q
+
+
 class AnalysisScreen(RttuiScreen):
     """A screen of pickers over one study's results. Subclasses set the ids and say what to read and cycle."""
 
