@@ -14,19 +14,36 @@ class EtaModel:
     def __init__(self) -> None:
         # run id -> (progress, time it was first seen at that progress, seconds left estimated then)
         self._seen: dict[str, tuple[float, float, float | None]] = {}
+        # run id -> (progress, time) of the first step forward seen while watching: the rate since then is this
+        # run's own, where a resumed run's progress since its (re)start also counts the epochs done before it
+        self._anchor: dict[str, tuple[float, float]] = {}
 
     def update(self, runs: list[dict[str, Any]], now: float) -> None:
         for r in runs:
             if r["state"] != "running":
                 self._seen.pop(r["id"], None)
+                self._anchor.pop(r["id"], None)
                 continue
             p = float(r["progress"] or 0.0)
             old = self._seen.get(r["id"])
             if old is not None and old[0] == p:
                 continue  # no step forward: keep the estimate made at the last one, it counts down
-            elapsed = now - r["started"] if r.get("started") is not None else None
-            left = elapsed * (1 - p) / p if elapsed is not None and p > 0 else None
+            rate = self._rate(r["id"], p, now)
+            if old is not None and r["id"] not in self._anchor:
+                self._anchor[r["id"]] = (p, now)
+            if rate:
+                left: float | None = (1 - p) / rate
+            else:  # until two steps are seen: the rate since it started (a resumed run's is too fast)
+                elapsed = now - r["started"] if r.get("started") is not None else None
+                left = elapsed * (1 - p) / p if elapsed is not None and p > 0 else None
             self._seen[r["id"]] = (p, now, left)
+
+    def _rate(self, run_id: str, p: float, now: float) -> float | None:
+        """Progress per second between the first step seen and this one; None before a second step."""
+        anchor = self._anchor.get(run_id)
+        if anchor is None or p <= anchor[0] or now <= anchor[1]:
+            return None
+        return (p - anchor[0]) / (now - anchor[1])
 
     def run_eta(self, run_id: str, now: float) -> float | None:
         """Seconds left for a running unit (a run or a source), or None before its first measured step."""
@@ -40,7 +57,8 @@ class EtaModel:
         seen = self._seen.get(r["id"])
         if seen is None or not seen[0] or r.get("started") is None:
             return None
-        return (seen[1] - r["started"]) / seen[0]
+        rate = self._rate(r["id"], seen[0], seen[1])
+        return 1 / rate if rate else (seen[1] - r["started"]) / seen[0]
 
     def _left(self, units: list[dict[str, Any]], now: float) -> tuple[list[float | None], int, float | None]:
         """Of units of one kind: the running ones' ETAs, how many wait, and the measured time per unit (finished

@@ -60,3 +60,20 @@ def test_source_pretraining_has_an_eta_and_the_studys_counts_it() -> None:
     runs[0] = run("a", "done", 1.0, seconds=30.0)
     assert m.study_eta(runs, 60.0, sources) == pytest.approx(60.0 + 120.0 + 30.0)
     assert m.study_eta(runs, 60.0) == pytest.approx(30.0)  # without the sources: the runs alone
+
+
+def test_a_resumed_runs_eta_comes_from_its_own_pace_not_the_epochs_done_before_it() -> None:
+    """Resumed at 70% (epochs restored from its checkpoint), 74% ten seconds after its restart: the rate since its
+    start says 3.5 s left, far too soon. Once two steps have been seen, the ETA is the pace between them: 4% per
+    10 s, so 18% left is 45 s, and a waiting run takes a whole run at that pace (250 s)."""
+    m = EtaModel()
+    r = run("a", "running", 0.74, started=0.0)
+    runs = [r, run("w", "pending")]
+    m.update(runs, now=10.0)
+    assert m.run_eta("a", 10.0) == pytest.approx(10 * 0.26 / 0.74)  # nothing better known yet
+    r["progress"] = 0.78
+    m.update(runs, now=20.0)
+    r["progress"] = 0.82
+    m.update(runs, now=30.0)
+    assert m.run_eta("a", 30.0) == pytest.approx(0.18 / (0.04 / 10))
+    assert m.study_eta(runs, 30.0) == pytest.approx(45.0 + 250.0)
