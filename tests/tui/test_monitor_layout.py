@@ -144,3 +144,20 @@ async def test_the_runs_grid_fits_80_columns_with_long_labels(five_eps_dir: Path
         assert any("…" in label for label in labels)  # cut: the full label does not fit
         assert len(set(labels)) == len(labels) and all(label.endswith(("/s0", "/s1", "/s2")) for label in labels)
         assert any(line.rstrip().endswith("ETA") for line in screen_lines(app))
+
+
+async def test_the_charts_y_axis_reads_0_50_100_with_0_on_the_bottom_row(five_eps_dir: Path, frozen_clock) -> None:
+    """At 80x24 plotext's own ticks labelled the chart's rows 16.7 / 66.7 / 100.0, with the 0% line on the 16.7
+    row: the axis reads 0, 50 and 100, 0 on the row just above the x axis."""
+    app = make_app(db="demo.db", studies_dir="studies", clock=frozen_clock, poll_interval=0.05)
+    app.open_study("demo", "studies/demo.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.runs, tries=400)
+        await pilot.pause(0.3)
+        plot = app.screen.query_one("#mon-plot").region
+        rows = screen_lines(app)[plot.y : plot.bottom]
+        ticks = [line[: plot.width].split("┤")[0].strip() for line in rows if "┤" in line[: plot.width]]
+        assert ticks == ["100", "50", "0"]
+        zero = next(i for i, line in enumerate(rows) if line[: plot.width].split("┤")[0].strip() == "0")
+        assert "└" in rows[zero + 1][: plot.width]  # the x axis right below the 0 row
