@@ -44,3 +44,13 @@ async def test_a_key_read_only_took_away_says_read_only(
         await pilot.press("l")  # Studies: launch
         await pilot.pause(0.1)
     assert any("read-only" in t and "Launch" in t for t in told), told
+
+
+def test_exports_keys_are_none_a_browser_keeps_for_itself() -> None:
+    """In web mode (`rttui serve`) the browser takes ctrl+w (close the tab), ctrl+t and ctrl+n before the page
+    sees them: Export's key for what to export closed the tab instead."""
+    from rttui.tui.screens.export import ExportScreen
+
+    keys = {k for b in ExportScreen.BINDINGS for k in b.key.split(",")}
+    assert "ctrl+e" in keys
+    assert not keys & {"ctrl+w", "ctrl+t", "ctrl+n", "ctrl+tab", "ctrl+shift+w", "ctrl+shift+t"}

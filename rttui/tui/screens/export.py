@@ -45,7 +45,7 @@ class ExportScreen(RttuiScreen):
     TITLE_TEXT = "Export"
     BINDINGS = [
         Binding("ctrl+s", "write", "Write", tooltip="write the file named in `to`"),
-        Binding("ctrl+w", "cycle('what')", "What", show=False, tooltip="next thing to export"),
+        Binding("ctrl+e", "cycle('what')", "What", show=False, tooltip="next thing to export"),
         Binding("ctrl+f", "cycle('fmt')", "Format", tooltip="next format"),
     ]
 
