@@ -75,3 +75,20 @@ async def test_ttest_on_clean_accuracy_tests_each_configuration_once_and_names_t
         caption = str(t.query_one("#t-caption", Static).render())
         tested = sum(row[p] != "n/a" for row in t.grid["rows"])
         assert f"Holm over {tested} comparison(s)" in caption and "each configuration is tested once" in caption
+
+
+async def test_a_picker_with_nothing_to_pick_reads_a_dash_not_select(app_in) -> None:
+    """The demo has one model: the T-test on axis model has no pair, and its A picker read 'Select' (Textual's
+    prompt) beside 'vs B test_resnet'; it reads '-' and the note says why there is no test."""
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "ttest" and app.screen.grid, tries=400)
+        t = app.screen
+        t.query_one("#t-axis", Select).value = "model"
+        await wait_for(pilot, lambda: "fewer than two values" in str(t.query_one("#t-title", Static).render()))
+        await pilot.pause(0.2)
+        lines = [strip.text for strip in app.screen._compositor.render_strips()]
+        pickers = next(line for line in lines if "vs B" in line)
+        assert "Select" not in pickers, pickers
+        assert all("Select" not in line for line in lines)

@@ -66,7 +66,7 @@ class ExportScreen(RttuiScreen):
             yield Label("as")
             yield Select([(f, f) for f in FORMATS["table"]], id="x-fmt", value="md", compact=True, allow_blank=False)
             yield Label("figure")
-            yield Select([], id="x-kind", compact=True)
+            yield Select([], id="x-kind", compact=True, prompt="-")
         with Horizontal(classes="pickers"):
             yield Label("to")
             yield Input(id="x-path", compact=True)

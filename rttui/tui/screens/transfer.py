@@ -63,7 +63,7 @@ class TransferScreen(AnalysisScreen):
         yield Header()
         with Horizontal(classes="pickers"):
             yield Label("eps")
-            yield Select([], id="tr-eps", compact=True, allow_blank=True)
+            yield Select([], id="tr-eps", compact=True, allow_blank=True, prompt="-")
         yield Static("", id="tr-note", classes="note")
         with VerticalScroll(id="tr-box"):
             yield Static("", id="tr-title")

@@ -69,9 +69,9 @@ class TTestScreen(AnalysisScreen):
             yield Label("axis")
             yield Select([(a, a) for a in AXES], id="t-axis", value="strategy", compact=True, allow_blank=False)
             yield Label("A")
-            yield Select([], id="t-a", compact=True)
+            yield Select([], id="t-a", compact=True, prompt="-")
             yield Label("vs B")
-            yield Select([], id="t-b", compact=True)
+            yield Select([], id="t-b", compact=True, prompt="-")
         with Horizontal(classes="pickers"):
             yield Label("metric")
             yield Select(METRICS, id="t-metric", value="adv_acc", compact=True, allow_blank=False)
