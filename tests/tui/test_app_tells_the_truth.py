@@ -92,3 +92,21 @@ async def test_a_picker_with_nothing_to_pick_reads_a_dash_not_select(app_in) -> 
         pickers = next(line for line in lines if "vs B" in line)
         assert "Select" not in pickers, pickers
         assert all("Select" not in line for line in lines)
+
+
+@pytest.mark.parametrize("where", ["model", "colour=red", "model=resnet50"])
+async def test_a_bad_filter_is_explained_in_the_apps_words_not_the_clis(app_in, where: str) -> None:
+    """The analysis's errors serve `rttui compare --where`: in the app they name the filter, not `--where`."""
+    from tests.tui.helpers import type_into
+
+    app = app_in
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.current_mode == "results" and app.screen.tables, tries=400)
+        await pilot.press("slash")
+        await type_into(pilot, "#r-where", where)
+        await pilot.press("enter")
+        note = app.screen.query_one("#r-note", Static)
+        await wait_for(pilot, lambda: where in str(note.render()) and "computing" not in str(note.render()), tries=400)
+        text = str(note.render())
+        assert text.startswith("filter ") and "--" not in text and "rttui export" not in text, text

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, Input, Label, Select, Static
 
 from rttui import api
 from rttui.errors import RttuiError
+from rttui.tui.screens.analysis import in_app_words
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 
 WHAT = (
@@ -177,7 +178,7 @@ class ExportScreen(RttuiScreen):
                     written = [str(write_to)]
                 post(Exported(text, written))
             except (RttuiError, OSError) as exc:
-                post(Exported("", [], str(exc).splitlines()[0]))
+                post(Exported("", [], in_app_words(exc)))
 
         self.run_in_thread(run, "export")
 

@@ -17,6 +17,7 @@ from textual_plotext import PlotextPlot
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.messages import ResultsLoaded
+from rttui.tui.screens.analysis import in_app_words
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 
 KINDS = (("accuracy vs eps", "curves"), ("trade-off: clean vs adversarial", "tradeoff"))
@@ -75,7 +76,7 @@ class PlotsScreen(RttuiScreen):
             try:
                 return ResultsLoaded(name, api.export_records(db, name))
             except RttuiError as exc:
-                return ResultsLoaded(name, [], str(exc).splitlines()[0])
+                return ResultsLoaded(name, [], in_app_words(exc))
 
         self.start_polling(read, "poll-plots", every=3)
 

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sta
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import fill_table
-from rttui.tui.screens.analysis import ALL, AnalysisScreen, known_only, picker_values
+from rttui.tui.screens.analysis import ALL, AnalysisScreen, in_app_words, known_only, picker_values
 
 AXES = ("strategy", "model", "technique", "dataset", "attack", "eps")
 NONE = "(none)"
@@ -125,7 +125,7 @@ class ResultsScreen(AnalysisScreen):
                 comp = api.compare(db, name, attack, known["eps"], q["rows"], q["cols"], q["where"])
                 return Compared(name, {**known, "attack": attack}, values, comparison_view(comp), "")
             except RttuiError as exc:
-                return Compared(name, q, {}, [], str(exc).splitlines()[0])
+                return Compared(name, q, {}, [], in_app_words(exc))
 
         return read
 

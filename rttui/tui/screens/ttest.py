@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import fill_table
-from rttui.tui.screens.analysis import ALL, AnalysisScreen, known_only, picker_values
+from rttui.tui.screens.analysis import ALL, AnalysisScreen, in_app_words, known_only, picker_values
 
 AXES = ("strategy", "technique", "model", "dataset")
 METRICS = (("adversarial accuracy", "adv_acc"), ("clean accuracy", "clean_acc"), ("drop", "drop"))
@@ -116,7 +116,7 @@ class TTestScreen(AnalysisScreen):
                     grid["title"] += f" [{label}]"
                 return Tested(name, query, values, grid, "")
             except RttuiError as exc:
-                return Tested(name, q, {}, None, str(exc).splitlines()[0])
+                return Tested(name, q, {}, None, in_app_words(exc))
 
         return read
 
