@@ -62,13 +62,19 @@ class EtaModel:
 
     def _left(self, units: list[dict[str, Any]], now: float) -> tuple[list[float | None], int, float | None]:
         """Of units of one kind: the running ones' ETAs, how many wait, and the measured time per unit (finished
-        ones, else the running ones' whole-unit estimate; None while nothing was measured)."""
+        ones, else the running ones' whole-unit estimate; None while nothing was measured). A unit that has just
+        started (no step measured yet) is counted as a whole unit at that time, so the study's ETA does not
+        vanish each time a run starts."""
         running = [u for u in units if u["state"] == "running"]
         waiting = sum(u["state"] not in ("running", "done", "failed") for u in units)
         per = [u["seconds"] for u in units if u["state"] == "done" and u.get("seconds")]
         if not per:
             per = [t for t in (self.run_total(u, now) for u in running) if t is not None]
-        return [self.run_eta(u["id"], now) for u in running], waiting, (sum(per) / len(per) if per else None)
+        mean = sum(per) / len(per) if per else None
+        etas = [self.run_eta(u["id"], now) for u in running]
+        if mean is not None:
+            etas = [mean if e is None else e for e in etas]
+        return etas, waiting, mean
 
     def study_eta(
         self, runs: list[dict[str, Any]], now: float, sources: list[dict[str, Any]] | None = None

@@ -77,3 +77,14 @@ def test_a_resumed_runs_eta_comes_from_its_own_pace_not_the_epochs_done_before_i
     m.update(runs, now=30.0)
     assert m.run_eta("a", 30.0) == pytest.approx(0.18 / (0.04 / 10))
     assert m.study_eta(runs, 30.0) == pytest.approx(45.0 + 250.0)
+
+
+def test_a_run_that_has_just_started_counts_as_a_whole_run_so_the_studys_eta_stays() -> None:
+    """Eight runs done (60 s each), one started a second ago with no step measured yet, one waiting: the study's
+    ETA is two runs' time, not nothing (the head's ETA vanished each time a run started)."""
+    m = EtaModel()
+    runs = [run(f"d{i}", "done", 1.0, seconds=60.0) for i in range(8)]
+    runs += [run("a", "running", 0.0, started=99.0), run("w", "pending")]
+    m.update(runs, now=100.0)
+    assert m.run_eta("a", 100.0) is None  # its own ETA waits for its first step
+    assert m.study_eta(runs, 100.0) == pytest.approx(60.0 + 60.0)
