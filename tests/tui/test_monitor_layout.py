@@ -161,3 +161,15 @@ async def test_the_charts_y_axis_reads_0_50_100_with_0_on_the_bottom_row(five_ep
         assert ticks == ["100", "50", "0"]
         zero = next(i for i, line in enumerate(rows) if line[: plot.width].split("┤")[0].strip() == "0")
         assert "└" in rows[zero + 1][: plot.width]  # the x axis right below the 0 row
+
+
+async def test_a_study_never_run_says_so_and_how_to_launch_it(five_eps_dir: Path, frozen_clock) -> None:
+    """A study file that the database has never run read 'no runner · 0/0 done' over empty panes."""
+    (five_eps_dir / "studies" / "fresh.toml").write_text(FIVE_EPS.replace('name = "demo"', 'name = "fresh"'))
+    app = make_app(db="demo.db", studies_dir="studies", clock=frozen_clock, poll_interval=0.05)
+    app.open_study("fresh", "studies/fresh.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and app.screen.polls, tries=400)
+        head = str(app.screen.query_one("#mon-head", Static).render())
+        assert "0/0 done" not in head and "not run on this database yet: l launches it" in head

@@ -229,6 +229,8 @@ class MonitorScreen(RttuiScreen):
         elif starting and self.rapp.clock() - starting["at"] < 120:  # launched here, not holding the database yet
             who = Content.assemble(("starting", "bold"), f" (process {starting['pid']})…")
         parts = [Content.styled(self.study, "bold"), who, Content(f"{done}/{n} done")]
+        if not n and not runner and not starting:  # a study file never run here: not an empty "0/0 done"
+            parts[2] = Content("not run on this database yet: l launches it")
         if failed:
             parts.append(Content.assemble((f"{failed} failed", "red"), " (r: retry)"))
         left = [u for u in [*sources, *runs] if u["state"] not in ("done", "failed")]
