@@ -47,8 +47,10 @@ def fill_table(
     keys: list[str] | None = None,
     min_width: int = 0,
     markup: bool = True,
+    min_widths: dict[str, int] | None = None,
 ) -> None:
-    """Replace a DataTable's columns and rows, sizing each column to its widest cell (markup not counted).
+    """Replace a DataTable's columns and rows, sizing each column to its widest cell (markup not counted), and at
+    least `min_width` (or `min_widths[header]`) wide: the room a cell updated in place later may need.
 
     `markup=False` shows the cells as they are: analysis results hold labels such as `layer_freezing[freeze=2]`,
     which the DataTable would otherwise read as markup and drop.
@@ -61,7 +63,8 @@ def fill_table(
         rows = [[escape(str(c)) for c in r] for r in rows]
     table.clear(columns=True)
     for i, h in enumerate(header):
-        width = max([len(h), min_width, *(Text.from_markup(str(r[i])).cell_len for r in rows)])
+        least = (min_widths or {}).get(h, min_width)
+        width = max([len(h), least, *(Text.from_markup(str(r[i])).cell_len for r in rows)])
         table.add_column(h, key=h, width=width)
     for j, r in enumerate(rows):
         table.add_row(*r, key=keys[j] if keys else None)

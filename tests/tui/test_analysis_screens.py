@@ -70,7 +70,7 @@ async def test_results_ttest_and_export(app_in, demo_dir: Path) -> None:
         assert shown[0]["title"].split(" [")[0] in table_md  # the table Results showed is the one written
 
         x.query_one("#x-what").focus()
-        await pilot.press("ctrl+w")  # paired tests, as set up on the T-test screen
+        await pilot.press("ctrl+e")  # paired tests, as set up on the T-test screen
         await type_into(pilot, "#x-path", "out/tests.tex")
         x.query_one("#x-what").focus()
         await pilot.press("ctrl+f")  # md -> latex
@@ -82,13 +82,13 @@ async def test_results_ttest_and_export(app_in, demo_dir: Path) -> None:
         )
 
         x.query_one("#x-what").focus()
-        await pilot.press("ctrl+w")  # records, csv
+        await pilot.press("ctrl+e")  # records, csv
         await type_into(pilot, "#x-path", "out/records.csv")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: Path("out/records.csv").exists(), tries=400)
 
         x.query_one("#x-what").focus()
-        await pilot.press("ctrl+w")  # a figure, as SVG
+        await pilot.press("ctrl+e")  # a figure, as SVG
         await type_into(pilot, "#x-path", "out/fig.svg")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: x.written and x.written[0].endswith(".svg"), tries=600)

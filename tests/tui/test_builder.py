@@ -63,3 +63,34 @@ async def test_load_edit_save_round_trip(demo_dir: Path, frozen_clock) -> None:
     assert after["attacks"]["pgd"]["steps"] == 7
     after["attacks"]["pgd"]["steps"] = before["attacks"]["pgd"]["steps"]
     assert after == before  # nothing else moved
+
+
+async def test_a_new_studys_file_follows_its_name_and_an_opened_file_stays(demo_dir: Path, frozen_clock) -> None:
+    """Renamed in the Builder, a new study kept the file new-study.toml (a second new study overwrote it); its
+    file now follows its name. A file that was opened, or one the user typed, is left as it is."""
+    from textual.widgets import Input
+
+    sdir = demo_dir / "studies"
+    app = make_app(db=demo_dir / "demo.db", studies_dir=sdir, clock=frozen_clock, poll_interval=0.1)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.screen.rows)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.checked)
+        b = app.screen
+        path = b.query_one("#f-path", Input)
+        assert Path(path.value).name == "new-study.toml"
+        await type_into(pilot, "#f-name", "mine")
+        await wait_for(pilot, lambda: Path(path.value).name == "mine.toml")
+        assert Path(path.value).parent == sdir
+        await type_into(pilot, "#f-path", str(sdir / "elsewhere.toml"))
+        await type_into(pilot, "#f-name", "other")
+        await pilot.pause(0.2)
+        assert Path(path.value).name == "elsewhere.toml"  # typed by the user: kept
+        await pilot.press("escape", "1")
+        await wait_for(pilot, lambda: app.current_mode == "studies" and app.screen.rows)
+        await pilot.press("e")  # the demo, opened from its file
+        await wait_for(pilot, lambda: app.current_mode == "builder" and b.opened is not None and b.checked)
+        await wait_for(pilot, lambda: Path(path.value).name == "demo.toml")
+        await type_into(pilot, "#f-name", "renamed")
+        await pilot.pause(0.2)
+        assert Path(path.value).name == "demo.toml"  # an opened file is saved back to itself

@@ -29,6 +29,36 @@ def picker_values(records: list[dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
+# The analysis speaks CLI (its errors serve `rttui compare --where ... --eps ...`); in the app the same advice
+# names the app's own controls.
+APP_WORDS = (
+    ("write for example --where ", "write for example "),
+    ("--where ", "filter "),
+    ("use --eps with one of", "pick (e) one of"),
+    ("--eps ", "eps "),
+    ("check the values with `rttui export`", "check the values on the Export screen (7)"),
+)
+
+
+def in_app_words(error: object) -> str:
+    """An analysis error's first line as the app says it: its filter and eps picker, not `--where` / `--eps`."""
+    text = str(error).splitlines()[0]
+    for cli, app in APP_WORDS:
+        text = text.replace(cli, app)
+    return text
+
+
+def known_only(query: dict[str, Any], values: dict[str, list[str]]) -> dict[str, Any]:
+    """The query with an attack or eps the study does not hold dropped (None: the default attack, all eps):
+    pickers carried over from another study asked for an eps this one lacks and showed a blank screen."""
+    q = dict(query)
+    if q.get("attack") is not None and q["attack"] not in values.get("attack", []):
+        q["attack"] = None
+    if q.get("eps") is not None and f"{q['eps']:g}" not in values.get("eps", []):
+        q["eps"] = None
+    return q
+
+
 class AnalysisScreen(RttuiScreen):
     """A screen of pickers over one study's results. Subclasses set the ids and say what to read and cycle."""
 

@@ -249,6 +249,7 @@ class BuilderScreen(RttuiScreen):
         inputs["f-path"].value = path
         for fid, *_ in FIELDS:
             inputs[fid].value = form.fields[fid]
+        self._named = form.fields["f-name"].strip()  # the name the file is named after, while it follows it
         for wid, ds in (("#f-src-dataset", form.source_dataset), ("#f-tgt-dataset", form.target_dataset)):
             if ds is not None:
                 self.query_one(wid, Select).value = ds
@@ -305,8 +306,21 @@ class BuilderScreen(RttuiScreen):
     def _edited(self, event: Message) -> None:
         if isinstance(event, SelectionList.SelectedChanged):
             self._show_params()
+        if isinstance(event, Input.Changed) and event.input.id == "f-name" and not self._filling:
+            self._file_follows_name(event.value.strip())
         if not self._filling:
             self._changed()
+
+    def _file_follows_name(self, name: str) -> None:
+        """A study not yet in a file of its own is saved under its name: renaming `new-study` to `mine` names the
+        file `mine.toml` (it kept `new-study.toml`); a file the user typed, or one opened, stays as it is."""
+        path = self.query_one("#f-path", Input)
+        named = getattr(self, "_named", "")
+        if not name or "/" in name or self.opened is not None:
+            return
+        if Path(path.value).name == f"{named}.toml":
+            path.value = str(Path(path.value).with_name(f"{name}.toml"))
+        self._named = name
 
     def _changed(self) -> None:
         try:

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, Input, Label, Select, Static
 
 from rttui import api
 from rttui.errors import RttuiError
+from rttui.tui.screens.analysis import in_app_words
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 
 WHAT = (
@@ -45,7 +46,7 @@ class ExportScreen(RttuiScreen):
     TITLE_TEXT = "Export"
     BINDINGS = [
         Binding("ctrl+s", "write", "Write", tooltip="write the file named in `to`"),
-        Binding("ctrl+w", "cycle('what')", "What", show=False, tooltip="next thing to export"),
+        Binding("ctrl+e", "cycle('what')", "What", show=False, tooltip="next thing to export"),
         Binding("ctrl+f", "cycle('fmt')", "Format", tooltip="next format"),
     ]
 
@@ -66,7 +67,7 @@ class ExportScreen(RttuiScreen):
             yield Label("as")
             yield Select([(f, f) for f in FORMATS["table"]], id="x-fmt", value="md", compact=True, allow_blank=False)
             yield Label("figure")
-            yield Select([], id="x-kind", compact=True)
+            yield Select([], id="x-kind", compact=True, prompt="-")
         with Horizontal(classes="pickers"):
             yield Label("to")
             yield Input(id="x-path", compact=True)
@@ -177,7 +178,7 @@ class ExportScreen(RttuiScreen):
                     written = [str(write_to)]
                 post(Exported(text, written))
             except (RttuiError, OSError) as exc:
-                post(Exported("", [], str(exc).splitlines()[0]))
+                post(Exported("", [], in_app_words(exc)))
 
         self.run_in_thread(run, "export")
 

@@ -28,6 +28,20 @@ from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 from rttui.tui.screens.confirm import Confirm
 
 AXES = api.CONFIG_AXES
+# The widest a cell updated in place gets ("running", "12/12", "1h02m"): columns are sized when a table is filled,
+# and no wider, so that 80 columns hold the grid without a scrollbar that would cost a row.
+CELL_WIDTHS = {"state": 7}
+GRID_REST = 53  # the grid's other columns (38 cells), their padding (2 each) and a scrollbar
+
+
+def fit_label(label: str, width: int) -> str:
+    """A run's label cut in its middle to `width` (its seed kept: `test_resnet/feature_ext…/s0`), so the grid's
+    last columns (time, ETA) stay on an 80-column screen; the detail pane's title names the run in full."""
+    if len(label) <= width:
+        return label
+    head, _, seed = label.rpartition("/")
+    keep = width - len(seed) - 2
+    return f"{head[:keep]}…/{seed}" if head and keep > 0 else label[: width - 1] + "…"
 
 
 def run_label(r: dict[str, Any], vary: tuple[str, ...] = AXES[1:]) -> str:
@@ -119,20 +133,22 @@ class MonitorScreen(RttuiScreen):
             return
         self.data = msg.data
         runs = msg.data["runs"]
-        self.eta.update(runs, self.rapp.clock())
+        sources = msg.data.get("sources", [])
+        self.eta.update([*sources, *runs], self.rapp.clock())  # source pretraining has an ETA too
         self.vary = tuple(a for a in AXES if len({r[a] for r in runs}) > 1) or ("model",)
         self._log_changes(runs, msg.data["runner"])
-        self._head(runs, msg.data["runner"])
+        self._head(runs, msg.data["runner"], sources)
         if "gpus" in msg.data:  # each device names the run its worker works on
             names = {r["id"]: run_label(r, self.vary) for r in runs}
-            names.update({u["id"]: f"source {u['model']}/s{u['seed']}" for u in msg.data.get("sources", [])})
+            names.update({u["id"]: f"source {u['model']}/s{u['seed']}" for u in sources})
             self.query_one("#mon-gpu", Static).update("\n".join(gpu_lines(msg.data["gpus"], names)))
         t = self.query_one("#mon-runs", DataTable)
         now = self.rapp.clock()
         if [r["id"] for r in runs] != [r["id"] for r in self.runs]:
             keep = t.cursor_row
             header = ["run", "state", "epoch", "loss", "progress", "time", "ETA"]
-            fill_table(t, header, [self._cells(r, now) for r in runs], [r["id"] for r in runs], min_width=7)
+            rows = [self._cells(r, now) for r in runs]
+            fill_table(t, header, rows, [r["id"] for r in runs], min_width=5, min_widths=CELL_WIDTHS)
             if runs:
                 self._auto_row = max(0, min(keep, len(runs) - 1))
                 t.move_cursor(row=self._auto_row)
@@ -142,7 +158,7 @@ class MonitorScreen(RttuiScreen):
                     for col, value in zip(t.columns, self._cells(r, now), strict=True):
                         t.update_cell(r["id"], col, value)
         self.runs = runs
-        self._sources(msg.data.get("sources", []), now)
+        self._sources(sources, now)
         self._follow_running(t)
         self._detail()
 
@@ -156,19 +172,23 @@ class MonitorScreen(RttuiScreen):
             t.move_cursor(row=running[0])
 
     def _sources(self, sources: list[dict[str, Any]], now: float) -> None:
-        """Source pretraining as rows of their own, shown while a source is not done (runs wait on them)."""
+        """Source pretraining as rows of their own, shown while a source is not done (runs wait on them): the
+        sources left, the ones training first, so that on a small terminal (two rows at 24 lines, beside the
+        runs and a detail pane that holds five eps) what works now is what shows; the rest scroll."""
         st = self.query_one("#mon-sources", DataTable)
-        st.display = any(s["state"] != "done" for s in sources)
+        order = {"running": 0, "failed": 1}
+        left = sorted((s for s in sources if s["state"] != "done"), key=lambda s: order.get(s["state"], 2))
+        st.display = bool(left)
         if not st.display:
             return
         header = ["source", "state", "epoch", "loss", "progress", "time", "ETA"]
         rows = []
-        for s in sources:
+        for s in left:
             cells = self._cells(s, now)
-            cells[0] = f"source {s['model']}/s{s['seed']}"
+            cells[0] = f"{s['model']}/s{s['seed']}"  # the column says "source"; a narrow table needs no scrollbar
             rows.append(cells)
-        fill_table(st, header, rows, min_width=7)
-        st.styles.height = len(rows) + 1
+        fill_table(st, header, rows, min_width=5, min_widths=CELL_WIDTHS)
+        st.styles.height = min(len(rows), 2 if self.size.height < 30 else 4) + 1
 
     def _cells(self, r: dict[str, Any], now: float) -> list[str]:
         ep = f"{r['epoch'] or 0}/{r['epochs_total']}" if r["epochs_total"] else str(r["epoch"] or "-")
@@ -189,7 +209,7 @@ class MonitorScreen(RttuiScreen):
             "stopped": "[yellow]stopped[/yellow]",
         }
         return [
-            run_label(r, self.vary),
+            fit_label(run_label(r, self.vary), max(16, self.size.width - GRID_REST)),
             styled.get(state, state),
             ep,
             loss,
@@ -198,7 +218,7 @@ class MonitorScreen(RttuiScreen):
             eta_s,
         ]
 
-    def _head(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None) -> None:
+    def _head(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None, sources: list[dict[str, Any]]) -> None:
         n = len(runs)
         done = sum(r["state"] == "done" for r in runs)
         failed = sum(r["state"] == "failed" for r in runs)
@@ -209,12 +229,20 @@ class MonitorScreen(RttuiScreen):
         elif starting and self.rapp.clock() - starting["at"] < 120:  # launched here, not holding the database yet
             who = Content.assemble(("starting", "bold"), f" (process {starting['pid']})…")
         parts = [Content.styled(self.study, "bold"), who, Content(f"{done}/{n} done")]
+        if not n and not runner and not starting:  # a study file never run here: not an empty "0/0 done"
+            parts[2] = Content("not run on this database yet: l launches it")
         if failed:
             parts.append(Content.assemble((f"{failed} failed", "red"), " (r: retry)"))
-        left = [r for r in runs if r["state"] not in ("done", "failed")]
-        eta = self.eta.study_eta(runs, self.rapp.clock()) if runner and left else None
-        if eta is not None:  # the same model as the runs' ETA column, so the two agree
+        left = [u for u in [*sources, *runs] if u["state"] not in ("done", "failed")]
+        now = self.rapp.clock()
+        eta = self.eta.study_eta(runs, now, sources) if runner and left else None
+        if eta is not None:  # the same model as the ETA columns, so they agree; it counts the sources left too
             parts.append(Content(f"ETA ≈ {duration(eta)}"))
+        elif runner and any(s["state"] not in ("done", "failed") for s in sources):
+            # Pretraining: the runs are not timed until one has run, but when the sources are done is known.
+            pre = self.eta.sources_eta(sources, now)
+            if pre is not None:
+                parts.append(Content(f"sources ETA ≈ {duration(pre)}"))
         self.query_one("#mon-head", Static).update(Content(" · ").join(parts))
 
     def _log_changes(self, runs: list[dict[str, Any]], runner: dict[str, Any] | None) -> None:

@@ -17,6 +17,7 @@ from textual_plotext import PlotextPlot
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.messages import ResultsLoaded
+from rttui.tui.screens.analysis import in_app_words
 from rttui.tui.screens.base import NO_STUDY, RttuiScreen
 
 KINDS = (("accuracy vs eps", "curves"), ("trade-off: clean vs adversarial", "tradeoff"))
@@ -50,9 +51,9 @@ class PlotsScreen(RttuiScreen):
             yield Label("plot")
             yield Select(KINDS, value="curves", id="pl-kind", compact=True, allow_blank=False)
             yield Label("attack")
-            yield Select([], id="pl-attack", compact=True, allow_blank=True)
+            yield Select([], id="pl-attack", compact=True, allow_blank=True, prompt="-")
             yield Label("eps")
-            yield Select([], id="pl-eps", compact=True, allow_blank=True)
+            yield Select([], id="pl-eps", compact=True, allow_blank=True, prompt="-")
         yield Static("", id="pl-note", classes="note")
         yield PlotextPlot(id="pl-plot")
         yield Footer()
@@ -75,7 +76,7 @@ class PlotsScreen(RttuiScreen):
             try:
                 return ResultsLoaded(name, api.export_records(db, name))
             except RttuiError as exc:
-                return ResultsLoaded(name, [], str(exc).splitlines()[0])
+                return ResultsLoaded(name, [], in_app_words(exc))
 
         self.start_polling(read, "poll-plots", every=3)
 

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sta
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import fill_table
-from rttui.tui.screens.analysis import ALL, AnalysisScreen, picker_values
+from rttui.tui.screens.analysis import ALL, AnalysisScreen, in_app_words, known_only, picker_values
 
 AXES = ("strategy", "model", "technique", "dataset", "attack", "eps")
 NONE = "(none)"
@@ -120,11 +120,12 @@ class ResultsScreen(AnalysisScreen):
         def read() -> Compared:
             try:
                 values = picker_values(api.export_records(db, name))
-                attack = q["attack"] or api.default_attack(values["attack"])
-                comp = api.compare(db, name, attack, q["eps"], q["rows"], q["cols"], q["where"])
-                return Compared(name, {**q, "attack": attack}, values, comparison_view(comp), "")
+                known = known_only(q, values)  # pickers left on another study's attack or eps
+                attack = known["attack"] or api.default_attack(values["attack"])
+                comp = api.compare(db, name, attack, known["eps"], q["rows"], q["cols"], q["where"])
+                return Compared(name, {**known, "attack": attack}, values, comparison_view(comp), "")
             except RttuiError as exc:
-                return Compared(name, q, {}, [], str(exc).splitlines()[0])
+                return Compared(name, q, {}, [], in_app_words(exc))
 
         return read
 
@@ -155,8 +156,11 @@ class ResultsScreen(AnalysisScreen):
         if msg.values and msg.values != self.values:
             self.values = msg.values
             self._filling = True
+            # The pickers show what was read: an eps or attack this study lacks was dropped by the reader.
+            self.asked = {**self.query_now(), "attack": msg.query["attack"], "eps": msg.query["eps"]}
             self.fill_picker("#r-attack", msg.values["attack"], msg.query["attack"])
-            self.fill_picker("#r-eps", msg.values["eps"], self.query_one("#r-eps", Select).value, with_all=True)
+            eps = f"{msg.query['eps']:g}" if msg.query["eps"] is not None else None
+            self.fill_picker("#r-eps", msg.values["eps"], eps, with_all=True)
             self.call_after_refresh(setattr, self, "_filling", False)
         if msg.error:
             note.update(Content.styled(msg.error, "red"))

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import fill_table
-from rttui.tui.screens.analysis import AnalysisScreen
+from rttui.tui.screens.analysis import AnalysisScreen, in_app_words
 
 
 def matrix_view(m: Any) -> dict[str, Any]:
@@ -63,7 +63,7 @@ class TransferScreen(AnalysisScreen):
         yield Header()
         with Horizontal(classes="pickers"):
             yield Label("eps")
-            yield Select([], id="tr-eps", compact=True, allow_blank=True)
+            yield Select([], id="tr-eps", compact=True, allow_blank=True, prompt="-")
         yield Static("", id="tr-note", classes="note")
         with VerticalScroll(id="tr-box"):
             yield Static("", id="tr-title")
@@ -86,7 +86,7 @@ class TransferScreen(AnalysisScreen):
                 shown = api.transfer(db, name, q["eps"])[0]
                 return MatrixRead(name, grid, matrix_view(shown), "")
             except RttuiError as exc:
-                return MatrixRead(name, [], None, str(exc).splitlines()[0])
+                return MatrixRead(name, [], None, in_app_words(exc))
 
         return read
 

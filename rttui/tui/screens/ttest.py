@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from rttui import api
 from rttui.errors import RttuiError
 from rttui.tui.cells import fill_table
-from rttui.tui.screens.analysis import ALL, AnalysisScreen, picker_values
+from rttui.tui.screens.analysis import ALL, AnalysisScreen, in_app_words, known_only, picker_values
 
 AXES = ("strategy", "technique", "model", "dataset")
 METRICS = (("adversarial accuracy", "adv_acc"), ("clean accuracy", "clean_acc"), ("drop", "drop"))
@@ -69,9 +69,9 @@ class TTestScreen(AnalysisScreen):
             yield Label("axis")
             yield Select([(a, a) for a in AXES], id="t-axis", value="strategy", compact=True, allow_blank=False)
             yield Label("A")
-            yield Select([], id="t-a", compact=True)
+            yield Select([], id="t-a", compact=True, prompt="-")
             yield Label("vs B")
-            yield Select([], id="t-b", compact=True)
+            yield Select([], id="t-b", compact=True, prompt="-")
         with Horizontal(classes="pickers"):
             yield Label("metric")
             yield Select(METRICS, id="t-metric", value="adv_acc", compact=True, allow_blank=False)
@@ -106,17 +106,17 @@ class TTestScreen(AnalysisScreen):
             try:
                 values = picker_values(api.export_records(db, name))
                 a, b = pick_pair(values.get(q["axis"], []), q["a"], q["b"])
-                query = {**q, "a": a, "b": b}
+                query = {**known_only(q, values), "a": a, "b": b}  # no attack or eps of another study
                 if a is None or b is None:
                     return Tested(name, query, values, None, f"{q['axis']} has fewer than two values to compare")
-                rows = api.ttest(db, q["axis"], a, b, q["metric"], q["attack"], q["eps"], name)
+                rows = api.ttest(db, q["axis"], a, b, q["metric"], query["attack"], query["eps"], name)
                 grid = api.tests_grid(rows)
                 label = api.incomplete(db, name)
                 if label:  # the tests use the runs stored so far
                     grid["title"] += f" [{label}]"
                 return Tested(name, query, values, grid, "")
             except RttuiError as exc:
-                return Tested(name, q, {}, None, str(exc).splitlines()[0])
+                return Tested(name, q, {}, None, in_app_words(exc))
 
         return read
 
