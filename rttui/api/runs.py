@@ -245,8 +245,9 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
         if study is not None:
             require_study(s, study)
         if run_id is None:
-            runs = [{k: v for k, v in r.items() if k != "config"} for r in s.runs(study)]
-            return {"studies": s.studies(), "runs": runs, "runner": s.runner_lock()}
+            rows = s.runs(study)
+            runs = [{k: v for k, v in r.items() if k != "config"} for r in rows]
+            return {"studies": s.studies(), "runs": runs, "sources": _sources(s, rows), "runner": s.runner_lock()}
         row = s.unit("run", run_id)
         if row is None:
             raise StoreError(f"run {run_id!r} is not in {s.path}; run `rttui status` to list run ids")
@@ -268,6 +269,36 @@ def status(db: str | Path | None = None, study: str | None = None, run_id: str |
                 "peak_gpu_mem": row.get("peak_gpu_mem"),  # bytes (training and evaluation); None: not on a GPU
             },
         }
+
+
+def _sources(s: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pretrained sources these runs start from (adversarial pretraining done by rttui), with their state and
+    latest epoch: while a source trains its runs wait "pending", so status shows the source working."""
+    import json
+
+    ids: list[str] = []
+    for r in runs:
+        cfg = r.get("config") or {}
+        try:
+            cfg = json.loads(cfg) if isinstance(cfg, str) else cfg
+        except ValueError:
+            cfg = {}
+        sid = cfg.get("source_id") if isinstance(cfg, dict) else None
+        if sid and sid not in ids:
+            ids.append(sid)
+    epochs = s.last_unit_epochs(ids)
+    out = []
+    for sid in ids:
+        u = s.unit("source", sid)
+        if u is None:
+            continue
+        out.append(
+            {
+                **{k: u.get(k) for k in ("id", "dataset", "model", "seed", "state", "clean_acc", "error")},
+                "epoch": (epochs.get(sid) or {}).get("epoch"),
+            }
+        )
+    return out
 
 
 def checks(db: str | Path | None = None, run_id: str | None = None) -> list[dict[str, Any]]:

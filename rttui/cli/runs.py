@@ -220,6 +220,22 @@ def status(
             s["path"] or "",
         )
     out.print(t)
+    if st.get("sources"):  # adversarial pretraining the runs start from: minutes of work before any run moves
+        t = Table(title="sources (pretrained by rttui; their runs wait pending meanwhile)", title_justify="left")
+        for c in ("source id", "dataset", "model", "seed", "state", "epoch", "clean", "error"):
+            t.add_column(c)
+        for u in st["sources"]:
+            t.add_row(
+                u["id"],
+                u["dataset"] or "",
+                u["model"] or "",
+                str(u["seed"]),
+                "stopped" if u["state"] == "running" and not st["runner"] else str(u["state"]),
+                str(u["epoch"] or "-"),
+                f"{u['clean_acc']:.3f}" if u["clean_acc"] is not None else "-",
+                escape((u["error"] or "")[:80]),
+            )
+        out.print(t)
     t = Table(title="runs", title_justify="left")
     gpu = any(r.get("peak_gpu_mem") is not None for r in st["runs"])  # a column only where a GPU measured one
     for c in ("run id", "dataset", "model", "strategy", "technique", "seed", "state", "epoch", "clean"):
