@@ -149,7 +149,9 @@ def to_frame(rows: list[dict[str, Any]], kind: str) -> Any:
         if kind == "samples":
             row["epsilons"] = list(r.get("epsilons") or [])
         flat.append(row)
-    df = pd.DataFrame(flat, columns=_columns(schema, flat))
+    # Built as objects, then typed column by column: pandas would otherwise turn an int column with a gap into
+    # float64 before `_param_typed` could see its ints.
+    df = pd.DataFrame(flat, columns=_columns(schema, flat), dtype=object)
     for col, typ in schema.items():
         df[col] = _typed(pd, df[col], typ)
     params = [c for c in df.columns if c not in schema and c != "epsilons"]
@@ -224,6 +226,4 @@ def _typed(pd: Any, s: Any, typ: str) -> Any:
         return pd.to_numeric(s, errors="coerce").astype("float64")
     if typ == "bool":
         return s.astype("boolean") if s.isna().any() else s.astype(bool)
-    if s.isna().all():
-        return s.astype("Int64")
     return s.astype("Int64") if s.isna().any() else s.astype("int64")

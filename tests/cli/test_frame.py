@@ -123,3 +123,20 @@ def test_frame_bad_input_is_one_line(seeds3_db: Path, monkeypatch: pytest.Monkey
     with pytest.raises(RttuiError) as e:
         api.frame(seeds3_db)
     assert str(e.value) == "rttui.api.frame needs pandas, which is not installed; pip install 'rttui[pandas]'"
+
+
+def test_a_parameter_some_rows_lack_keeps_its_type() -> None:
+    """An int parameter missing from some rows is nullable Int64 (pandas alone makes it float64 with NaN), a flag
+    boolean, a text string; the record's own columns keep theirs."""
+    from rttui.analysis.frame import to_frame
+
+    base = {"study": "s", "run_id": "r", "seed": 0, "attack": "pgd", "eps": 0.03, "clean_acc": 0.9, "adv_acc": 0.5}
+    rows = [
+        {**base, "n": 10, "random_start": True, "attack_params": {"restarts_extra": 2, "early": True, "loss": "ce"}},
+        {**base, "n": 10, "random_start": False, "attack_params": {}},
+    ]
+    df = to_frame(rows, "records")
+    assert str(df["attack_params.restarts_extra"].dtype) == "Int64" and df["attack_params.restarts_extra"][0] == 2
+    assert str(df["attack_params.early"].dtype) == "boolean"
+    assert isinstance(df["attack_params.loss"].dtype, pd.StringDtype)
+    assert df.n.dtype == np.int64 and df.random_start.dtype == bool and df.eps.dtype == np.float64
