@@ -588,6 +588,87 @@ SLURM_KEYS: dict[str, Param] = {
 }
 
 
+# `[study]`: what a study is called and which seeds it runs.
+STUDY_KEYS: dict[str, Param] = {
+    "name": Param(None, (str,), "the study's name: results are kept apart per name (required; no / or \\)"),
+    "description": Param("", (str,), "one line shown by `rttui status` and the app"),
+    "seeds": Param([0, 1, 2], (list,), "run seeds, integers in 0..2**32-1: every configuration runs once per seed"),
+    "allow_large": Param(
+        False, (bool,), "lift the typo bounds (epochs > 10000, batch sizes > 65536, lr > 10, restarts > 1000)"
+    ),
+    "smoke": Param(
+        False, (bool,), "set by `rttui run --smoke` on the study it derives: splits may be below the class count"
+    ),
+}
+
+# `[[grid]]`: one block of the study's cross product; each block may override any section for its runs.
+BLOCK_KEYS: dict[str, Param] = {
+    "name": Param(None, (str,), "the block's name in messages (default: grid[i])", nullable=True),
+    "models": Param(None, (list,), "timm model names (required), each optionally configured under [models.NAME]"),
+    "strategies": Param(
+        None,
+        (list,),
+        "fine-tuning strategies (required unless freeze_depths is given), configured under [strategies.NAME]",
+        nullable=True,
+    ),
+    "techniques": Param(["none"], (list,), "robustness techniques, configured under [techniques.NAME]"),
+    "attacks": Param(
+        None,
+        (list,),
+        "attacks of this block (default: every [attacks.NAME] table; with none, fgsm and pgd)",
+        nullable=True,
+    ),
+    "freeze_depths": Param(
+        None,
+        (list,),
+        "a freeze-depth sweep: one layer_freezing run per depth (ints, fractions, 'half', 'all'), added to strategies",
+        nullable=True,
+    ),
+    **{
+        sec: Param(None, (dict,), f"override [{sec}] for this block's runs", nullable=True)
+        for sec in ("source", "target", "train", "eval")
+    },
+}
+
+# `[eval.audit]`: the attack-strength audit's keys, from the engine's torch-free settings module.
+AUDIT_KEYS: dict[str, Param] = {
+    k: Param(
+        v,
+        (bool,) if k in audit_settings.BOOLS else (int,) if k in audit_settings.INTS else NUM,
+        audit_settings.HELP[k],
+        low=None if k in audit_settings.BOOLS else 0,
+        high=1 if k == "fraction" else None,
+    )
+    for k, v in audit_settings.DEFAULTS.items()
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table of a study file: its TOML header, what it is for and its keys (the reference docs list these)."""
+
+    header: str
+    help: str
+    keys: dict[str, Param]
+
+
+# Every table a study file may hold, in the order a study reads best. `[attacks.NAME]`, `[strategies.NAME]` and
+# `[techniques.NAME]` take the parameters of their registry entry (the registries reference lists them).
+SECTIONS: tuple[Section, ...] = (
+    Section("[study]", "the study's name and seeds", STUDY_KEYS),
+    Section("[source]", "the source task: pretraining, once per (model, seed), reused by every strategy", SOURCE_KEYS),
+    Section("[target]", "the target task the models transfer to; its test split is what attacks measure", TARGET_KEYS),
+    Section("[train]", "fine-tuning on the target task", TRAIN_KEYS),
+    Section("[train.probe]", "per-epoch validation: clean and robust accuracy on fixed validation images", PROBE_KEYS),
+    Section("[eval]", "the attacks' epsilon grid and how evaluations run and read", EVAL_KEYS),
+    Section("[eval.audit]", "the attack-strength audit (on by default)", AUDIT_KEYS),
+    Section("[models.NAME]", "one timm model's options (NAME as in a block's models)", MODEL_KEYS),
+    Section("[[grid]]", "the blocks whose cross product makes the study's runs", BLOCK_KEYS),
+    Section("[run]", "how the study runs (execution only: never part of a run id)", RUN_KEYS),
+    Section("[run.slurm]", "the SLURM executor's job options (submitit); also `--slurm KEY=VALUE`", SLURM_KEYS),
+)
+
+
 # ---- the catalog as plain data, for faces that build pickers from it --------------------------------------
 def params_data(params: dict[str, Param]) -> dict[str, dict[str, Any]]:
     """Parameters as plain dicts (default, type names, help, choices, range, nullable)."""

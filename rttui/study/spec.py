@@ -36,19 +36,9 @@ TOP_KEYS = {
     "grid",
     "run",
 }
-BLOCK_KEYS = {
-    "models",
-    "strategies",
-    "techniques",
-    "attacks",
-    "source",
-    "target",
-    "train",
-    "eval",
-    "name",
-    "freeze_depths",
-}
-STUDY_KEYS = {"name", "description", "seeds", "allow_large", "smoke"}
+# The keys of [study] and of a [[grid]] block, with their help, live in the catalog (the reference docs read them).
+BLOCK_KEYS = catalog.BLOCK_KEYS
+STUDY_KEYS = catalog.STUDY_KEYS
 
 # timm.create_model's own loader keywords: they would load weights (or change where from) past rttui's checks of
 # checkpoints, or clash with what rttui sets itself. Each maps to the key of rttui that does the job.
