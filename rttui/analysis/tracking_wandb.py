@@ -62,6 +62,7 @@ class WandbSink:
             tags=tags,
             config=config,
             mode=self.mode,
+            dir=str(self._root().parent),  # where _local_copies looks, whatever W&B read from the environment before
             reinit="create_new",
             allow_val_change=True,
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, save_code=False),

@@ -132,7 +132,8 @@ def _push(
     res = api.push_study(db, study, to, tracking_uri=tracking_uri, experiment=experiment, project=project, mode=mode)
     out.print(
         f"pushed study {escape(res['study'])} to {escape(res['where'])}: "
-        f"{res['created']} run(s) created, {res['updated']} updated"
+        f"{res['created']} run(s) created, {res['updated']} updated",
+        soft_wrap=True,
     )
 
 
