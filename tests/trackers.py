@@ -95,3 +95,10 @@ def read_wandb_run(folder: Path) -> dict[str, Any]:
         elif kind == "files":
             out["files"] += [f.path for f in rec.files.files]
     return out
+
+
+# Why an MLflow test skips in the main test environment, and where it runs instead.
+MLFLOW_SKIP = (
+    "mlflow is not installed: the mlflow extra cannot share an environment with torchattacks (requests pins); "
+    ".ci/run runs these tests with it as a layer (docs/how-to/trackers.md)"
+)

@@ -15,7 +15,7 @@ import pytest
 
 from rttui.analysis.tracking import RECORD_METRICS, metric_name
 from tests.entry import run_cli
-from tests.trackers import quiet_trackers
+from tests.trackers import MLFLOW_SKIP, quiet_trackers
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def _histories(uri: str, runs: dict[str, Any]) -> dict[tuple[str, str], list[tup
 def test_mlflow_push_reads_back_as_the_json_export(
     tiny_run_db: Path, env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("mlflow", reason="mlflow is the mlflow extra")
+    pytest.importorskip("mlflow", reason=MLFLOW_SKIP)
     uri = f"sqlite:///{env / 'mlflow.db'}"
     code, out, err = run_cli(
         ["export", "--db", str(tiny_run_db), "--to", "mlflow", "--tracking-uri", uri], monkeypatch, capsys
@@ -99,7 +99,7 @@ def test_mlflow_push_reads_back_as_the_json_export(
 def test_mlflow_second_push_creates_no_run_and_leaves_the_same_history(
     tiny_run_db: Path, env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("mlflow", reason="mlflow is the mlflow extra")
+    pytest.importorskip("mlflow", reason=MLFLOW_SKIP)
     uri = f"sqlite:///{env / 'mlflow.db'}"
     argv = ["export", "--db", str(tiny_run_db), "--to", "mlflow", "--tracking-uri", uri, "--experiment", "e1"]
     assert run_cli(argv, monkeypatch, capsys)[0] == 0
@@ -117,7 +117,7 @@ def test_mlflow_second_push_creates_no_run_and_leaves_the_same_history(
 def test_mlflow_unreachable_server_is_one_line_in_seconds_and_writes_nothing(
     tiny_run_db: Path, env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("mlflow", reason="mlflow is the mlflow extra")
+    pytest.importorskip("mlflow", reason=MLFLOW_SKIP)
     before = hashlib.sha256(tiny_run_db.read_bytes()).hexdigest()
     t0 = time.monotonic()
     code, _out, err = run_cli(

@@ -10,7 +10,7 @@ import pytest
 from rttui.errors import StudyError
 from rttui.study import make_plan, parse_study
 from tests.studies import tiny_study
-from tests.trackers import quiet_trackers, read_wandb_run
+from tests.trackers import MLFLOW_SKIP, quiet_trackers, read_wandb_run
 
 
 def test_track_table_never_changes_run_ids() -> None:
@@ -78,7 +78,7 @@ def test_track_wandb_pushes_each_run_live_and_a_failed_push_only_warns(
 
 
 def test_track_mlflow_pushes_each_run_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("mlflow", reason="mlflow is the mlflow extra")
+    pytest.importorskip("mlflow", reason=MLFLOW_SKIP)
     from mlflow.tracking import MlflowClient
 
     from rttui import api
