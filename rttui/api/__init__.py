@@ -2,9 +2,10 @@
 
 Split by the faces' domains: `studies` (files, plans, the catalog), `runs` (run, launch, cancel, retry,
 progress), `smoke` (a study's whole path at tiny scale, in a database of its own), `results` (records, compare,
-tests, figures, exports), `transfer` (the transferability matrix), `report` (a study's report folder), and
-`stores` (which database). `from rttui import api; api.compare(...)` is the one way in for a face; every name a
-face uses is re-exported here and listed in `__all__`. Nothing here imports torch, or a face, at module level.
+tests, figures, exports), `transfer` (the transferability matrix), `report` (a study's report folder), `tracking`
+(MLflow, W&B), and `stores` (which database). `from rttui import api; api.compare(...)` is the one way in for a
+face; every name a face uses is re-exported here and listed in `__all__`. Nothing here imports torch, or a face, at
+module level.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from rttui.api.studies import (
     study_toml,
     validate_study,
 )
+from rttui.api.tracking import push_study, trackers
 from rttui.api.transfer import TRANSFER_FORMATS, TransferMatrix, transfer, transfer_text
 from rttui.study import Plan, Study
 
@@ -128,6 +130,7 @@ __all__ = [
     "parse_study",
     "plan_status",
     "plot",
+    "push_study",
     "records_text",
     "report",
     "retry",
@@ -144,6 +147,7 @@ __all__ = [
     "study_toml",
     "summary",
     "tests_grid",
+    "trackers",
     "transfer",
     "transfer_text",
     "ttest",

@@ -131,6 +131,9 @@ class RichListener:
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 self.log(f"  [bold red]failed[/] {kind} {self.labels.get(uid, uid)}: {err}")
                 self._advance()
+            case ev.TrackerFailed(message=msg):  # shown even with -q: results are not where the study says they go
+                line = f"[yellow]warning[/] {escape(msg)}"
+                self.progress.console.print(line, highlight=False) if self.quiet else self.log(line)
             case ev.StudyFinished():
                 for bar in self.bars.values():
                     p.remove_task(bar)

@@ -54,8 +54,48 @@ def export(
     rows: RowsOpt = None,
     cols: ColsOpt = None,
     where: WhereOpt = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="push the study's runs to a tracker instead: mlflow or wandb")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="--to mlflow: tracking URI (default $MLFLOW_TRACKING_URI)")
+    ] = None,
+    experiment: Annotated[str | None, typer.Option(help="--to mlflow: experiment (default: the study's name)")] = None,
+    project: Annotated[str | None, typer.Option(help="--to wandb: project (default: rttui)")] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="--to wandb: online or offline (default $WANDB_MODE, else online)")
+    ] = None,
 ) -> None:
-    """Export one record per (study, evaluation, eps) as json/csv, or the compare tables as md/latex."""
+    """Export one record per (study, evaluation, eps) as json/csv, or the compare tables as md/latex; or, with
+    --to, push the study's runs to MLflow or Weights & Biases (a second push updates them)."""
+    if to is not None:
+        _push(
+            db,
+            study,
+            to,
+            tracking_uri,
+            experiment,
+            project,
+            mode,
+            {
+                "--output": output,
+                "--attack": attack,
+                "--eps": eps,
+                "--rows": rows,
+                "--cols": cols,
+                "--where": where,
+                "--format": fmt != "json" and fmt,
+            },
+        )
+        return
+    for name, value in (
+        ("--tracking-uri", tracking_uri),
+        ("--experiment", experiment),
+        ("--project", project),
+        ("--mode", mode),
+    ):
+        if value:
+            raise RttuiError(f"{name} is a tracker setting; add --to mlflow or --to wandb, or drop {name}")
     check_format(fmt, ("json", "csv", "md", "latex"))
     check_output_file(output, "--output")
     if fmt in ("md", "latex"):
@@ -73,6 +113,28 @@ def export(
     recs = api.export_records(db, study, attack=attack_or_all(attack), eps=eps, where=where)
     text = api.records_text(recs, fmt)
     emit(text, output, f"wrote {len(recs)} records to {output}")
+
+
+def _push(
+    db: Path | None,
+    study: str | None,
+    to: str,
+    tracking_uri: str | None,
+    experiment: str | None,
+    project: str | None,
+    mode: str | None,
+    ignored: dict[str, object],
+) -> None:
+    """`export --to`: the whole study goes; options that select or lay out records do not apply."""
+    for name, value in ignored.items():
+        if value:
+            raise RttuiError(f"{name} selects what a file export writes; --to pushes the whole study: drop {name}")
+    res = api.push_study(db, study, to, tracking_uri=tracking_uri, experiment=experiment, project=project, mode=mode)
+    out.print(
+        f"pushed study {escape(res['study'])} to {escape(res['where'])}: "
+        f"{res['created']} run(s) created, {res['updated']} updated",
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -46,6 +46,13 @@ class Coordinator:
         self._progress_at: dict[str, float] = {}  # unit -> when its progress was last written
         self._live: dict[str, dict[str, Any]] = {}  # run -> the evaluation it streams (what runs.live holds)
         self._evals = {ep.id: ep for ep in plan.evals} if plan is not None else {}
+        self.tracker: Any = None  # the study's `[track]` tracker (rttui.runner.tracking.LiveTracker), if any
+        track = getattr(plan.study, "track", None) if plan is not None else None
+        if track:
+            from rttui.runner.tracking import LiveTracker
+
+            name = plan.study.name
+            self.tracker = LiveTracker(track, name, lambda msg: self.emit(ev.TrackerFailed(name, msg)))
 
     def register(self) -> Todo:
         """Record the study and its units; return what is left to do."""
@@ -62,6 +69,8 @@ class Coordinator:
             [r.id for r in self.plan.runs],
             [(ep.id, ep.run_id) for ep in self.plan.evals],
         )
+        if self.tracker is not None:
+            self.tracker.start()
         return self.todo()
 
     def todo(self) -> Todo:
@@ -219,6 +228,8 @@ class Coordinator:
                     s.merge_info(kind, uid, event.info)
                 if uid not in self.failed:
                     self.done.add(uid)
+                    if kind == "run" and self.tracker is not None:
+                        self.tracker.run_stored(s, uid)
             case ev.UnitFailed(kind=kind, unit_id=uid, error=err):
                 s.unit_ended(uid)
                 self.failed.add(uid)

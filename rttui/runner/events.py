@@ -194,6 +194,15 @@ class StudyFinished:
     retried: int = 0
 
 
+@dataclass
+class TrackerFailed:
+    """A push to the study's `[track]` tracker failed (or was refused at the start): the study goes on, its
+    results stay in the database, and `rttui export --to` pushes them later."""
+
+    study: str
+    message: str  # one line: the problem and the fix
+
+
 Event = (
     UnitStarted
     | TrainingStarted
@@ -212,6 +221,7 @@ Event = (
     | UnitSkipped
     | StudyStarted
     | StudyFinished
+    | TrackerFailed
 )
 
 

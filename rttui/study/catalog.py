@@ -561,6 +561,35 @@ RUN_KEYS: dict[str, Param] = {
     ),
 }
 
+# `[track]`: push each run to an experiment tracker as it is stored (the same push as `rttui export --to`).
+# Execution only, like `[run]`: never part of a run's config, so it never changes a run id.
+TRACK_KEYS: dict[str, Param] = {
+    "to": Param(None, (str,), "the tracker: mlflow or wandb", choices=("mlflow", "wandb"), nullable=True),
+    "tracking_uri": Param(
+        None, (str,), "mlflow: the tracking URI (default $MLFLOW_TRACKING_URI), e.g. sqlite:///mlflow.db", nullable=True
+    ),
+    "experiment": Param(None, (str,), "mlflow: the experiment (default: the study's name)", nullable=True),
+    "project": Param(None, (str,), "wandb: the project (default: rttui)", nullable=True),
+    "mode": Param(
+        None,
+        (str,),
+        "wandb: online or offline (default $WANDB_MODE, else online)",
+        choices=("online", "offline"),
+        nullable=True,
+    ),
+}
+TRACKER_SETTINGS = {"mlflow": ("tracking_uri", "experiment"), "wandb": ("project", "mode")}
+
+
+def tracker_problem(name: str) -> tuple[str, str] | None:
+    """Why `[track] to = NAME` cannot run here, with the fix: its package (the extra of that name) is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        return f"{name} is not installed (the {name} extra)", f"pip install 'rttui[{name}]'"
+    return None
+
+
 # `[run.slurm]` (or `--slurm KEY=VALUE`): the SLURM executor's job options (submitit).
 SLURM_KEYS: dict[str, Param] = {
     "partition": Param(None, (str,), "partition (sbatch --partition)", nullable=True),

@@ -35,6 +35,7 @@ TOP_KEYS = {
     "models",
     "grid",
     "run",
+    "track",
 }
 # The keys of [study] and of a [[grid]] block, with their help, live in the catalog (the reference docs read them).
 BLOCK_KEYS = catalog.BLOCK_KEYS
@@ -91,6 +92,9 @@ class Study:
     raw: dict[str, Any] = field(default_factory=dict)
     # The resolved `[run]` table (executor, and `slurm` job options): how to run, never part of a run's config.
     run: dict[str, Any] = field(default_factory=dict)
+    # The resolved `[track]` table (an experiment tracker each run is pushed to as it is stored); {} for none.
+    # Execution only, like `run`.
+    track: dict[str, Any] = field(default_factory=dict)
 
 
 class _Problems:
@@ -586,8 +590,34 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
             )
         )
     run = _run_table(probs, raw.get("run"))
+    track = _track_table(probs, raw.get("track"))
     probs.raise_if_any()
-    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw, run)
+    return Study(str(name), str(head.get("description", "")), tuple(seeds), tuple(blocks), path, raw, run, track)
+
+
+def _track_table(probs: _Problems, table: Any) -> dict[str, Any]:
+    """`[track]`: the tracker and its settings; {} when the study has none. A setting of the other tracker, and a
+    tracker whose package is missing, are refused here, before anything runs."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        probs.add("track", f"expected a table, got {table!r}", 'write it as [track] with to = "mlflow" or "wandb"')
+        return {}
+    out = _resolve_section(probs, "track", catalog.TRACK_KEYS, table)
+    to = out["to"]
+    if table.get("to") is None:
+        probs.add("track.to", "missing: [track] needs the tracker", 'add to = "mlflow" or to = "wandb"')
+        return {}
+    if to not in catalog.TRACKER_SETTINGS:
+        return {}  # _resolve_section reported the unknown tracker
+    other = next(t for t in catalog.TRACKER_SETTINGS if t != to)
+    for key in catalog.TRACKER_SETTINGS[other]:
+        if out.get(key) is not None:
+            probs.add(f"track.{key}", f"is a {other} setting, and to = {to!r}", f"drop {key} (or set to = {other!r})")
+    problem = catalog.tracker_problem(to)
+    if problem:
+        probs.add("track.to", problem[0], problem[1])
+    return out
 
 
 def _run_table(probs: _Problems, table: Any) -> dict[str, Any]:
