@@ -77,6 +77,7 @@ from rttui.api.studies import (
     validate_study,
 )
 from rttui.api.transfer import TRANSFER_FORMATS, TransferMatrix, transfer, transfer_text
+from rttui.api.weights import convert_checkpoint
 from rttui.study import Plan, Study
 
 __all__ = [
@@ -97,6 +98,7 @@ __all__ = [
     "checks",
     "compare",
     "confusions",
+    "convert_checkpoint",
     "datasets",
     "db_path",
     "default_attack",
