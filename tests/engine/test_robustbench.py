@@ -15,10 +15,10 @@ import torch
 if importlib.util.find_spec("robustbench") is None:  # the test extra's second install line brings it (README)
     pytest.importorskip("robustbench")  # skips, naming the package (importing it would run its broken __init__)
 
-from rttui.engine import models  # noqa: E402
-from rttui.engine import robustbench as rb  # noqa: E402
-from rttui.errors import CheckpointError  # noqa: E402
-from tests.entry import run_cli  # noqa: E402
+from rttui.engine import models
+from rttui.engine import robustbench as rb
+from rttui.errors import CheckpointError
+from tests.entry import run_cli
 
 # WideResNet-40-2 (2.2M parameters): the zoo's smallest single-file model, CIFAR-10 common corruptions.
 SMALL = ("Hendrycks2020AugMix_WRN", "cifar10", "corruptions")
