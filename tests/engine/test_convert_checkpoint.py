@@ -58,6 +58,9 @@ def test_convert_checkpoint_madrylab_loads_as_a_timm_checkpoint_with_equal_logit
     with torch.no_grad():
         expected = net((x - mean) / std)  # the robustness model: its normalizer, then the network
         assert torch.equal(loaded(x), expected)
+        # a study's checkpoint also reads the robustness .pt itself (weights-only), to the same function
+        direct = models.create_model({**cfg, "checkpoint": str(src)}, 10, 32).eval()
+        assert torch.equal(direct(x), expected)
     assert expected.std() > 0
 
 
