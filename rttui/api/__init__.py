@@ -79,6 +79,7 @@ from rttui.api.studies import (
 )
 from rttui.api.tracking import push_study, trackers
 from rttui.api.transfer import TRANSFER_FORMATS, TransferMatrix, transfer, transfer_text
+from rttui.api.weights import convert_checkpoint
 from rttui.study import Plan, Study
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "checks",
     "compare",
     "confusions",
+    "convert_checkpoint",
     "datasets",
     "db_path",
     "default_attack",

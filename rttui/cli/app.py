@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from rttui import __version__
-from rttui.cli import curves, results, runs, studies, transfer
+from rttui.cli import curves, results, runs, studies, transfer, weights
 from rttui.cli.options import DbOpt, StudiesOpt
 from rttui.errors import RttuiError
 
@@ -141,3 +141,4 @@ app.add_typer(runs.app)
 app.add_typer(results.app)
 app.add_typer(transfer.app)
 app.add_typer(curves.app)
+app.add_typer(weights.app)

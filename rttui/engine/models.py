@@ -47,6 +47,8 @@ def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, p
     weights) and `mean`/`std` (else the model's pretrained config gives them). What was loaded, with its
     SHA-256, is left on the returned wrapper as `weights_info` so the caller can store it with the unit.
     """
+    if model_cfg.get("robustbench"):
+        return _create_robustbench(model_cfg, num_classes)
     import timm
 
     name = model_cfg["name"]
@@ -98,6 +100,35 @@ def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, p
     return wrapped
 
 
+def _create_robustbench(model_cfg: dict[str, Any], num_classes: int) -> Normalized:
+    """A RobustBench zoo model: its weights from RobustBench's layout under `model_dir` when given (a source),
+    random otherwise (a target run then loads its source's checkpoint). RobustBench models take [0, 1] images and
+    normalize themselves, so the wrapper's mean/std are the identity unless the study sets them."""
+    from rttui.engine import robustbench
+
+    rb = model_cfg["robustbench"]
+    name, dataset, threat = model_cfg["name"], rb["dataset"], rb["threat_model"]
+    folder = model_cfg.get("model_dir")
+    model_dir = weights_path(folder) if folder else None
+    net = robustbench.create(name, dataset, threat, num_classes, model_dir)
+    mean = tuple(model_cfg.get("mean") or (0.0, 0.0, 0.0))
+    std = tuple(model_cfg.get("std") or (1.0, 1.0, 1.0))
+    wrapped = Normalized(net, mean, std)
+    if model_dir is not None:
+        path = robustbench.checkpoint_path(name, dataset, threat, model_dir)
+        wrapped.weights_info = {
+            "kind": "robustbench",
+            "name": name,
+            "dataset": dataset,
+            "threat_model": threat,
+            "file": str(path.resolve()),
+            "sha256": sha256_file(path),
+            "robustbench": robustbench.version(),
+            "published": robustbench.published(name, dataset, threat),
+        }
+    return wrapped
+
+
 def model_skeleton(model_cfg: dict[str, Any], image_size: int) -> Normalized | None:
     """The model built on the meta device: no memory, no weights, no download, a fraction of a second even for
     a large ViT. A study's check builds it so that kwargs the model does not take, or a freeze depth it does not
@@ -106,6 +137,17 @@ def model_skeleton(model_cfg: dict[str, Any], image_size: int) -> Normalized | N
     that size (a ViT's patch_size of 0 or above the image, an img_size other than the study's) are refused too,
     not found by every unit at run time. None when the model cannot be built or run on the meta device for a
     reason of the meta device itself (a real build would say which)."""
+    rb = model_cfg.get("robustbench")
+    if rb:
+        from rttui.engine import robustbench
+
+        try:
+            net = robustbench.skeleton(model_cfg["name"], rb["dataset"], rb["threat_model"])
+        except CheckpointError:
+            raise
+        except Exception:  # the meta device's limits (data-dependent builders): the real build will say
+            return None
+        return Normalized(net, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     import timm
 
     name = model_cfg["name"]

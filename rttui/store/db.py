@@ -1148,6 +1148,7 @@ class Store:
         )
         configs: dict[str, Any] = {}
         envs = self.environments()
+        zoo = self.robustbench_sources()
         audits = self.audits(r["eval_id"] for r in rows)
         selected = self.selected_epochs()
         for r in rows:
@@ -1167,10 +1168,24 @@ class Store:
             r["attack"] = variant_label(r["attack"], r["attack_params"])
             r["random_start"] = bool(r["random_start"])
             r["source"] = cfg.get("source_id")
+            if r["source"] in zoo:  # RobustBench's own numbers beside those measured here (only for its models)
+                r["robustbench"] = zoo[r["source"]]
             r["attack_success_rate"] = 1 - r["n_adv_correct"] / r["n_clean_correct"] if r["n_clean_correct"] else None
             r["selected_epoch"] = selected.get(rid)
             r["select"] = cfg.get("train", {}).get("select", "last")  # which epoch's weights were attacked
         return rows
+
+    def robustbench_sources(self) -> dict[str, dict[str, Any]]:
+        """Per source that started from a RobustBench model: which (name, dataset, threat model, file SHA-256) and
+        what RobustBench published for it (clean and robust accuracy, None when its leaderboard lacks it)."""
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.rows("select id, info from sources where info like '%\"robustbench\"%'"):
+            info = self._json(row["info"], f"the info of source {row['id']}") if row["info"] else {}
+            w = info.get("weights") if isinstance(info, dict) else None
+            if isinstance(w, dict) and w.get("kind") == "robustbench":
+                keys = ("name", "dataset", "threat_model", "sha256", "robustbench", "published")
+                out[row["id"]] = {k: w.get(k) for k in keys}
+        return out
 
     def selected_epochs(self) -> dict[str, int]:
         """Each run's selected training epoch ([train] select), where recorded."""

@@ -16,6 +16,8 @@ from typing import Any
 
 from rttui.engine.attacks import audit_settings, ta_catalogue
 from rttui.engine.attacks import names as attack_names
+from rttui.engine.robustbench_names import DATASETS as RB_DATASETS
+from rttui.engine.robustbench_names import THREAT_MODELS as RB_THREAT_MODELS
 
 
 @dataclass(frozen=True)
@@ -441,6 +443,22 @@ SOURCE_KEYS: dict[str, Param] = {
     "std": Param(
         None, (list,), "per-channel std the weights expect (default: the model's pretrained cfg)", nullable=True
     ),
+    "kind": Param(
+        "timm",
+        (str,),
+        "where the models come from: 'timm', or 'robustbench' (the grid's models are Model IDs of RobustBench's "
+        "zoo for this dataset, their weights read from model_dir and used as the source as they are)",
+        choices=("timm", "robustbench"),
+    ),
+    "threat_model": Param(
+        "Linf", (str,), "kind = 'robustbench': the zoo's threat model (Linf, L2, corruptions)", choices=RB_THREAT_MODELS
+    ),
+    "model_dir": Param(
+        None,
+        (str,),
+        "kind = 'robustbench': RobustBench's model folder, holding DATASET/THREAT_MODEL/NAME.pt (default: models)",
+        nullable=True,
+    ),
 }
 
 SELECT_CHOICES = ("last", "best_clean", "best_robust")
@@ -547,6 +565,30 @@ MODEL_KEYS: dict[str, Param] = {
     "checkpoint": Param(None, (str,), "local weights for this model (overrides [source] checkpoint)", nullable=True),
     "mean": Param(None, (list,), "per-channel mean for this model's weights", nullable=True),
     "std": Param(None, (list,), "per-channel std for this model's weights", nullable=True),
+    "kind": Param(
+        None,
+        (str,),
+        "'timm' or 'robustbench' (the name is a Model ID of RobustBench's zoo); default: [source] kind",
+        choices=("timm", "robustbench"),
+        nullable=True,
+    ),
+    "dataset": Param(
+        None,
+        (str,),
+        "kind = 'robustbench': the zoo's dataset (default: [source] dataset's)",
+        choices=RB_DATASETS,
+        nullable=True,
+    ),
+    "threat_model": Param(
+        None,
+        (str,),
+        "kind = 'robustbench': the zoo's threat model (default: [source] threat_model)",
+        choices=RB_THREAT_MODELS,
+        nullable=True,
+    ),
+    "model_dir": Param(
+        None, (str,), "kind = 'robustbench': RobustBench's model folder (default: [source] model_dir)", nullable=True
+    ),
 }
 
 # How a study runs (the `[run]` table; the command line overrides it). Execution only: none of it is part of a

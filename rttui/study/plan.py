@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rttui.engine.attacks import audit_settings
-from rttui.study.spec import Block, Choice, Study
+from rttui.study.spec import Block, Choice, Study, robustbench_model
 
 # Bump when the meaning of a config changes in a way that makes old results incomparable.
 CONFIG_VERSION = 1
@@ -62,7 +62,20 @@ def _train(train: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SOURCE_ONLY_KEYS = {"pretrained", "epochs", "lr", "batch_size", "optimizer", "weight_decay", *WEIGHT_KEYS}
+# `kind`, `threat_model` and `model_dir` (RobustBench sources) join the config as the model's `robustbench` and the
+# weights' `model_dir`, only for a RobustBench model: every other source keeps its id.
+SOURCE_ONLY_KEYS = {
+    "pretrained",
+    "epochs",
+    "lr",
+    "batch_size",
+    "optimizer",
+    "weight_decay",
+    "kind",
+    "threat_model",
+    "model_dir",
+    *WEIGHT_KEYS,
+}
 
 
 def config_hash(config: dict[str, Any], length: int = 12) -> str:
@@ -184,16 +197,24 @@ def _source_config(
     # studies that use none stay as they were.
     weights = {k: model["params"].get(k) or src.get(k) for k in WEIGHT_KEYS}
     weights = {k: v for k, v in weights.items() if v}
+    model_cfg: dict[str, Any] = {"name": model["name"], "kwargs": model["params"].get("kwargs", {})}
+    rb = robustbench_model(block_source, model["params"])
+    if rb is not None:
+        # RobustBench's weights are the source as they are: no source data, training or timm weights.
+        model_cfg["robustbench"] = {"dataset": rb["dataset"], "threat_model": rb["threat_model"]}
+        weights["model_dir"] = rb["model_dir"]
     cfg = {
         "version": CONFIG_VERSION,
         "data": _stable({k: v for k, v in src.items() if k not in SOURCE_ONLY_KEYS}),
         "pretrained": src["pretrained"],
         "train": {k: src[k] for k in ("epochs", "lr", "batch_size", "optimizer", "weight_decay")},
-        "model": {"name": model["name"], "kwargs": model["params"].get("kwargs", {})},
+        "model": model_cfg,
         "image_size": image_size,
         "adversarial": adversarial,
         "seed": seed,
     }
+    if rb is not None:
+        cfg["pretrained"], cfg["train"] = False, {**cfg["train"], "epochs": 0}
     if weights:
         cfg["weights"] = weights
     return cfg

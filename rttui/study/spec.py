@@ -18,6 +18,7 @@ from typing import Any
 
 from rttui.engine.attacks import audit_settings
 from rttui.engine.attacks import names as attack_names
+from rttui.engine.robustbench_names import DEFAULT_MODEL_DIR, FROM_RTTUI_DATASET
 from rttui.errors import RttuiError, StudyError
 from rttui.study import catalog
 from rttui.study.catalog import Entry, Param
@@ -317,6 +318,53 @@ def _models(probs: _Problems, key: str, values: Any, defaults: dict[str, Any]) -
     return tuple(out)
 
 
+RB_ONLY_KEYS = ("dataset", "threat_model", "model_dir")
+
+
+def robustbench_model(source: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | None:
+    """A model's RobustBench identity (`dataset`, `threat_model`, `model_dir`) when its kind ([models.NAME], else
+    [source]) is 'robustbench'; None for a timm model. The dataset defaults to the zoo's dataset of [source]."""
+    if (params.get("kind") or source.get("kind") or "timm") != "robustbench":
+        return None
+    return {
+        "dataset": params.get("dataset") or FROM_RTTUI_DATASET.get(str(source.get("dataset"))),
+        "threat_model": params.get("threat_model") or source.get("threat_model") or "Linf",
+        "model_dir": params.get("model_dir") or source.get("model_dir") or DEFAULT_MODEL_DIR,
+    }
+
+
+def _check_robustbench(
+    probs: _Problems, p: str, source: dict[str, Any], models: tuple[Choice, ...], techniques: tuple[Choice, ...]
+) -> None:
+    """RobustBench models: a zoo dataset known, no timm-only keys, no source training (they are used as they are).
+    Whether the name is in the installed zoo is `check_models`'s (it imports the zoo)."""
+    for m in models:
+        key = f"{p}.models[{m.name}]"
+        rb = robustbench_model(source, m.params)
+        if rb is None:
+            for k in RB_ONLY_KEYS:
+                if m.params.get(k) is not None:
+                    probs.add(f"{key}.{k}", "is for RobustBench models only", 'set kind = "robustbench", or remove it')
+            continue
+        if rb["dataset"] is None:
+            probs.add(
+                f"{key}.dataset",
+                f"RobustBench has no dataset for [source] dataset {source.get('dataset')!r}",
+                'set dataset = "cifar10", "cifar100" or "imagenet" under [models.NAME]',
+            )
+        if rb["dataset"] == "imagenet" and rb["threat_model"] == "L2":
+            probs.add(f"{key}.threat_model", "RobustBench has no ImageNet L2 models", 'use "Linf" or "corruptions"')
+        for k, fix in (("checkpoint", "remove it (the weights come from model_dir)"), ("kwargs", "remove them")):
+            if m.params.get(k):
+                probs.add(f"{key}.{k}", "does not apply to a RobustBench model", fix)
+        if any(t.name == "adv_pretraining" for t in techniques):
+            probs.add(
+                f"{p}.techniques",
+                f"adv_pretraining trains the source, but RobustBench's {m.name!r} is used as it is",
+                "remove adv_pretraining from this block (the RobustBench weights are the robust source)",
+            )
+
+
 def _epsilons(probs: _Problems, key: str, eps: Any) -> list[float]:
     if not isinstance(eps, list) or not eps:
         probs.add(key, "expected a non-empty list of numbers", "e.g. epsilons = [0.01, 0.03, 0.05]")
@@ -561,6 +609,7 @@ def parse_study(text: str, where: str = "<study>", path: Path | None = None) -> 
         techniques = _axis(
             probs, f"{p}.techniques", b.get("techniques", ["none"]), catalog.TECHNIQUES, tables["techniques"]
         )
+        _check_robustbench(probs, p, source, models, techniques)
         attack_names = b.get("attacks", list(tables["attacks"]) or ["fgsm", "pgd"])
         attacks = _axis(probs, f"{p}.attacks", attack_names, attack_entries, tables["attacks"], catalog.attack_problem)
         check_transfer_attacks(probs, f"{p}.attacks", attacks, seeds if isinstance(seeds, list) else [])
@@ -723,12 +772,28 @@ def check_models(study: Study) -> None:
     probs = _Problems(str(study.path or study.name))
     for b in study.blocks:
         for i, m in enumerate(b.models):
+            rb = robustbench_model(b.source, m.params)
+            if rb is not None:
+                _check_zoo_name(probs, f"grid[{b.index}].models[{i}]", m.name, rb)
+                continue
             base = m.name.split(".", 1)[0]
             if base not in names:
                 probs.add(f"grid[{b.index}].models[{i}]", f"unknown timm model {m.name!r}", _suggest(base, names))
     probs.raise_if_any()
     _check_model_shapes(study, probs)
     probs.raise_if_any()
+
+
+def _check_zoo_name(probs: _Problems, key: str, name: str, rb: dict[str, Any]) -> None:
+    """A RobustBench model's name must be in the installed zoo (imports robustbench's model zoo)."""
+    from rttui.engine import robustbench
+    from rttui.errors import CheckpointError
+
+    try:
+        robustbench.build_check(name, rb["dataset"], rb["threat_model"])
+    except CheckpointError as exc:
+        problem, _, fix = str(exc).partition("; ")
+        probs.add(key, problem, fix or "choose another model")
 
 
 def _check_model_shapes(study: Study, probs: _Problems) -> None:
@@ -742,10 +807,14 @@ def _check_model_shapes(study: Study, probs: _Problems) -> None:
     for b in study.blocks:
         size = b.target["image_size"]
         for i, m in enumerate(b.models):
-            key = repr((m.name, sorted((m.params.get("kwargs") or {}).items(), key=str), size))
+            rb = robustbench_model(b.source, m.params)
+            key = repr((m.name, sorted((m.params.get("kwargs") or {}).items(), key=str), size, rb))
             if key not in groups:
                 try:
-                    net = model_skeleton({"name": m.name, "kwargs": m.params.get("kwargs") or {}}, size)
+                    cfg = {"name": m.name, "kwargs": m.params.get("kwargs") or {}}
+                    if rb is not None:
+                        cfg["robustbench"] = {"dataset": rb["dataset"], "threat_model": rb["threat_model"]}
+                    net = model_skeleton(cfg, size)
                 except CheckpointError as exc:
                     probs.add(f"grid[{b.index}].models[{i}]", str(exc).split("; ")[0], f"fix [models.{m.name}] kwargs")
                     groups[key] = None

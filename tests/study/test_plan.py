@@ -44,3 +44,11 @@ def test_blocks_union_not_cross_product(tiny_study_text: str) -> None:
 def test_config_hash_ignores_key_order() -> None:
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_run_ids_of_existing_studies_stay_the_same(tiny_study_text: str) -> None:
+    """Ids computed before keys were added to [source] and [models.NAME] (RobustBench's kind, threat_model,
+    model_dir): a key added later changes ids only where a study sets it, so stored databases stay valid."""
+    p = make_plan(parse_study(tiny_study_text))
+    assert sorted(r.id for r in p.runs) == ["30c6c195e004", "40d0c08d2cb1"]
+    assert sorted(p.sources) == ["3cfe2a7e5027"]
