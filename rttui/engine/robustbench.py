@@ -320,7 +320,10 @@ def _leaderboard() -> dict[tuple[str, str, str], dict[str, Any]]:
     from importlib import metadata
 
     try:
-        text = metadata.metadata("robustbench").get_payload() or ""  # type: ignore[attr-defined]
+        meta = metadata.metadata("robustbench")
+        # the description is the message body, or its Description header where importlib_metadata's adapter
+        # stands in for the stdlib's (mlflow imports it, and it then answers for importlib.metadata too)
+        text = meta.get_payload() or meta.get("Description") or ""  # type: ignore[attr-defined]
         version = metadata.version("robustbench")
     except metadata.PackageNotFoundError:
         return {}
