@@ -1,8 +1,8 @@
 """Two studies sharing a trained run each show their own results: membership per evaluation, state per study,
 labels that identify, reads that default to one study, exports that obey their filters, old databases migrated.
 
-The scenario is README's weak-pgd-audit-after-quickstart in miniature: a study A (FGSM and 3-step PGD) and a
-study B that asks for the same training and a 1-step PGD only, in one database.
+The scenario is the docs' weak-pgd-audit-after-quickstart (docs/explanation/architecture.md) in miniature: a study A
+(FGSM and 3-step PGD) and a study B that asks for the same training and a 1-step PGD only, in one database.
 """
 
 from __future__ import annotations

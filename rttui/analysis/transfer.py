@@ -150,7 +150,8 @@ def transfer_matrices(
     transfer = [r for r in recs if str(r.get("attack_name", r["attack"])) == "transfer"]
     if not transfer:
         raise AnalysisError(
-            "no transfer attack is stored here; add [attacks.transfer] to the study and run it (see README)"
+            "no transfer attack is stored here; add [attacks.transfer] to the study and run it "
+            "(see docs/how-to/transfer-attacks.md)"
         )
     grid = sorted({float(r["eps"]) for r in transfer})
     if eps is not None:

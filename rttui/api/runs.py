@@ -210,8 +210,9 @@ def watch_launch(info: dict[str, Any], seconds: float = 5.0) -> str:
 
 
 def cancel(db: str | Path | None = None) -> dict[str, Any] | None:
-    """Ask the runner holding the database to stop (it applies the request within a second, the database stays
-    consistent and the next `rttui run` resumes). Returns the runner's lock, or None when no runner was there."""
+    """Ask the runner holding the database to stop (it reads the request within half a second and stops the running
+    unit at its next forward pass; the database stays consistent and the next `rttui run` resumes). Returns the
+    runner's lock, or None when no runner was there."""
     Store.open(db_path(db)).close()  # a missing or foreign file is refused before anything is written
     with Store.open(db_path(db), write=True) as s:
         lock = s.runner_lock()

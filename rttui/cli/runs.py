@@ -153,7 +153,7 @@ def _term_is_interrupt() -> None:
 
 @app.command()
 def cancel(db: DbOpt = None) -> None:
-    """Ask the study running on this database to stop; it stops within a second and the next run resumes."""
+    """Ask the study running on this database to stop, at the running unit's next forward pass; a rerun resumes."""
     lock = api.cancel(db)
     if lock is None:
         out.print("no runner holds this database; nothing to cancel")

@@ -26,7 +26,7 @@ from torch import nn
 from rttui.engine.strategies import depth_groups, head_names, inner
 
 # Default of `auto_share`: the shallow groups frozen by `freeze = "auto"` together carry at most this share
-# of the squared gradient norm (README: "Automatic freeze depth").
+# of the squared gradient norm (docs/how-to/choosing-what-to-freeze.md, "Automatic freeze depth").
 AUTO_SHARE = 0.1
 
 

@@ -8,7 +8,7 @@ stays the only writer of the database. The driver never unpickles anything a job
 for a job's result (submitit's `*_result.pkl`), and a job that ended without an outcome line (killed, out of
 time, node failure) comes back as a crash, named by its SLURM state and its log's last line, which the scheduler
 retries as with the local pool. (submitit does hand each job its function and arguments as a pickle the driver
-wrote, `<job folder>/<job id>_submitted.pkl`, which the job's Python loads on the node: see README.)
+wrote, `<job folder>/<job id>_submitted.pkl`, which the job's Python loads on the node: see docs/how-to/slurm.md.)
 
 Checkpoints are written by the jobs under the artifacts folder, so it must be on a filesystem every node
 mounts: `preflight` submits a probe job that reads a token the driver wrote there and writes one back, and
