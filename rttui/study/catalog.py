@@ -737,6 +737,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("[[grid]]", "the blocks whose cross product makes the study's runs", BLOCK_KEYS),
     Section("[run]", "how the study runs (execution only: never part of a run id)", RUN_KEYS),
     Section("[run.slurm]", "the SLURM executor's job options (submitit); also `--slurm KEY=VALUE`", SLURM_KEYS),
+    Section(
+        "[track]", "push each run to MLflow or W&B as it is stored (execution only: never part of a run id)", TRACK_KEYS
+    ),
 )
 
 
