@@ -110,7 +110,9 @@ class RichListener:
                 self.log(f"  [yellow]retrying[/] {kind} {self.labels.get(uid, uid)} (attempt {n + 1}): {reason}")
             case ev.UnitTrained(kind=kind, unit_id=uid, clean_acc=acc, seconds=s):
                 what = f"clean acc {acc:.3f}" if acc is not None else "weights loaded"
-                self.log(f"  trained {kind} {self.labels.get(uid, uid)}: {what} ({s:.1f}s)")
+                label = self.labels.get(uid, uid)
+                name = label if label.startswith(kind) else f"{kind} {label}"  # a source's label names it already
+                self.log(f"  trained {escape(name)}: {what} ({s:.1f}s)")
                 if kind == "source":
                     self._advance()
             case ev.EvalDone():

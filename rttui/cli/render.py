@@ -83,9 +83,18 @@ def compare_table(t: Any) -> Table:
     return table
 
 
+def _warning_line(w: str) -> str:
+    """A table's warning with its level said once: a stored check's message carries its level ("warning: ...",
+    "error: ..."), the audit's and the table's own do not."""
+    level, _, body = w.partition(": ")
+    if level == "error":
+        return f"[bold red]error[/] {escape(body)}"
+    return f"[bold yellow]warning[/] {escape(body if level == 'warning' else w)}"
+
+
 def compare_notes(t: Any) -> list[str]:
     """The lines printed under a compare table: sanity warnings and what is still missing."""
-    lines = [f"[bold yellow]warning[/] {escape(w)}" for w in t.warnings]
+    lines = [_warning_line(w) for w in t.warnings]
     if t.partial:
         more = f" (+{len(t.missing) - 5} more)" if len(t.missing) > 5 else ""
         lines.append(f"[cyan]partial[/] not evaluated yet: {escape('; '.join(t.missing[:5]))}{more}")

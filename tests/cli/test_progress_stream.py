@@ -60,3 +60,18 @@ def test_output_that_is_not_a_terminal_gets_a_line_per_unit_started_and_finished
     lines = out.getvalue().splitlines()
     assert "  started run test_resnet/full/s0 (train)" in lines
     assert "  finished run test_resnet/full/s0 (12.5s)" in lines
+
+
+def test_a_source_is_named_once_in_its_trained_line() -> None:
+    """A source's label already says "source": the line reads "trained source test_resnet s0", not "source source"."""
+    out = io.StringIO()
+    listener = RichListener(Console(file=out, width=200, force_terminal=False))
+    with listener:
+        listener(ev.UnitStarted("source", "s", "source test_resnet s0", phase="train"))
+        common = {"checkpoint": "c.safetensors", "sha256": "0" * 64, "num_classes": 5}
+        listener(ev.UnitTrained(kind="source", unit_id="s", clean_acc=0.9875, n_test=100, seconds=3.25, **common))
+        listener(ev.UnitStarted("run", "r", "digits/test_resnet/full/none/s0", phase="train"))
+        listener(ev.UnitTrained(kind="run", unit_id="r", clean_acc=0.95, n_test=60, seconds=1.5, **common))
+    lines = out.getvalue().splitlines()
+    assert "  trained source test_resnet s0: clean acc 0.988 (3.2s)" in lines
+    assert "  trained run digits/test_resnet/full/none/s0: clean acc 0.950 (1.5s)" in lines
