@@ -110,7 +110,9 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 
 def levene(a: Sequence[float], b: Sequence[float], center: str = "median") -> dict[str, Any]:
     """Equal-variance test between two groups of seeds; center='median' is Brown-Forsythe's robust form.
-    p is None when it is undefined (a group with fewer than 2 values, or no spread at all)."""
+    p is None when it is undefined: a group with fewer than 2 values, or, for Brown-Forsythe, fewer than 3 (two
+    values sit at equal distances from their median, so the test's within-group spread is zero by construction
+    and scipy's p of 0 would be an artefact, not evidence)."""
     from scipy import stats
 
     out: dict[str, Any] = {
@@ -123,7 +125,8 @@ def levene(a: Sequence[float], b: Sequence[float], center: str = "median") -> di
         "statistic": None,
         "p": None,
     }
-    if len(a) >= 2 and len(b) >= 2:
+    need = 3 if center == "median" else 2
+    if len(a) >= need and len(b) >= need:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = stats.levene(a, b, center=center)

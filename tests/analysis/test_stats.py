@@ -75,6 +75,17 @@ def test_levene_matches_scipy() -> None:
     assert stats.levene([0.5], [0.4, 0.6])["p"] is None
 
 
+def test_brown_forsythe_with_two_seeds_per_group_has_no_p() -> None:
+    """Two values are equidistant from their median, so Brown-Forsythe's within-group spread is zero whatever the
+    data: scipy answers p = 0 (a 'significant' difference from nothing); rttui says undefined. Levene's mean-centred
+    form is still defined at n = 2."""
+    a, b = [0.50, 0.90], [0.60, 0.61]
+    assert sps.levene(a, b, center="median").pvalue < 1e-6  # the artefact
+    bf = stats.levene(a, b)
+    assert bf["p"] is None and bf["sd_a"] == pytest.approx(0.2828, abs=1e-4)
+    assert stats.levene(a, b, center="mean")["p"] == pytest.approx(sps.levene(a, b, center="mean").pvalue)
+
+
 def test_levene_in_ttest_variance_option() -> None:
     recs = study({"full": [0.50, 0.62, 0.41], "bn": [0.55, 0.56, 0.555]})
     rows = stats.comparisons(recs, "strategy", "bn", "full", variance=True)
