@@ -93,6 +93,44 @@ def report(db: str | Path | None, study: str, out: str | Path) -> dict[str, Any]
     return {"index": idx, "files": folder.files, "partial": bool(todo), "incomplete": label}
 
 
+def _published(recs: list[dict[str, Any]], head: str, eps0: float) -> list[str]:
+    """RobustBench's published numbers for the models a study started from, beside what this study measured with
+    them: the reader sees at once whether the weights behave as their paper says (measured here after transfer, on
+    this study's target task and ε: comparable to the leaderboard only where those are the leaderboard's)."""
+    zoo: dict[str, dict[str, Any]] = {}
+    for r in recs:
+        if r.get("robustbench") and r["robustbench"].get("name"):
+            zoo.setdefault(r["robustbench"]["name"], r["robustbench"])
+    if not zoo:
+        return []
+    out = [
+        "**RobustBench sources** (published on its leaderboard vs measured here, after transfer to this study's "
+        f"target task, {head} at ε = {eps0:g}):",
+        "",
+    ]
+    for name, rb in zoo.items():
+        pub = rb.get("published") or {}
+        said = (
+            f"published clean {pub['clean_acc'] * 100:.2f}%, robust {pub['robust_acc'] * 100:.2f}%"
+            + (f" at ε = {pub['eps']}" if pub.get("eps") else "")
+            + f" ({pub.get('source', 'RobustBench')})"
+            if pub.get("clean_acc") is not None and pub.get("robust_acc") is not None
+            else "not on the installed robustbench's leaderboard"
+        )
+        mine = [r for r in recs if r["model"] == name and r["attack"] == head and float(r["eps"]) == eps0]
+        if mine:
+            clean = [float(r["clean_acc"]) * 100 for r in mine]
+            adv = [float(r["adv_acc"]) * 100 for r in mine]
+            here = (
+                f"measured here: clean {min(clean):.1f}-{max(clean):.1f}%, adversarial {min(adv):.1f}-{max(adv):.1f}% "
+                f"over {len(mine)} run(s)"
+            )
+        else:
+            here = f"not measured here with {head} at ε = {eps0:g}"
+        out.append(f"- {name} ({rb.get('dataset')}, {rb.get('threat_model')}): {said}; {here}")
+    return [*out, ""]
+
+
 def _summary(
     db: str | Path | None,
     study: str,
@@ -128,6 +166,7 @@ def _summary(
     head = next((a for a in attacks if a == head or a.startswith(f"{head}[")), default_attack(attacks))
     comp = compare(db, study, head, eps0, metrics=("clean", "adv", "drop"))
     out += [f"**Headline** ({head}, ε = {eps0:g}):", "", export.comparison_markdown(comp, level=3, warnings=False)]
+    out += _published(recs, head, eps0)
     sig = [r for r in tested if r.get("p_holm") is not None and r["p_holm"] < 0.05]
     if tested:
         out += [

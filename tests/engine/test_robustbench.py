@@ -173,6 +173,13 @@ def test_robustbench_source_runs_and_exports_published_beside_measured(
     assert 0 <= records[0]["clean_acc"] <= 1  # ... beside the one measured here
     assert zoo["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
     assert (zoo["name"], zoo["dataset"], zoo["threat_model"]) == SMALL
+    # the report's summary shows both, one line per RobustBench model
+    code, _, err = run_cli(["report", str(study), "--db", str(db), "--out", str(tmp_path / "r")], monkeypatch, capsys)
+    assert code == 0, err
+    index = (tmp_path / "r" / "index.md").read_text(encoding="utf-8")
+    summary = index.split("## Summary")[1].split("\n## ")[0]
+    line = next(x for x in summary.splitlines() if x.startswith(f"- {SMALL[0]} "))
+    assert "published clean 95.08%" in line and "measured here: clean" in line, line
 
 
 def test_robustbench_study_ids_change_only_when_set(tmp_path: Path) -> None:
