@@ -2,14 +2,17 @@
 
 Examples: every ```console block in `docs/` holds `$ rttui ...` command lines, each followed by excerpts of
 what it prints. Each command runs here, in a folder that holds `q.db` (a finished miniature of
-`studies/quickstart.toml`, made once per test run) and `studies/` (the repo's studies, with `quickstart.toml`
-that miniature), and must exit 0 (or the code its first excerpt line `# exit N` names) and print every excerpt
-line (whitespace collapsed; a line `...` stands for output left out). `rttui run` lines run at smoke scale
-(`--smoke` added): what they print then is not the real run's, so only their exit code is checked.
+`studies/quickstart.toml`, made once per test run), `studies/` (the repo's studies, with `quickstart.toml`
+that miniature) and, made when a page first names them, `fd.db`, `ro.db` and `tt.db` (the freeze-depth,
+robust-overfitting and transfer-threat studies at smoke scale with two seeds), and must exit 0 (or the code
+its first excerpt line `# exit N` names) and print every excerpt line (whitespace collapsed; a line `...` stands
+for output left out). `rttui run` lines run at smoke scale (`--smoke` added): what they print then is not the
+real run's, so only their exit code is checked.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -104,6 +107,23 @@ def docs_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+# Databases other pages read besides q.db: each a study of `studies/` at smoke scale, with its whole epsilon grid
+# and two seeds (paired tests need pairs), made the first time an example names it.
+EXTRA_DBS = {"fd.db": "freeze-depth.toml", "ro.db": "robust-overfitting.toml", "tt.db": "transfer-threat.toml"}
+
+
+def _extra_db(folder: Path, name: str) -> None:
+    from rttui import api
+    from rttui.study.files import study_toml
+    from rttui.study.smoke import SmokeScale, smoke_study
+    from rttui.study.spec import load_study, parse_study
+
+    real = load_study(folder / "studies" / EXTRA_DBS[name])
+    small = smoke_study(real, SmokeScale(epsilons=99))
+    raw = {**small.raw, "study": {**small.raw["study"], "seeds": list(real.seeds[:2])}}
+    api.run_study(parse_study(study_toml(raw), f"{name} (docs)"), folder / name)
+
+
 def test_docs_examples_are_found() -> None:
     """The harness reads the pages' console blocks (a parser that finds nothing would pass every page)."""
     assert len(EXAMPLES) >= 10, [str(e) for e in EXAMPLES]
@@ -118,6 +138,9 @@ def test_docs_example_runs_and_prints_what_the_page_quotes(
     monkeypatch.chdir(docs_folder)
     monkeypatch.delenv("RTTUI_DB", raising=False)
     args = example.args[1:]
+    for flag, value in itertools.pairwise(args):
+        if flag == "--db" and value in EXTRA_DBS and not (docs_folder / value).exists():
+            _extra_db(docs_folder, value)
     is_run = bool(args) and args[0] == "run"
     if is_run and "--smoke" not in args:
         args = [*args, "--smoke"]
