@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,13 @@ import pytest
 from tests.studies import TRANSFER_STUDY, tiny_study
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# A suite started as a background job (`pytest &` from a script) inherits SIGINT ignored, and every process a test
+# starts would keep ignoring it: the tests that press Ctrl-C on a runner, or cancel a SLURM job (submitit's local
+# cluster does it with SIGINT), need it delivered as it is in a terminal. A handler (not SIG_IGN) here means the
+# processes the tests start get the default disposition back when they exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TINY_STUDY = tiny_study()
 
