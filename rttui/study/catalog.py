@@ -707,7 +707,7 @@ AUDIT_KEYS: dict[str, Param] = {
         v,
         (bool,) if k in audit_settings.BOOLS else (int,) if k in audit_settings.INTS else NUM,
         audit_settings.HELP[k],
-        low=None if k in audit_settings.BOOLS else 0,
+        low=None if k in audit_settings.BOOLS else 1 if k in audit_settings.INTS else 0,
         high=1 if k == "fraction" else None,
     )
     for k, v in audit_settings.DEFAULTS.items()
