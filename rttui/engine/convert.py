@@ -18,6 +18,19 @@ from typing import Any
 from rttui.errors import CheckpointError
 
 
+def load_weights_only(path: Path, refused: str) -> Any:
+    """`torch.load(weights_only=True)` on CPU: tensors and plain containers, or a one-line CheckpointError made from
+    `refused` (its `{why}` replaced by the loader's first line) for anything else (custom classes, a saved
+    module, a damaged file). The one weights-only reader of converted and RobustBench checkpoints."""
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as exc:
+        why = (str(exc).strip().splitlines() or [""])[0][:140]
+        raise CheckpointError(refused.replace("{why}", why)) from None  # not format: a path may hold braces
+
+
 def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
     """The state dict inside a robustness checkpoint: `model`, else `state_dict`, else the file itself."""
     if not isinstance(obj, dict):
@@ -54,14 +67,11 @@ def convert_robustness_checkpoint(src: Path, dst: Path, force: bool = False) -> 
         raise CheckpointError(f"{dst} already exists; choose another path, or pass --force to overwrite it")
     if not dst.parent.is_dir():
         raise CheckpointError(f"{dst.parent} is not a folder; create it first or choose another output path")
-    try:
-        obj = torch.load(str(src), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:140]
-        raise CheckpointError(
-            f"{src} is not a weights-only checkpoint (loading refused it: {first}); rttui converts only files of "
-            "tensors and plain containers (re-save the weights with torch.save(model.state_dict()))"
-        ) from None
+    obj = load_weights_only(
+        src,
+        f"{src} is not a weights-only checkpoint (loading refused it: {{why}}); rttui converts only files of "
+        "tensors and plain containers (re-save the weights with torch.save(model.state_dict()))",
+    )
     raw = _unwrap(obj, src)
     tensors = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
     if not tensors:

@@ -179,7 +179,7 @@ def _strip(state: dict[str, Any], substr: str) -> dict[str, Any]:
 
 def read_checkpoint(path: Path) -> Any:
     """A RobustBench `.pt` loaded with `weights_only=True`: tensors and plain containers, or a one-line refusal."""
-    import pickle
+    from rttui.engine.convert import load_weights_only
 
     if path.is_dir():
         raise CheckpointError(f"RobustBench checkpoint {path} is a folder; it must be the model's .pt file")
@@ -188,14 +188,11 @@ def read_checkpoint(path: Path) -> Any:
             f"RobustBench checkpoint {path} does not exist (rttui never downloads); put the model's file there "
             "(RobustBench's layout: MODEL_DIR/DATASET/THREAT_MODEL/NAME.pt) or set model_dir"
         )
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:140]
-        raise CheckpointError(
-            f"RobustBench checkpoint {path} is not a plain state dict (weights-only loading refused it: {first}); "
-            "save it with torch.save(model.state_dict())"
-        ) from None
+    return load_weights_only(
+        path,
+        f"RobustBench checkpoint {path} is not a plain state dict (weights-only loading refused it: {{why}}); "
+        "save it with torch.save(model.state_dict())",
+    )
 
 
 def _state_dict(checkpoint: Any, name: str, dataset: str, path: Path) -> dict[str, torch.Tensor]:
