@@ -116,3 +116,39 @@ async def test_results_filter_is_applied_on_enter(app_in, demo_dir: Path) -> Non
         want = api.compare(demo_dir / "demo.db", "demo", "pgd", None, ["strategy"], ["eps"], ["strategy=full"])
         await wait_for(pilot, lambda: [t["body"] for t in r.tables] == [t.body() for t in want.tables], tries=400)
         assert r.query(DataTable).first().row_count == 1
+
+
+async def test_ttest_fits_a_narrow_terminal_and_says_what_it_left_out(app_in) -> None:
+    """On a terminal too narrow for it (the quickstart's two-model table needs 91 columns at 80; the demo's
+    one-model table, 76, at 72) the T-test table keeps the columns a reader decides by and its caption stays in
+    view, naming the columns it gave up; a wider terminal shows every column again, with the same cells."""
+    from textual.widgets import Static
+
+    from rttui.tui.cells import table_width
+
+    app = app_in
+    width = 72
+    async with app.run_test(size=(width, 24)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "ttest" and app.screen.grid, tries=400)
+        t = app.screen
+        table = t.query_one("#t-table", DataTable)
+        await wait_for(pilot, lambda: table.columns, tries=200)
+        labels = [str(c.label) for c in table.columns.values()]
+        full = t.grid["header"]
+        assert table_width(full, t.grid["rows"]) > width - 2  # this table does not fit as it is
+        assert {"Δ pts", "95% CI", "p", "p Holm", "d_z"} <= set(labels) and "t" not in labels
+        left_out = [h for h in full if h not in labels and h != "diff (pts)"]
+        assert left_out and set(left_out) <= {"t", "n"}
+        kept = [full.index("diff (pts)" if h == "Δ pts" else h) for h in labels]
+        shown = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert shown == [[r[i] for i in kept] for r in t.grid["rows"]]  # the same cells, fewer columns
+        assert table_width(labels, shown) <= width - 2
+        caption = t.query_one("#t-caption", Static)
+        assert f"{' and '.join(left_out)} left out at this width" in str(caption.render())
+        assert caption.region.height > 0 and caption.region.bottom <= 24 - 1  # above the footer, on screen
+
+        await pilot.resize_terminal(130, 36)
+        await wait_for(pilot, lambda: "n" in [str(c.label) for c in table.columns.values()], tries=200)
+        assert [str(c.label) for c in table.columns.values()] == full
+        assert "left out" not in str(t.query_one("#t-caption", Static).render())
