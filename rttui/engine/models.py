@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -55,27 +57,29 @@ def create_model(model_cfg: dict[str, Any], num_classes: int, image_size: int, p
     kwargs = dict(model_cfg.get("kwargs") or {})
     checkpoint = model_cfg.get("checkpoint")
     use_hub = bool(pretrained) and not checkpoint
+    unreachable = ""
     try:
-        try:
-            # Size-aware models (ViT, Swin, ...) take the task's image size; others ignore spatial size.
-            model = timm.create_model(
-                name, pretrained=use_hub, num_classes=num_classes, **{"img_size": image_size, **kwargs}
-            )
-        except TypeError:
-            if "img_size" in kwargs:
-                raise
-            model = timm.create_model(name, pretrained=use_hub, num_classes=num_classes, **kwargs)
+        with _cache_only_when_hub_unreachable(use_hub) as unreachable:
+            try:
+                # Size-aware models (ViT, Swin, ...) take the task's image size; others ignore spatial size.
+                model = timm.create_model(
+                    name, pretrained=use_hub, num_classes=num_classes, **{"img_size": image_size, **kwargs}
+                )
+            except TypeError:
+                if "img_size" in kwargs:
+                    raise
+                model = timm.create_model(name, pretrained=use_hub, num_classes=num_classes, **kwargs)
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise CheckpointError(f"unknown timm model {name!r}; run `rttui validate` for close names") from None
         if use_hub:
-            raise _hub_error(name, exc) from None
+            raise _hub_error(name, exc, unreachable) from None
         raise
     except TypeError as exc:
         raise CheckpointError(f"model {name!r} rejects its kwargs ({exc}); fix [models.{name}] kwargs") from None
     except Exception as exc:
         if use_hub:
-            raise _hub_error(name, exc) from None
+            raise _hub_error(name, exc, unreachable) from None
         raise
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     for key in ("mean", "std"):
@@ -203,13 +207,63 @@ def weights_path(spec: str) -> Path:
     return Path(os.path.expandvars(spec)).expanduser()
 
 
-def _hub_error(name: str, exc: BaseException) -> CheckpointError:
+def _hub_error(name: str, exc: BaseException, unreachable: str = "") -> CheckpointError:
     first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+    why = (
+        f"{unreachable} could not be reached, and they are not in the Hugging Face cache"
+        if unreachable
+        else f"{type(exc).__name__}: {first[:160]}"
+    )
     return CheckpointError(
-        f"pretrained weights for {name!r} could not be loaded ({type(exc).__name__}: {first[:160]}); "
+        f"pretrained weights for {name!r} could not be loaded ({why}); "
         f"on a machine without internet put them in the Hugging Face cache ($HF_HOME) or point at a local file "
         f'with [models.{name}] checkpoint = "/path/to/weights.safetensors"'
     )
+
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
+
+
+@lru_cache(maxsize=4)
+def _unreachable_host(endpoint: str, timeout: float = 3.0) -> str:
+    """The hub's host when it cannot be reached (name lookup or a TCP connect within `timeout` s), else "".
+    Asked once per process: a study loads several models, and the network does not come back mid-run."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(endpoint)
+    host, port = u.hostname or "", u.port or (80 if u.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return host or endpoint
+    return ""
+
+
+@contextmanager
+def _cache_only_when_hub_unreachable(use_hub: bool) -> Iterator[str]:
+    """Offline, huggingface_hub asks the hub for each file five times with back-off (about 50 s and a line per
+    try) before it looks in its cache. When the hub's host cannot be reached, read the cache only, at once, as
+    HF_HUB_OFFLINE=1 would; yields that host (or "" when the hub is reachable, offline mode is already on, or
+    a proxy is set: the proxy decides what is reachable, so huggingface_hub is left to ask it)."""
+    if not use_hub:
+        yield ""
+        return
+    import huggingface_hub.constants as hub
+
+    if hub.is_offline_mode() or any(os.environ.get(v) for v in PROXY_VARS):
+        yield ""
+        return
+    host = _unreachable_host(hub.ENDPOINT)
+    if not host:
+        yield ""
+        return
+    saved = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield host
+    finally:
+        hub.HF_HUB_OFFLINE = saved
 
 
 def _hub_weights_info(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -96,3 +96,83 @@ def test_pretrained_offline_without_cache_says_how_to_use_a_local_file(
         create_model({"name": "test_resnet"}, 3, 16, pretrained=True)
     msg = str(ei.value)
     assert "\n" not in msg and "[models.test_resnet] checkpoint = " in msg and "'test_resnet'" in msg
+
+
+@pytest.fixture
+def hub_unreachable(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """No route to the hub: every TCP connect fails at once (as with no DNS); returns the addresses asked."""
+    import socket
+
+    from rttui.engine import models
+
+    asked: list[tuple[str, int]] = []
+
+    def refuse(address, *args, **kwargs):
+        asked.append(address)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for var in models.PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    models._unreachable_host.cache_clear()
+    yield asked
+    models._unreachable_host.cache_clear()
+
+
+def test_pretrained_with_the_hub_unreachable_reads_the_cache_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_unreachable: list
+) -> None:
+    """Offline without HF_HUB_OFFLINE, huggingface_hub would retry each file for about 50 s; rttui asks the
+    hub's host once, then reads the cache only: weights in the cache load, weights not there are one line that
+    names the unreachable host, and offline mode is put back as it was."""
+    import huggingface_hub.constants as hub
+    import timm
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(CheckpointError) as ei:
+        create_model({"name": "test_resnet"}, 3, 16, pretrained=True)
+    msg = str(ei.value)
+    assert "\n" not in msg and "huggingface.co could not be reached" in msg and "not in the Hugging Face cache" in msg
+    assert hub.HF_HUB_OFFLINE is False
+    assert hub_unreachable == [("huggingface.co", 443)]
+
+    # The same weights put in the cache, in huggingface_hub's layout, load without the network.
+    donor = timm.create_model("test_resnet", pretrained=False)
+    repo = tmp_path / "cache" / "models--timm--test_resnet.r160_in1k"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    save_file(
+        {k: v.contiguous() for k, v in donor.state_dict().items()},
+        str(repo / "snapshots" / commit / "model.safetensors"),
+    )
+    model = create_model({"name": "test_resnet"}, 1000, 160, pretrained=True)
+    got = model.model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in donor.state_dict().items())
+    assert model.weights_info["kind"] == "timm" and model.weights_info["file"].endswith("model.safetensors")
+    assert hub.HF_HUB_OFFLINE is False and len(hub_unreachable) == 1  # asked once per process
+
+
+def test_pretrained_behind_a_proxy_leaves_reachability_to_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, hub_unreachable: list
+) -> None:
+    """With a proxy set, a direct connect says nothing about the hub: rttui does not probe, and leaves
+    huggingface_hub to ask the proxy (offline mode untouched). Without one, the probe decides."""
+    import huggingface_hub.constants as hub
+
+    from rttui.engine.models import _cache_only_when_hub_unreachable
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    with _cache_only_when_hub_unreachable(True) as host:
+        assert host == "" and hub.is_offline_mode() is False
+    assert hub_unreachable == []
+    monkeypatch.delenv("HTTPS_PROXY")
+    with _cache_only_when_hub_unreachable(True) as host:
+        assert host == "huggingface.co" and hub.is_offline_mode() is True
+    assert hub.is_offline_mode() is False and hub_unreachable == [("huggingface.co", 443)]
+    with _cache_only_when_hub_unreachable(False) as host:  # no hub weights asked for: nothing probed
+        assert host == ""
+    assert len(hub_unreachable) == 1
