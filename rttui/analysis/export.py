@@ -302,6 +302,56 @@ def test_header(rows: list[dict[str, Any]], axes: list[str]) -> list[str]:
     return head
 
 
+# A tests table on a narrow screen (80 columns over SSH) keeps what a reader decides by: the labels, the difference,
+# its interval, the corrected p and the effect size. It shortens one header, then gives up t (p says it) and n (the
+# caption says it), in that order.
+TEST_SHORT = {"diff (pts)": "Δ pts"}
+TEST_DROP = ("t", "n")
+
+
+def cell_len(text: str) -> int:
+    """Screen columns a plain string takes (wide East Asian characters count two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def table_width(header: list[str], rows: list[list[str]], per_column: int = 2, edge: int = 0) -> int:
+    """Screen columns a table of these plain cells takes: each column's widest cell plus `per_column` (a
+    DataTable's padding of one a side: 2; a boxed rich table's padding and rule: 3) plus `edge` (its last rule)."""
+    return edge + sum(
+        max([cell_len(h), *(cell_len(str(r[i])) for r in rows)]) + per_column for i, h in enumerate(header)
+    )
+
+
+def fit_columns(
+    header: list[str],
+    rows: list[list[str]],
+    width: int,
+    short: dict[str, str] | None = None,
+    drop: tuple[str, ...] = (),
+    per_column: int = 2,
+    edge: int = 0,
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """A table narrowed to `width` screen columns where it is wider: first the `short` headers, then the `drop`
+    columns left out one by one in that order (the least needed first), until it fits or nothing is left to
+    drop. Returns the header, the rows and the names of the columns left out, which the caller says on screen:
+    a column past the edge, or a label cut to "test_…", is one nobody reads."""
+    left_out: list[str] = []
+    if table_width(header, rows, per_column, edge) <= width:
+        return header, rows, left_out
+    header = [(short or {}).get(h, h) for h in header]
+    for name in drop:
+        if table_width(header, rows, per_column, edge) <= width:
+            break
+        if name in header:
+            i = header.index(name)
+            header = header[:i] + header[i + 1 :]
+            rows = [r[:i] + r[i + 1 :] for r in rows]
+            left_out.append(name)
+    return header, rows, left_out
+
+
 def tests_caption(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no comparisons"

@@ -29,6 +29,7 @@ __all__ = [
     "export_records",
     "export_table",
     "figure_kinds",
+    "fit_tests_grid",
     "headline_attack",
     "plot",
     "records_text",
@@ -304,6 +305,22 @@ def tests_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "caption": export.tests_caption(rows),
         "n_axes": len(axes),
     }
+
+
+def fit_tests_grid(grid: dict[str, Any], width: int, per_column: int = 2, edge: int = 0) -> dict[str, Any]:
+    """`tests_grid`'s grid narrowed to `width` screen columns (see `analysis.export.fit_columns`): the same cells
+    in fewer columns, `left_out` naming those given up and `note` saying so in words for the caption ("" when
+    it fits). `per_column`/`edge`: what each column and the table add to its cells (2/0 for a DataTable, 3/1 for a
+    boxed rich table)."""
+    from rttui.analysis import export
+
+    header, rows, left_out = export.fit_columns(
+        grid["header"], grid["rows"], width, export.TEST_SHORT, export.TEST_DROP, per_column, edge
+    )
+    note = (
+        f"{' and '.join(left_out)} left out at this width; a wider screen or an export shows them" if left_out else ""
+    )
+    return {**grid, "header": header, "rows": rows, "left_out": left_out, "note": note}
 
 
 def depth_table(

@@ -67,20 +67,57 @@ def other_checks_line(checks: list[dict[str, Any]], db: str) -> str | None:
     return f"sanity checks: {', '.join(parts)}; `rttui checks --db {db}` lists them"
 
 
-def compare_table(t: Any) -> Table:
-    """A `CompareTable` (from `api.compare`) as a rich table: best per column bold, caption below."""
-    table = Table(title=escape(t.title), title_justify="left", caption=escape(t.caption), caption_justify="left")
-    header = t.header()
-    for i, h in enumerate(header):
-        table.add_column(escape(h), justify="left" if i < len(t.row_axes) else "right")
+def compare_tables(t: Any, width: int | None = None) -> list[Table]:
+    """A `CompareTable` (from `api.compare`) as rich tables: best per column bold, caption under the last.
+
+    One table where it fits a `width`-column console (None: any width). Where it does not, its columns come in
+    blocks that each fit, the labels repeated in every block, as pandas prints a wide frame: rich would
+    otherwise cut every cell to the console ("test_r…", "65.6±2…"), and a cut number reads as another number.
+    A table whose labels and one number column cannot fit is left to rich (`rttui compare` then says so)."""
+    header, body = t.header(), t.body()
+    n = len(t.row_axes)
+
+    def need(i: int) -> int:  # whole cells; a header may wrap at its spaces
+        return max([len(str(r[i])) for r in body] + [len(w) for w in header[i].split()])
+
+    labels = 1 + sum(need(i) + 3 for i in range(n))  # a boxed rich table: padding and a rule per column
+    natural = 1 + sum(max([len(str(r[i])) for r in body] + [len(header[i])]) + 3 for i in range(len(header)))
+    blocks: list[list[int]] = [list(range(n, len(header)))]
+    too_wide = width is not None and labels + sum(need(j) + 3 for j in range(n, len(header))) > width
+    if too_wide and all(labels + need(j) + 3 <= width for j in range(n, len(header))):
+        blocks, used = [[]], labels
+        for j in range(n, len(header)):
+            if blocks[-1] and used + need(j) + 3 > width:
+                blocks.append([])
+                used = labels
+            blocks[-1].append(j)
+            used += need(j) + 3
     best = t.best()
-    for rk, row in zip(t.row_keys, t.body(), strict=True):
-        cells = [escape(c) for c in row]
-        for j, winners in best.items():
-            if rk in winners:
-                cells[len(t.row_axes) + j] = f"[bold]{cells[len(t.row_axes) + j]}[/]"
-        table.add_row(*cells)
-    return table
+    out = []
+    for k, cols in enumerate(blocks):
+        title = t.title if len(blocks) == 1 else f"{t.title} (part {k + 1} of {len(blocks)})"
+        last = k == len(blocks) - 1
+        table = Table(
+            title=escape(title),
+            title_justify="left",
+            caption=escape(t.caption) if last else None,
+            caption_justify="left",
+        )
+        # Fixed widths only where rich would squeeze (it cuts a label to "test_…"); a table that fits as it is,
+        # or cannot fit at all, is left to rich.
+        whole = width is not None and natural > width and labels + sum(need(j) + 3 for j in cols) <= width
+        for i in range(n):
+            table.add_column(escape(header[i]), justify="left", width=need(i) if whole else None)
+        for j in cols:
+            table.add_column(escape(header[j]), justify="right", width=need(j) if whole else None)
+        for rk, row in zip(t.row_keys, body, strict=True):
+            cells = [escape(c) for c in row]
+            for j, winners in best.items():
+                if rk in winners:
+                    cells[n + j] = f"[bold]{cells[n + j]}[/]"
+            table.add_row(*cells[:n], *(cells[j] for j in cols))
+        out.append(table)
+    return out
 
 
 def _warning_line(w: str) -> str:
@@ -101,14 +138,32 @@ def compare_notes(t: Any) -> list[str]:
     return lines
 
 
-def tests_table(rows: list[dict[str, Any]]) -> Table:
-    """ttest comparisons (from `api.ttest`) as a rich table, with the caption naming the test and n."""
+def label_widths(header: list[str], cells: list[list[str]], n_labels: int, width: int | None) -> list[int | None]:
+    """The least width of each label column so that rich never cuts a label ("test_…" names no model): its longest
+    cell, or its header's longest word; None (rich decides) for the number columns, and for every column when
+    whole labels would leave the numbers under 7 characters each on a `width`-column console (None: unknown)."""
+    need = [max([len(str(r[i])) for r in cells] + [len(w) for w in header[i].split()]) for i in range(n_labels)]
+    if width is None or sum(need) + 3 * n_labels + 10 * (len(header) - n_labels) + 1 > width:
+        return [None] * len(header)
+    return [*need, *([None] * (len(header) - n_labels))]
+
+
+def tests_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
+    """ttest comparisons (from `api.ttest`) as a rich table, with the caption naming the test and n. Narrower than
+    the table (`width`, the console's), it keeps the labels whole and gives up t, then n, saying so."""
     from rttui import api
 
     g = api.tests_grid(rows)
-    t = Table(title=escape(g["title"]), title_justify="left", caption=escape(g["caption"]), caption_justify="left")
-    for i, h in enumerate(g["header"]):
-        t.add_column(escape(h), justify="left" if i < g["n_axes"] else "right")
+    note = ""
+    if width is not None:
+        g = api.fit_tests_grid(g, width, per_column=3, edge=1)
+        note = f" ({g['note']})" if g["note"] else ""
+    t = Table(
+        title=escape(g["title"]), title_justify="left", caption=escape(g["caption"] + note), caption_justify="left"
+    )
+    least_widths = label_widths(g["header"], g["rows"], g["n_axes"], width)
+    for i, (h, least) in enumerate(zip(g["header"], least_widths, strict=True)):
+        t.add_column(escape(h), justify="left" if i < g["n_axes"] else "right", min_width=least)
     for r, cells in zip(rows, g["rows"], strict=True):
         cells = [escape(c) for c in cells]
         if r.get("p_holm") is not None and r["p_holm"] < 0.05:

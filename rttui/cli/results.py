@@ -160,7 +160,7 @@ def compare(
     output: OutputOpt = None,
 ) -> None:
     """Standard accuracy, adversarial accuracy and drop, mean±std over seeds, pivoted by axis."""
-    from rttui.cli.render import compare_notes, compare_table
+    from rttui.cli.render import compare_notes, compare_tables
 
     check_format(fmt, ("table", "json", "md", "latex", "csv"))
     check_output_file(output, "--output")
@@ -173,7 +173,14 @@ def compare(
         emit(api.export_table(comp, fmt), output, f"wrote {len(comp.tables)} table(s) to {output}")
         return
     for t in comp.tables:
-        out.print(compare_table(t))
+        for table in compare_tables(t, out.width):
+            out.print(table)
+            need = out.measure(table, options=out.options.update_width(10_000)).maximum  # its natural width
+            if out.is_terminal and need > out.width:  # squeezed into the terminal: cells are cut and wrapped
+                out.print(
+                    f"[bold yellow]note[/] this table needs {need} columns and the terminal has {out.width}: "
+                    "name one ε with --eps, give fewer --cols, or write it with --format md"
+                )
         for line in compare_notes(t):
             out.print(line)
         out.print()
@@ -227,7 +234,7 @@ def ttest(
     if not rows:
         err.print(f"rttui: no configuration has both {axis}={a} and {axis}={b} with a common seed")
         raise typer.Exit(1)
-    out.print(tests_table(rows))
+    out.print(tests_table(rows, out.width))
     for w in sorted({r["warning"] for r in rows if r.get("warning")}):
         out.print(f"[bold yellow]note[/] {w}")
     label = api.incomplete(db, study)

@@ -57,7 +57,7 @@ def run(
 ) -> None:
     """Run (or resume) a study: train sources and runs, attack them, store everything, print the results."""
     from rttui.cli.progress import JsonListener, RichListener
-    from rttui.cli.render import audit_line, checks_table, compare_table, other_checks_line
+    from rttui.cli.render import audit_line, checks_table, compare_tables, other_checks_line
 
     _term_is_interrupt()
     api.ensure_no_runner(db)  # a second runner is refused before the study is even read
@@ -96,7 +96,8 @@ def run(
     # then one line for the audit and one for the other checks: the details are a command away, not 100 lines.
     comp = api.compare(db, s.name, None, None, None, "eps", None, metrics=["clean", "adv"])
     for t in comp.tables:
-        out.print(compare_table(t))
+        for table in compare_tables(t, out.width):
+            out.print(table)
     labels = {
         r["id"]: f"{r['model']}/{r['strategy']}/{r['technique']}/s{r['seed']}" for r in api.status(db, s.name)["runs"]
     }

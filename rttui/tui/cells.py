@@ -70,42 +70,6 @@ def fill_table(
         table.add_row(*r, key=keys[j] if keys else None)
 
 
-def table_width(header: list[str], rows: list[list[str]]) -> int:
-    """Screen columns a DataTable of these cells takes: each column's widest cell plus its padding of one a side."""
-    from rich.text import Text
-
-    return sum(
-        max([Text.from_markup(h).cell_len, *(Text.from_markup(str(r[i])).cell_len for r in rows)]) + 2
-        for i, h in enumerate(header)
-    )
-
-
-def fit_columns(
-    header: list[str],
-    rows: list[list[str]],
-    width: int,
-    short: dict[str, str] | None = None,
-    drop: tuple[str, ...] = (),
-) -> tuple[list[str], list[list[str]], list[str]]:
-    """A table narrowed to `width` screen columns where it is wider: first the `short` headers, then the `drop`
-    columns left out one by one in that order (the least needed first), until it fits or nothing is left to
-    drop. Returns the header, the rows and the names of the columns left out, which the caller says on screen:
-    at 80 columns a column past the edge is one nobody scrolls to."""
-    left_out: list[str] = []
-    if table_width(header, rows) <= width:
-        return header, rows, left_out
-    header = [(short or {}).get(h, h) for h in header]
-    for name in drop:
-        if table_width(header, rows) <= width:
-            break
-        if name in header:
-            i = header.index(name)
-            header = header[:i] + header[i + 1 :]
-            rows = [r[:i] + r[i + 1 :] for r in rows]
-            left_out.append(name)
-    return header, rows, left_out
-
-
 def gpu_lines(tel: dict, names: dict[str, str] | None = None) -> list[str]:
     """The GPU panel: one line per device (the units the runner's workers on it work on, named by `names`,
     utilisation, memory used / total, what the runner holds on it), or one line saying why there is none."""

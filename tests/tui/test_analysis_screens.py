@@ -124,7 +124,7 @@ async def test_ttest_fits_a_narrow_terminal_and_says_what_it_left_out(app_in) ->
     view, naming the columns it gave up; a wider terminal shows every column again, with the same cells."""
     from textual.widgets import Static
 
-    from rttui.tui.cells import table_width
+    from rttui.analysis.export import table_width
 
     app = app_in
     width = 72

@@ -15,15 +15,11 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 
 from rttui import api
 from rttui.errors import RttuiError
-from rttui.tui.cells import fill_table, fit_columns
+from rttui.tui.cells import fill_table
 from rttui.tui.screens.analysis import ALL, AnalysisScreen, in_app_words, known_only, picker_values
 
 AXES = ("strategy", "technique", "model", "dataset")
 METRICS = (("adversarial accuracy", "adv_acc"), ("clean accuracy", "clean_acc"), ("drop", "drop"))
-# On a narrow terminal (80 columns over SSH) the table keeps what a reader decides by: the difference, its interval,
-# the corrected p and the effect size. It gives up t (p says it) and n (the caption says it), in that order.
-SHORT = {"diff (pts)": "Δ pts"}
-DROP = ("t", "n")
 
 
 def pick_pair(choices: list[str], a: str | None, b: str | None) -> tuple[str | None, str | None]:
@@ -185,15 +181,10 @@ class TTestScreen(AnalysisScreen):
         if self.grid is None:
             return
         g = self.grid
-        room = self.size.width - 2  # the vertical scrollbar
-        header, rows, left_out = fit_columns(g["header"], g["rows"], room, SHORT, DROP)
-        fill_table(self.query_one("#t-table", DataTable), header, rows, markup=False)
-        note = (
-            f" ({' and '.join(left_out)} left out at this width; wider, or `rttui ttest`, shows them)"
-            if left_out
-            else ""
-        )
-        self.query_one("#t-caption", Static).update(g["caption"] + note)
+        # On a narrow terminal (80 columns over SSH) the table keeps what a reader decides by, and says what it left.
+        fit = api.fit_tests_grid(g, self.size.width - 2)  # less the vertical scrollbar
+        fill_table(self.query_one("#t-table", DataTable), fit["header"], fit["rows"], markup=False)
+        self.query_one("#t-caption", Static).update(g["caption"] + (f" ({fit['note']})" if fit["note"] else ""))
 
     def on_resize(self) -> None:
         self._fill()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rttui.tui.cells import fit_columns, table_width
+from rttui.analysis.export import fit_columns, table_width
 
 HEADER = ["model", "diff (pts)", "t", "p", "n"]
 ROWS = [["test_resnet", "+69.1", "8.12", "0.015", "3"], ["test_vit2", "-0.2", "-2.00", "0.184", "3"]]
