@@ -209,11 +209,12 @@ def weights_path(spec: str) -> Path:
 
 def _hub_error(name: str, exc: BaseException, unreachable: str = "") -> CheckpointError:
     first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
-    why = (
-        f"{unreachable} could not be reached, and they are not in the Hugging Face cache"
-        if unreachable
-        else f"{type(exc).__name__}: {first[:160]}"
-    )
+    why = f"{type(exc).__name__}: {first[:160]}"
+    if unreachable:  # read from the cache only: a cache miss says so in words, anything else as it is
+        missing = type(exc).__name__ in ("LocalEntryNotFoundError", "OfflineModeIsEnabled")
+        why = f"{unreachable} could not be reached, and " + (
+            "they are not in the Hugging Face cache" if missing else f"reading the cache failed ({why})"
+        )
     return CheckpointError(
         f"pretrained weights for {name!r} could not be loaded ({why}); "
         f"on a machine without internet put them in the Hugging Face cache ($HF_HOME) or point at a local file "
