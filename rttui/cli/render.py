@@ -67,6 +67,12 @@ def other_checks_line(checks: list[dict[str, Any]], db: str) -> str | None:
     return f"sanity checks: {', '.join(parts)}; `rttui checks --db {db}` lists them"
 
 
+def whole_width(header: list[str], cells: list[list[str]], i: int) -> int:
+    """The narrowest column `i` can be with no cell cut: its longest cell, or its header's longest word (a header
+    wraps at its spaces)."""
+    return max([len(str(r[i])) for r in cells] + [len(w) for w in header[i].split()])
+
+
 def compare_tables(t: Any, width: int | None = None) -> list[Table]:
     """A `CompareTable` (from `api.compare`) as rich tables: best per column bold, caption under the last.
 
@@ -76,22 +82,20 @@ def compare_tables(t: Any, width: int | None = None) -> list[Table]:
     A table whose labels and one number column cannot fit is left to rich (`rttui compare` then says so)."""
     header, body = t.header(), t.body()
     n = len(t.row_axes)
-
-    def need(i: int) -> int:  # whole cells; a header may wrap at its spaces
-        return max([len(str(r[i])) for r in body] + [len(w) for w in header[i].split()])
-
-    labels = 1 + sum(need(i) + 3 for i in range(n))  # a boxed rich table: padding and a rule per column
-    natural = 1 + sum(max([len(str(r[i])) for r in body] + [len(header[i])]) + 3 for i in range(len(header)))
+    need = [whole_width(header, body, i) for i in range(len(header))]
+    # A boxed rich table: each column adds its padding and a rule (3), the table its last rule (1).
+    labels = 1 + sum(need[i] + 3 for i in range(n))
+    natural = 1 + sum(max([len(str(r[i])) for r in body] + [len(h)]) + 3 for i, h in enumerate(header))
     blocks: list[list[int]] = [list(range(n, len(header)))]
-    too_wide = width is not None and labels + sum(need(j) + 3 for j in range(n, len(header))) > width
-    if too_wide and all(labels + need(j) + 3 <= width for j in range(n, len(header))):
+    too_wide = width is not None and labels + sum(need[j] + 3 for j in blocks[0]) > width
+    if too_wide and all(labels + need[j] + 3 <= width for j in blocks[0]):
         blocks, used = [[]], labels
         for j in range(n, len(header)):
-            if blocks[-1] and used + need(j) + 3 > width:
+            if blocks[-1] and used + need[j] + 3 > width:
                 blocks.append([])
                 used = labels
             blocks[-1].append(j)
-            used += need(j) + 3
+            used += need[j] + 3
     best = t.best()
     out = []
     for k, cols in enumerate(blocks):
@@ -105,11 +109,11 @@ def compare_tables(t: Any, width: int | None = None) -> list[Table]:
         )
         # Fixed widths only where rich would squeeze (it cuts a label to "test_…"); a table that fits as it is,
         # or cannot fit at all, is left to rich.
-        whole = width is not None and natural > width and labels + sum(need(j) + 3 for j in cols) <= width
+        whole = width is not None and natural > width and labels + sum(need[j] + 3 for j in cols) <= width
         for i in range(n):
-            table.add_column(escape(header[i]), justify="left", width=need(i) if whole else None)
+            table.add_column(escape(header[i]), justify="left", width=need[i] if whole else None)
         for j in cols:
-            table.add_column(escape(header[j]), justify="right", width=need(j) if whole else None)
+            table.add_column(escape(header[j]), justify="right", width=need[j] if whole else None)
         for rk, row in zip(t.row_keys, body, strict=True):
             cells = [escape(c) for c in row]
             for j, winners in best.items():
@@ -142,7 +146,7 @@ def label_widths(header: list[str], cells: list[list[str]], n_labels: int, width
     """The least width of each label column so that rich never cuts a label ("test_…" names no model): its longest
     cell, or its header's longest word; None (rich decides) for the number columns, and for every column when
     whole labels would leave the numbers under 7 characters each on a `width`-column console (None: unknown)."""
-    need = [max([len(str(r[i])) for r in cells] + [len(w) for w in header[i].split()]) for i in range(n_labels)]
+    need = [whole_width(header, cells, i) for i in range(n_labels)]
     if width is None or sum(need) + 3 * n_labels + 10 * (len(header) - n_labels) + 1 > width:
         return [None] * len(header)
     return [*need, *([None] * (len(header) - n_labels))]
