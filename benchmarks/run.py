@@ -18,12 +18,11 @@
 - audit (a cost, not a speed-up): the attack-strength audit (engine/attacks/audit.py, default settings) of the
   PGD-10 sweep. The row's time is what the audit spent on the epsilons it did not flag, as a fraction of that
   sweep's time (target: at most 25%, shown as speed-up >= 4x; the whole subsample pass where no unflagged
-  epsilon had a survivor): the price every audit pays for a clean bill. A
-  flagged epsilon's subsample and its escalation (every survivor re-attacked) are the price of a correction and
-  are printed apart, with the whole audit and gradient steps likewise; the same for the FGSM sweep and for both
-  together, printed beside it; its counts are information (no tolerance). audit_vit: the same on the
-  quickstart's other model (test_vit2), trained until its clean accuracy is the quickstart's (about 88%: 16
-  epochs, where the CNN needs 4).
+  epsilon had a survivor): the price every audit pays for a clean bill. A flagged epsilon's subsample and its
+  escalation (every survivor re-attacked) are the price of a correction and are printed apart, with the whole
+  audit and gradient steps likewise; the same for the FGSM sweep and for both together, printed beside it; its
+  counts are information (no tolerance). audit_vit: the same on the quickstart's other model (test_vit2),
+  trained until its clean accuracy is the quickstart's (about 88%: 16 epochs, where the CNN needs 4).
 - validation (a cost, not a speed-up): fine-tuning at the quickstart's scale (digits 5-9 at 32x32, 300 test images,
   a 10% validation split, batch 32, 8 epochs, full fine-tuning) with the per-epoch validation at its defaults
   (clean pass over the validation split, PGD-3 at eps 0.03 on the default probe images) vs the same training
@@ -286,8 +285,8 @@ def bench_audit(m, x, y, seed: int) -> dict[str, Any]:
     two attacks: the PGD-10 sweep (the target row; t_base is the sweep) and the FGSM sweep (reported beside it).
     t_ours is what the audit spent on the epsilons it did not flag (what every audit pays; the whole subsample
     pass when no unflagged eps had a survivor to re-attack, so a row never meets its target by flagging
-    everything it could spend on); a flagged eps's subsample and its
-    escalation (every survivor re-attacked) are timed apart. Process CPU time is taken beside wall time: on a
+    everything it could spend on); a flagged eps's subsample and its escalation (every survivor re-attacked)
+    are timed apart. Process CPU time is taken beside wall time: on a
     shared machine it moves less with the load."""
     from rttui.engine.attacks.audit import audit_attack
 
@@ -421,7 +420,7 @@ def report(res: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], l
     loud: list[str] = []
     print(f"{'benchmark':<20} {'rttui s':>8} {'base s':>8} {'speedup':>8} {'target':>7} {'max acc diff':>14} {'n':>5}")
     for name, r in res.items():
-        speed = r["t_base"] / r["t_ours"] if r["t_ours"] else float("inf")  # an audit with nothing unflagged to do
+        speed = r["t_base"] / r["t_ours"] if r["t_ours"] else float("inf")  # an audit with no survivor to re-attack
         speed_s = f"{speed:>7.1f}x" if speed != float("inf") else f"{'-':>8}"
         d = max(abs(a - b) for a, b in zip(r["ours"], r["base"], strict=True))
         target = TARGETS.get(name)

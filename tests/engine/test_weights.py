@@ -85,16 +85,22 @@ def test_checkpoint_of_another_model_is_one_line_error_and_model_untouched(tmp_p
         create_model({"name": "test_resnet", "checkpoint": str(tmp_path / "nope.pt")}, 3, 16)
 
 
+def pretrained_refusal(monkeypatch: pytest.MonkeyPatch, cache: Path, offline: bool) -> str:
+    """The one-line error of loading test_resnet's hub weights with huggingface_hub's offline mode as given and
+    its cache at `cache` (where they are not)."""
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    with pytest.raises(CheckpointError) as ei:
+        create_model({"name": "test_resnet"}, 3, 16, pretrained=True)
+    return str(ei.value)
+
+
 def test_pretrained_offline_without_cache_says_how_to_use_a_local_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import huggingface_hub.constants as hub
-
-    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(CheckpointError) as ei:
-        create_model({"name": "test_resnet"}, 3, 16, pretrained=True)
-    msg = str(ei.value)
+    msg = pretrained_refusal(monkeypatch, tmp_path / "empty-cache", offline=True)
     assert "\n" not in msg and "[models.test_resnet] checkpoint = " in msg and "'test_resnet'" in msg
 
 
@@ -128,11 +134,7 @@ def test_pretrained_with_the_hub_unreachable_reads_the_cache_at_once(
     import huggingface_hub.constants as hub
     import timm
 
-    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(CheckpointError) as ei:
-        create_model({"name": "test_resnet"}, 3, 16, pretrained=True)
-    msg = str(ei.value)
+    msg = pretrained_refusal(monkeypatch, tmp_path / "cache", offline=False)
     assert "\n" not in msg and "huggingface.co could not be reached" in msg and "not in the Hugging Face cache" in msg
     assert hub.HF_HUB_OFFLINE is False
     assert hub_unreachable == [("huggingface.co", 443)]
